@@ -1,0 +1,77 @@
+"""The provider seam: pure adapters between the neutral model and one upstream wire format.
+
+Providers do no I/O and read no clock; ``relaygate.transport`` sends what they build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from relaygate.core.errors import UpstreamError
+from relaygate.core.events import StreamEvent
+from relaygate.core.sse import SSEFrame
+from relaygate.core.types import ChatRequest, ChatResponse, DialectName, Usage
+
+
+@dataclass(slots=True, frozen=True)
+class UpstreamTarget:
+    """Where and as whom one deployment is reached, resolved from settings at start-up."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    default_max_tokens: int = 4096
+
+
+@dataclass(slots=True, frozen=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    stream: bool = False
+
+
+class StreamParser(Protocol):
+    """Turns one upstream SSE stream into neutral events; a fresh instance per stream."""
+
+    def feed(self, frame: SSEFrame) -> list[StreamEvent]: ...
+
+    def finish(self) -> list[StreamEvent]:
+        """Called at end of input; a stream that ended early yields a ``StreamError``."""
+        ...
+
+    @property
+    def usage(self) -> Usage:
+        """Usage seen so far (what to bill if the stream is cut short)."""
+        ...
+
+
+class Provider(Protocol):
+    """One upstream wire format. ``dialect`` names the wire it speaks, so a caller of the same
+    dialect can be relayed without re-encoding."""
+
+    dialect: DialectName
+
+    def build_request(
+        self, req: ChatRequest, target: UpstreamTarget, request_id: str
+    ) -> UpstreamRequest: ...
+
+    def parse_response(self, body: bytes) -> ChatResponse: ...
+
+    def stream_parser(self) -> StreamParser: ...
+
+    def classify_error(
+        self, status: int, headers: Mapping[str, str], body: bytes
+    ) -> UpstreamError: ...
+
+    def build_count_tokens(
+        self, req: ChatRequest, target: UpstreamTarget, request_id: str
+    ) -> UpstreamRequest | None:
+        """A request that counts the prompt's tokens upstream, or None where the wire cannot."""
+        ...
+
+    def parse_count_tokens(self, body: bytes) -> int: ...

@@ -1,0 +1,13 @@
+"""Configuration: YAML + environment -> frozen, validated settings."""
+
+from relaygate.settings.load import ConfigError, load_settings, resolve_api_key
+from relaygate.settings.model import DeploymentSettings, ModelSettings, Settings
+
+__all__ = [
+    "ConfigError",
+    "DeploymentSettings",
+    "ModelSettings",
+    "Settings",
+    "load_settings",
+    "resolve_api_key",
+]

@@ -1,0 +1,111 @@
+"""YAML + environment -> validated ``Settings``. The only module that reads environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from relaygate.settings.defaults import EMBEDDED_DEFAULTS
+from relaygate.settings.model import Settings
+
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "RELAYGATE_HOST": ("server", "host"),
+    "RELAYGATE_PORT": ("server", "port"),
+    "RELAYGATE_WORKERS": ("server", "workers"),
+    "RELAYGATE_HOME": ("home",),
+    "RELAYGATE_DATABASE_URL": ("database_url",),
+    "RELAYGATE_REDIS_URL": ("redis_url",),
+    "RELAYGATE_LOG_LEVEL": ("log_level",),
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as ``<source>: <key path>: <problem>``."""
+
+
+def load_settings(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read ``path`` (or the embedded defaults), apply env and explicit overrides, validate."""
+    env = os.environ if env is None else env
+    source = str(path) if path else "embedded defaults"
+    raw = _read_yaml(path) if path else _deep_copy(EMBEDDED_DEFAULTS)
+    for name, key_path in ENV_OVERRIDES.items():
+        if env.get(name):
+            _set_path(raw, key_path, env[name])
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(raw, tuple(dotted.split(".")), value)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(source, exc)) from None
+    _check_api_key_envs(settings, source, env)
+    return settings
+
+
+def resolve_api_key(api_key_env: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    return env.get(api_key_env) if api_key_env else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return data
+
+
+def _check_api_key_envs(settings: Settings, source: str, env: Mapping[str, str]) -> None:
+    for i, model in enumerate(settings.models):
+        for j, dep in enumerate(model.deployments):
+            if dep.api_key_env and not env.get(dep.api_key_env):
+                raise ConfigError(
+                    f"{source}: models[{i}].deployments[{j}].api_key_env: "
+                    f"environment variable {dep.api_key_env} is not set"
+                )
+
+
+def _describe(source: str, exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{source}: {loc or '(top level)'}: {message}")
+    return "\n".join(problems)
+
+
+def _set_path(raw: dict[str, Any], key_path: tuple[str, ...], value: Any) -> None:
+    node = raw
+    for key in key_path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[key_path[-1]] = value
+
+
+def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
+    copied = yaml.safe_load(yaml.safe_dump(data))
+    assert isinstance(copied, dict)
+    return copied

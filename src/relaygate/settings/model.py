@@ -1,0 +1,115 @@
+"""The settings schema: frozen pydantic models validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TimeoutSettings(_Frozen):
+    """Seconds to connect, to the first response byte, and for the whole upstream call."""
+
+    connect: float = Field(10.0, gt=0)
+    first_byte: float = Field(60.0, gt=0)
+    total: float = Field(600.0, gt=0)
+
+
+class MockFaultSettings(_Frozen):
+    """Faults the mock injects: ``rate`` of requests fail with ``kind``, or the first ``first_n``."""
+
+    kind: Literal["none", "429", "500", "529", "hang", "drop", "malformed"] = "none"
+    rate: float = Field(0.0, ge=0, le=1)
+    first_n: int = Field(0, ge=0)
+    retry_after: float = Field(1.0, ge=0)
+
+
+class MockSettings(_Frozen):
+    """The built-in simulated upstream; ``dialect`` is the wire format it speaks."""
+
+    dialect: Literal["openai", "anthropic"] = "openai"
+    latency_ms: float = Field(0.0, ge=0)
+    latency_jitter_ms: float = Field(0.0, ge=0)
+    first_token_ms: float = Field(0.0, ge=0)
+    stream_interval_ms: float = Field(0.0, ge=0)
+    max_concurrency: int = Field(0, ge=0)
+    fault: MockFaultSettings = MockFaultSettings()
+
+
+class DeploymentSettings(_Frozen):
+    provider: Literal["anthropic", "openai", "mock"]
+    name: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    model: str | None = Field(None, description="the upstream's model name; defaults to the model's name")
+    weight: float = Field(1.0, gt=0)
+    rpm: int | None = Field(None, gt=0)
+    tpm: int | None = Field(None, gt=0)
+    max_concurrency: int | None = Field(None, gt=0)
+    timeouts: TimeoutSettings = TimeoutSettings()
+    headers: dict[str, str] = Field(default_factory=dict)
+    mock: MockSettings | None = None
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> DeploymentSettings:
+        if self.provider != "mock" and not self.base_url:
+            raise ValueError(f"base_url is required for provider '{self.provider}'")
+        return self
+
+
+class ModelSettings(_Frozen):
+    name: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+    deployments: list[DeploymentSettings] = Field(min_length=1)
+    fallbacks: list[str] = Field(default_factory=list)
+    default_max_tokens: int = Field(4096, gt=0)
+
+
+class ServerSettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    workers: int = Field(1, ge=1)
+
+
+class Settings(_Frozen):
+    server: ServerSettings = ServerSettings()
+    home: Path = Path("~/.relaygate")
+    database_url: str | None = None
+    redis_url: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    key_cache_refresh_seconds: float = Field(5.0, gt=0)
+    models: list[ModelSettings] = Field(min_length=1)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelSettings]) -> list[ModelSettings]:
+        seen: set[str] = set()
+        for model in models:
+            for name in (model.name, *model.aliases):
+                if name in seen:
+                    raise ValueError(f"model name or alias '{name}' is defined twice")
+                seen.add(name)
+        return models
+
+    @model_validator(mode="after")
+    def _fallbacks_exist(self) -> Settings:
+        names = {n for m in self.models for n in (m.name, *m.aliases)}
+        for model in self.models:
+            for fallback in model.fallbacks:
+                if fallback not in names:
+                    raise ValueError(f"model '{model.name}' falls back to unknown model '{fallback}'")
+        return self
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'relaygate.db'}"

@@ -1,0 +1,43 @@
+"""The transport seam: the only place upstream I/O happens.
+
+Implementations map their own exceptions once, here at the edge: a timeout becomes
+``UpstreamTimeoutError``, a refused or dropped connection a retryable ``UpstreamError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from relaygate.providers.base import UpstreamRequest
+
+
+@dataclass(slots=True, frozen=True)
+class Timeouts:
+    """Seconds: to connect, from sending to the response head (first byte), and for the whole call."""
+
+    connect: float = 10.0
+    first_byte: float = 60.0
+    total: float = 600.0
+
+
+class UpstreamResponse(Protocol):
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes:
+        """The whole body (within the total timeout)."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive; raises ``UpstreamError`` if the connection breaks."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    async def send(self, req: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse: ...
+
+    async def close(self) -> None: ...
