@@ -82,9 +82,14 @@ class MessageStop:
 
 @dataclass(slots=True, frozen=True)
 class StreamError:
-    """The stream failed after it began; encoders turn it into an in-dialect error event."""
+    """The stream failed after it began; encoders turn it into an in-dialect error event.
+
+    ``from_upstream`` is True when the upstream itself sent an error event: a same-dialect relay
+    has then already passed it to the caller and must not add another.
+    """
 
     error: GatewayError
+    from_upstream: bool = False
 
 
 StreamEvent = (

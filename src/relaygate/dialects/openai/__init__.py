@@ -1,1 +1,6 @@
-__all__: list[str] = []
+"""The OpenAI Chat Completions dialect (the caller's side)."""
+
+from relaygate.dialects.openai.dialect import OpenAIDialect
+from relaygate.dialects.openai.encode import OpenAIStreamEncoder
+
+__all__ = ["OpenAIDialect", "OpenAIStreamEncoder"]

@@ -1,1 +1,5 @@
-__all__: list[str] = []
+"""The shared PostgreSQL backend."""
+
+from relaygate.store.postgres.key_store import PostgresKeyStore
+
+__all__ = ["PostgresKeyStore"]

@@ -1,1 +1,5 @@
-__all__: list[str] = []
+"""The embedded SQLite backend."""
+
+from relaygate.store.sqlite.key_store import SqliteKeyStore
+
+__all__ = ["SqliteKeyStore"]

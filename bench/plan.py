@@ -1,0 +1,27 @@
+"""How long and how hard each phase runs: the full run and the ``--quick`` smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Durations and loads of one benchmark run."""
+
+    rounds: int = 3
+    warm_s: float = 2.0
+    load_s: float = 10.0
+    connections: int = 50
+    rate: float = 500.0
+    streams: int = 300
+    warm_streams: int = 20
+    stream_concurrency: int = 10
+
+    def order(self, round_no: int) -> tuple[str, str]:
+        """Direct first on even rounds, gateway first on odd ones, so drift hits both alike."""
+        return ("direct", "gateway") if round_no % 2 == 0 else ("gateway", "direct")
+
+
+FULL = Plan()
+QUICK = Plan(rounds=1, warm_s=0.5, load_s=2.0, streams=40, warm_streams=10)

@@ -1,0 +1,131 @@
+"""The bench rig: three mock upstreams, one gateway in front of all three, CPU accounting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from bench.procs import Server, start_gateway, start_mock
+
+# Model names in the gateway config, one per mock upstream.
+FAST_MODEL = "bench-gpt"
+SLOW_MODEL = "bench-gpt-50ms"
+STREAM_MODEL = "bench-gpt-stream"
+
+# Mock options: a zero-latency upstream, a 50 ms upstream, a paced stream.
+FAST_MOCK: dict[str, float] = {}
+SLOW_MOCK = {"latency-ms": 50}
+STREAM_MOCK = {"first-token-ms": 50, "stream-interval-ms": 10}
+
+# The mock cuts text every 3 words: 60 words are 20 content events (plus role, finish, [DONE]).
+STREAM_PROMPT = "mock:words 60"
+SETTLE_S = 0.5
+
+
+def chat_body(model: str, content: str = "hi", stream: bool = False) -> bytes:
+    """An OpenAI chat-completions request body."""
+    body: dict[str, object] = {"model": model, "messages": [{"role": "user", "content": content}]}
+    if stream:
+        body["stream"] = True
+    return orjson.dumps(body)
+
+
+@dataclass(slots=True)
+class Rig:
+    """The running processes and the key the gateway handed out."""
+
+    fast: Server
+    slow: Server
+    stream: Server
+    gateway: Server
+    key: str
+    log_offsets: list[int] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers sent on both paths (the mock ignores the key)."""
+        return {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+
+    def servers(self) -> list[Server]:
+        """Every process of the rig."""
+        return [self.fast, self.slow, self.stream, self.gateway]
+
+    def check_alive(self) -> None:
+        """Raise if any process has died."""
+        for server in self.servers():
+            server.check_alive()
+
+    def stop(self) -> None:
+        """Stop the gateway first (it drains to the mocks), then the mocks."""
+        for server in (self.gateway, self.fast, self.slow, self.stream):
+            server.stop()
+
+
+def write_config(path: Path, rig_mocks: dict[str, Server]) -> Path:
+    """The gateway's YAML: one model per mock upstream, OpenAI wire, no key needed."""
+    lines = ["models:"]
+    for model, mock in rig_mocks.items():
+        lines += [
+            f"  - name: {model}",
+            "    deployments:",
+            "      - provider: openai",
+            f"        base_url: {mock.base_url}/v1",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_rig(workdir: Path) -> Rig:
+    """Start the three mocks and the gateway; stop whatever started if a later step fails."""
+    started: list[Server] = []
+    try:
+        for name, options in (("mock-fast", FAST_MOCK), ("mock-slow", SLOW_MOCK)):
+            started.append(start_mock(name, workdir, options))
+        started.append(start_mock("mock-stream", workdir, STREAM_MOCK))
+        mocks = {FAST_MODEL: started[0], SLOW_MODEL: started[1], STREAM_MODEL: started[2]}
+        config = write_config(workdir / "relaygate.yaml", mocks)
+        gateway, key = start_gateway(config, workdir)
+    except BaseException:
+        for server in started:
+            server.stop()
+        raise
+    return Rig(started[0], started[1], started[2], gateway, key)
+
+
+@dataclass(slots=True)
+class CpuWindow:
+    """CPU seconds each process used, and wall seconds, over one measured window."""
+
+    wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    log_lines: list[bytes] = field(default_factory=list)
+
+    def per_item_ms(self, name: str, items: int) -> float:
+        """Milliseconds of ``name``'s CPU per request (or stream)."""
+        return 1000.0 * self.cpu.get(name, 0.0) / items if items else float("nan")
+
+
+@contextmanager
+def cpu_window(rig: Rig, settle: float = SETTLE_S) -> Iterator[CpuWindow]:
+    """Measure each process's CPU over the block, plus ``settle`` s for deferred work.
+
+    The gateway's per-request log lines written during the window are collected too.
+    """
+    servers = rig.servers()
+    window = CpuWindow()
+    log_start = rig.gateway.stderr_path.stat().st_size
+    before = {s.name: s.cpu_seconds() for s in servers}
+    started = time.perf_counter()
+    yield window
+    time.sleep(settle)
+    window.wall = time.perf_counter() - started
+    window.cpu = {s.name: s.cpu_seconds() - before[s.name] for s in servers}
+    with rig.gateway.stderr_path.open("rb") as log:
+        log.seek(log_start)
+        window.log_lines = log.read().splitlines()
+    rig.check_alive()

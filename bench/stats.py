@@ -1,0 +1,34 @@
+"""Percentiles and medians for the benchmark's samples."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+
+PERCENTILES = (50.0, 90.0, 99.0)
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile of an ascending sequence, linearly interpolated (NaN if empty)."""
+    if not ordered:
+        return float("nan")
+    rank = (len(ordered) - 1) * q / 100.0
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summarize_ms(seconds: Iterable[float]) -> dict[str, float]:
+    """p50/p90/p99/max/mean in milliseconds of samples given in seconds, plus the count."""
+    ordered = sorted(s * 1000.0 for s in seconds)
+    summary = {f"p{q:g}": percentile(ordered, q) for q in PERCENTILES}
+    summary["max"] = ordered[-1] if ordered else float("nan")
+    summary["mean"] = statistics.fmean(ordered) if ordered else float("nan")
+    summary["n"] = float(len(ordered))
+    return summary
+
+
+def median(values: Iterable[float]) -> float:
+    """Median of the values (NaN when there are none)."""
+    items = list(values)
+    return statistics.median(items) if items else float("nan")

@@ -1,0 +1,74 @@
+"""Structured JSON logging: one line per request, request ids, no secrets."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from relaygate.relay.context import RequestContext
+
+REQUEST_LOGGER = "relaygate.request"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("relaygate")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def request_fields(ctx: RequestContext) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "request_id": ctx.request_id,
+        "route": ctx.route,
+        "key": ctx.key_name,
+        "model": ctx.model_requested,
+        "model_used": ctx.model_used,
+        "deployment": ctx.deployment,
+        "stream": ctx.stream,
+        "status": ctx.status,
+        "outcome": ctx.outcome,
+        "attempts": len(ctx.attempts),
+        "latency_ms": round(ctx.elapsed() * 1000, 2),
+        "upstream_ms": round(ctx.upstream_seconds * 1000, 2),
+        "overhead_ms": round(ctx.overhead_seconds() * 1000, 3),
+    }
+    ttft = ctx.ttft_seconds()
+    if ttft is not None:
+        fields["ttft_ms"] = round(ttft * 1000, 2)
+    if ctx.error_kind:
+        fields["error"] = ctx.error_kind
+    if ctx.usage is not None:
+        fields["input_tokens"] = ctx.usage.input_tokens
+        fields["output_tokens"] = ctx.usage.output_tokens
+        fields["cache_read_tokens"] = ctx.usage.cache_read_tokens
+        fields["cache_write_tokens"] = ctx.usage.cache_write_tokens
+    return fields
+
+
+def log_request(logger: logging.Logger, ctx: RequestContext) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("request", extra={"fields": request_fields(ctx)})

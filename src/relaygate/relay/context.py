@@ -1,0 +1,49 @@
+"""Per-request bookkeeping: what the log line, the metrics and the ledger need to know."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from relaygate.core.types import DialectName, Usage
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    deployment: str
+    outcome: str
+    status: int
+    seconds: float
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    route: str
+    dialect: DialectName
+    started: float = field(default_factory=time.perf_counter)
+    key_name: str | None = None
+    model_requested: str | None = None
+    model_used: str | None = None
+    deployment: str | None = None
+    stream: bool = False
+    status: int = 200
+    outcome: str = "ok"
+    error_kind: str | None = None
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    upstream_seconds: float = 0.0
+    waited_seconds: float = 0.0
+    first_token_at: float | None = None
+    usage: Usage | None = None
+    cache_hit: bool = False
+    response_started: bool = False
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def overhead_seconds(self) -> float:
+        """Time the gateway itself spent: elapsed minus awaiting upstreams and back-off sleeps."""
+        return max(0.0, self.elapsed() - self.upstream_seconds - self.waited_seconds)
+
+    def ttft_seconds(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started

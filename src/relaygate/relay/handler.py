@@ -1,0 +1,119 @@
+"""The chat and count-tokens handlers shared by both dialects' routes.
+
+Edge to edge: body under the size cap -> key -> decode -> model route -> relay (whole or streamed)
+-> encode in the caller's dialect. Every ``GatewayError`` is rendered once, here, in the caller's
+dialect; anything else becomes a 500 carrying the request id and is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import string
+
+from relaygate.core.errors import GatewayError, InternalError
+from relaygate.core.estimate import estimate_input_tokens
+from relaygate.dialects.base import Dialect
+from relaygate.observability.logging import log_request
+from relaygate.relay.context import RequestContext
+from relaygate.relay.count_tokens import count_tokens
+from relaygate.relay.stream import StreamPump, open_stream
+from relaygate.relay.whole import relay_whole
+from relaygate.services import Services
+from relaygate.web.request import Request, Send
+from relaygate.web.responses import JSON_CONTENT, Headers, send_body
+
+logger = logging.getLogger("relaygate.request")
+_REQUEST_ID_CHARS = frozenset(string.ascii_letters + string.digits + "-_.:")
+
+
+def new_request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 128 and set(given) <= _REQUEST_ID_CHARS:
+        return given
+    return "req_" + secrets.token_hex(12)
+
+
+async def handle_chat(services: Services, request: Request, send: Send, dialect: Dialect) -> None:
+    ctx = RequestContext(new_request_id(request), f"{dialect.name}.chat", dialect.name)
+    services.metrics.in_flight.inc()
+    try:
+        await _chat(services, ctx, request, send, dialect)
+    except GatewayError as err:
+        await send_error(ctx, send, dialect, err)
+    except Exception:
+        logger.exception("unhandled error", extra={"fields": {"request_id": ctx.request_id}})
+        if not ctx.response_started:
+            await send_error(ctx, send, dialect, InternalError("Internal gateway error"))
+    finally:
+        services.metrics.in_flight.dec()
+        services.metrics.observe(ctx)
+        log_request(logger, ctx)
+
+
+async def _chat(
+    services: Services, ctx: RequestContext, request: Request, send: Send, dialect: Dialect
+) -> None:
+    body = await request.body(services.settings.server.max_body_bytes)
+    key = services.keys.authenticate(services.extract_key(request.headers))
+    ctx.key_name = key.name
+    req = dialect.decode_request(body, request.headers)
+    ctx.model_requested = req.model
+    ctx.stream = req.stream
+    route = services.catalog.resolve(req.model, key.allowed_models)
+    services.keys.check_model(key, route.name)
+    if req.stream:
+        opened = await open_stream(ctx, req, route, services.runner)
+        pump = StreamPump(ctx, req, dialect, opened, request, send)
+        await pump.run(_success_headers(ctx))
+        return
+    out = await relay_whole(ctx, req, route, dialect, services.runner)
+    await send_body(send, 200, out, [JSON_CONTENT, *_success_headers(ctx)])
+
+
+async def handle_count_tokens(services: Services, request: Request, send: Send) -> None:
+    dialect = services.anthropic
+    ctx = RequestContext(new_request_id(request), "anthropic.count_tokens", "anthropic")
+    try:
+        body = await request.body(services.settings.server.max_body_bytes)
+        key = services.keys.authenticate(services.extract_key(request.headers))
+        ctx.key_name = key.name
+        req = dialect.decode_count_tokens(body, request.headers)
+        ctx.model_requested = req.model
+        route = services.catalog.resolve(req.model, key.allowed_models)
+        services.keys.check_model(key, route.name)
+        counted = await count_tokens(ctx, req, route)
+        headers = _success_headers(ctx)
+        if counted is None:
+            counted = estimate_input_tokens(req)
+            headers.append((b"x-relaygate-token-count", b"estimate"))
+        await send_body(send, 200, dialect.encode_count_tokens(counted), [JSON_CONTENT, *headers])
+    except GatewayError as err:
+        await send_error(ctx, send, dialect, err)
+    finally:
+        services.metrics.observe(ctx)
+        log_request(logger, ctx)
+
+
+def _success_headers(ctx: RequestContext) -> Headers:
+    headers: Headers = [
+        (b"x-request-id", ctx.request_id.encode()),
+        (b"x-relaygate-overhead-ms", f"{ctx.overhead_seconds() * 1000:.3f}".encode()),
+    ]
+    if ctx.model_used:
+        headers.append((b"x-relaygate-model", ctx.model_used.encode()))
+    if ctx.attempts:
+        headers.append((b"x-relaygate-attempts", str(len(ctx.attempts)).encode()))
+    return headers
+
+
+async def send_error(ctx: RequestContext, send: Send, dialect: Dialect, err: GatewayError) -> None:
+    ctx.status = err.status
+    ctx.outcome = "error"
+    ctx.error_kind = err.kind
+    headers: Headers = [JSON_CONTENT, (b"x-request-id", ctx.request_id.encode())]
+    if err.retry_after is not None:
+        headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
+    await send_body(send, err.status, dialect.encode_error(err, ctx.request_id), headers)
+

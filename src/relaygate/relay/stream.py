@@ -1,0 +1,201 @@
+"""Streamed answers.
+
+An attempt counts as begun only once the upstream's first body chunk has arrived and holds no error:
+until then nothing has reached the caller, so the attempt loop may still retry or fail over. After
+that every chunk is flushed as it arrives. A same-dialect upstream's bytes go through unchanged while
+the provider's parser watches them (usage, errors); otherwise parser events are re-encoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+
+from relaygate.core.errors import GatewayError, UpstreamError
+from relaygate.core.events import StreamError, StreamEvent
+from relaygate.core.sse import SSEDecoder, SSEFrame, encode_frame
+from relaygate.core.types import ChatRequest
+from relaygate.dialects.base import Dialect, StreamEncoder
+from relaygate.providers.base import StreamParser
+from relaygate.relay.attempts import AttemptRunner
+from relaygate.relay.catalog import Deployment, ModelRoute
+from relaygate.relay.context import RequestContext
+from relaygate.transport.base import UpstreamResponse
+from relaygate.web.request import Request, Send
+from relaygate.web.responses import Headers, end_stream, send_chunk, start_stream
+
+
+@dataclass(slots=True)
+class OpenedStream:
+    """An upstream stream whose first chunk arrived cleanly."""
+
+    deployment: Deployment
+    response: UpstreamResponse
+    chunks: AsyncIterator[bytes]
+    first_chunk: bytes
+    decoder: SSEDecoder
+    parser: StreamParser
+    first_events: list[StreamEvent]
+    first_frames: list[SSEFrame]
+
+
+async def open_stream(
+    ctx: RequestContext, req: ChatRequest, route: ModelRoute, runner: AttemptRunner
+) -> OpenedStream:
+    async def attempt(dep: Deployment) -> OpenedStream:
+        upstream = dep.provider.build_request(req, dep.target, ctx.request_id)
+        started = time.perf_counter()
+        try:
+            response = await dep.transport.send(upstream, dep.timeouts)
+            if response.status >= 400:
+                body = await response.read()
+                raise dep.provider.classify_error(response.status, response.headers, body)
+            return await _first_chunk(dep, response)
+        finally:
+            ctx.upstream_seconds += time.perf_counter() - started
+
+    return await runner.run(ctx, route, attempt)
+
+
+async def _first_chunk(dep: Deployment, response: UpstreamResponse) -> OpenedStream:
+    chunks = response.chunks().__aiter__()
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        response.close()
+        raise UpstreamError(
+            "upstream closed the stream before sending anything", retryable=True
+        ) from None
+    except UpstreamError:
+        response.close()
+        raise
+    decoder = SSEDecoder()
+    parser = dep.provider.stream_parser()
+    frames = decoder.feed(first)
+    events = [event for frame in frames for event in parser.feed(frame)]
+    for event in events:
+        if isinstance(event, StreamError):
+            response.close()
+            err = event.error
+            raise err if isinstance(err, UpstreamError) else UpstreamError(err.message)
+    return OpenedStream(dep, response, chunks, first, decoder, parser, events, frames)
+
+
+class StreamPump:
+    """Moves one opened upstream stream to the caller, chunk by chunk, and records the outcome."""
+
+    def __init__(
+        self,
+        ctx: RequestContext,
+        req: ChatRequest,
+        dialect: Dialect,
+        opened: OpenedStream,
+        request: Request,
+        send: Send,
+    ) -> None:
+        self._ctx = ctx
+        self._req = req
+        self._dialect = dialect
+        self._opened = opened
+        self._send = send
+        self._request = request
+        self._passthrough = opened.deployment.wire == req.dialect
+        # OpenAI upstreams are always asked for usage; hide that chunk from callers who did not ask.
+        self._hide_usage_chunk = (
+            self._passthrough and req.dialect == "openai" and not req.include_usage
+        )
+        self._encoder: StreamEncoder | None = (
+            None if self._passthrough else dialect.stream_encoder(req)
+        )
+        self._ended_cleanly = False
+
+    async def run(self, headers: Headers) -> None:
+        """Stream to the caller; stops early (closing the upstream) if the caller goes away."""
+        ctx, opened = self._ctx, self._opened
+        await start_stream(self._send, headers)
+        ctx.response_started = True
+        ctx.first_token_at = time.perf_counter()
+        pump = asyncio.ensure_future(self._pump())
+        watcher = asyncio.ensure_future(self._request.wait_disconnect())
+        try:
+            await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+            if not pump.done():
+                ctx.outcome = "client_closed"
+                pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            opened.response.close()
+            ctx.usage = opened.parser.usage
+        if ctx.outcome != "client_closed":
+            await end_stream(self._send)
+
+    async def _pump(self) -> None:
+        ctx, opened = self._ctx, self._opened
+        try:
+            await self._emit(opened.first_chunk, opened.first_frames, opened.first_events)
+            started = time.perf_counter()
+            try:
+                async for chunk in opened.chunks:
+                    frames = opened.decoder.feed(chunk)
+                    events = [e for f in frames for e in opened.parser.feed(f)]
+                    await self._emit(chunk, frames, events)
+            finally:
+                ctx.upstream_seconds += time.perf_counter() - started
+            await self._close_input()
+        except UpstreamError as err:
+            await self._fail(err)
+
+    async def _emit(self, chunk: bytes, frames: list[SSEFrame], events: list[StreamEvent]) -> None:
+        if self._encoder is not None:
+            out = b"".join(self._encoder.feed(event) for event in events)
+        elif self._hide_usage_chunk:
+            out = b"".join(encode_frame(f.data.encode(), f.event) for f in frames if _shown(f))
+        else:
+            out = chunk
+        if out:
+            await send_chunk(self._send, out)
+        for event in events:
+            if isinstance(event, StreamError):
+                self._mark_failed(event.error)
+                if self._encoder is None and not event.from_upstream:
+                    # Relayed bytes carry no error of their own: the caller must still see one.
+                    await self._fail(event.error)
+
+    async def _close_input(self) -> None:
+        opened = self._opened
+        frames = opened.decoder.finish()
+        await self._emit(b"", frames, [e for f in frames for e in opened.parser.feed(f)])
+        closing = opened.parser.finish()
+        for event in closing:
+            if isinstance(event, StreamError):
+                await self._fail(event.error)
+                return
+        if self._encoder is not None and closing:
+            await send_chunk(self._send, b"".join(self._encoder.feed(e) for e in closing))
+
+    async def _fail(self, err: GatewayError) -> None:
+        """The upstream broke mid-stream: tell the caller in its dialect, never end quietly."""
+        self._mark_failed(err)
+        encoder = self._encoder or self._dialect.stream_encoder(self._req)
+        await send_chunk(self._send, encoder.feed(StreamError(err)))
+
+    def _mark_failed(self, err: GatewayError) -> None:
+        self._ctx.outcome = "partial"
+        self._ctx.error_kind = err.kind
+
+
+def _shown(frame: SSEFrame) -> bool:
+    if not frame.data.startswith("{"):
+        return True
+    try:
+        payload = orjson.loads(frame.data)
+    except orjson.JSONDecodeError:
+        return True
+    return not (isinstance(payload, dict) and payload.get("usage") and not payload.get("choices"))

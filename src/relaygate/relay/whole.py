@@ -1,0 +1,39 @@
+"""Whole (non-streamed) answers: one upstream round trip per attempt, then encode for the caller."""
+
+from __future__ import annotations
+
+import time
+
+from relaygate.core.types import ChatRequest
+from relaygate.dialects.base import Dialect
+from relaygate.relay.attempts import AttemptRunner
+from relaygate.relay.catalog import Deployment, ModelRoute
+from relaygate.relay.context import RequestContext
+
+
+async def relay_whole(
+    ctx: RequestContext,
+    req: ChatRequest,
+    route: ModelRoute,
+    dialect: Dialect,
+    runner: AttemptRunner,
+) -> bytes:
+    """The caller's response body. Same-dialect upstream bytes are returned unchanged."""
+
+    async def attempt(dep: Deployment) -> bytes:
+        upstream = dep.provider.build_request(req, dep.target, ctx.request_id)
+        started = time.perf_counter()
+        try:
+            response = await dep.transport.send(upstream, dep.timeouts)
+            body = await response.read()
+        finally:
+            ctx.upstream_seconds += time.perf_counter() - started
+        if response.status >= 400:
+            raise dep.provider.classify_error(response.status, response.headers, body)
+        parsed = dep.provider.parse_response(body)
+        ctx.usage = parsed.usage
+        if dep.wire == req.dialect:
+            return body
+        return dialect.encode_response(parsed)
+
+    return await runner.run(ctx, route, attempt)

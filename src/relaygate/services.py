@@ -1,0 +1,69 @@
+"""Services: the one container of built components, made in the app's lifespan and passed along."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
+from relaygate.auth.cache import KeyCache
+from relaygate.auth.keys import extract_api_key
+from relaygate.dialects.anthropic import AnthropicDialect
+from relaygate.dialects.openai import OpenAIDialect
+from relaygate.observability.metrics import Metrics
+from relaygate.relay.attempts import AttemptRunner
+from relaygate.relay.catalog import Catalog, build_catalog
+from relaygate.routing.retry import RetryPolicy
+from relaygate.settings import Settings
+from relaygate.store import KeyStore, open_store
+from relaygate.transport.http import HttpTransport
+
+logger = logging.getLogger("relaygate")
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    store: KeyStore
+    keys: KeyCache
+    catalog: Catalog
+    runner: AttemptRunner
+    metrics: Metrics
+    openai: OpenAIDialect
+    anthropic: AnthropicDialect
+    bootstrap: BootstrapResult | None = None
+
+    @staticmethod
+    def extract_key(headers: Mapping[str, str]) -> str | None:
+        return extract_api_key(headers)
+
+    async def close(self) -> None:
+        await self.keys.stop()
+        await self.catalog.close()
+        await self.store.close()
+
+
+async def build_services(settings: Settings) -> Services:
+    """Open the store, bootstrap credentials on first start, load keys, build the catalog."""
+    store = await open_store(settings.resolved_database_url)
+    try:
+        bootstrap = await bootstrap_if_empty(store, settings.resolved_home)
+        keys = KeyCache(store, refresh_seconds=settings.key_cache_refresh_seconds)
+        await keys.start()
+    except BaseException:
+        await store.close()
+        raise
+    catalog = build_catalog(settings, HttpTransport())
+    return Services(
+        settings=settings,
+        store=store,
+        keys=keys,
+        catalog=catalog,
+        runner=AttemptRunner(RetryPolicy(), catalog.get, random.Random()),
+        metrics=Metrics(),
+        openai=OpenAIDialect(),
+        anthropic=AnthropicDialect(),
+        bootstrap=bootstrap,
+    )
