@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 
 from relaygate.core.errors import GatewayError, NotFoundError
 from relaygate.dialects.base import Dialect
-from relaygate.relay.handler import handle_chat, handle_count_tokens, new_request_id, send_error
 from relaygate.relay.context import RequestContext
+from relaygate.relay.handler import handle_chat, handle_count_tokens, new_request_id, send_error
 from relaygate.services import Services, build_services
 from relaygate.settings import Settings
 from relaygate.web.request import Receive, Request, Scope, Send

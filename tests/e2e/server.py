@@ -65,7 +65,9 @@ class Gateway:
         return self.log_path.read_text(errors="replace")
 
 
-def start_gateway(home: Path, config: Path | None = None, env: dict[str, str] | None = None) -> Gateway:
+def start_gateway(
+    home: Path, config: Path | None = None, env: dict[str, str] | None = None
+) -> Gateway:
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "gateway.log"

@@ -1,4 +1,4 @@
-"""The official anthropic SDK against the real server, on the built-in mock (both upstream wires)."""
+"""The official anthropic SDK against the real server, on the built-in mock (both wires)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import pytest
 
 from tests.e2e.server import Gateway
 
-MODELS = ["mock-claude", "mock-gpt"]  # Anthropic-wire upstream (relayed as is) / OpenAI-wire (translated)
+MODELS = [
+    "mock-claude",
+    "mock-gpt",
+]  # Anthropic-wire upstream (relayed as is) / OpenAI-wire (translated)
 BASH_TOOL = {
     "name": "Bash",
     "description": "Run a shell command",
@@ -79,7 +82,9 @@ def test_tool_use_round_trip(client: anthropic.Anthropic, model: str, stream: bo
         ) as events:
             first = events.get_final_message()
     else:
-        first = client.messages.create(model=model, max_tokens=500, tools=[BASH_TOOL], messages=messages)
+        first = client.messages.create(
+            model=model, max_tokens=500, tools=[BASH_TOOL], messages=messages
+        )
     assert first.stop_reason == "tool_use"
     tool_use = next(b for b in first.content if b.type == "tool_use")
     assert tool_use.name == "Bash" and tool_use.input == {"command": "echo hi"}
@@ -90,7 +95,9 @@ def test_tool_use_round_trip(client: anthropic.Anthropic, model: str, stream: bo
             "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "hi"}],
         },
     ]
-    final = client.messages.create(model=model, max_tokens=500, tools=[BASH_TOOL], messages=messages)
+    final = client.messages.create(
+        model=model, max_tokens=500, tools=[BASH_TOOL], messages=messages
+    )
     text = "".join(b.text for b in final.content if b.type == "text")
     assert "Tool result received: hi" in text
 
@@ -111,7 +118,10 @@ def test_thinking_blocks_keep_their_signature(client: anthropic.Anthropic) -> No
         thinking={"type": "enabled", "budget_tokens": 1024},
         messages=[
             {"role": "user", "content": "think first"},
-            {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in final.content]},
+            {
+                "role": "assistant",
+                "content": [b.model_dump(exclude_none=True) for b in final.content],
+            },
             {"role": "user", "content": "and again"},
         ],
     )
@@ -147,11 +157,15 @@ def test_models_list_in_anthropic_format(client: anthropic.Anthropic) -> None:
 def test_errors_are_in_anthropic_format(gateway: Gateway) -> None:
     bad = anthropic.Anthropic(base_url=gateway.base_url, api_key="rg-nope", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as info:
-        bad.messages.create(model="mock-claude", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        bad.messages.create(
+            model="mock-claude", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.body["type"] == "error"  # type: ignore[index]
     good = anthropic.Anthropic(base_url=gateway.base_url, api_key=gateway.api_key, max_retries=0)
     with pytest.raises(anthropic.NotFoundError) as missing:
-        good.messages.create(model="claude-9", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        good.messages.create(
+            model="claude-9", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     assert "mock-claude" in str(missing.value)
     bad_field = httpx.post(
         f"{gateway.base_url}/v1/messages",

@@ -10,7 +10,10 @@ import pytest
 
 from tests.e2e.server import Gateway
 
-MODELS = ["mock-gpt", "mock-claude"]  # OpenAI-wire upstream (relayed as is) / Anthropic-wire (translated)
+MODELS = [
+    "mock-gpt",
+    "mock-claude",
+]  # OpenAI-wire upstream (relayed as is) / Anthropic-wire (translated)
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -57,7 +60,9 @@ def test_streaming_with_usage(client: openai.OpenAI, model: str) -> None:
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert len(text.split()) >= 30
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == ["stop"]
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens > 0
@@ -86,7 +91,11 @@ def test_tool_call_round_trip(client: openai.OpenAI, model: str, stream: bool) -
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": call_id, "content": "sunny, 21C"},
@@ -127,7 +136,10 @@ def _first_tool_call(
 def test_json_schema_response_format(client: openai.OpenAI, model: str) -> None:
     schema = {
         "type": "object",
-        "properties": {"sentiment": {"type": "string", "enum": ["positive", "negative"]}, "score": {"type": "number"}},
+        "properties": {
+            "sentiment": {"type": "string", "enum": ["positive", "negative"]},
+            "score": {"type": "number"},
+        },
         "required": ["sentiment", "score"],
     }
     completion = client.chat.completions.create(
@@ -180,10 +192,15 @@ def test_malformed_json_and_oversized_body(gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize(("fault", "status"), [("500", 502), ("429", 429)])
-def test_upstream_faults_map_to_meaningful_status(gateway: Gateway, fault: str, status: int) -> None:
+def test_upstream_faults_map_to_meaningful_status(
+    gateway: Gateway, fault: str, status: int
+) -> None:
     response = httpx.post(
         f"{gateway.base_url}/v1/chat/completions",
-        json={"model": "mock-fast", "messages": [{"role": "user", "content": f"mock:fault {fault}"}]},
+        json={
+            "model": "mock-fast",
+            "messages": [{"role": "user", "content": f"mock:fault {fault}"}],
+        },
         headers={"authorization": f"Bearer {gateway.api_key}"},
         timeout=30,
     )

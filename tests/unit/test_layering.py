@@ -1,4 +1,4 @@
-"""The import rules of ARCHITECTURE.md, enforced: core imports nothing of ours, dialects never import
+"""Import rules from ARCHITECTURE.md: core imports nothing of ours, dialects never import
 providers, providers never import dialects, and every package declares ``__all__``."""
 
 from __future__ import annotations
@@ -12,8 +12,18 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "relaygate"
 
 FORBIDDEN = {
     "core": ("relaygate.",),
-    "dialects": ("relaygate.providers", "relaygate.transport", "relaygate.relay", "relaygate.store"),
-    "providers": ("relaygate.dialects", "relaygate.transport", "relaygate.relay", "relaygate.store"),
+    "dialects": (
+        "relaygate.providers",
+        "relaygate.transport",
+        "relaygate.relay",
+        "relaygate.store",
+    ),
+    "providers": (
+        "relaygate.dialects",
+        "relaygate.transport",
+        "relaygate.relay",
+        "relaygate.store",
+    ),
     "settings": ("relaygate.relay", "relaygate.dialects", "relaygate.providers"),
 }
 

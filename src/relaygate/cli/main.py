@@ -1,4 +1,4 @@
-"""The `relaygate` command: argument parsing only; each subcommand calls the same services as HTTP."""
+"""The `relaygate` command: argument parsing only; subcommands call the same services as HTTP."""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ from relaygate.settings import ConfigError, Settings, load_settings
 
 def add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("serve", help="run the gateway")
-    parser.add_argument("--config", type=Path, help="YAML config file (default: embedded mock setup)")
+    parser.add_argument(
+        "--config", type=Path, help="YAML config file (default: embedded mock setup)"
+    )
     parser.add_argument("--host", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (default 8080)")
     parser.add_argument("--database-url", help="sqlite:///path or postgresql://...")

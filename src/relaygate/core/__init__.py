@@ -1,3 +1,3 @@
-"""Dialect-neutral model: requests, responses, stream events, errors. Imports nothing of relaygate."""
+"""Dialect-neutral model: requests, responses, stream events, errors. Imports nothing of ours."""
 
 __all__: list[str] = []

@@ -73,7 +73,8 @@ class ModelNotFoundError(NotFoundError):
     def __init__(self, model: str, available: Sequence[str]) -> None:
         listing = ", ".join(sorted(available)) or "none"
         super().__init__(
-            f"The model '{model}' does not exist or is not served here. Available models: {listing}",
+            f"The model '{model}' does not exist or is not served here. "
+            f"Available models: {listing}",
             param="model",
         )
         self.model = model
@@ -103,7 +104,7 @@ class UpstreamError(GatewayError):
     """
 
     status = 502
-    kind = "upstream"
+    kind: ErrorKind = "upstream"
 
     def __init__(
         self,
@@ -124,7 +125,7 @@ class UpstreamError(GatewayError):
 
 class UpstreamTimeoutError(UpstreamError):
     status = 504
-    kind = "timeout"
+    kind: ErrorKind = "timeout"
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True)
@@ -136,8 +137,14 @@ class NoRouteError(GatewayError):
     status = 503
     kind = "unavailable"
 
-    def __init__(self, message: str, attempts: Sequence[str], *, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        attempts: Sequence[str],
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, status=status, retry_after=retry_after)
         self.attempts = tuple(attempts)
 

@@ -16,6 +16,10 @@ PER_MESSAGE_TOKENS = 4
 
 
 def estimate_input_tokens(req: ChatRequest) -> int:
-    parts: list[object] = [req.raw.get("messages", []), req.raw.get("system", ""), req.raw.get("tools", [])]
+    parts: list[object] = [
+        req.raw.get("messages", []),
+        req.raw.get("system", ""),
+        req.raw.get("tools", []),
+    ]
     size = len(orjson.dumps(parts))
     return max(1, -(-size // CHARS_PER_TOKEN) + PER_MESSAGE_TOKENS * len(req.messages))

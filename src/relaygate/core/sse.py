@@ -23,7 +23,7 @@ def encode_frame(data: bytes, event: str | None = None) -> bytes:
 
 
 class SSEDecoder:
-    """Splits a byte stream into ``SSEFrame`` objects (WHATWG event-stream rules, minus ``id``/``retry``)."""
+    """Splits bytes into ``SSEFrame`` objects (WHATWG event-stream rules, no ``id``/``retry``)."""
 
     __slots__ = ("_buffer", "_data", "_event")
 

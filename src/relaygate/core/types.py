@@ -61,7 +61,9 @@ class RedactedThinkingBlock:
     data: str
 
 
-ContentBlock = TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
+ContentBlock = (
+    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -75,13 +77,13 @@ class Tool:
     name: str
     description: str | None
     input_schema: JSONObject
-    # Provider-specific tool fields (cache_control, defer_loading, ...) kept for same-dialect relays.
+    # Provider-specific tool fields (cache_control, defer_loading, ...) for same-dialect relays.
     extra: JSONObject = field(default_factory=dict)
 
 
 @dataclass(slots=True, frozen=True)
 class ToolChoice:
-    """``auto``: model decides; ``any``: must call some tool; ``none``: no tools; ``tool``: call ``name``."""
+    """``auto``: model decides; ``any``: some tool; ``none``: no tools; ``tool``: call ``name``."""
 
     type: Literal["auto", "any", "none", "tool"]
     name: str | None = None
@@ -90,7 +92,7 @@ class ToolChoice:
 
 @dataclass(slots=True, frozen=True)
 class ResponseFormat:
-    """``json_object`` or ``json_schema`` (with ``schema``); plain text is ``None`` on the request."""
+    """``json_object`` or ``json_schema`` (with ``schema``); plain text is ``None``."""
 
     type: Literal["json_object", "json_schema"]
     name: str | None = None
@@ -103,8 +105,8 @@ class ChatRequest:
     """One chat request, whatever dialect it arrived in.
 
     ``raw`` keeps the decoded wire JSON so a provider that speaks the caller's dialect can relay it
-    unchanged, unknown fields included. ``extra_headers`` holds dialect headers worth forwarding to a
-    same-dialect upstream (``anthropic-version``, ``anthropic-beta``).
+    unchanged, unknown fields included. ``extra_headers`` holds dialect headers worth forwarding to
+    a same-dialect upstream (``anthropic-version``, ``anthropic-beta``).
     """
 
     dialect: DialectName
@@ -141,7 +143,7 @@ class FinishReason(enum.Enum):
 class Usage:
     """Token counts with Anthropic semantics: ``input_tokens`` excludes cache reads and writes.
 
-    OpenAI's ``prompt_tokens`` equals ``prompt_total``; its ``cached_tokens`` are ``cache_read_tokens``.
+    OpenAI's ``prompt_tokens`` is ``prompt_total``; its ``cached_tokens`` are ``cache_read_tokens``.
     """
 
     input_tokens: int = 0

@@ -17,7 +17,8 @@ class StreamEncoder(Protocol):
 
 
 class Dialect(Protocol):
-    name: DialectName
+    @property
+    def name(self) -> DialectName: ...
 
     def decode_request(self, body: bytes, headers: Mapping[str, str]) -> ChatRequest:
         """Parse and validate a chat request; raises ``InvalidRequestError`` naming the field."""

@@ -54,7 +54,8 @@ class Provider(Protocol):
     """One upstream wire format. ``dialect`` names the wire it speaks, so a caller of the same
     dialect can be relayed without re-encoding."""
 
-    dialect: DialectName
+    @property
+    def dialect(self) -> DialectName: ...
 
     def build_request(
         self, req: ChatRequest, target: UpstreamTarget, request_id: str

@@ -85,6 +85,4 @@ def _exhausted(ctx: RequestContext, last_error: UpstreamError | None) -> Gateway
         return last_error
     retry_after = last_error.retry_after if last_error is not None else None
     detail = "; ".join(tried) or "no deployment could be tried"
-    return NoRouteError(
-        f"All upstream attempts failed ({detail})", tried, retry_after=retry_after
-    )
+    return NoRouteError(f"All upstream attempts failed ({detail})", tried, retry_after=retry_after)

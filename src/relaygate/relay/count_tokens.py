@@ -28,8 +28,9 @@ async def count_tokens(ctx: RequestContext, req: ChatRequest, route: ModelRoute)
         try:
             response = await dep.transport.send(upstream, dep.timeouts)
             body = await response.read()
-        except UpstreamError as err:
-            logger.warning("count_tokens upstream failed", extra={"fields": {"error": err.message}})
+        except UpstreamError as failure:
+            fields = {"request_id": ctx.request_id, "error": failure.message}
+            logger.warning("count_tokens upstream failed", extra={"fields": fields})
             continue
         finally:
             ctx.upstream_seconds += time.perf_counter() - started

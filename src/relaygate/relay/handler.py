@@ -116,4 +116,3 @@ async def send_error(ctx: RequestContext, send: Send, dialect: Dialect, err: Gat
     if err.retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
     await send_body(send, err.status, dialect.encode_error(err, ctx.request_id), headers)
-

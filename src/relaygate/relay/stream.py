@@ -2,7 +2,7 @@
 
 An attempt counts as begun only once the upstream's first body chunk has arrived and holds no error:
 until then nothing has reached the caller, so the attempt loop may still retry or fail over. After
-that every chunk is flushed as it arrives. A same-dialect upstream's bytes go through unchanged while
+that every chunk is flushed as it arrives. A same-dialect upstream's bytes pass unchanged while
 the provider's parser watches them (usage, errors); otherwise parser events are re-encoded.
 """
 

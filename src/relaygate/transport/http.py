@@ -91,7 +91,9 @@ class HttpTransport:
                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect),
                 )
         except TimeoutError:
-            raise UpstreamTimeoutError("upstream did not answer before the first-byte timeout") from None
+            raise UpstreamTimeoutError(
+                "upstream did not answer before the first-byte timeout"
+            ) from None
         except aiohttp.ServerTimeoutError:
             raise UpstreamTimeoutError("could not connect to the upstream in time") from None
         except (aiohttp.ClientError, OSError) as exc:

@@ -47,7 +47,6 @@ class Request:
                 break
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-
     async def wait_disconnect(self) -> None:
         """Return once the client has gone away (call only after the body was read)."""
         while (await self._receive())["type"] != "http.disconnect":

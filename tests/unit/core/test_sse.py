@@ -32,13 +32,18 @@ def test_finish_flushes_an_unterminated_frame() -> None:
     st.lists(
         st.tuples(
             st.one_of(st.none(), st.text(alphabet="abcdefgh_", min_size=1, max_size=12)),
-            st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=40),
+            st.text(
+                alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
+                max_size=40,
+            ),
         ),
         max_size=8,
     ),
     st.integers(min_value=1, max_value=7),
 )
-def test_any_chunking_gives_the_same_frames(frames: list[tuple[str | None, str]], step: int) -> None:
+def test_any_chunking_gives_the_same_frames(
+    frames: list[tuple[str | None, str]], step: int
+) -> None:
     wire = b"".join(encode_frame(data.encode(), event) for event, data in frames)
     decoder = SSEDecoder()
     seen: list[SSEFrame] = []

@@ -58,7 +58,9 @@ def test_missing_api_key_env_is_reported(tmp_path: Path) -> None:
         "models:\n  - name: x\n    deployments:\n      - provider: openai\n"
         "        base_url: http://h/v1\n        api_key_env: NOPE_KEY\n",
     )
-    with pytest.raises(ConfigError, match=r"models\[0\]\.deployments\[0\]\.api_key_env: .*NOPE_KEY"):
+    with pytest.raises(
+        ConfigError, match=r"models\[0\]\.deployments\[0\]\.api_key_env: .*NOPE_KEY"
+    ):
         load_settings(path, env={})
 
 
@@ -84,5 +86,5 @@ def test_environment_overrides(tmp_path: Path) -> None:
     settings = load_settings(None, env=env)
     assert settings.server.port == 9999
     assert settings.resolved_database_url == "postgresql://x/y"
-    with pytest.raises(ConfigError, match="server.port"):
+    with pytest.raises(ConfigError, match=r"server\.port"):
         load_settings(None, env={"RELAYGATE_PORT": "not-a-port"})
