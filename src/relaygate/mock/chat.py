@@ -18,7 +18,12 @@ from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
 from relaygate.mock.asgi import JSON_TYPE, SSE_HEADERS, Receive, Send, wait_for_disconnect
 from relaygate.mock.directives import last_user_turn, parse_directives
-from relaygate.mock.engine import build_reply, estimate_input_tokens, reply_events
+from relaygate.mock.engine import (
+    build_reply,
+    check_thinking_signatures,
+    estimate_input_tokens,
+    reply_events,
+)
 from relaygate.mock.faults import (
     FAULT_HEADER,
     HANG_SECONDS,
@@ -107,6 +112,7 @@ class MockChat:
         """``POST /v1/chat/completions`` or ``POST /v1/messages``."""
         try:
             req = ex.dialect.decode_request(body, headers)
+            check_thinking_signatures(req)
             wanted = parse_directives(last_user_turn(req).text)
             asked = headers.get(FAULT_HEADER)
             source = FAULT_HEADER if asked is not None else "messages"

@@ -13,6 +13,7 @@ from itertools import cycle, islice
 
 import orjson
 
+from relaygate.core.errors import InvalidRequestError
 from relaygate.core.events import (
     BlockStart,
     BlockStop,
@@ -138,9 +139,25 @@ def _thinking_on(req: ChatRequest) -> bool:
 def _thinking_block(user_text: str) -> ThinkingBlock:
     words = len(_WORD.findall(user_text))
     thinking = f"The user wrote {words} words. A short friendly answer from the mock will do."
+    return ThinkingBlock(thinking, thinking_signature(thinking))
+
+
+def thinking_signature(thinking: str) -> str:
     digest = hashlib.sha256(thinking.encode()).digest()
-    signature = base64.b64encode(b"relaygate-mock-signature:" + digest).decode()
-    return ThinkingBlock(thinking, signature)
+    return base64.b64encode(b"relaygate-mock-signature:" + digest).decode()
+
+
+def check_thinking_signatures(req: ChatRequest) -> None:
+    """Reject a returned thinking block whose text or signature changed, as Anthropic's API does."""
+    for i, message in enumerate(req.messages):
+        for j, block in enumerate(message.content):
+            if not isinstance(block, ThinkingBlock) or block.signature is None:
+                continue
+            if block.signature != thinking_signature(block.thinking):
+                raise InvalidRequestError(
+                    f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block",
+                    param=f"messages.{i}.content.{j}.signature",
+                )
 
 
 def _tool_call(req: ChatRequest, wanted: Directives, seq: int) -> ToolUseBlock | None:

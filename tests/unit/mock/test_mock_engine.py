@@ -372,3 +372,21 @@ def test_text_chunks_concatenate_back(text: str, words: int) -> None:
     assert "".join(pieces) == text
     assert all(pieces)
     assert all(len(p.split()) <= words for p in pieces)
+
+
+def test_a_changed_thinking_signature_is_rejected() -> None:
+    from relaygate.core.errors import InvalidRequestError
+    from relaygate.core.types import ChatRequest, Message, TextBlock, ThinkingBlock
+    from relaygate.mock.engine import check_thinking_signatures, thinking_signature
+
+    def request(block: ThinkingBlock) -> ChatRequest:
+        turns = (
+            Message("user", (TextBlock("hi"),)),
+            Message("assistant", (block, TextBlock("hello"))),
+            Message("user", (TextBlock("again"),)),
+        )
+        return ChatRequest(dialect="anthropic", model="m", messages=turns)
+
+    check_thinking_signatures(request(ThinkingBlock("thought", thinking_signature("thought"))))
+    with pytest.raises(InvalidRequestError, match="signature"):
+        check_thinking_signatures(request(ThinkingBlock("thought!", thinking_signature("thought"))))
