@@ -17,6 +17,7 @@ class Plan:
     streams: int = 300
     warm_streams: int = 20
     stream_concurrency: int = 10
+    quiet_wait_s: float = 30.0
 
     def order(self, round_no: int) -> tuple[str, str]:
         """Direct first on even rounds, gateway first on odd ones, so drift hits both alike."""
@@ -24,4 +25,4 @@ class Plan:
 
 
 FULL = Plan()
-QUICK = Plan(rounds=1, warm_s=0.5, load_s=2.0, streams=40, warm_streams=10)
+QUICK = Plan(rounds=1, warm_s=0.5, load_s=2.0, streams=40, warm_streams=10, quiet_wait_s=0.0)

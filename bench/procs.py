@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 _KEY = re.compile(rb"rg-[A-Za-z0-9_-]{40}")
 _RELAYGATE = [sys.executable, "-m", "relaygate.cli.main"]
 
@@ -83,7 +83,21 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of ``pid`` in seconds, from ``/proc/<pid>/stat``."""
     raw = Path(f"/proc/{pid}/stat").read_text()
     fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """utime + stime of each thread of ``pid``, keyed ``name/tid``."""
+    found: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        found[f"{name}/{tid}"] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return found
 
 
 def rss_mb(pid: int) -> float:

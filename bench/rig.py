@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import orjson
 
-from bench.procs import Server, start_gateway, start_mock
+from bench.hiccup import HiccupProbe, load_generator_seconds, machine_ticks
+from bench.procs import CLK_TCK, Server, start_gateway, start_mock
 
 # Model names in the gateway config, one per mock upstream.
 FAST_MODEL = "bench-gpt"
@@ -19,12 +23,16 @@ STREAM_MODEL = "bench-gpt-stream"
 
 # Mock options: a zero-latency upstream, a 50 ms upstream, a paced stream.
 FAST_MOCK: dict[str, float] = {}
-SLOW_MOCK = {"latency-ms": 50}
-STREAM_MOCK = {"first-token-ms": 50, "stream-interval-ms": 10}
+SLOW_MOCK: dict[str, float] = {"latency-ms": 50}
+STREAM_MOCK: dict[str, float] = {"first-token-ms": 50, "stream-interval-ms": 10}
 
 # The mock cuts text every 3 words: 60 words are 20 content events (plus role, finish, [DONE]).
 STREAM_PROMPT = "mock:words 60"
+# How long one such stream lasts: first event after 50 ms, 22 more 10 ms apart.
+STREAM_SECONDS = 0.27
 SETTLE_S = 0.5
+
+T = TypeVar("T")
 
 
 def chat_body(model: str, content: str = "hi", stream: bool = False) -> bytes:
@@ -84,9 +92,13 @@ def start_rig(workdir: Path) -> Rig:
     """Start the three mocks and the gateway; stop whatever started if a later step fails."""
     started: list[Server] = []
     try:
-        for name, options in (("mock-fast", FAST_MOCK), ("mock-slow", SLOW_MOCK)):
+        mock_specs = (
+            ("mock-fast", FAST_MOCK),
+            ("mock-slow", SLOW_MOCK),
+            ("mock-stream", STREAM_MOCK),
+        )
+        for name, options in mock_specs:
             started.append(start_mock(name, workdir, options))
-        started.append(start_mock("mock-stream", workdir, STREAM_MOCK))
         mocks = {FAST_MODEL: started[0], SLOW_MODEL: started[1], STREAM_MODEL: started[2]}
         config = write_config(workdir / "relaygate.yaml", mocks)
         gateway, key = start_gateway(config, workdir)
@@ -104,6 +116,7 @@ class CpuWindow:
     wall: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     log_lines: list[bytes] = field(default_factory=list)
+    stalls: dict[str, float] = field(default_factory=dict)
 
     def per_item_ms(self, name: str, items: int) -> float:
         """Milliseconds of ``name``'s CPU per request (or stream)."""
@@ -114,18 +127,49 @@ class CpuWindow:
 def cpu_window(rig: Rig, settle: float = SETTLE_S) -> Iterator[CpuWindow]:
     """Measure each process's CPU over the block, plus ``settle`` s for deferred work.
 
-    The gateway's per-request log lines written during the window are collected too.
+    The gateway's per-request log lines written during the window are collected too, and a
+    stall probe reports how long the machine itself froze processes (see ``bench.hiccup``).
+    The load generator's garbage is collected and frozen first so its GC does not pause it.
     """
     servers = rig.servers()
     window = CpuWindow()
     log_start = rig.gateway.stderr_path.stat().st_size
+    gc.collect()
+    gc.freeze()
+    probe = HiccupProbe()
+    probe.start()
+    busy, steal = machine_ticks()
+    generator = load_generator_seconds()
     before = {s.name: s.cpu_seconds() for s in servers}
     started = time.perf_counter()
-    yield window
+    try:
+        yield window
+    finally:
+        window.stalls = probe.stop()
+        gc.unfreeze()
     time.sleep(settle)
     window.wall = time.perf_counter() - started
     window.cpu = {s.name: s.cpu_seconds() - before[s.name] for s in servers}
+    window.cpu["load generator"] = load_generator_seconds() - generator
+    busy_after, steal_after = machine_ticks()
+    machine = (busy_after - busy) / CLK_TCK
+    window.stalls["machine_busy_cores"] = machine / window.wall
+    window.stalls["others_busy_cores"] = max(0.0, machine - sum(window.cpu.values())) / window.wall
+    window.stalls["steal_s"] = (steal_after - steal) / CLK_TCK
     with rig.gateway.stderr_path.open("rb") as log:
         log.seek(log_start)
         window.log_lines = log.read().splitlines()
     rig.check_alive()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a fresh event loop: uvloop when installed (a cheaper load generator)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:
+        pass
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)

@@ -32,3 +32,16 @@ def median(values: Iterable[float]) -> float:
     """Median of the values (NaN when there are none)."""
     items = list(values)
     return statistics.median(items) if items else float("nan")
+
+
+def worst_stalls(runs: Iterable[dict[str, object]]) -> dict[str, float]:
+    """Across ``runs``' windows: the stall probe's worst oversleep, its count over 5 ms, and the
+    most CPU (in cores) that processes outside the bench used meanwhile."""
+    worst, over5, others = 0.0, 0.0, 0.0
+    for run in runs:
+        stalls = run.get("machine_stalls")
+        if isinstance(stalls, dict):
+            worst = max(worst, float(stalls.get("max_ms", 0.0)))
+            over5 += float(stalls.get("over_5ms", 0.0))
+            others = max(others, float(stalls.get("others_busy_cores", 0.0)))
+    return {"max_ms": worst, "over_5ms": over5, "others_busy_cores_max": others}

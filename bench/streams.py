@@ -77,7 +77,9 @@ async def _one(
     except (aiohttp.ClientError, TimeoutError):
         ok_status = False
     total = time.perf_counter() - start
-    return StreamSample(first_event, first_token, total, events, ok_status and done and first_token > 0)
+    return StreamSample(
+        first_event, first_token, total, events, ok_status and done and first_token > 0
+    )
 
 
 async def run_streams(
@@ -87,14 +89,21 @@ async def run_streams(
     headers: dict[str, str],
     count: int,
     concurrency: int,
+    stagger: float = 0.0,
 ) -> StreamsResult:
-    """Run ``count`` streams with ``concurrency`` workers, each one stream after another."""
+    """Run ``count`` streams with ``concurrency`` workers, each one stream after another.
+
+    Worker ``k`` starts ``k * stagger`` seconds late. With equal-length streams, workers that
+    start together stay in lock-step, and every first token then arrives in a burst of
+    ``concurrency`` at once: that measures queueing behind the burst, not per-stream overhead.
+    """
     samples: list[StreamSample] = []
     remaining = iter(range(count))
 
-    async def worker() -> None:
+    async def worker(delay: float) -> None:
+        await asyncio.sleep(delay)
         for _ in remaining:
             samples.append(await _one(session, url, body, headers))
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(k * stagger) for k in range(concurrency)))
     return StreamsResult(samples)

@@ -8,7 +8,7 @@ from typing import Any
 from bench.gwlog import read_request_log
 from bench.plan import Plan
 from bench.rig import FAST_MODEL, Rig, chat_body, cpu_window
-from bench.stats import median
+from bench.stats import median, worst_stalls
 from bench.wrk import WrkResult, run_wrk, write_script
 
 PATH = "/v1/chat/completions"
@@ -32,6 +32,7 @@ def _measure(rig: Rig, wrk: str, url: str, script: Path, plan: Plan) -> dict[str
         "gateway_logged_requests": log.requests,
         "gateway_overhead_ms": log.overhead_ms,
         "gateway_rss_mb": rig.gateway.rss_mb(),
+        "machine_stalls": window.stalls,
     }
 
 
@@ -56,15 +57,14 @@ def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "p99_ms": median(r["latency_ms"].get("p99", float("nan")) for r in runs),
             "errors": sum(r["non_2xx"] + r["socket_errors"] for r in runs),
             "mock_cpu_ms_per_req": median(r["mock_cpu_ms_per_req"] for r in runs),
+            "machine_stalls": worst_stalls(runs),
         }
     gateway = summary["gateway"]
     gateway_runs = rounds["gateway"]
     gateway["cpu_ms_per_req"] = median(r["gateway_cpu_ms_per_req"] for r in gateway_runs)
     gateway["cpu_cores"] = median(r["gateway_cpu_cores"] for r in gateway_runs)
     gateway["rss_mb"] = max(r["gateway_rss_mb"] for r in gateway_runs)
-    gateway["self_overhead_p50_ms"] = median(
-        r["gateway_overhead_ms"]["p50"] for r in gateway_runs
-    )
+    gateway["self_overhead_p50_ms"] = median(r["gateway_overhead_ms"]["p50"] for r in gateway_runs)
     gateway["logged_requests"] = sum(r["gateway_logged_requests"] for r in gateway_runs)
     gateway["requests"] = sum(r["requests"] for r in gateway_runs)
     summary["ratio_rps"] = gateway["rps"] / summary["direct"]["rps"]

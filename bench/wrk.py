@@ -57,9 +57,7 @@ def write_script(path: Path, body: bytes, key: str) -> Path:
     return path
 
 
-def run_wrk(
-    wrk: str, url: str, script: Path, seconds: float, connections: int = 50
-) -> WrkResult:
+def run_wrk(wrk: str, url: str, script: Path, seconds: float, connections: int = 50) -> WrkResult:
     """Run ``wrk -t1 -c<connections> -d<seconds>s --latency`` and parse its report."""
     args = [
         wrk,
@@ -84,7 +82,9 @@ def parse_report(text: str) -> WrkResult:
     if total is None or rps is None:
         raise BenchError(f"cannot parse wrk output:\n{text}")
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
     latency = {
         f"p{pct}": _to_ms(value, unit)
         for pct, value, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from relaygate.admin import handle_admin, is_admin_path
 from relaygate.core.errors import GatewayError, NotFoundError
 from relaygate.dialects.base import Dialect
+from relaygate.observability.logging import configure_logging
 from relaygate.relay.context import RequestContext
 from relaygate.relay.handler import handle_chat, handle_count_tokens, new_request_id, send_error
 from relaygate.services import Services, build_services
-from relaygate.settings import Settings
+from relaygate.settings import Settings, config_path_from_env, load_settings
 from relaygate.web.request import Receive, Request, Scope, Send
 from relaygate.web.responses import send_body
 from relaygate.web.system_routes import (
@@ -81,6 +83,8 @@ class RelaygateApp:
             await handler(services, request, send)
         elif request.method == "GET" and request.path.startswith(MODEL_PREFIXES):
             await handle_model(services, request, send)
+        elif is_admin_path(request.path):
+            await handle_admin(services, request, send)
         else:
             await _not_found(services, request, send)
 
@@ -108,6 +112,17 @@ class RelaygateApp:
 def create_app(settings: Settings, on_started: OnStarted | None = None) -> RelaygateApp:
     """Build the app; nothing is opened until the ASGI lifespan starts it."""
     return RelaygateApp(settings, on_started)
+
+
+def create_app_from_env() -> RelaygateApp:
+    """The app of one worker process of ``relaygate serve --workers N`` (a uvicorn factory).
+
+    ``serve`` resolves its options once and hands them to the workers as ``RELAYGATE_*``
+    variables (``RELAYGATE_CONFIG`` for the file), read here by ``load_settings``.
+    """
+    settings = load_settings(config_path_from_env())
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 async def _not_found(services: Services, request: Request, send: Send) -> None:

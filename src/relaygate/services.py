@@ -7,15 +7,16 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from relaygate.accounting import Accounting, build_accounting
+from relaygate.admission import Admitter, build_admitter
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
 from relaygate.auth.keys import extract_api_key
 from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
 from relaygate.observability.metrics import Metrics
-from relaygate.relay.attempts import AttemptRunner
+from relaygate.relay.attempts import AttemptRunner, health_board
 from relaygate.relay.catalog import Catalog, build_catalog
-from relaygate.routing.retry import RetryPolicy
 from relaygate.settings import Settings
 from relaygate.store import KeyStore, open_store
 from relaygate.transport.http import HttpTransport
@@ -33,6 +34,8 @@ class Services:
     metrics: Metrics
     openai: OpenAIDialect
     anthropic: AnthropicDialect
+    admission: Admitter
+    accounting: Accounting
     bootstrap: BootstrapResult | None = None
 
     @staticmethod
@@ -40,6 +43,8 @@ class Services:
         return extract_api_key(headers)
 
     async def close(self) -> None:
+        await self.accounting.stop()
+        await self.admission.close()
         await self.keys.stop()
         await self.catalog.close()
         await self.store.close()
@@ -56,14 +61,26 @@ async def build_services(settings: Settings) -> Services:
         await store.close()
         raise
     catalog = build_catalog(settings, HttpTransport())
+    metrics = Metrics()
+    board = health_board(catalog, metrics.breaker_changed)
+    metrics.watch_deployments(board.snapshot)
+    admission = await build_admitter(
+        settings.limits, settings.redis_url, catalog.get, metrics.registry
+    )
+    accounting = await build_accounting(
+        settings.accounting, settings.resolved_database_url, settings.resolved_home, catalog
+    )
+    await accounting.start()
     return Services(
         settings=settings,
         store=store,
         keys=keys,
         catalog=catalog,
-        runner=AttemptRunner(RetryPolicy(), catalog.get, random.Random()),
-        metrics=Metrics(),
+        runner=AttemptRunner(catalog.get, board, random.Random()),
+        metrics=metrics,
         openai=OpenAIDialect(),
         anthropic=AnthropicDialect(),
+        admission=admission,
+        accounting=accounting,
         bootstrap=bootstrap,
     )

@@ -14,8 +14,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-API_KEY_PATTERN = re.compile(r"\brg-[A-Za-z0-9_-]{40}\b")
-ADMIN_TOKEN_PATTERN = re.compile(r"\brgadmin-[A-Za-z0-9_-]{40}\b")
+# Keys may start or end with "-" or "_", so \b cannot delimit them.
+API_KEY_PATTERN = re.compile(r"(?<![\w-])rg-[A-Za-z0-9_-]{40}(?![\w-])")
+ADMIN_TOKEN_PATTERN = re.compile(r"(?<![\w-])rgadmin-[A-Za-z0-9_-]{40}(?![\w-])")
 
 
 def free_port() -> int:
@@ -66,13 +67,20 @@ class Gateway:
 
 
 def start_gateway(
-    home: Path, config: Path | None = None, env: dict[str, str] | None = None
+    home: Path,
+    config: Path | None = None,
+    env: dict[str, str] | None = None,
+    database_url: str | None = None,
+    credentials: tuple[str, str] | None = None,
 ) -> Gateway:
+    """Start ``relaygate serve``; ``credentials`` (api key, admin token) are for a process that
+    joins a database another one already bootstrapped, so none are printed."""
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "gateway.log"
     args = [sys.executable, "-m", "relaygate.cli.main", "serve", "--port", str(port)]
-    args += ["--home", str(home), "--database-url", f"sqlite:///{home / 'relaygate.db'}"]
+    database_url = database_url or f"sqlite:///{home / 'relaygate.db'}"
+    args += ["--home", str(home), "--database-url", database_url]
     if config is not None:
         args += ["--config", str(config)]
     full_env = {**os.environ, **(env or {})}
@@ -85,6 +93,8 @@ def start_gateway(
     except RuntimeError as exc:
         stop(process)
         raise RuntimeError(f"{exc}\n{log_path.read_text(errors='replace')}") from None
+    if credentials is not None:
+        return Gateway(base_url, *credentials, home, process, log_path)
     text = log_path.read_text(errors="replace")
     api_key = API_KEY_PATTERN.search(text)
     admin = ADMIN_TOKEN_PATTERN.search(text)

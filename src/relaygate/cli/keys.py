@@ -15,9 +15,17 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from relaygate.accounting import balance
 from relaygate.auth.keys import generate_admin_token, hash_key, new_api_key
+from relaygate.cli.keys_manage import add_manage_actions
 from relaygate.settings import ConfigError, load_settings
-from relaygate.store import KeyRecord, KeySpec, StoreError, create_key_store
+from relaygate.store import (
+    KeyRecord,
+    KeySpec,
+    StoreError,
+    create_key_store,
+    create_ledger_store,
+)
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -62,6 +70,7 @@ def add_keys_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     )
     _add_store_options(admin)
     admin.set_defaults(handler=run_create_admin_token)
+    add_manage_actions(actions, _add_store_options, _run)
 
 
 def run_create(args: argparse.Namespace) -> int:
@@ -103,8 +112,10 @@ async def create_key_command(args: argparse.Namespace) -> int:
         balance_usd=args.balance_usd,
         expires_at=expires_at,
     )
-    async with create_key_store(_database_url(args)) as store:
-        record = await store.create_key(spec)
+    url = _database_url(args)
+    async with create_key_store(url) as store, create_ledger_store(url) as ledger:
+        # An initial balance is recorded as the key's first balance entry.
+        record = await balance.create_key(store, ledger, spec)
     if args.json:
         print(orjson.dumps({"key": material.raw_key, **_public_fields(record)}).decode())
     else:

@@ -10,6 +10,7 @@ from relaygate import __version__
 from relaygate.cli.keys import add_keys_parser
 from relaygate.cli.mock import add_mock_parser
 from relaygate.cli.serve import add_serve_parser
+from relaygate.cli.usage import add_usage_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(subparsers)
     add_keys_parser(subparsers)
     add_mock_parser(subparsers)
+    add_usage_parser(subparsers)
     return parser
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from relaygate.app import create_app
+from relaygate.cli.workers import run_workers
 from relaygate.observability.logging import configure_logging
 from relaygate.services import Services
 from relaygate.settings import ConfigError, Settings, load_settings
@@ -23,6 +24,10 @@ def add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     parser.add_argument("--port", type=int, help="listen port (default 8080)")
     parser.add_argument("--database-url", help="sqlite:///path or postgresql://...")
     parser.add_argument("--home", help="state directory (default ~/.relaygate)")
+    parser.add_argument(
+        "--workers", type=int, help="worker processes (default 1; more than 1 needs --redis-url)"
+    )
+    parser.add_argument("--redis-url", help="redis://... shared by every process for limits")
     parser.set_defaults(handler=run_serve)
 
 
@@ -32,6 +37,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "server.port": getattr(args, "port", None),
         "database_url": getattr(args, "database_url", None),
         "home": getattr(args, "home", None),
+        "server.workers": getattr(args, "workers", None),
+        "redis_url": getattr(args, "redis_url", None),
     }
     return load_settings(args.config, overrides=overrides)
 
@@ -43,6 +50,8 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"relaygate: configuration error\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    if settings.server.workers > 1:
+        return run_workers(settings, args.config)
     app = create_app(settings, on_started=lambda services: _announce(settings, services))
     config = uvicorn.Config(
         app,

@@ -66,6 +66,8 @@ def request_fields(ctx: RequestContext) -> dict[str, Any]:
         fields["output_tokens"] = ctx.usage.output_tokens
         fields["cache_read_tokens"] = ctx.usage.cache_read_tokens
         fields["cache_write_tokens"] = ctx.usage.cache_write_tokens
+    if ctx.cost_usd:
+        fields["cost_usd"] = round(ctx.cost_usd, 8)
     return fields
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from relaygate.relay.context import RequestContext
+from relaygate.routing.breaker import BreakerState
+from relaygate.routing.health import HealthSnapshot
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
@@ -55,6 +61,28 @@ class Metrics:
         self.in_flight = Gauge(
             "relaygate_requests_in_flight", "Requests being handled", registry=self.registry
         )
+        self.breaker_state = Gauge(
+            "relaygate_breaker_state",
+            "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open",
+            ("deployment",),
+            registry=self.registry,
+        )
+        self.breaker_transitions = Counter(
+            "relaygate_breaker_transitions",
+            "Circuit breaker state changes, by deployment and the state entered",
+            ("deployment", "state"),
+            registry=self.registry,
+        )
+
+    def breaker_changed(self, deployment: str, old: BreakerState | None, new: BreakerState) -> None:
+        """A breaker changed state (``old`` is None when its deployment is first seen)."""
+        self.breaker_state.labels(deployment).set(new.value)
+        if old is not None:
+            self.breaker_transitions.labels(deployment, new.name.lower()).inc()
+
+    def watch_deployments(self, snapshot: Callable[[], Iterable[HealthSnapshot]]) -> None:
+        """Export each deployment's requests in flight and latency EWMA, read at scrape time."""
+        self.registry.register(_DeploymentCollector(snapshot))
 
     def observe(self, ctx: RequestContext) -> None:
         model = ctx.model_used or ctx.model_requested or "-"
@@ -79,3 +107,31 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _DeploymentCollector(Collector):
+    """Reads deployment health only when scraped: nothing on the request path."""
+
+    def __init__(self, snapshot: Callable[[], Iterable[HealthSnapshot]]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        outstanding = GaugeMetricFamily(
+            "relaygate_deployment_outstanding",
+            "Upstream attempts in flight per deployment (streams until they end)",
+            labels=("deployment",),
+        )
+        latency = GaugeMetricFamily(
+            "relaygate_deployment_latency_ewma_seconds",
+            "Recent upstream latency per deployment (EWMA; absent when not measured lately)",
+            labels=("deployment",),
+        )
+        for item in self._snapshot():
+            outstanding.add_metric((item.deployment,), item.outstanding)
+            if item.latency is not None:
+                latency.add_metric((item.deployment,), item.latency)
+        yield outstanding
+        yield latency

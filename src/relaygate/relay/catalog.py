@@ -14,6 +14,7 @@ from relaygate.core.types import DialectName
 from relaygate.mock.app import create_mock_app
 from relaygate.providers.base import Provider, UpstreamTarget
 from relaygate.providers.registry import provider_for_wire
+from relaygate.routing.policy import DEFAULT_POLICY, RoutePolicy
 from relaygate.settings import DeploymentSettings, ModelSettings, Settings, resolve_api_key
 from relaygate.settings.model import MockSettings
 from relaygate.transport.base import Timeouts, Transport
@@ -43,6 +44,7 @@ class ModelRoute:
     name: str
     deployments: tuple[Deployment, ...]
     fallbacks: tuple[str, ...]
+    policy: RoutePolicy = DEFAULT_POLICY
 
 
 class Catalog:
@@ -82,7 +84,8 @@ def build_catalog(settings: Settings, http: Transport) -> Catalog:
             deployments.append(deployment)
             if own_transport is not None:
                 transports.append(own_transport)
-        route = ModelRoute(model.name, tuple(deployments), tuple(model.fallbacks))
+        policy = RoutePolicy.from_settings(model.routing)
+        route = ModelRoute(model.name, tuple(deployments), tuple(model.fallbacks), policy)
         for name in (model.name, *model.aliases):
             routes[name] = route
     return Catalog(routes, transports)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from relaygate.core.types import DialectName, Usage
+from relaygate.core.types import ChatRequest, DialectName, Usage
+
+if TYPE_CHECKING:
+    from relaygate.accounting.budget import Hold
 
 
 @dataclass(slots=True)
@@ -37,6 +41,12 @@ class RequestContext:
     usage: Usage | None = None
     cache_hit: bool = False
     response_started: bool = False
+    # Accounting: the decoded request (for estimates), the budget hold, characters of text
+    # relayed in a stream (to bill a stream cut short), and the request's cost.
+    chat_request: ChatRequest | None = None
+    budget_hold: Hold | None = None
+    delivered_chars: int = 0
+    cost_usd: float = 0.0
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

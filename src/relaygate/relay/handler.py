@@ -49,6 +49,7 @@ async def handle_chat(services: Services, request: Request, send: Send, dialect:
     finally:
         services.metrics.in_flight.dec()
         services.metrics.observe(ctx)
+        services.accounting.finish(ctx)
         log_request(logger, ctx)
 
 
@@ -63,13 +64,20 @@ async def _chat(
     ctx.stream = req.stream
     route = services.catalog.resolve(req.model, key.allowed_models)
     services.keys.check_model(key, route.name)
-    if req.stream:
-        opened = await open_stream(ctx, req, route, services.runner)
-        pump = StreamPump(ctx, req, dialect, opened, request, send)
-        await pump.run(_success_headers(ctx))
-        return
-    out = await relay_whole(ctx, req, route, dialect, services.runner)
-    await send_body(send, 200, out, [JSON_CONTENT, *_success_headers(ctx)])
+    ticket = await services.admission.admit(key, route, req, request.headers)
+    ctx.waited_seconds += ticket.queued_seconds
+    route = ticket.route
+    try:
+        await services.accounting.reserve(ctx, key, req, route)
+        if req.stream:
+            opened = await open_stream(ctx, req, route, services.runner)
+            pump = StreamPump(ctx, req, dialect, opened, request, send)
+            await pump.run(_success_headers(ctx))
+            return
+        out = await relay_whole(ctx, req, route, dialect, services.runner)
+        await send_body(send, 200, out, [JSON_CONTENT, *_success_headers(ctx)])
+    finally:
+        services.admission.finish(ticket, ctx)
 
 
 async def handle_count_tokens(services: Services, request: Request, send: Send) -> None:
@@ -115,4 +123,7 @@ async def send_error(ctx: RequestContext, send: Send, dialect: Dialect, err: Gat
     headers: Headers = [JSON_CONTENT, (b"x-request-id", ctx.request_id.encode())]
     if err.retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
+    if err.kind == "budget_exhausted":
+        # Not transient: tell the official SDKs not to retry it.
+        headers.append((b"x-should-retry", b"false"))
     await send_body(send, err.status, dialect.encode_error(err, ctx.request_id), headers)

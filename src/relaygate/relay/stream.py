@@ -16,16 +16,17 @@ from dataclasses import dataclass
 
 import orjson
 
-from relaygate.core.errors import GatewayError, UpstreamError
-from relaygate.core.events import StreamError, StreamEvent
+from relaygate.core.errors import GatewayError, UpstreamError, UpstreamTimeoutError
+from relaygate.core.events import StreamError, StreamEvent, TextDelta, ThinkingDelta, ToolArgsDelta
 from relaygate.core.sse import SSEDecoder, SSEFrame, encode_frame
 from relaygate.core.types import ChatRequest
 from relaygate.dialects.base import Dialect, StreamEncoder
 from relaygate.providers.base import StreamParser
-from relaygate.relay.attempts import AttemptRunner
+from relaygate.relay.attempts import AttemptRunner, settle_stream
 from relaygate.relay.catalog import Deployment, ModelRoute
 from relaygate.relay.context import RequestContext
-from relaygate.transport.base import UpstreamResponse
+from relaygate.routing.health import Lease
+from relaygate.transport.base import Timeouts, UpstreamResponse
 from relaygate.web.request import Request, Send
 from relaygate.web.responses import Headers, end_stream, send_chunk, start_stream
 
@@ -42,30 +43,41 @@ class OpenedStream:
     parser: StreamParser
     first_events: list[StreamEvent]
     first_frames: list[SSEFrame]
+    lease: Lease | None = None
 
 
 async def open_stream(
     ctx: RequestContext, req: ChatRequest, route: ModelRoute, runner: AttemptRunner
 ) -> OpenedStream:
-    async def attempt(dep: Deployment) -> OpenedStream:
+    async def attempt(dep: Deployment, timeouts: Timeouts) -> OpenedStream:
         upstream = dep.provider.build_request(req, dep.target, ctx.request_id)
         started = time.perf_counter()
         try:
-            response = await dep.transport.send(upstream, dep.timeouts)
+            response = await dep.transport.send(upstream, timeouts)
             if response.status >= 400:
                 body = await response.read()
                 raise dep.provider.classify_error(response.status, response.headers, body)
-            return await _first_chunk(dep, response)
+            left = timeouts.first_byte - (time.perf_counter() - started)
+            return await _first_chunk(dep, response, left)
         finally:
             ctx.upstream_seconds += time.perf_counter() - started
 
-    return await runner.run(ctx, route, attempt)
+    held = await runner.run_held(ctx, route, attempt)
+    held.value.lease = held.lease
+    return held.value
 
 
-async def _first_chunk(dep: Deployment, response: UpstreamResponse) -> OpenedStream:
+async def _first_chunk(dep: Deployment, response: UpstreamResponse, left: float) -> OpenedStream:
+    """The first body chunk, within what is left of the first-byte timeout after the head."""
     chunks = response.chunks().__aiter__()
     try:
-        first = await anext(chunks)
+        async with asyncio.timeout(max(left, 0.0)):
+            first = await anext(chunks)
+    except TimeoutError:
+        response.close()
+        raise UpstreamTimeoutError(
+            "upstream sent no stream data before the first-byte timeout"
+        ) from None
     except StopAsyncIteration:
         response.close()
         raise UpstreamError(
@@ -116,6 +128,12 @@ class StreamPump:
 
     async def run(self, headers: Headers) -> None:
         """Stream to the caller; stops early (closing the upstream) if the caller goes away."""
+        try:
+            await self._run(headers)
+        finally:
+            settle_stream(self._ctx, self._opened.lease)
+
+    async def _run(self, headers: Headers) -> None:
         ctx, opened = self._ctx, self._opened
         await start_stream(self._send, headers)
         ctx.response_started = True
@@ -161,6 +179,7 @@ class StreamPump:
             out = chunk
         if out:
             await send_chunk(self._send, out)
+            self._ctx.delivered_chars += _text_chars(events)
         for event in events:
             if isinstance(event, StreamError):
                 self._mark_failed(event.error)
@@ -189,6 +208,20 @@ class StreamPump:
     def _mark_failed(self, err: GatewayError) -> None:
         self._ctx.outcome = "partial"
         self._ctx.error_kind = err.kind
+
+
+def _text_chars(events: list[StreamEvent]) -> int:
+    """Characters of answer text in ``events``: what a stream cut short is billed for."""
+    total = 0
+    for event in events:
+        kind = type(event)
+        if kind is TextDelta:
+            total += len(event.text)  # type: ignore[union-attr]
+        elif kind is ThinkingDelta:
+            total += len(event.thinking)  # type: ignore[union-attr]
+        elif kind is ToolArgsDelta:
+            total += len(event.partial_json)  # type: ignore[union-attr]
+    return total
 
 
 def _shown(frame: SSEFrame) -> bool:

@@ -9,6 +9,7 @@ from relaygate.dialects.base import Dialect
 from relaygate.relay.attempts import AttemptRunner
 from relaygate.relay.catalog import Deployment, ModelRoute
 from relaygate.relay.context import RequestContext
+from relaygate.transport.base import Timeouts
 
 
 async def relay_whole(
@@ -20,11 +21,11 @@ async def relay_whole(
 ) -> bytes:
     """The caller's response body. Same-dialect upstream bytes are returned unchanged."""
 
-    async def attempt(dep: Deployment) -> bytes:
+    async def attempt(dep: Deployment, timeouts: Timeouts) -> bytes:
         upstream = dep.provider.build_request(req, dep.target, ctx.request_id)
         started = time.perf_counter()
         try:
-            response = await dep.transport.send(upstream, dep.timeouts)
+            response = await dep.transport.send(upstream, timeouts)
             body = await response.read()
         finally:
             ctx.upstream_seconds += time.perf_counter() - started

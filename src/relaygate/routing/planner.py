@@ -1,35 +1,40 @@
-"""The attempt plan: a model's deployments in balancer order, then each fallback model's."""
+"""The attempt plan: the requested model, then its fallback chain, each model tried in turn.
+
+Fallbacks chain: if ``claude-sonnet-4`` falls back to ``claude-haiku-4`` and that one to
+``deepseek-v3``, a request for ``claude-sonnet-4`` may end on ``deepseek-v3``. Models are visited
+breadth first (a model's own fallbacks in their listed order before theirs), each at most once.
+"""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-
-from relaygate.relay.catalog import Deployment, ModelRoute
+from collections.abc import Callable, Iterator
+from typing import Protocol, TypeVar
 
 
-def plan_attempts(
-    route: ModelRoute, lookup: Callable[[str], ModelRoute | None], rng: random.Random
-) -> list[Deployment]:
-    """Deployments to try in order: weighted-random order within each model, fallbacks after."""
-    plan: list[Deployment] = []
-    seen: set[str] = set()
-    models = [route]
-    for name in route.fallbacks:
-        fallback = lookup(name)
-        if fallback is not None:
-            models.append(fallback)
-    for model in models:
-        if model.name in seen:
-            continue
-        seen.add(model.name)
-        plan.extend(_weighted_order(model.deployments, rng))
-    return plan
+class Chained(Protocol):
+    """What the planner needs of a model route."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fallbacks(self) -> tuple[str, ...]: ...
 
 
-def _weighted_order(deployments: tuple[Deployment, ...], rng: random.Random) -> list[Deployment]:
-    if len(deployments) == 1:
-        return [deployments[0]]
-    # Efraimidis-Spirakis: sort by u^(1/w) descending gives a weighted random permutation.
-    keyed = sorted(deployments, key=lambda d: rng.random() ** (1.0 / d.weight), reverse=True)
-    return keyed
+R = TypeVar("R", bound=Chained)
+
+
+def model_chain(route: R, lookup: Callable[[str], R | None]) -> Iterator[R]:
+    """``route`` and then every model its fallback chain reaches, lazily, without repeats."""
+    seen = {route.name}
+    queue = [route]
+    index = 0
+    while index < len(queue):
+        model = queue[index]
+        index += 1
+        yield model
+        for name in model.fallbacks:
+            fallback = lookup(name)
+            if fallback is not None and fallback.name not in seen:
+                seen.add(fallback.name)
+                queue.append(fallback)

@@ -1,6 +1,11 @@
 """Configuration: YAML + environment -> frozen, validated settings."""
 
-from relaygate.settings.load import ConfigError, load_settings, resolve_api_key
+from relaygate.settings.load import (
+    ConfigError,
+    config_path_from_env,
+    load_settings,
+    resolve_api_key,
+)
 from relaygate.settings.model import DeploymentSettings, ModelSettings, Settings
 
 __all__ = [
@@ -8,6 +13,7 @@ __all__ = [
     "DeploymentSettings",
     "ModelSettings",
     "Settings",
+    "config_path_from_env",
     "load_settings",
     "resolve_api_key",
 ]

@@ -51,6 +51,17 @@ def load_settings(
     return settings
 
 
+CONFIG_PATH_ENV = "RELAYGATE_CONFIG"
+
+
+def config_path_from_env(env: Mapping[str, str] | None = None) -> Path | None:
+    """The config file named by ``RELAYGATE_CONFIG`` (set by ``serve --workers`` for its
+    worker processes), or None for the embedded defaults."""
+    env = os.environ if env is None else env
+    value = env.get(CONFIG_PATH_ENV)
+    return Path(value) if value else None
+
+
 def resolve_api_key(api_key_env: str | None, env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
     return env.get(api_key_env) if api_key_env else None

@@ -7,6 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from relaygate.settings.accounting import AccountingSettings
+from relaygate.settings.limits import LimitSettings
+from relaygate.settings.routing import BreakerSettings, RoutingSettings
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -54,6 +58,7 @@ class DeploymentSettings(_Frozen):
     timeouts: TimeoutSettings = TimeoutSettings()
     headers: dict[str, str] = Field(default_factory=dict)
     mock: MockSettings | None = None
+    breaker: BreakerSettings = BreakerSettings()
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> DeploymentSettings:
@@ -68,6 +73,7 @@ class ModelSettings(_Frozen):
     deployments: list[DeploymentSettings] = Field(min_length=1)
     fallbacks: list[str] = Field(default_factory=list)
     default_max_tokens: int = Field(4096, gt=0)
+    routing: RoutingSettings = RoutingSettings()
 
 
 class ServerSettings(_Frozen):
@@ -84,6 +90,8 @@ class Settings(_Frozen):
     redis_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     key_cache_refresh_seconds: float = Field(5.0, gt=0)
+    limits: LimitSettings = LimitSettings()
+    accounting: AccountingSettings = AccountingSettings()
     models: list[ModelSettings] = Field(min_length=1)
 
     @field_validator("models")

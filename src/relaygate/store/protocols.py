@@ -3,9 +3,20 @@ pass the same contract suite (tests/contract/)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from relaygate.store.ledger_records import (
+    BalanceEntry,
+    BudgetCounters,
+    GroupBy,
+    LedgerRow,
+    ReserveAsk,
+    SpendDelta,
+    UsageGroup,
+)
 from relaygate.store.records import KeyRecord, KeySpec
 
 
@@ -67,3 +78,70 @@ class KeyStore(Protocol):
 
         Returns the key, or None when another process (or an earlier start) got there first.
         """
+
+
+class LedgerStore(Protocol):
+    """The usage ledger, prepaid-balance entries and per-key budget counters.
+
+    Written by background tasks (the ledger writer, the budget settler) and read by reports; the
+    request path awaits it only for ``try_reserve`` on keys that have a budget, in shared mode.
+    """
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations. Raises StoreUnavailableError if unreachable."""
+
+    async def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def insert_rows(self, rows: Sequence[LedgerRow]) -> int:
+        """Insert rows in one statement/transaction; rows whose ``id`` exists are skipped.
+
+        Returns how many were new.
+        """
+
+    async def count_rows(self, since: datetime | None = None) -> int:
+        """How many rows exist (created at or after ``since``)."""
+
+    async def rows_for_request(self, request_id: str) -> list[LedgerRow]:
+        """Rows with this request id, oldest first."""
+
+    async def recent_rows(self, limit: int, key_name: str | None = None) -> list[LedgerRow]:
+        """The newest rows first, optionally of one key."""
+
+    async def usage_groups(
+        self,
+        by: GroupBy,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        key_name: str | None = None,
+    ) -> list[UsageGroup]:
+        """Totals per key, model or UTC day for ``since <= created_at < until``."""
+
+    async def top_up(
+        self, key_name: str, amount_usd: float, kind: str, note: str | None = None
+    ) -> BalanceEntry | None:
+        """Record a balance entry and add it to the key's prepaid credit in one transaction.
+
+        Bumps the keys version so key caches see the new credit. None when no such live key.
+        """
+
+    async def balance_entries(self, key_name: str) -> list[BalanceEntry]:
+        """The key's balance entries, oldest first."""
+
+    async def load_budgets(self, month: str) -> list[BudgetCounters]:
+        """Every key's counters; ``month_spent_usd`` is 0 for a row last used in another month."""
+
+    async def apply_spend(self, month: str, deltas: Sequence[SpendDelta]) -> None:
+        """Charge finished requests and release their reservations, in one transaction."""
+
+    async def try_reserve(self, ask: ReserveAsk) -> BudgetCounters | None:
+        """Atomically reserve ``ask.amount_usd`` unless a limit would be passed (then None)."""

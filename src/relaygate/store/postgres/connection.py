@@ -27,6 +27,8 @@ _UNAVAILABLE = (
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.InvalidCatalogNameError,
     asyncpg.InterfaceError,
+    # Raised by a pooled connection that broke mid-operation (the server went away).
+    asyncpg.InternalClientError,
 )
 
 

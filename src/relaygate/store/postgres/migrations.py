@@ -49,4 +49,60 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO change_counters (name, version) VALUES ('keys', 0)",
         ),
     ),
+    Migration(
+        2,
+        "usage ledger, balance entries and budget counters",
+        (
+            """
+            CREATE TABLE usage_ledger (
+                id text PRIMARY KEY,
+                request_id text NOT NULL,
+                created_at timestamptz NOT NULL,
+                key_name text,
+                route text NOT NULL,
+                model_requested text,
+                model_used text,
+                deployment text,
+                status integer NOT NULL,
+                outcome text NOT NULL,
+                error_kind text,
+                attempts integer NOT NULL,
+                stream boolean NOT NULL,
+                input_tokens bigint NOT NULL,
+                output_tokens bigint NOT NULL,
+                cache_read_tokens bigint NOT NULL,
+                cache_write_tokens bigint NOT NULL,
+                cost_usd double precision NOT NULL,
+                latency_ms double precision NOT NULL,
+                upstream_ms double precision NOT NULL,
+                ttft_ms double precision,
+                cache_hit boolean NOT NULL
+            )
+            """,
+            "CREATE INDEX usage_ledger_created ON usage_ledger (created_at)",
+            "CREATE INDEX usage_ledger_key_created ON usage_ledger (key_name, created_at)",
+            "CREATE INDEX usage_ledger_request ON usage_ledger (request_id)",
+            """
+            CREATE TABLE balance_entries (
+                id uuid PRIMARY KEY,
+                key_name text NOT NULL,
+                amount_usd numeric(20, 8) NOT NULL,
+                kind text NOT NULL,
+                note text,
+                created_at timestamptz NOT NULL
+            )
+            """,
+            "CREATE INDEX balance_entries_key ON balance_entries (key_name, created_at)",
+            """
+            CREATE TABLE key_budgets (
+                key_name text PRIMARY KEY,
+                month text NOT NULL,
+                month_spent_usd double precision NOT NULL DEFAULT 0,
+                balance_spent_usd double precision NOT NULL DEFAULT 0,
+                reserved_usd double precision NOT NULL DEFAULT 0,
+                reserved_at timestamptz NOT NULL
+            )
+            """,
+        ),
+    ),
 )

@@ -52,4 +52,60 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO change_counters (name, version) VALUES ('keys', 0)",
         ),
     ),
+    Migration(
+        2,
+        "usage ledger, balance entries and budget counters",
+        (
+            """
+            CREATE TABLE usage_ledger (
+                id TEXT PRIMARY KEY,
+                request_id TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                key_name TEXT,
+                route TEXT NOT NULL,
+                model_requested TEXT,
+                model_used TEXT,
+                deployment TEXT,
+                status INTEGER NOT NULL,
+                outcome TEXT NOT NULL,
+                error_kind TEXT,
+                attempts INTEGER NOT NULL,
+                stream INTEGER NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cache_read_tokens INTEGER NOT NULL,
+                cache_write_tokens INTEGER NOT NULL,
+                cost_usd REAL NOT NULL,
+                latency_ms REAL NOT NULL,
+                upstream_ms REAL NOT NULL,
+                ttft_ms REAL,
+                cache_hit INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX usage_ledger_created ON usage_ledger (created_at)",
+            "CREATE INDEX usage_ledger_key_created ON usage_ledger (key_name, created_at)",
+            "CREATE INDEX usage_ledger_request ON usage_ledger (request_id)",
+            """
+            CREATE TABLE balance_entries (
+                id TEXT PRIMARY KEY,
+                key_name TEXT NOT NULL,
+                amount_usd REAL NOT NULL,
+                kind TEXT NOT NULL,
+                note TEXT,
+                created_at TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX balance_entries_key ON balance_entries (key_name, created_at)",
+            """
+            CREATE TABLE key_budgets (
+                key_name TEXT PRIMARY KEY,
+                month TEXT NOT NULL,
+                month_spent_usd REAL NOT NULL DEFAULT 0,
+                balance_spent_usd REAL NOT NULL DEFAULT 0,
+                reserved_usd REAL NOT NULL DEFAULT 0,
+                reserved_at TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )

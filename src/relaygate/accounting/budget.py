@@ -1,0 +1,271 @@
+"""Budgets: reserve an estimated cost before a request, settle the actual cost after it.
+
+A key may have a monthly cap (``monthly_budget_usd``, calendar month in UTC) and/or a prepaid
+credit (``balance_usd``: the total of its top-ups). A request is admitted only if the key's spend,
+plus what requests in flight have reserved, plus this request's estimate stays within both. The
+estimate prices the prompt (about four characters a token) and the full ``max_tokens`` at the
+route's dearest deployment, so the actual cost rarely exceeds it: N concurrent requests cannot
+overspend by more than one request's reservation, however they interleave.
+
+Two enforcers share ``Budgets``: ``LocalBudgets`` (below) keeps the counters in memory, never
+touching the database on the request path, and persists them in the background; it is exact for
+one process and, with several processes on one SQLite file, within ``sync_seconds`` of exact.
+``SharedBudgets`` (budget_shared.py) makes each reservation one atomic UPDATE in PostgreSQL, so
+any number of processes share a cap exactly; it costs one round trip per request, and only for
+keys that have a budget. Settling is batched per key in the background in both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from relaygate.core.errors import BudgetExhaustedError
+from relaygate.settings.accounting import BudgetSettings
+from relaygate.store.errors import StoreError
+from relaygate.store.ledger_records import BudgetCounters, SpendDelta
+from relaygate.store.protocols import LedgerStore
+from relaygate.store.records import KeyRecord
+
+logger = logging.getLogger("relaygate.budget")
+# Reserve at least this much, so a key at exactly its cap is refused even for unpriced models.
+MIN_RESERVATION_USD = 1e-6
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """One request's reservation; ``remote`` when it is held in the shared store."""
+
+    key_name: str
+    amount_usd: float
+    charge_balance: bool
+    remote: bool = False
+
+
+@dataclass(slots=True)
+class Counters:
+    """A key's counters as this process sees them."""
+
+    month: str
+    month_spent: float = 0.0
+    balance_spent: float = 0.0
+    reserved: float = 0.0
+
+
+class Budgets(Protocol):
+    """Reserve before, settle after; ``start``/``stop`` own the background settler."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def reserve(self, key: KeyRecord, amount_usd: float) -> Hold | None:
+        """A hold, None when the key has no budget; raises BudgetExhaustedError."""
+        ...
+
+    def settle(self, key_name: str, hold: Hold | None, cost_usd: float) -> None:
+        """Release ``hold`` and charge ``cost_usd``; never blocks, never raises."""
+        ...
+
+    def view(self, key_name: str) -> Counters | None:
+        """The latest counters this process knows for the key."""
+        ...
+
+
+def has_budget(key: KeyRecord) -> bool:
+    return key.monthly_budget_usd is not None or key.balance_usd is not None
+
+
+def month_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def exhausted(key: KeyRecord, counters: Counters | None, amount: float) -> BudgetExhaustedError:
+    """The 429 a caller sees, saying which limit and by how much."""
+    spent = counters.month_spent if counters else 0.0
+    reserved = counters.reserved if counters else 0.0
+    parts = []
+    if key.monthly_budget_usd is not None:
+        parts.append(
+            f"monthly budget ${key.monthly_budget_usd:.4f} (spent ${spent:.4f}, "
+            f"${reserved:.4f} reserved by requests in flight)"
+        )
+    if key.balance_usd is not None:
+        used = counters.balance_spent if counters else 0.0
+        parts.append(f"prepaid balance ${max(0.0, key.balance_usd - used):.4f} left")
+    return BudgetExhaustedError(
+        f"Budget exhausted for key '{key.name}': this request's estimated cost "
+        f"${amount:.4f} does not fit in the {' and '.join(parts)}. "
+        "Ask an administrator to raise the budget or top up the balance."
+    )
+
+
+class MonthClock:
+    """The current UTC month as ``YYYY-MM``, recomputed only when a month boundary passes."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._month = ""
+        self._until = -math.inf
+
+    def current(self) -> str:
+        now = self._clock()
+        if now >= self._until:
+            moment = datetime.fromtimestamp(now, UTC)
+            self._month = month_of(moment)
+            year, month = moment.year + moment.month // 12, moment.month % 12 + 1
+            self._until = datetime(year, month, 1, tzinfo=UTC).timestamp()
+        return self._month
+
+
+class Settler:
+    """Collects finished requests' costs per key and writes them in batches."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        interval: float,
+        months: MonthClock,
+        after_flush: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._store = store
+        self._interval = interval
+        self._months = months
+        self._pending: dict[str, list[float]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._after_flush = after_flush
+
+    def add(self, key_name: str, released: float, spent: float, balance: float) -> None:
+        entry = self._pending.get(key_name)
+        if entry is None:
+            self._pending[key_name] = [released, spent, balance]
+        else:
+            entry[0] += released
+            entry[1] += spent
+            entry[2] += balance
+
+    def pending(self, key_name: str) -> tuple[float, float]:
+        """Spend of the key not yet written: (month spend, balance spend)."""
+        entry = self._pending.get(key_name)
+        return (entry[1], entry[2]) if entry else (0.0, 0.0)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="relaygate-budget-settler")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+
+    async def flush(self) -> bool:
+        """Write pending deltas; on failure keep them for the next try. True when written."""
+        taken, self._pending = self._pending, {}
+        if not taken:
+            return True
+        deltas = [SpendDelta(k, v[0], v[1], v[2]) for k, v in taken.items()]
+        try:
+            await self._store.apply_spend(self._months.current(), deltas)
+        except StoreError as exc:
+            logger.warning("budget counters not written yet (will retry): %s", exc)
+            for d in deltas:
+                self.add(d.key_name, d.released_usd, d.spent_usd, d.balance_spent_usd)
+            return False
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+            if self._after_flush is not None:
+                await self._after_flush()
+
+
+class LocalBudgets:
+    """Counters in memory; persisted and re-read from the store every ``sync_seconds``."""
+
+    def __init__(
+        self, store: LedgerStore, settings: BudgetSettings, months: MonthClock | None = None
+    ) -> None:
+        self._store = store
+        self._months = months or MonthClock()
+        self._counters: dict[str, Counters] = {}
+        self._settler = Settler(store, settings.sync_seconds, self._months, self.reload)
+
+    async def start(self) -> None:
+        with contextlib.suppress(StoreError):
+            await self.reload()
+        await self._settler.start()
+
+    async def stop(self) -> None:
+        await self._settler.stop()
+
+    async def reload(self) -> None:
+        """Re-read every key's counters (other processes' spend), keeping unwritten local spend."""
+        month = self._months.current()
+        try:
+            rows = await self._store.load_budgets(month)
+        except StoreError as exc:
+            logger.warning("budget counters not re-read (keeping the local view): %s", exc)
+            return
+        for row in rows:
+            self._merge(row, month)
+
+    def _merge(self, row: BudgetCounters, month: str) -> None:
+        spent, balance = self._settler.pending(row.key_name)
+        current = self._counters.get(row.key_name)
+        reserved = current.reserved if current is not None else 0.0
+        self._counters[row.key_name] = Counters(
+            month, row.month_spent_usd + spent, row.balance_spent_usd + balance, reserved
+        )
+
+    async def reserve(self, key: KeyRecord, amount_usd: float) -> Hold | None:
+        if not has_budget(key):
+            return None
+        amount = max(amount_usd, MIN_RESERVATION_USD)
+        counters = self._current(key.name)
+        cap, credit = key.monthly_budget_usd, key.balance_usd
+        over_cap = (
+            cap is not None and counters.month_spent + counters.reserved + amount > cap + _EPSILON
+        )
+        over_credit = (
+            credit is not None
+            and counters.balance_spent + counters.reserved + amount > credit + _EPSILON
+        )
+        if over_cap or over_credit:
+            raise exhausted(key, counters, amount)
+        counters.reserved += amount
+        return Hold(key.name, amount, credit is not None)
+
+    def settle(self, key_name: str, hold: Hold | None, cost_usd: float) -> None:
+        counters = self._current(key_name)
+        charged_balance = cost_usd if hold is not None and hold.charge_balance else 0.0
+        if hold is not None:
+            counters.reserved = max(0.0, counters.reserved - hold.amount_usd)
+        counters.month_spent += cost_usd
+        counters.balance_spent += charged_balance
+        if cost_usd:
+            self._settler.add(key_name, 0.0, cost_usd, charged_balance)
+
+    def view(self, key_name: str) -> Counters | None:
+        return self._counters.get(key_name)
+
+    def _current(self, key_name: str) -> Counters:
+        month = self._months.current()
+        counters = self._counters.get(key_name)
+        if counters is None:
+            counters = self._counters[key_name] = Counters(month)
+        elif counters.month != month:
+            counters.month, counters.month_spent = month, 0.0
+        return counters

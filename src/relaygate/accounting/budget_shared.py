@@ -1,0 +1,102 @@
+"""``SharedBudgets``: every reservation is one atomic UPDATE in the shared store (PostgreSQL).
+
+The trade-off (see budget.py): one round trip per request of a key that has a budget, in exchange
+for caps that hold exactly across any number of gateway processes. Keys without a budget never
+reach the store on the request path. Settling (release the hold, charge the actual cost) is
+batched per key in the background; a hold stays counted until its settlement is written, so the
+delay errs toward refusing, never toward overspending. If the store cannot be reached, requests
+are admitted (``fail_open``, the default: availability first, the spend is settled once it is
+back) or refused with the budget error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from relaygate.accounting.budget import (
+    MIN_RESERVATION_USD,
+    Counters,
+    Hold,
+    MonthClock,
+    Settler,
+    exhausted,
+    has_budget,
+)
+from relaygate.core.errors import BudgetExhaustedError
+from relaygate.settings.accounting import BudgetSettings
+from relaygate.store.errors import StoreError
+from relaygate.store.ledger_records import BudgetCounters, ReserveAsk
+from relaygate.store.protocols import LedgerStore
+from relaygate.store.records import KeyRecord
+
+logger = logging.getLogger("relaygate.budget")
+SETTLE_SECONDS = 0.2
+WARN_EVERY_SECONDS = 30.0
+
+
+class SharedBudgets:
+    """Reservations checked and counted by the store, atomically."""
+
+    def __init__(
+        self, store: LedgerStore, settings: BudgetSettings, months: MonthClock | None = None
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._months = months or MonthClock()
+        self._seen: dict[str, Counters] = {}
+        self._settler = Settler(store, min(SETTLE_SECONDS, settings.sync_seconds), self._months)
+        self._warned_at = -WARN_EVERY_SECONDS
+
+    async def start(self) -> None:
+        await self._settler.start()
+
+    async def stop(self) -> None:
+        await self._settler.stop()
+
+    async def reserve(self, key: KeyRecord, amount_usd: float) -> Hold | None:
+        if not has_budget(key):
+            return None
+        amount = max(amount_usd, MIN_RESERVATION_USD)
+        ask = ReserveAsk(
+            key_name=key.name,
+            month=self._months.current(),
+            amount_usd=amount,
+            monthly_cap_usd=key.monthly_budget_usd,
+            credit_usd=key.balance_usd,
+            ttl_seconds=self._settings.reservation_ttl_seconds,
+        )
+        try:
+            counters = await self._store.try_reserve(ask)
+        except StoreError as exc:
+            return self._unreachable(key, amount, exc)
+        if counters is None:
+            raise exhausted(key, self._seen.get(key.name), amount)
+        self._remember(counters)
+        return Hold(key.name, amount, key.balance_usd is not None, remote=True)
+
+    def settle(self, key_name: str, hold: Hold | None, cost_usd: float) -> None:
+        released = hold.amount_usd if hold is not None and hold.remote else 0.0
+        balance = cost_usd if hold is not None and hold.charge_balance else 0.0
+        if released or cost_usd:
+            self._settler.add(key_name, released, cost_usd, balance)
+
+    def view(self, key_name: str) -> Counters | None:
+        return self._seen.get(key_name)
+
+    def _remember(self, row: BudgetCounters) -> None:
+        self._seen[row.key_name] = Counters(
+            row.month, row.month_spent_usd, row.balance_spent_usd, row.reserved_usd
+        )
+
+    def _unreachable(self, key: KeyRecord, amount: float, exc: StoreError) -> Hold:
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY_SECONDS:
+            self._warned_at = now
+            verdict = "admitting" if self._settings.fail_open else "refusing"
+            logger.warning("budget store unreachable; %s budgeted requests: %s", verdict, exc)
+        if not self._settings.fail_open:
+            raise BudgetExhaustedError(
+                f"The budget of key '{key.name}' cannot be checked right now; retry shortly."
+            ) from None
+        return Hold(key.name, amount, key.balance_usd is not None, remote=False)

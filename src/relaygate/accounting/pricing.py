@@ -1,0 +1,110 @@
+"""Model prices and the cost of one request's usage.
+
+Cost is computed from ``core.Usage``, whose ``input_tokens`` already exclude cache reads and writes
+(the providers normalize OpenAI's ``prompt_tokens``, which include ``cached_tokens``). Each kind of
+token has its own price, so cache reads are never charged at the full input rate and cache writes
+are never free: a model priced without explicit cache prices pays 0.1x input for reads and 1.25x
+input for writes (Anthropic's 5-minute cache write rate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from relaygate.accounting.default_prices import default_prices
+from relaygate.core.types import Usage
+from relaygate.settings.accounting import AccountingSettings, ModelPriceSettings
+
+PER_TOKENS = 1_000_000
+CACHE_READ_RATIO = 0.1
+CACHE_WRITE_RATIO = 1.25
+_BOUNDARIES = frozenset("-@:.")
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens of each kind."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+
+    @classmethod
+    def of(
+        cls,
+        input: float,
+        output: float,
+        cache_read: float | None = None,
+        cache_write: float | None = None,
+    ) -> Price:
+        """A price with the documented defaults for unset cache prices."""
+        read = input * CACHE_READ_RATIO if cache_read is None else cache_read
+        write = input * CACHE_WRITE_RATIO if cache_write is None else cache_write
+        return cls(float(input), float(output), float(read), float(write))
+
+    @classmethod
+    def from_settings(cls, settings: ModelPriceSettings) -> Price:
+        return cls.of(settings.input, settings.output, settings.cache_read, settings.cache_write)
+
+    def cost(self, usage: Usage) -> float:
+        """USD for ``usage`` (``input_tokens`` excludes cache reads and writes)."""
+        return (
+            usage.input_tokens * self.input
+            + usage.output_tokens * self.output
+            + usage.cache_read_tokens * self.cache_read
+            + usage.cache_write_tokens * self.cache_write
+        ) / PER_TOKENS
+
+    def estimate(self, input_tokens: int, output_tokens: int) -> float:
+        """An upper-leaning estimate: prompt tokens at the dearer of input and cache write."""
+        prompt_rate = max(self.input, self.cache_write)
+        return (input_tokens * prompt_rate + output_tokens * self.output) / PER_TOKENS
+
+
+class PriceBook:
+    """Model name -> price. Lookup is exact first, then the longest listed name that is a prefix
+    of the asked name at a ``-``/``@``/``:``/``.`` boundary; a ``provider/`` prefix is ignored."""
+
+    def __init__(self, prices: Mapping[str, Price]) -> None:
+        self._exact = {name.lower(): price for name, price in prices.items()}
+        self._by_length = sorted(self._exact, key=len, reverse=True)
+
+    @classmethod
+    def from_settings(cls, settings: AccountingSettings) -> PriceBook:
+        """The shipped defaults (unless turned off) overridden by ``settings.pricing``."""
+        prices: dict[str, Price] = {}
+        if settings.default_pricing:
+            prices = {name: Price.of(*row) for name, row in default_prices().items()}
+        for name, configured in settings.pricing.items():
+            prices[name] = Price.from_settings(configured)
+        return cls(prices)
+
+    def __len__(self) -> int:
+        return len(self._exact)
+
+    def items(self) -> list[tuple[str, Price]]:
+        """Every listed price, by name."""
+        return sorted(self._exact.items())
+
+    def lookup(self, model: str) -> Price | None:
+        """The price for ``model``, or None when it is not listed."""
+        name = model.strip().lower()
+        price = self._exact.get(name)
+        if price is not None:
+            return price
+        if "/" in name:
+            return self.lookup(name.rsplit("/", 1)[1])
+        for listed in self._by_length:
+            if name.startswith(listed) and name[len(listed)] in _BOUNDARIES:
+                return self._exact[listed]
+        return None
+
+    def first(self, names: Iterable[str]) -> Price | None:
+        """The price of the first name that has one."""
+        for name in names:
+            price = self.lookup(name)
+            if price is not None:
+                return price
+        return None

@@ -1,0 +1,207 @@
+"""``Accounting``: what the request path calls, before (``reserve``) and after (``finish``).
+
+``finish`` prices the request from its usage, settles its budget hold and queues its ledger row;
+none of that awaits anything. The ledger writer and the budget settler are background tasks
+started and drained here (``start`` / ``stop``), owned by ``Services``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from relaygate.accounting.budget import Budgets, LocalBudgets, has_budget
+from relaygate.accounting.budget_shared import SharedBudgets
+from relaygate.accounting.fx import FxTable
+from relaygate.accounting.ledger import LedgerWriter
+from relaygate.accounting.pricing import Price, PriceBook
+from relaygate.accounting.spill import SpillFile
+from relaygate.accounting.usage import billable_usage
+from relaygate.core.estimate import estimate_input_tokens
+from relaygate.core.types import ChatRequest, Usage
+from relaygate.relay.catalog import Catalog, ModelRoute
+from relaygate.relay.context import RequestContext
+from relaygate.settings.accounting import AccountingSettings
+from relaygate.store.factory import create_ledger_store, is_shared_url
+from relaygate.store.ledger_records import LedgerRow
+from relaygate.store.protocols import LedgerStore
+from relaygate.store.records import KeyRecord
+
+logger = logging.getLogger("relaygate.accounting")
+
+
+class Accounting:
+    """Prices, FX, the ledger writer and the budget enforcer of one gateway process."""
+
+    def __init__(
+        self,
+        settings: AccountingSettings,
+        store: LedgerStore,
+        budgets: Budgets,
+        ledger: LedgerWriter | None,
+        catalog: Catalog,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.budgets = budgets
+        self.ledger = ledger
+        self.prices = PriceBook.from_settings(settings)
+        self.fx = FxTable.from_settings(settings)
+        self._catalog = catalog
+        self._by_deployment = _deployment_prices(self.prices, catalog)
+        self._by_route: dict[str, Price | None] = {}
+        self._row_ids = RowIds()
+
+    async def start(self) -> None:
+        await self.budgets.start()
+        if self.ledger is not None:
+            await self.ledger.start()
+
+    async def stop(self) -> None:
+        """Drain the ledger queue and write pending budget settlements, then close the store."""
+        try:
+            if self.ledger is not None:
+                await self.ledger.stop()
+            await self.budgets.stop()
+        finally:
+            await self.store.close()
+
+    def price_of_deployment(self, deployment_id: str) -> Price | None:
+        return self._by_deployment.get(deployment_id)
+
+    def unpriced_deployments(self) -> list[str]:
+        """Deployments no price matches: their requests cost 0 and budgets cannot bite."""
+        return sorted(d for d, price in self._by_deployment.items() if price is None)
+
+    async def reserve(
+        self, ctx: RequestContext, key: KeyRecord, req: ChatRequest, route: ModelRoute
+    ) -> None:
+        """Reserve the request's estimated cost; raises BudgetExhaustedError (a 429)."""
+        ctx.chat_request = req
+        if not has_budget(key):
+            return
+        ctx.budget_hold = await self.budgets.reserve(key, self.estimate(req, route))
+
+    def estimate(self, req: ChatRequest, route: ModelRoute) -> float:
+        """The prompt (about four characters a token) plus all of ``max_tokens``, priced at the
+        route's dearest deployment (fallbacks included)."""
+        price = self._route_price(route)
+        if price is None:
+            return 0.0
+        max_tokens = req.max_tokens or max(
+            (d.target.default_max_tokens for d in route.deployments), default=0
+        )
+        return price.estimate(estimate_input_tokens(req), max_tokens)
+
+    def finish(self, ctx: RequestContext) -> None:
+        """Price, settle and queue the ledger row of a finished request; never awaits."""
+        if ctx.key_name is None:
+            return
+        usage = billable_usage(ctx.usage, ctx.outcome, ctx.delivered_chars, ctx.chat_request)
+        cost = 0.0
+        if usage is not None and ctx.deployment is not None:
+            price = self._by_deployment.get(ctx.deployment)
+            if price is not None:
+                cost = price.cost(usage)
+        ctx.cost_usd = cost
+        self.budgets.settle(ctx.key_name, ctx.budget_hold, cost)
+        if self.ledger is not None:
+            self.ledger.record(ledger_row(ctx, usage, cost, self._row_ids.next()))
+
+    def _route_price(self, route: ModelRoute) -> Price | None:
+        if route.name in self._by_route:
+            return self._by_route[route.name]
+        prices = [self._by_deployment.get(d.id) for d in route.deployments]
+        for fallback in route.fallbacks:
+            other = self._catalog.get(fallback)
+            if other is not None:
+                prices += [self._by_deployment.get(d.id) for d in other.deployments]
+        known = [p for p in prices if p is not None]
+        dearest = max(known, key=lambda p: p.estimate(1000, 1000), default=None)
+        self._by_route[route.name] = dearest
+        return dearest
+
+
+class RowIds:
+    """Ledger row ids: a random per-process prefix and a counter, unique across processes and
+    restarts, and cheaper than a random id per request."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):08x}"
+
+
+def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: str) -> LedgerRow:
+    """The ledger row of a finished request."""
+    elapsed = ctx.elapsed()
+    ttft = ctx.ttft_seconds()
+    u = usage or Usage()
+    return LedgerRow(
+        id=row_id,
+        request_id=ctx.request_id,
+        created_at=datetime.fromtimestamp(time.time() - elapsed, UTC),
+        key_name=ctx.key_name,
+        route=ctx.route,
+        model_requested=ctx.model_requested,
+        model_used=ctx.model_used,
+        deployment=ctx.deployment,
+        status=ctx.status,
+        outcome=ctx.outcome,
+        error_kind=ctx.error_kind,
+        attempts=len(ctx.attempts),
+        stream=ctx.stream,
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cache_read_tokens=u.cache_read_tokens,
+        cache_write_tokens=u.cache_write_tokens,
+        cost_usd=cost,
+        latency_ms=elapsed * 1000.0,
+        upstream_ms=ctx.upstream_seconds * 1000.0,
+        ttft_ms=None if ttft is None else ttft * 1000.0,
+        cache_hit=ctx.cache_hit,
+    )
+
+
+async def build_accounting(
+    settings: AccountingSettings, database_url: str, home: Path, catalog: Catalog
+) -> Accounting:
+    """Open the ledger store (migrations included) and build the writer and the enforcer."""
+    store = create_ledger_store(database_url)
+    await store.open()
+    shared = settings.budget.mode == "shared" or (
+        settings.budget.mode == "auto" and is_shared_url(database_url)
+    )
+    budgets: Budgets = (
+        SharedBudgets(store, settings.budget) if shared else LocalBudgets(store, settings.budget)
+    )
+    ledger = None
+    if settings.ledger.enabled:
+        spill = SpillFile(home, settings.ledger.spill_file)
+        ledger = LedgerWriter(store, spill, settings.ledger)
+    accounting = Accounting(settings, store, budgets, ledger, catalog)
+    for deployment_id in accounting.unpriced_deployments():
+        logger.warning(
+            "no price for deployment %s: its requests are recorded at cost 0 "
+            "(add it under accounting.pricing)",
+            deployment_id,
+        )
+    return accounting
+
+
+def _deployment_prices(prices: PriceBook, catalog: Catalog) -> dict[str, Price | None]:
+    """Deployment id -> price, by deployment name, then model name, then upstream model name."""
+    found: dict[str, Price | None] = {}
+    for name in catalog.model_names:
+        route = catalog.get(name)
+        if route is None:
+            continue
+        for dep in route.deployments:
+            found[dep.id] = prices.first((dep.id, dep.model_name, dep.target.model))
+    return found

@@ -1,0 +1,141 @@
+"""The ledger's local spill files: JSON lines appended while the database cannot take them.
+
+Each gateway process appends to a file of its own, ``<base>.<pid>.<nonce>``, and holds an
+exclusive ``flock`` on it while it lives, so several processes sharing one home never write into,
+or replay and delete, a file another live process still uses. A replay claims a file with a
+non-blocking ``flock`` (the own live file is first moved aside so new spills start a fresh one),
+inserts its rows in batches and deletes it only once every row is in the database. Files left by a
+process that died are claimed and replayed by the next one. The database skips rows it already
+has (inserts are idempotent by row id), so a replay interrupted half-way is simply done again.
+A torn last line (a crash mid-write) is logged and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from relaygate.store.ledger_records import LedgerRow
+
+logger = logging.getLogger("relaygate.ledger")
+
+
+class SpillFile:
+    """This process's spill file plus the claiming of pending ones. Used from the event loop."""
+
+    def __init__(self, directory: Path, base_name: str) -> None:
+        self.directory = directory
+        self.base_name = base_name
+        self._live = directory / f"{base_name}.{os.getpid()}.{secrets.token_hex(4)}"
+        self._handle: IO[bytes] | None = None
+        self.spilled_rows = 0
+
+    @property
+    def live_path(self) -> Path:
+        return self._live
+
+    def append(self, rows: Sequence[LedgerRow]) -> None:
+        """Append rows and hand them to the OS (flushed: a crash of this process keeps them)."""
+        if not rows:
+            return
+        handle = self._open()
+        handle.write(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in rows))
+        handle.flush()
+        self.spilled_rows += len(rows)
+
+    def close(self) -> None:
+        """fsync and close the live file (at shutdown: even a power cut keeps what was spilled)."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+
+    def has_pending(self) -> bool:
+        """Whether this process has spilled rows, or a file of an earlier process is waiting."""
+        return self._handle is not None or any(self._others())
+
+    def claim_pending(self) -> list[ClaimedFile]:
+        """Every pending file not held by a live process, locked for replay (own file included)."""
+        if self._handle is not None:
+            self.close()  # releases our lock; the file is claimed again just below
+        claimed: list[ClaimedFile] = []
+        for path in sorted(self.directory.glob(f"{self.base_name}.*")):
+            handle = _try_lock(path)
+            if handle is not None:
+                claimed.append(ClaimedFile(path, handle))
+        return claimed
+
+    def _others(self) -> Iterator[Path]:
+        if not self.directory.exists():
+            return iter(())
+        return (p for p in self.directory.glob(f"{self.base_name}.*") if p != self._live)
+
+    def _open(self) -> IO[bytes]:
+        if self._handle is None:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._live = self.directory / f"{self.base_name}.{os.getpid()}.{secrets.token_hex(4)}"
+            handle = self._live.open("ab")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            self._handle = handle
+        return self._handle
+
+
+class ClaimedFile:
+    """A spill file locked by this process for replay."""
+
+    def __init__(self, path: Path, handle: IO[bytes]) -> None:
+        self.path = path
+        self._handle = handle
+
+    def batches(self, batch_size: int) -> Iterator[list[LedgerRow]]:
+        """The file's rows in batches; unreadable lines are logged and skipped."""
+        batch: list[LedgerRow] = []
+        self._handle.seek(0)
+        for number, line in enumerate(self._handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                batch.append(LedgerRow.from_json(orjson.loads(line)))
+            except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
+                logger.error("ledger spill %s line %d is unreadable; skipped", self.path, number)
+                continue
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def done(self) -> None:
+        """Every row is in the database: delete the file, then let go of it."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self.release()
+
+    def release(self) -> None:
+        """Keep the file for a later replay and let go of it."""
+        self._handle.close()
+
+
+def _try_lock(path: Path) -> IO[bytes] | None:
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    if not path.exists():  # replayed and deleted by another process while we waited
+        handle.close()
+        return None
+    return handle

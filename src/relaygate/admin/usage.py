@@ -1,0 +1,99 @@
+"""``/admin/usage``, ``/admin/bill``, ``/admin/pricing`` and ``/admin/ledger``: read-only views."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from relaygate.accounting import check_group_by, month_bill, parse_month, usage_report
+from relaygate.accounting.reports import parse_time
+from relaygate.admin.http import AdminError, query_params, send_ok
+from relaygate.services import Services
+from relaygate.web.request import Request, Send
+
+MAX_ROWS = 1000
+_REPORT_PARAMS = frozenset({"by", "since", "until", "currency", "key"})
+_BILL_PARAMS = frozenset({"month", "currency"})
+_ROWS_PARAMS = frozenset({"limit", "key"})
+_PRICING_PARAMS = frozenset({"currency"})
+
+
+async def usage(services: Services, request: Request, send: Send) -> None:
+    """Totals by key, model or day: ``?by=model&since=7d&currency=CNY&key=name``."""
+    params = query_params(request, _REPORT_PARAMS)
+    try:
+        by = check_group_by(params.get("by", "key"))
+        since = parse_time(params["since"], "since") if params.get("since") else None
+        until = parse_time(params["until"], "until") if params.get("until") else None
+        currency = services.accounting.fx.check(params.get("currency") or None)
+    except ValueError as exc:
+        raise AdminError.bad_request(str(exc)) from None
+    report = await usage_report(
+        services.accounting.store,
+        services.accounting.fx,
+        by,
+        since=since,
+        until=until,
+        currency=currency,
+        key_name=params.get("key") or None,
+    )
+    await send_ok(send, report.to_json())
+
+
+async def bill(services: Services, request: Request, send: Send) -> None:
+    """Month-to-date bill per key with an end-of-month projection: ``?month=2031-05``."""
+    params = query_params(request, _BILL_PARAMS)
+    try:
+        month = params.get("month") or None
+        if month is not None:
+            parse_month(month)
+        currency = services.accounting.fx.check(params.get("currency") or None)
+    except ValueError as exc:
+        raise AdminError.bad_request(str(exc)) from None
+    keys = await services.store.list_keys()
+    result = await month_bill(
+        services.accounting.store, keys, services.accounting.fx, currency=currency, month=month
+    )
+    await send_ok(send, result.to_json())
+
+
+async def requests(services: Services, request: Request, send: Send) -> None:
+    """The newest ledger rows: ``?limit=100&key=name``."""
+    params = query_params(request, _ROWS_PARAMS)
+    text = params.get("limit", "100")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_ROWS:
+        raise AdminError.bad_request(f"limit: expected a whole number from 1 to {MAX_ROWS}")
+    rows = await services.accounting.store.recent_rows(int(text), params.get("key") or None)
+    await send_ok(send, {"requests": [r.to_json() for r in rows]})
+
+
+async def pricing(services: Services, request: Request, send: Send) -> None:
+    """The price table in use (per million tokens) in ``?currency=``."""
+    params = query_params(request, _PRICING_PARAMS)
+    fx = services.accounting.fx
+    try:
+        currency = fx.check(params.get("currency") or "USD")
+    except ValueError as exc:
+        raise AdminError.bad_request(str(exc)) from None
+    rate = fx.rate(currency)
+    prices = {
+        name: {kind: amount * rate for kind, amount in asdict(price).items()}
+        for name, price in services.accounting.prices.items()
+    }
+    body = {
+        "currency": currency,
+        "per": "1M tokens",
+        "fx": {code: fx.rate(code) for code in fx.currencies},
+        "models": prices,
+        "unpriced_deployments": services.accounting.unpriced_deployments(),
+    }
+    await send_ok(send, body)
+
+
+async def ledger(services: Services, request: Request, send: Send) -> None:
+    """The ledger writer's counters: queued, written, spilled, replayed rows."""
+    query_params(request, frozenset())
+    writer = services.accounting.ledger
+    if writer is None:
+        await send_ok(send, {"enabled": False})
+        return
+    await send_ok(send, {"enabled": True, "queued": writer.queued, **asdict(writer.stats)})

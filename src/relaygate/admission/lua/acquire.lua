@@ -1,0 +1,56 @@
+-- Admit one request over all of its buckets, all or nothing, in one atomic step.
+-- KEYS: one per bucket. ARGV[1]: lease id; ARGV[2]: lease TTL (ms); then 5 values per bucket:
+-- kind ('r' rate | 'c' concurrency), rate (tokens/s), capacity, cost, queueable ('1' | '0').
+-- Returns {admitted, retry_after_us, first_refused_index, all_refusals_queueable}.
+-- Time comes from the server, so the clocks of the gateway processes never matter.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local lease, ttl = ARGV[1], tonumber(ARGV[2])
+local tokens = {}
+local retry, refused, queueable = 0, 0, 1
+
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 5
+  local kind, rate, cap = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local cost = math.min(tonumber(ARGV[a + 4]), cap)
+  local wait = -1
+  if kind == 'r' then
+    local v = redis.call('HMGET', KEYS[i], 't', 'u')
+    local have, updated = tonumber(v[1]), tonumber(v[2])
+    if have == nil then
+      have = cap
+    else
+      have = math.min(cap, have + math.max(0, now - updated) * rate / 1000)
+    end
+    tokens[i] = have
+    if have < cost then
+      if rate > 0 then wait = (cost - have) * 1000 / rate else wait = 3600000 end
+    end
+  else
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+    if redis.call('ZCARD', KEYS[i]) + 1 > cap then wait = 1000 end
+  end
+  if wait >= 0 then
+    if wait > retry then retry = wait end
+    if refused == 0 then refused = i end
+    if ARGV[a + 5] ~= '1' then queueable = 0 end
+  end
+end
+
+if refused > 0 then
+  return {0, math.ceil(retry * 1000), refused, queueable}
+end
+
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 5
+  local rate, cap = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  if ARGV[a + 1] == 'r' then
+    local cost = math.min(tonumber(ARGV[a + 4]), cap)
+    redis.call('HSET', KEYS[i], 't', tokens[i] - cost, 'u', now)
+    redis.call('PEXPIRE', KEYS[i], math.ceil(2000 * cap / rate) + 1000)
+  else
+    redis.call('ZADD', KEYS[i], now + ttl, lease)
+    redis.call('PEXPIRE', KEYS[i], ttl * 2)
+  end
+end
+return {1, 0, 0, 1}

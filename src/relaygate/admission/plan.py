@@ -1,0 +1,82 @@
+"""Which buckets a request must fit in: the key's quota, the deployment's caps, the global cap.
+
+Bucket names are stable across processes (key id, deployment id), so every process sharing a
+Redis store counts into the same buckets. The limits themselves travel with each ask: a key
+updated by the admin takes effect on its next request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relaygate.admission.limiter import BucketAsk
+from relaygate.settings import DeploymentSettings
+from relaygate.store.records import KeyRecord
+
+GLOBAL_CONCURRENCY = "g:conc"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """The key's own quota for one request; a refusal here is answered at once (never queued)."""
+
+    asks: tuple[BucketAsk, ...]
+    tpm: BucketAsk | None
+
+
+def key_is_limited(key: KeyRecord) -> bool:
+    """True when the key has any limit of its own."""
+    return (
+        key.rps is not None
+        or key.rpm is not None
+        or key.tpm is not None
+        or key.max_concurrent is not None
+    )
+
+
+def deployment_is_capped(dep: DeploymentSettings) -> bool:
+    """True when the deployment has any provider-account cap."""
+    return dep.rpm is not None or dep.tpm is not None or dep.max_concurrency is not None
+
+
+def key_asks(key: KeyRecord, tokens: int) -> KeyLimits:
+    """The key's buckets; ``tokens`` is the TPM reservation (input estimate + output reserve)."""
+    prefix = f"k:{key.id}:"
+    asks: list[BucketAsk] = []
+    if key.rps is not None:
+        burst = key.burst if key.burst is not None else max(1.0, key.rps)
+        asks.append(BucketAsk.token_bucket(prefix + "rps", key.rps, burst))
+    if key.rpm is not None:
+        asks.append(BucketAsk.per_minute(prefix + "rpm", key.rpm))
+    tpm = None
+    if key.tpm is not None:
+        tpm = BucketAsk.per_minute(prefix + "tpm", key.tpm, cost=tokens)
+        asks.append(tpm)
+    if key.max_concurrent is not None:
+        asks.append(BucketAsk.concurrency(prefix + "conc", key.max_concurrent))
+    return KeyLimits(tuple(asks), tpm)
+
+
+def deployment_asks(deployment_id: str, dep: DeploymentSettings, tokens: int) -> list[BucketAsk]:
+    """The deployment's provider-account caps: momentary capacity, so queueable."""
+    prefix = f"d:{deployment_id}:"
+    asks: list[BucketAsk] = []
+    if dep.rpm is not None:
+        asks.append(BucketAsk.per_minute(prefix + "rpm", dep.rpm, queueable=True))
+    if dep.tpm is not None:
+        asks.append(BucketAsk.per_minute(prefix + "tpm", dep.tpm, cost=tokens, queueable=True))
+    if dep.max_concurrency is not None:
+        asks.append(BucketAsk.concurrency(prefix + "conc", dep.max_concurrency, queueable=True))
+    return asks
+
+
+def global_ask(limit: int | None) -> tuple[BucketAsk, ...]:
+    """The whole gateway's concurrency cap, if configured."""
+    if limit is None:
+        return ()
+    return (BucketAsk.concurrency(GLOBAL_CONCURRENCY, limit, queueable=True),)
+
+
+def token_reservation(estimated_input: int, max_tokens: int | None, default_reserve: int) -> int:
+    """Tokens to reserve against TPM before the answer is known."""
+    return max(1, estimated_input + (max_tokens if max_tokens is not None else default_reserve))

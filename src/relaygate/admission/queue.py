@@ -1,0 +1,201 @@
+"""The admission queue: requests wait here while their deployment is momentarily full.
+
+Waiters are served by key priority (higher first), then by arrival. Only the head of the queue
+asks the limiters, so a late high-priority request overtakes earlier low-priority ones and equal
+priorities keep their order. The depth is bounded over all queues of a process; when it is full
+a newcomer evicts the newest waiter of a lower priority, or is refused. A newcomer whose expected
+wait (the requests ahead of it over the pool's recent admission rate) exceeds its remaining budget
+is refused at once instead of waiting to time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from relaygate.admission.limiter import Admission
+
+Attempt = Callable[[], Awaitable[Admission]]
+
+
+class QueueRefusedError(Exception):
+    """Refused by the queue: ``reason`` is one of full, evicted, expected_wait, timeout."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class RateMeter:
+    """Events per second, decaying exponentially with time constant ``tau`` seconds."""
+
+    __slots__ = ("_last", "_tau", "_value")
+
+    def __init__(self, tau: float = 0.5) -> None:
+        self._tau = tau
+        self._value = 0.0
+        self._last = 0.0
+
+    def tick(self, now: float) -> None:
+        self._value = (
+            self._value * math.exp(-max(0.0, now - self._last) / self._tau) + 1 / self._tau
+        )
+        self._last = now
+
+    def rate(self, now: float) -> float:
+        return self._value * math.exp(-max(0.0, now - self._last) / self._tau)
+
+
+class Depth:
+    """The waiters of every queue of a process, against one bound."""
+
+    __slots__ = ("count", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    priority: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    gone: bool = False
+    evicted: bool = False
+
+
+class AdmissionQueue:
+    """One pool's waiters (a model's deployments), in priority classes of FIFO order."""
+
+    def __init__(
+        self,
+        depth: Depth,
+        *,
+        poll_seconds: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._depth = depth
+        self._poll = poll_seconds
+        self._clock = clock
+        self._classes: dict[int, deque[_Waiter]] = {}
+        self._live: dict[int, int] = {}
+        self._priorities: list[int] = []  # ascending
+        self._admissions = RateMeter()
+
+    def __len__(self) -> int:
+        return sum(self._live.values())
+
+    def record_admission(self) -> None:
+        """Count one admission into the pool (how fast waiters can expect to move)."""
+        self._admissions.tick(self._clock())
+
+    def notify(self) -> None:
+        """Capacity was freed: let the head of the queue try again now."""
+        head = self._head()
+        if head is not None:
+            head.wake.set()
+
+    def expected_wait(self, priority: int) -> float | None:
+        """Seconds a newcomer of ``priority`` may expect to wait; None while unknown."""
+        rate = self._admissions.rate(self._clock())
+        if rate < 1e-3:
+            return None
+        ahead = sum(n for p, n in self._live.items() if p >= priority)
+        return (ahead + 1) / rate
+
+    async def wait(self, priority: int, budget: float, attempt: Attempt) -> Admission:
+        """Wait for the turn of a request of ``priority`` and admit it with ``attempt``.
+
+        Returns the admission, or the refusal of ``attempt`` when it is not queueable (the
+        caller answers it); raises ``QueueRefusedError`` when the request cannot wait.
+        """
+        expected = self.expected_wait(priority)
+        if budget <= 0 or (expected is not None and expected > budget):
+            raise QueueRefusedError("expected_wait", expected or self._poll)
+        if self._depth.full and not self._evict_below(priority):
+            raise QueueRefusedError("full", expected or 1.0)
+        waiter = self._push(priority)
+        try:
+            return await self._serve(waiter, self._clock() + budget, attempt)
+        finally:
+            was_head = self._head() is waiter
+            self._drop(waiter)
+            if was_head:
+                self.notify()
+
+    async def _serve(self, waiter: _Waiter, deadline: float, attempt: Attempt) -> Admission:
+        while True:
+            waiter.wake.clear()
+            pause = math.inf
+            if self._head() is waiter:
+                admission = await attempt()
+                if admission.admitted or not admission.queueable:
+                    return admission
+                pause = min(self._poll, admission.retry_after or self._poll)
+            if waiter.evicted:
+                raise QueueRefusedError("evicted", self.expected_wait(waiter.priority) or 1.0)
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise QueueRefusedError("timeout", self.expected_wait(waiter.priority) or 1.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(pause, remaining)):
+                    await waiter.wake.wait()
+            if waiter.evicted:
+                raise QueueRefusedError("evicted", self.expected_wait(waiter.priority) or 1.0)
+
+    def _push(self, priority: int) -> _Waiter:
+        waiter = _Waiter(priority)
+        queue = self._classes.get(priority)
+        if queue is None:
+            queue = self._classes[priority] = deque()
+            bisect.insort(self._priorities, priority)
+        queue.append(waiter)
+        self._live[priority] = self._live.get(priority, 0) + 1
+        self._depth.count += 1
+        return waiter
+
+    def _drop(self, waiter: _Waiter) -> None:
+        if waiter.gone:
+            return
+        waiter.gone = True
+        self._live[waiter.priority] -= 1
+        self._depth.count -= 1
+        queue = self._classes[waiter.priority]
+        if len(queue) > 2 * self._live[waiter.priority] + 64:
+            self._classes[waiter.priority] = deque(w for w in queue if not w.gone)
+
+    def _head(self) -> _Waiter | None:
+        for priority in reversed(self._priorities):
+            queue = self._classes[priority]
+            while queue and queue[0].gone:
+                queue.popleft()
+            if queue:
+                return queue[0]
+        return None
+
+    def _evict_below(self, priority: int) -> bool:
+        """Evict the newest waiter of the lowest priority below ``priority``; True if one was."""
+        for lower in self._priorities:
+            if lower >= priority:
+                return False
+            queue = self._classes[lower]
+            while queue and queue[-1].gone:
+                queue.pop()
+            if queue:
+                victim = queue[-1]
+                victim.evicted = True
+                self._drop(victim)
+                victim.wake.set()
+                return True
+        return False

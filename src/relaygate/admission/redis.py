@@ -1,0 +1,180 @@
+"""The shared limiter: every bucket in Redis, one EVALSHA per admission.
+
+Check and increment are one Lua script over all of a request's buckets, with the server's own
+clock, so any number of gateway processes and machines see exactly one set of counts. There is no
+local pre-check: a process never decides from its own memory (the anchor failure that multiplies
+a limit by the number of replicas). Concurrency leases carry a TTL and are renewed while held, so
+a killed process frees its slots within one TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import uuid
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from relaygate.admission.limiter import (
+    ADMITTED,
+    Admission,
+    BucketAsk,
+    BucketKind,
+    BucketSettle,
+    Lease,
+    LimiterUnavailableError,
+)
+
+logger = logging.getLogger("relaygate.admission")
+
+BACKEND = "redis"
+# One hash slot for every key (the braces), so multi-key scripts also run on a Redis Cluster.
+DEFAULT_PREFIX = "rg:{lim}:"
+_RENEW_BATCH = 500
+
+
+def _script(name: str) -> str:
+    return resources.files("relaygate.admission").joinpath("lua", name).read_text("utf-8")
+
+
+class RedisLimiter:
+    """Buckets in Redis, shared by every process that uses the same ``prefix``."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        lease_ttl: float = 15.0,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ttl_ms = max(1, round(lease_ttl * 1000))
+        self._instance = uuid.uuid4().hex[:12]
+        self._ids = itertools.count(1)
+        self._held: dict[str, tuple[str, ...]] = {}
+        self._acquire = client.register_script(_script("acquire.lua"))
+        self._release = client.register_script(_script("release.lua"))
+        self._renew = client.register_script(_script("renew.lua"))
+        self._renewer: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        timeout: float = 0.25,
+        lease_ttl: float = 15.0,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> RedisLimiter:
+        """A limiter on its own connection pool; ``timeout`` bounds every Redis call."""
+        client = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
+        )
+        return cls(client, lease_ttl=lease_ttl, prefix=prefix)
+
+    @property
+    def backend(self) -> str:
+        return BACKEND
+
+    @property
+    def held_leases(self) -> int:
+        """Leases this process holds now."""
+        return len(self._held)
+
+    async def start(self) -> None:
+        """Load the scripts (raises ``LimiterUnavailableError``) and start renewing leases."""
+        await self.ping()
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_forever(), name="relaygate-leases")
+
+    async def ping(self) -> None:
+        """Raise ``LimiterUnavailableError`` unless Redis answers and holds the scripts."""
+        try:
+            await self._client.ping()
+            for script in (self._acquire, self._release, self._renew):
+                await self._client.script_load(script.script)
+        except (RedisError, OSError) as exc:
+            raise LimiterUnavailableError(f"Redis unreachable: {exc}") from exc
+
+    async def acquire(self, asks: Sequence[BucketAsk]) -> Admission:
+        if not asks:
+            return ADMITTED
+        lease_id = f"{self._instance}:{next(self._ids)}"
+        keys = [self._prefix + ask.name for ask in asks]
+        args: list[Any] = [lease_id, self._ttl_ms]
+        for ask in asks:
+            args += [ask.kind.value, ask.rate, ask.capacity, ask.cost, 1 if ask.queueable else 0]
+        admitted, retry_us, refused, queueable = await self._call(self._acquire, keys, args)
+        if not admitted:
+            name = asks[int(refused) - 1].name
+            return Admission(False, int(retry_us) / 1e6, name, bool(queueable))
+        names = tuple(ask.name for ask in asks if ask.kind is BucketKind.CONCURRENCY)
+        if not names:
+            return ADMITTED
+        self._held[lease_id] = names
+        return Admission(True, lease=Lease(lease_id, names, BACKEND))
+
+    async def settle(self, settles: Sequence[BucketSettle]) -> None:
+        await self.release(None, settles)
+
+    async def release(self, lease: Lease | None, settles: Sequence[BucketSettle] = ()) -> None:
+        names: tuple[str, ...] = ()
+        if lease is not None and self._held.pop(lease.id, None) is not None:
+            names = lease.names
+        if not names and not settles:
+            return
+        keys = [self._prefix + name for name in names]
+        keys += [self._prefix + item.name for item in settles]
+        args: list[Any] = [lease.id if lease is not None else "", len(names)]
+        for item in settles:
+            args += [item.rate, item.capacity, item.refund]
+        await self._call(self._release, keys, args)
+
+    async def renew(self) -> int:
+        """Extend every lease this process holds; the number of lease slots renewed."""
+        pairs = [(name, lease) for lease, names in list(self._held.items()) for name in names]
+        renewed = 0
+        for start in range(0, len(pairs), _RENEW_BATCH):
+            batch = pairs[start : start + _RENEW_BATCH]
+            keys = [self._prefix + name for name, _ in batch]
+            result = await self._call(
+                self._renew, keys, [self._ttl_ms, *(lease for _, lease in batch)]
+            )
+            renewed += int(result)
+        return renewed
+
+    def forget_leases(self) -> None:
+        """Stop renewing every lease (they expire by TTL): for when Redis was lost meanwhile."""
+        self._held.clear()
+
+    async def close(self) -> None:
+        task, self._renewer = self._renewer, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._client.aclose()
+
+    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise LimiterUnavailableError(f"Redis call failed: {exc}") from exc
+
+    async def _renew_forever(self) -> None:
+        period = self._ttl_ms / 3000
+        while True:
+            await asyncio.sleep(period)
+            if not self._held:
+                continue
+            try:
+                await self.renew()
+            except LimiterUnavailableError as exc:
+                logger.warning("could not renew concurrency leases: %s", exc)

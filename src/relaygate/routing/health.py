@@ -1,0 +1,165 @@
+"""What the gateway knows about each deployment's health: breaker, requests in flight, latency.
+
+State lives in this process's memory only. With several gateway processes (``server.workers`` or
+several machines) each keeps its own view: a failing deployment is opened by each process after
+that process saw the threshold, each lets its own probe through after the cooldown (so up to one
+probe per process per cooldown), and least-outstanding and lowest-latency balance on the requests
+and latencies that process saw. That is the usual trade-off (Envoy's outlier detection works the
+same way per proxy): no shared store on the request path, at the price of a failing deployment
+receiving a few more requests before every process has opened its breaker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from relaygate.routing.breaker import Admission, BreakerState, CircuitBreaker, Clock
+from relaygate.settings.routing import BreakerSettings
+
+logger = logging.getLogger("relaygate.routing")
+
+EWMA_ALPHA = 0.3
+"""Weight of the newest latency sample: about the last half-dozen attempts dominate."""
+LATENCY_STALE_SECONDS = 30.0
+"""A latency older than this is forgotten, so a deployment that recovered is measured again."""
+
+StateHook = Callable[[str, BreakerState | None, BreakerState], None]
+"""Told ``(deployment, old state, new state)``; ``old`` is None when a deployment is first seen."""
+
+
+class DeploymentHealth:
+    """One deployment's breaker, requests in flight and latency EWMA."""
+
+    __slots__ = ("_latency", "_sampled_at", "breaker", "outstanding")
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+        self.outstanding = 0
+        self._latency: float | None = None
+        self._sampled_at = 0.0
+
+    def latency(self, now: float) -> float | None:
+        """The EWMA in seconds, or ``None`` when there is no recent sample."""
+        if self._latency is None or now - self._sampled_at > LATENCY_STALE_SECONDS:
+            return None
+        return self._latency
+
+    def observe_latency(self, seconds: float, now: float) -> None:
+        previous = self.latency(now)
+        if previous is None:
+            self._latency = seconds
+        else:
+            self._latency = previous + EWMA_ALPHA * (seconds - previous)
+        self._sampled_at = now
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    """A deployment's health at one moment, for metrics and the admin view."""
+
+    deployment: str
+    state: BreakerState
+    outstanding: int
+    latency: float | None
+
+
+class Lease:
+    """One admitted attempt: holds a slot in ``outstanding`` until closed, reports its outcome.
+
+    The breaker hears at most one verdict per lease (``succeeded``, ``failed`` or ``released``),
+    except ``broke_later``: a stream that opened fine and failed mid-way counts as a failure too.
+    """
+
+    __slots__ = ("_admission", "_board", "_closed", "_health", "_judged")
+
+    def __init__(self, board: HealthBoard, health: DeploymentHealth, admission: Admission) -> None:
+        self._board = board
+        self._health = health
+        self._admission = admission
+        self._judged = False
+        self._closed = False
+        health.outstanding += 1
+
+    @property
+    def is_probe(self) -> bool:
+        return self._admission is Admission.PROBE
+
+    def succeeded(self, seconds: float) -> None:
+        """The deployment answered; ``seconds`` is the attempt's latency."""
+        self._health.observe_latency(seconds, self._board.clock())
+        if not self._judged:
+            self._judged = True
+            self._health.breaker.success(self._admission)
+
+    def failed(self, seconds: float, timed_out: bool = False) -> None:
+        """The deployment failed; a timeout also pushes its latency up."""
+        if timed_out:
+            self._health.observe_latency(seconds, self._board.clock())
+        if not self._judged:
+            self._judged = True
+            self._health.breaker.failure(self._admission)
+
+    def released(self) -> None:
+        """The attempt ended without saying anything about the deployment."""
+        if not self._judged:
+            self._judged = True
+            self._health.breaker.release(self._admission)
+
+    def broke_later(self) -> None:
+        """An attempt already judged a success failed afterwards (a stream cut mid-way)."""
+        self._health.breaker.failure(Admission.NORMAL)
+
+    def close(self) -> None:
+        """The attempt no longer occupies the deployment (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._health.outstanding -= 1
+            if not self._judged:
+                self.released()
+
+
+class HealthBoard:
+    """Every deployment's health in this process, created on first use."""
+
+    def __init__(self, on_change: StateHook | None = None, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self._on_change = on_change
+        self._health: dict[str, DeploymentHealth] = {}
+
+    def register(self, deployment: str, settings: BreakerSettings) -> DeploymentHealth:
+        """The deployment's health, made with ``settings`` the first time it is asked for."""
+        health = self._health.get(deployment)
+        if health is None:
+            breaker = CircuitBreaker(deployment, settings, self.clock, self._transition)
+            health = self._health[deployment] = DeploymentHealth(breaker)
+            if self._on_change is not None:
+                self._on_change(deployment, None, BreakerState.CLOSED)
+        return health
+
+    def admit(self, deployment: str, settings: BreakerSettings) -> Lease | None:
+        """A lease for an attempt on ``deployment``, or ``None`` while its breaker refuses."""
+        health = self.register(deployment, settings)
+        admission = health.breaker.admit()
+        if admission is Admission.REFUSED:
+            return None
+        return Lease(self, health, admission)
+
+    def get(self, deployment: str) -> DeploymentHealth | None:
+        return self._health.get(deployment)
+
+    def snapshot(self) -> Iterator[HealthSnapshot]:
+        now = self.clock()
+        for name, health in self._health.items():
+            yield HealthSnapshot(
+                name, health.breaker.state, health.outstanding, health.latency(now)
+            )
+
+    def _transition(self, deployment: str, old: BreakerState, new: BreakerState) -> None:
+        fields = {"deployment": deployment, "from": old.name.lower(), "to": new.name.lower()}
+        level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
+        logger.log(level, "circuit breaker state changed", extra={"fields": fields})
+        if self._on_change is not None:
+            self._on_change(deployment, old, new)

@@ -1,0 +1,118 @@
+"""Surge-control settings: shared limits, the admission queue, adaptive concurrency, degradation.
+
+Per-key limits live on the key (``rps``, ``burst``, ``rpm``, ``tpm``, ``max_concurrent``) and
+per-deployment caps on the deployment (``rpm``, ``tpm``, ``max_concurrency``); this block holds
+everything else. Everything here is off or generous by default, so an unconfigured gateway pays
+nothing for admission.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class QueueSettings(_Frozen):
+    """Requests wait here while a deployment is momentarily at capacity.
+
+    ``max_depth`` bounds the waiters of the whole process; ``max_wait_seconds`` is the longest any
+    request waits (a request may ask for less with ``x-relaygate-max-wait-ms``).
+    """
+
+    max_depth: int = Field(10_000, ge=0)
+    max_wait_seconds: float = Field(1.0, ge=0)
+    poll_seconds: float = Field(0.02, gt=0, description="re-check period for shared capacity")
+
+
+class SharedLimitSettings(_Frozen):
+    """How the Redis-backed limits behave (used only when ``redis_url`` is set).
+
+    ``on_failure``: ``open`` keeps serving with this process's own limits while Redis is down;
+    ``closed`` refuses requests that need shared limits until Redis answers again.
+    """
+
+    on_failure: Literal["open", "closed"] = "open"
+    timeout_seconds: float = Field(0.25, gt=0)
+    probe_seconds: float = Field(1.0, gt=0)
+    lease_ttl_seconds: float = Field(15.0, gt=0)
+
+
+class AdaptiveSettings(_Frozen):
+    """Per-deployment concurrency limits that follow upstream latency (gradient, as in Netflix
+    concurrency-limits' Gradient2). A deployment's ``max_concurrency`` caps ``max_limit``."""
+
+    enabled: bool = False
+    initial_limit: int = Field(50, ge=1)
+    min_limit: int = Field(4, ge=1)
+    max_limit: int = Field(1000, ge=1)
+    tolerance: float = Field(1.5, ge=1.0, description="latency growth tolerated before shrinking")
+    smoothing: float = Field(0.2, gt=0, le=1)
+    backoff_ratio: float = Field(0.9, gt=0, lt=1, description="cut on an upstream overload signal")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveSettings:
+        if not self.min_limit <= self.initial_limit <= self.max_limit:
+            raise ValueError("expected min_limit <= initial_limit <= max_limit")
+        return self
+
+
+class LevelThresholds(_Frozen):
+    """A level is entered when the window's p90 upstream latency or its error rate reaches these."""
+
+    latency_p90_ms: float = Field(gt=0)
+    error_rate: float = Field(gt=0, le=1)
+
+
+class LevelActions(_Frozen):
+    """What the gateway does while a model is at a level.
+
+    ``fallback_models`` maps a model to a cheaper/faster one served instead; ``serve_stale`` lets
+    the response cache answer from expired entries; keys below ``shed_below_priority`` are refused.
+    """
+
+    fallback_models: dict[str, str] = Field(default_factory=dict)
+    serve_stale: bool = False
+    shed_below_priority: int | None = None
+
+
+class DegradeSettings(_Frozen):
+    """Degradation levels (normal -> reduced -> degraded) per model, with hysteresis."""
+
+    enabled: bool = False
+    window_seconds: int = Field(10, ge=1, le=300)
+    min_samples: int = Field(20, ge=1)
+    reduced: LevelThresholds = LevelThresholds(latency_p90_ms=5_000, error_rate=0.10)
+    degraded: LevelThresholds = LevelThresholds(latency_p90_ms=15_000, error_rate=0.30)
+    recover_factor: float = Field(0.7, gt=0, lt=1)
+    min_hold_seconds: float = Field(15.0, ge=0)
+    reduced_actions: LevelActions = LevelActions()
+    degraded_actions: LevelActions = LevelActions(shed_below_priority=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DegradeSettings:
+        if self.degraded.latency_p90_ms < self.reduced.latency_p90_ms:
+            raise ValueError("degraded.latency_p90_ms must be >= reduced.latency_p90_ms")
+        if self.degraded.error_rate < self.reduced.error_rate:
+            raise ValueError("degraded.error_rate must be >= reduced.error_rate")
+        return self
+
+
+class LimitSettings(_Frozen):
+    """The ``limits:`` block of the config.
+
+    ``global_max_concurrency`` caps requests in flight across the whole gateway (every process
+    when Redis is shared). ``output_token_reserve`` is reserved against TPM when a request gives
+    no ``max_tokens``; the reservation is trued up from the actual usage afterwards.
+    """
+
+    global_max_concurrency: int | None = Field(None, gt=0)
+    output_token_reserve: int = Field(512, ge=0)
+    queue: QueueSettings = QueueSettings()
+    shared: SharedLimitSettings = SharedLimitSettings()
+    adaptive: AdaptiveSettings = AdaptiveSettings()
+    degrade: DegradeSettings = DegradeSettings()

@@ -1,0 +1,115 @@
+"""Ledger records: usage rows, report groups, balance entries and budget counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+GroupBy = Literal["key", "model", "day"]
+GROUP_BY_CHOICES: tuple[GroupBy, ...] = ("key", "model", "day")
+
+
+# Not frozen: one is built per request on the request path, and a frozen dataclass's __init__
+# (object.__setattr__ per field) costs five times as much. Nothing mutates a row after it is made.
+@dataclass(slots=True)
+class LedgerRow:
+    """One request. ``id`` is made by the gateway once per request and is the idempotency key:
+    a replayed row is inserted at most once. ``request_id`` may come from the caller
+    (``x-request-id``) and is not unique, so a caller repeating it cannot erase its own rows."""
+
+    id: str
+    request_id: str
+    created_at: datetime
+    key_name: str | None
+    route: str
+    model_requested: str | None
+    model_used: str | None
+    deployment: str | None
+    status: int
+    outcome: str
+    error_kind: str | None
+    attempts: int
+    stream: bool
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float
+    latency_ms: float
+    upstream_ms: float
+    ttft_ms: float | None
+    cache_hit: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (for the spill file); ``from_json`` reverses it."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LedgerRow:
+        values = dict(data)
+        values["created_at"] = datetime.fromisoformat(values["created_at"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageGroup:
+    """Totals of ledger rows sharing one ``group`` value (a key name, a model or a UTC day)."""
+
+    group: str
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceEntry:
+    """Money added to (or taken from, when negative) a key's prepaid balance."""
+
+    id: str
+    key_name: str
+    amount_usd: float
+    kind: str
+    note: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCounters:
+    """A key's enforcement counters: spend in ``month`` (``YYYY-MM``, UTC), spend charged to its
+    prepaid balance, and cost reserved by requests in flight."""
+
+    key_name: str
+    month: str
+    month_spent_usd: float
+    balance_spent_usd: float
+    reserved_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpendDelta:
+    """What finished requests of one key add up to: reserved cost to release, cost to charge."""
+
+    key_name: str
+    released_usd: float
+    spent_usd: float
+    balance_spent_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveAsk:
+    """Reserve ``amount_usd`` for ``key_name`` unless it would pass ``monthly_cap_usd`` or the
+    prepaid ``credit_usd`` (None: no such limit)."""
+
+    key_name: str
+    month: str
+    amount_usd: float
+    monthly_cap_usd: float | None
+    credit_usd: float | None
+    ttl_seconds: float

@@ -1,0 +1,116 @@
+"""Named SQL for the PostgreSQL ledger, balance entries and budget counters."""
+
+# Constants built only from other constants (S608).
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from relaygate.store.ledger_records import GroupBy
+
+LEDGER_COLUMNS = """
+    id, request_id, created_at, key_name, route, model_requested, model_used, deployment, status,
+    outcome, error_kind, attempts, stream, input_tokens, output_tokens, cache_read_tokens,
+    cache_write_tokens, cost_usd, latency_ms, upstream_ms, ttft_ms, cache_hit
+"""
+# One statement and one round trip per batch: every column travels as an array.
+INSERT_ROWS = f"""
+INSERT INTO usage_ledger ({LEDGER_COLUMNS})
+SELECT * FROM unnest(
+    $1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::integer[], $10::text[], $11::text[], $12::integer[], $13::boolean[],
+    $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::float8[], $19::float8[],
+    $20::float8[], $21::float8[], $22::boolean[]
+)
+ON CONFLICT (id) DO NOTHING
+"""
+COUNT_ROWS = "SELECT count(*) FROM usage_ledger"
+COUNT_ROWS_SINCE = "SELECT count(*) FROM usage_ledger WHERE created_at >= $1"
+SELECT_BY_REQUEST = (
+    f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE request_id = $1 ORDER BY created_at"
+)
+SELECT_RECENT = f"SELECT {LEDGER_COLUMNS} FROM usage_ledger ORDER BY created_at DESC LIMIT $1"
+SELECT_RECENT_FOR_KEY = (
+    f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE key_name = $1 "
+    "ORDER BY created_at DESC LIMIT $2"
+)
+
+_GROUP_EXPRESSIONS: dict[GroupBy, str] = {
+    "key": "coalesce(key_name, '(none)')",
+    "model": "coalesce(model_used, model_requested, '(none)')",
+    "day": "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+}
+_TOTALS = """
+    count(*),
+    sum(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END),
+    sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
+    sum(cost_usd)
+"""
+_GROUP_QUERIES: dict[tuple[GroupBy, bool], str] = {
+    (by, keyed): (
+        f"SELECT {expr} AS grp, {_TOTALS} FROM usage_ledger "
+        "WHERE created_at >= $1 AND created_at < $2"
+        + (" AND key_name = $3" if keyed else "")
+        + " GROUP BY grp ORDER BY grp"
+    )
+    for by, expr in _GROUP_EXPRESSIONS.items()
+    for keyed in (False, True)
+}
+
+
+def group_query(by: GroupBy, keyed: bool) -> str:
+    """Totals grouped ``by``; parameters: since, until and, if ``keyed``, a key name."""
+    return _GROUP_QUERIES[(by, keyed)]
+
+
+INSERT_BALANCE_ENTRY = """
+INSERT INTO balance_entries (id, key_name, amount_usd, kind, note, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+CREDIT_KEY = """
+UPDATE api_keys SET balance_usd = coalesce(balance_usd, 0) + $1, updated_at = $2
+WHERE name = $3 AND revoked_at IS NULL
+"""
+BUMP_KEYS_VERSION = "UPDATE change_counters SET version = version + 1 WHERE name = 'keys'"
+SELECT_BALANCE_ENTRIES = """
+SELECT id, key_name, amount_usd, kind, note, created_at FROM balance_entries
+WHERE key_name = $1 ORDER BY created_at, id
+"""
+
+BUDGET_COLUMNS = "key_name, month, month_spent_usd, balance_spent_usd, reserved_usd"
+ENSURE_BUDGET_ROW = """
+INSERT INTO key_budgets (key_name, month, reserved_at) VALUES ($1, $2, now())
+ON CONFLICT (key_name) DO NOTHING
+"""
+SELECT_BUDGETS = """
+SELECT key_name, month, CASE WHEN month = $1 THEN month_spent_usd ELSE 0 END,
+       balance_spent_usd, reserved_usd
+FROM key_budgets ORDER BY key_name
+"""
+# The check and the increment are one statement on one row: PostgreSQL locks the row for the
+# UPDATE and re-evaluates the WHERE clause on the newest version when two processes race, so
+# concurrent reservations never pass the cap together. Month rollover and reservations leaked by
+# a crashed process (older than the TTL, $6 seconds) are folded into the same statement.
+_SPENT = "(CASE WHEN month = $2 THEN month_spent_usd ELSE 0 END)"
+_RESERVED = (
+    "(CASE WHEN reserved_at < now() - make_interval(secs => $6) THEN 0 ELSE reserved_usd END)"
+)
+RESERVE = f"""
+UPDATE key_budgets SET
+    month_spent_usd = {_SPENT},
+    month = $2,
+    reserved_usd = {_RESERVED} + $3,
+    reserved_at = now()
+WHERE key_name = $1
+  AND ($4::float8 IS NULL OR {_SPENT} + {_RESERVED} + $3 <= $4::float8 + 1e-9)
+  AND ($5::float8 IS NULL OR balance_spent_usd + {_RESERVED} + $3 <= $5::float8 + 1e-9)
+RETURNING {BUDGET_COLUMNS}
+"""
+APPLY_SPEND = """
+UPDATE key_budgets SET
+    month_spent_usd = (CASE WHEN month = $2 THEN month_spent_usd ELSE 0 END) + $3,
+    month = $2,
+    balance_spent_usd = balance_spent_usd + $4,
+    reserved_usd = greatest(0, reserved_usd - $5),
+    reserved_at = now()
+WHERE key_name = $1
+"""

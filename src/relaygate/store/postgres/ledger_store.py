@@ -1,0 +1,238 @@
+"""``LedgerStore`` on PostgreSQL: shared by every gateway process; budgets are exact across them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+
+from relaygate.store.ledger_records import (
+    BalanceEntry,
+    BudgetCounters,
+    GroupBy,
+    LedgerRow,
+    ReserveAsk,
+    SpendDelta,
+    UsageGroup,
+)
+from relaygate.store.postgres import ledger_queries as q
+from relaygate.store.postgres.connection import PostgresDatabase
+
+FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+CHUNK_ROWS = 250
+
+
+class PostgresLedgerStore:
+    """The ledger in PostgreSQL through its own small pool (never the key store's)."""
+
+    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
+        self._db = PostgresDatabase(dsn, max_size=pool_size)
+
+    async def open(self) -> None:
+        await self._db.open()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def insert_rows(self, rows: Sequence[LedgerRow]) -> int:
+        inserted = 0
+        async with self._db.connection() as conn:
+            # Statements of at most CHUNK_ROWS rows: asyncpg encodes the arguments on the event
+            # loop, and smaller pieces keep each pause short. Each piece commits on its own;
+            # a batch cut short half-way is simply inserted again (rows are idempotent by id).
+            for start in range(0, len(rows), CHUNK_ROWS):
+                chunk = rows[start : start + CHUNK_ROWS]
+                columns = list(zip(*(_row_params(row) for row in chunk), strict=True))
+                status = await conn.execute(q.INSERT_ROWS, *columns)
+                inserted += int(str(status).rsplit(" ", 1)[-1])
+        return inserted
+
+    async def count_rows(self, since: datetime | None = None) -> int:
+        async with self._db.connection() as conn:
+            if since is None:
+                value = await conn.fetchval(q.COUNT_ROWS)
+            else:
+                value = await conn.fetchval(q.COUNT_ROWS_SINCE, since)
+        return int(value)
+
+    async def rows_for_request(self, request_id: str) -> list[LedgerRow]:
+        return [_ledger_row(r) for r in await self._fetch(q.SELECT_BY_REQUEST, request_id)]
+
+    async def recent_rows(self, limit: int, key_name: str | None = None) -> list[LedgerRow]:
+        if key_name is None:
+            rows = await self._fetch(q.SELECT_RECENT, limit)
+        else:
+            rows = await self._fetch(q.SELECT_RECENT_FOR_KEY, key_name, limit)
+        return [_ledger_row(r) for r in rows]
+
+    async def usage_groups(
+        self,
+        by: GroupBy,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        key_name: str | None = None,
+    ) -> list[UsageGroup]:
+        params: list[object] = [since or FAR_PAST, until or FAR_FUTURE]
+        if key_name is not None:
+            params.append(key_name)
+        rows = await self._fetch(q.group_query(by, key_name is not None), *params)
+        return [_group(row) for row in rows]
+
+    async def top_up(
+        self, key_name: str, amount_usd: float, kind: str, note: str | None = None
+    ) -> BalanceEntry | None:
+        now = datetime.now(UTC)
+        entry_id = uuid.uuid4()
+        amount = Decimal(repr(amount_usd))
+        async with self._db.transaction() as conn:
+            status = await conn.execute(q.CREDIT_KEY, amount, now, key_name)
+            if status == "UPDATE 0":
+                return None
+            await conn.execute(q.INSERT_BALANCE_ENTRY, entry_id, key_name, amount, kind, note, now)
+            await conn.execute(q.BUMP_KEYS_VERSION)
+        return BalanceEntry(str(entry_id), key_name, amount_usd, kind, note, now)
+
+    async def balance_entries(self, key_name: str) -> list[BalanceEntry]:
+        rows = await self._fetch(q.SELECT_BALANCE_ENTRIES, key_name)
+        return [BalanceEntry(str(r[0]), r[1], float(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    async def load_budgets(self, month: str) -> list[BudgetCounters]:
+        return [_counters(row) for row in await self._fetch(q.SELECT_BUDGETS, month)]
+
+    async def apply_spend(self, month: str, deltas: Sequence[SpendDelta]) -> None:
+        if not deltas:
+            return
+        # Rows are locked in name order, so two processes settling the same keys cannot deadlock.
+        ordered = sorted(deltas, key=lambda d: d.key_name)
+        async with self._db.transaction() as conn:
+            await conn.executemany(q.ENSURE_BUDGET_ROW, [(d.key_name, month) for d in ordered])
+            await conn.executemany(
+                q.APPLY_SPEND,
+                [
+                    (d.key_name, month, d.spent_usd, d.balance_spent_usd, d.released_usd)
+                    for d in ordered
+                ],
+            )
+
+    async def try_reserve(self, ask: ReserveAsk) -> BudgetCounters | None:
+        async with self._db.connection() as conn:
+            row = await conn.fetchrow(
+                q.RESERVE,
+                ask.key_name,
+                ask.month,
+                ask.amount_usd,
+                ask.monthly_cap_usd,
+                ask.credit_usd,
+                ask.ttl_seconds,
+            )
+            if row is None:
+                # No row yet (a key's first reservation) or over a limit: make sure the row
+                # exists and check once more, so a racing first reservation is not refused.
+                await conn.execute(q.ENSURE_BUDGET_ROW, ask.key_name, ask.month)
+                row = await conn.fetchrow(
+                    q.RESERVE,
+                    ask.key_name,
+                    ask.month,
+                    ask.amount_usd,
+                    ask.monthly_cap_usd,
+                    ask.credit_usd,
+                    ask.ttl_seconds,
+                )
+        return None if row is None else _counters(row)
+
+    async def _fetch(self, sql: str, *params: object) -> list[Any]:
+        async with self._db.connection() as conn:
+            return list(await conn.fetch(sql, *params))
+
+
+def _row_params(row: LedgerRow) -> tuple[object, ...]:
+    return (
+        row.id,
+        row.request_id,
+        row.created_at,
+        row.key_name,
+        row.route,
+        row.model_requested,
+        row.model_used,
+        row.deployment,
+        row.status,
+        row.outcome,
+        row.error_kind,
+        row.attempts,
+        row.stream,
+        row.input_tokens,
+        row.output_tokens,
+        row.cache_read_tokens,
+        row.cache_write_tokens,
+        row.cost_usd,
+        row.latency_ms,
+        row.upstream_ms,
+        row.ttft_ms,
+        row.cache_hit,
+    )
+
+
+def _ledger_row(r: Sequence[Any]) -> LedgerRow:
+    return LedgerRow(
+        id=r[0],
+        request_id=r[1],
+        created_at=r[2],
+        key_name=r[3],
+        route=r[4],
+        model_requested=r[5],
+        model_used=r[6],
+        deployment=r[7],
+        status=int(r[8]),
+        outcome=r[9],
+        error_kind=r[10],
+        attempts=int(r[11]),
+        stream=bool(r[12]),
+        input_tokens=int(r[13]),
+        output_tokens=int(r[14]),
+        cache_read_tokens=int(r[15]),
+        cache_write_tokens=int(r[16]),
+        cost_usd=float(r[17]),
+        latency_ms=float(r[18]),
+        upstream_ms=float(r[19]),
+        ttft_ms=None if r[20] is None else float(r[20]),
+        cache_hit=bool(r[21]),
+    )
+
+
+def _group(r: Sequence[Any]) -> UsageGroup:
+    return UsageGroup(
+        group=str(r[0]),
+        requests=int(r[1]),
+        errors=int(r[2] or 0),
+        input_tokens=int(r[3] or 0),
+        output_tokens=int(r[4] or 0),
+        cache_read_tokens=int(r[5] or 0),
+        cache_write_tokens=int(r[6] or 0),
+        cost_usd=float(r[7] or 0.0),
+    )
+
+
+def _counters(r: Sequence[Any]) -> BudgetCounters:
+    return BudgetCounters(
+        key_name=r[0],
+        month=r[1],
+        month_spent_usd=float(r[2]),
+        balance_spent_usd=float(r[3]),
+        reserved_usd=float(r[4]),
+    )

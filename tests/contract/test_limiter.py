@@ -1,0 +1,247 @@
+"""The RateLimiter contract, run against every implementation: memory and Redis.
+
+Then what only the shared limiter must do: leases that outlive a killed process expire, live ones
+are renewed, and four OS processes hammering one Redis bucket get the limit, not four times it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from relaygate.admission import BucketAsk, BucketSettle, MemoryLimiter, RateLimiter, RedisLimiter
+
+WORKER = Path(__file__).with_name("limiter_worker.py")
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def limiter_url(request: pytest.FixtureRequest) -> str:
+    """``memory``, or the URL of an emptied Redis database."""
+    if request.param == "memory":
+        return "memory"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+async def limiter(limiter_url: str) -> AsyncIterator[RateLimiter]:
+    if limiter_url == "memory":
+        yield MemoryLimiter()
+        return
+    shared = RedisLimiter.from_url(limiter_url, timeout=2.0, prefix=unique_prefix())
+    await shared.start()
+    yield shared
+    await shared.close()
+
+
+def unique_prefix() -> str:
+    """Keys of this test only: a concurrent run of the suite on the same Redis cannot collide."""
+    return f"test:{{{uuid.uuid4().hex}}}:"
+
+
+async def admitted_count(limiter: RateLimiter, asks: list[BucketAsk], tries: int) -> int:
+    return sum([(await limiter.acquire(asks)).admitted for _ in range(tries)])
+
+
+async def test_burst_is_admitted_then_refused_with_retry_after(limiter: RateLimiter) -> None:
+    bucket = BucketAsk.token_bucket("key:rps", rate=10, burst=3)
+    assert await admitted_count(limiter, [bucket], 3) == 3
+    refused = await limiter.acquire([bucket])
+    assert not refused.admitted
+    assert refused.refused == "key:rps"
+    assert not refused.queueable
+    assert 0 < refused.retry_after <= 0.1 + 1e-6
+
+
+async def test_bucket_refills_at_its_rate(limiter: RateLimiter) -> None:
+    bucket = BucketAsk.token_bucket("fast", rate=20, burst=1)
+    assert (await limiter.acquire([bucket])).admitted
+    assert not (await limiter.acquire([bucket])).admitted
+    await asyncio.sleep(0.06)
+    assert (await limiter.acquire([bucket])).admitted
+    assert not (await limiter.acquire([bucket])).admitted
+
+
+async def test_acquire_is_all_or_nothing(limiter: RateLimiter) -> None:
+    roomy = BucketAsk.per_minute("roomy", 5)
+    tight = BucketAsk.per_minute("tight", 1)
+    assert (await limiter.acquire([tight])).admitted
+    for _ in range(3):
+        refused = await limiter.acquire([roomy, tight])
+        assert not refused.admitted and refused.refused == "tight"
+    assert await admitted_count(limiter, [roomy], 6) == 5
+
+
+async def test_concurrency_holds_a_lease_until_released(limiter: RateLimiter) -> None:
+    slots = BucketAsk.concurrency("dep:conc", 2, queueable=True)
+    first = await limiter.acquire([slots])
+    second = await limiter.acquire([slots])
+    assert first.admitted and second.admitted
+    assert first.lease is not None and first.lease.names == ("dep:conc",)
+    third = await limiter.acquire([slots])
+    assert not third.admitted and third.queueable and third.refused == "dep:conc"
+    await limiter.release(first.lease)
+    await limiter.release(first.lease)  # twice: harmless, frees nothing more
+    assert (await limiter.acquire([slots])).admitted
+    assert not (await limiter.acquire([slots])).admitted
+
+
+async def test_rate_only_admission_holds_no_lease(limiter: RateLimiter) -> None:
+    admitted = await limiter.acquire([BucketAsk.per_minute("rpm", 10)])
+    assert admitted.admitted and admitted.lease is None
+    await limiter.release(None)
+
+
+async def test_refused_request_takes_no_slot(limiter: RateLimiter) -> None:
+    slots = BucketAsk.concurrency("c", 1)
+    empty = BucketAsk.token_bucket("r", rate=0.01, burst=1)
+    assert (await limiter.acquire([empty])).admitted
+    assert not (await limiter.acquire([slots, empty])).admitted
+    assert (await limiter.acquire([slots])).admitted
+
+
+async def test_queueable_only_when_every_refusing_bucket_is(limiter: RateLimiter) -> None:
+    key = BucketAsk.per_minute("k", 1)
+    dep = BucketAsk.concurrency("d", 1, queueable=True)
+    held = await limiter.acquire([dep])
+    only_dep = await limiter.acquire([key, dep])
+    assert not only_dep.admitted and only_dep.queueable and only_dep.refused == "d"
+    assert (await limiter.acquire([key])).admitted
+    both = await limiter.acquire([key, dep])
+    assert not both.admitted and not both.queueable and both.refused == "k"
+    await limiter.release(held.lease)
+
+
+async def test_retry_after_is_the_longest_wait(limiter: RateLimiter) -> None:
+    quick = BucketAsk.token_bucket("quick", rate=100, burst=1)
+    slow = BucketAsk.token_bucket("slow", rate=1, burst=1)
+    assert (await limiter.acquire([quick, slow])).admitted
+    refused = await limiter.acquire([quick, slow])
+    assert refused.refused == "quick"
+    assert 0.9 <= refused.retry_after <= 1.0 + 1e-6
+
+
+async def test_tpm_reservation_is_trued_up(limiter: RateLimiter) -> None:
+    reserve = BucketAsk.per_minute("k:tpm", 1000, cost=600)
+    assert (await limiter.acquire([reserve])).admitted
+    assert not (await limiter.acquire([reserve])).admitted
+    await limiter.settle([BucketSettle.true_up(reserve, actual=100)])
+    assert (await limiter.acquire([reserve])).admitted
+
+
+async def test_true_up_beyond_the_reservation_is_debt(limiter: RateLimiter) -> None:
+    reserve = BucketAsk.per_minute("k:tpm", 1000, cost=100)
+    assert (await limiter.acquire([reserve])).admitted
+    await limiter.settle([BucketSettle.true_up(reserve, actual=1000)])
+    refused = await limiter.acquire([reserve])
+    assert not refused.admitted
+    assert refused.retry_after == pytest.approx(100 / (1000 / 60), rel=0.05)
+
+
+async def test_debt_never_exceeds_one_bucket(limiter: RateLimiter) -> None:
+    reserve = BucketAsk.per_minute("k:tpm", 600, cost=1)
+    assert (await limiter.acquire([reserve])).admitted
+    await limiter.settle([BucketSettle("k:tpm", 10.0, 600.0, -100_000)])
+    refused = await limiter.acquire([reserve])
+    assert refused.retry_after == pytest.approx(601 / 10, rel=0.01)
+
+
+async def test_cost_above_capacity_passes_once_the_bucket_is_full(limiter: RateLimiter) -> None:
+    huge = BucketAsk.per_minute("k:tpm", 100, cost=5000)
+    assert (await limiter.acquire([huge])).admitted
+    assert not (await limiter.acquire([huge])).admitted
+
+
+async def test_release_also_settles(limiter: RateLimiter) -> None:
+    slots = BucketAsk.concurrency("c", 1)
+    tokens = BucketAsk.per_minute("t", 100, cost=100)
+    admitted = await limiter.acquire([slots, tokens])
+    assert admitted.admitted
+    await limiter.release(admitted.lease, [BucketSettle.true_up(tokens, actual=0)])
+    assert (await limiter.acquire([slots, tokens])).admitted
+
+
+async def test_concurrent_acquires_never_exceed_the_limit(limiter: RateLimiter) -> None:
+    slots = BucketAsk.concurrency("c", 7)
+    rate = BucketAsk.per_minute("r", 30)
+    results = await asyncio.gather(*(limiter.acquire([slots, rate]) for _ in range(60)))
+    assert sum(r.admitted for r in results) == 7
+    for result in results:
+        await limiter.release(result.lease)
+    results = await asyncio.gather(*(limiter.acquire([rate]) for _ in range(60)))
+    assert sum(r.admitted for r in results) == 23
+
+
+async def test_new_limits_apply_on_the_next_ask(limiter: RateLimiter) -> None:
+    assert await admitted_count(limiter, [BucketAsk.per_minute("k", 10)], 2) == 2
+    # The bucket now holds at most the new capacity.
+    assert await admitted_count(limiter, [BucketAsk.per_minute("k", 3)], 5) == 3
+
+
+@pytest.mark.redis
+async def test_lease_of_a_dead_process_expires(redis_url: str) -> None:
+    prefix = unique_prefix()
+    dead = RedisLimiter.from_url(redis_url, lease_ttl=0.3, prefix=prefix)
+    alive = RedisLimiter.from_url(redis_url, lease_ttl=0.3, prefix=prefix)
+    slots = BucketAsk.concurrency("c", 1)
+    try:
+        assert (await dead.acquire([slots])).admitted
+        assert not (await alive.acquire([slots])).admitted
+        await asyncio.sleep(0.45)  # ``dead`` never renews: it has no renewal task running
+        assert (await alive.acquire([slots])).admitted
+    finally:
+        await dead.close()
+        await alive.close()
+
+
+@pytest.mark.redis
+async def test_held_leases_are_renewed(redis_url: str) -> None:
+    prefix = unique_prefix()
+    holder = RedisLimiter.from_url(redis_url, lease_ttl=0.3, prefix=prefix)
+    other = RedisLimiter.from_url(redis_url, lease_ttl=0.3, prefix=prefix)
+    slots = BucketAsk.concurrency("c", 1)
+    await holder.start()
+    try:
+        held = await holder.acquire([slots])
+        assert held.admitted and holder.held_leases == 1
+        await asyncio.sleep(0.8)
+        assert not (await other.acquire([slots])).admitted
+        await holder.release(held.lease)
+        assert holder.held_leases == 0
+        assert (await other.acquire([slots])).admitted
+    finally:
+        await holder.close()
+        await other.close()
+
+
+@pytest.mark.redis
+def test_four_processes_share_one_limit_within_one_percent(redis_url: str) -> None:
+    rate, burst, seconds, processes = 100, 10, 3.0, 4
+    start = time.time() + 2.5  # after every interpreter has imported and connected
+    args = [redis_url, unique_prefix(), str(rate), str(burst), str(start), str(seconds)]
+    workers = [
+        subprocess.Popen([sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    counts, firsts, lasts = [], [], []
+    for worker in workers:
+        out, _ = worker.communicate(timeout=60)
+        assert worker.returncode == 0, out
+        admitted, attempts, first, last = out.split()
+        assert int(attempts) > int(admitted)  # every process really hammered past the limit
+        counts.append(int(admitted))
+        firsts.append(float(first))
+        lasts.append(float(last))
+    # The bucket starts full at the first ask and refills until the last one.
+    window = max(lasts) - min(firsts)
+    assert window > seconds * 0.8
+    expected = burst + rate * window
+    assert all(count > 0 for count in counts)
+    assert abs(sum(counts) - expected) <= 0.01 * expected, (counts, expected)

@@ -1,0 +1,137 @@
+"""``Accounting``: the estimate a reservation uses, and what ``finish`` bills and records."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tests.unit.accounting.test_budget import key
+from tests.unit.accounting.test_ledger_writer import FakeLedgerStore
+
+from relaygate.accounting import Accounting, LedgerWriter, LocalBudgets, SpillFile, build_accounting
+from relaygate.core.types import ChatRequest, Message, TextBlock, Usage
+from relaygate.relay.catalog import Catalog, build_catalog
+from relaygate.relay.context import RequestContext
+from relaygate.settings import load_settings
+from relaygate.settings.accounting import AccountingSettings, BudgetSettings, LedgerSettings
+from relaygate.transport.http import HttpTransport
+
+
+def catalog(models: list[dict[str, object]] | None = None) -> Catalog:
+    overrides = {"models": models} if models else {}
+    settings = load_settings(None, env={}, overrides=overrides)
+    return build_catalog(settings, HttpTransport())
+
+
+@pytest.fixture
+async def accounting(tmp_path: Path) -> AsyncIterator[tuple[Accounting, FakeLedgerStore]]:
+    store = FakeLedgerStore()
+    writer = LedgerWriter(store, SpillFile(tmp_path, "spill"), LedgerSettings())  # type: ignore[arg-type]
+    budgets = LocalBudgets(store, BudgetSettings())  # type: ignore[arg-type]
+    routes = catalog()
+    yield Accounting(AccountingSettings(), store, budgets, writer, routes), store  # type: ignore[arg-type]
+    await routes.close()
+
+
+def request(max_tokens: int | None = None, text: str = "x" * 400) -> ChatRequest:
+    return ChatRequest(
+        dialect="openai",
+        model="mock-gpt",
+        messages=(Message("user", (TextBlock(text),)),),
+        max_tokens=max_tokens,
+        raw={"messages": [{"role": "user", "content": text}]},
+    )
+
+
+def finished(**fields: object) -> RequestContext:
+    ctx = RequestContext("req_1", "openai.chat", "openai")
+    ctx.key_name, ctx.model_requested, ctx.model_used = "k", "mock-gpt", "mock-gpt"
+    ctx.deployment = "mock-gpt#0"
+    for name, value in fields.items():
+        setattr(ctx, name, value)
+    return ctx
+
+
+async def rows(accounting: Accounting, store: FakeLedgerStore) -> list[object]:
+    assert accounting.ledger is not None
+    await accounting.ledger.flush()
+    return list(store.rows.values())
+
+
+async def test_estimate_prices_the_prompt_and_all_of_max_tokens(
+    accounting: tuple[Accounting, FakeLedgerStore],
+) -> None:
+    acc, _ = accounting
+    route = acc._catalog.resolve("mock-gpt")
+    small = acc.estimate(request(max_tokens=100), route)
+    large = acc.estimate(request(max_tokens=10_000), route)
+    assert small > 0 and large == pytest.approx(small + 9_900 * 4.0 / 1e6)
+    default = acc.estimate(request(), route)  # the model's default_max_tokens (4096)
+    assert default == pytest.approx(acc.estimate(request(max_tokens=4096), route))
+
+
+async def test_reserve_holds_only_for_budgeted_keys(
+    accounting: tuple[Accounting, FakeLedgerStore],
+) -> None:
+    acc, _ = accounting
+    route = acc._catalog.resolve("mock-gpt")
+    ctx = finished()
+    await acc.reserve(ctx, key(cap=None), request(100), route)
+    assert ctx.budget_hold is None and ctx.chat_request is not None
+    await acc.reserve(ctx, key(cap=1.0), request(100), route)
+    assert ctx.budget_hold is not None and ctx.budget_hold.amount_usd > 0
+
+
+async def test_finish_prices_and_records_one_row(
+    accounting: tuple[Accounting, FakeLedgerStore],
+) -> None:
+    acc, store = accounting
+    ctx = finished(usage=Usage(input_tokens=1000, output_tokens=500, cache_read_tokens=2000))
+    acc.finish(ctx)
+    assert ctx.cost_usd == pytest.approx((1000 * 1 + 500 * 4 + 2000 * 0.1) / 1e6)
+    [row] = await rows(acc, store)
+    assert row.cost_usd == ctx.cost_usd and row.cache_read_tokens == 2000  # type: ignore[attr-defined]
+
+
+async def test_a_cut_short_stream_is_billed_for_what_was_delivered(
+    accounting: tuple[Accounting, FakeLedgerStore],
+) -> None:
+    acc, store = accounting
+    ctx = finished(outcome="partial", stream=True, delivered_chars=800, chat_request=request())
+    acc.finish(ctx)
+    [row] = await rows(acc, store)
+    assert row.output_tokens == 200 and row.input_tokens > 100  # type: ignore[attr-defined]
+    assert ctx.cost_usd > 0
+
+
+async def test_unauthenticated_requests_are_not_recorded(
+    accounting: tuple[Accounting, FakeLedgerStore],
+) -> None:
+    acc, store = accounting
+    acc.finish(finished(key_name=None, status=401, outcome="error"))
+    assert await rows(acc, store) == []
+
+
+async def test_finish_settles_the_hold(accounting: tuple[Accounting, FakeLedgerStore]) -> None:
+    acc, _ = accounting
+    route = acc._catalog.resolve("mock-gpt")
+    ctx = finished(usage=Usage(input_tokens=10, output_tokens=10))
+    await acc.reserve(ctx, key(cap=1.0), request(100), route)
+    acc.finish(ctx)
+    view = acc.budgets.view("k")
+    assert view is not None and view.reserved == 0 and view.month_spent == ctx.cost_usd
+
+
+async def test_unpriced_deployments_are_reported_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    models = [{"name": "home-made", "deployments": [{"provider": "mock"}]}]
+    with caplog.at_level(logging.WARNING, logger="relaygate.accounting"):
+        acc = await build_accounting(
+            AccountingSettings(), f"sqlite:///{tmp_path / 'db'}", tmp_path, catalog(models)
+        )
+    await acc.stop()
+    assert acc.unpriced_deployments() == ["home-made#0"]
+    assert "no price for deployment home-made#0" in caplog.text

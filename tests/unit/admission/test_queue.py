@@ -1,0 +1,177 @@
+"""The admission queue: priority then arrival, bounded depth, deadlines and fast refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from relaygate.admission import Admission, AdmissionQueue, QueueRefusedError
+from relaygate.admission.queue import Depth, RateMeter
+
+FULL = Admission(False, 0.0, "d:conc", queueable=True)
+
+
+class Slots:
+    """A stand-in for a limiter: ``free`` slots, taken by ``attempt``."""
+
+    def __init__(self, free: int = 0) -> None:
+        self.free = free
+        self.order: list[str] = []
+
+    def attempt_for(self, name: str):  # type: ignore[no-untyped-def]
+        async def attempt() -> Admission:
+            if self.free > 0:
+                self.free -= 1
+                self.order.append(name)
+                return Admission(True)
+            return FULL
+
+        return attempt
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_served_by_priority_then_arrival() -> None:
+    queue = AdmissionQueue(Depth(100), poll_seconds=10)
+    slots = Slots()
+    names = [("low-1", 0), ("low-2", 0), ("high", 5), ("mid", 1), ("low-3", 0)]
+    tasks = []
+    for name, priority in names:
+        tasks.append(asyncio.create_task(queue.wait(priority, 5.0, slots.attempt_for(name))))
+        await settle()
+    assert len(queue) == 5
+    for _ in names:
+        slots.free += 1
+        queue.notify()
+        await settle()
+    await asyncio.gather(*tasks)
+    assert slots.order == ["high", "mid", "low-1", "low-2", "low-3"]
+    assert len(queue) == 0
+
+
+async def test_several_free_slots_admit_several_waiters_at_once() -> None:
+    queue = AdmissionQueue(Depth(100), poll_seconds=10)
+    slots = Slots()
+    tasks = [asyncio.create_task(queue.wait(0, 5.0, slots.attempt_for(str(i)))) for i in range(4)]
+    await settle()
+    slots.free = 3
+    queue.notify()
+    await settle()
+    assert slots.order == ["0", "1", "2"]
+    slots.free = 1
+    queue.notify()
+    await asyncio.gather(*tasks)
+
+
+async def test_head_polls_for_capacity_freed_elsewhere() -> None:
+    queue = AdmissionQueue(Depth(100), poll_seconds=0.01)
+    slots = Slots()
+    task = asyncio.create_task(queue.wait(0, 5.0, slots.attempt_for("a")))
+    await asyncio.sleep(0.03)
+    slots.free = 1  # freed by another process: nobody calls notify()
+    admitted = await asyncio.wait_for(task, 1.0)
+    assert admitted.admitted
+
+
+async def test_wait_is_bounded_by_the_budget() -> None:
+    queue = AdmissionQueue(Depth(100), poll_seconds=0.01)
+    started = time.perf_counter()
+    with pytest.raises(QueueRefusedError) as refused:
+        await queue.wait(0, 0.05, Slots().attempt_for("a"))
+    assert refused.value.reason == "timeout"
+    assert 0.05 <= time.perf_counter() - started < 0.5
+    assert len(queue) == 0
+
+
+async def test_no_budget_is_refused_at_once() -> None:
+    queue = AdmissionQueue(Depth(100))
+    with pytest.raises(QueueRefusedError) as refused:
+        await queue.wait(0, 0.0, Slots().attempt_for("a"))
+    assert refused.value.reason == "expected_wait"
+
+
+async def test_full_queue_refuses_equal_priority_and_evicts_lower() -> None:
+    queue = AdmissionQueue(Depth(2), poll_seconds=10)
+    slots = Slots()
+    low = [asyncio.create_task(queue.wait(0, 5.0, slots.attempt_for(f"low-{i}"))) for i in (1, 2)]
+    await settle()
+    with pytest.raises(QueueRefusedError) as refused:
+        await queue.wait(0, 5.0, slots.attempt_for("low-3"))
+    assert refused.value.reason == "full"
+    high = asyncio.create_task(queue.wait(3, 5.0, slots.attempt_for("high")))
+    await settle()
+    with pytest.raises(QueueRefusedError) as evicted:
+        await low[1]
+    assert evicted.value.reason == "evicted"
+    assert len(queue) == 2
+    slots.free = 2
+    queue.notify()
+    await asyncio.gather(high, low[0])
+    assert slots.order == ["high", "low-1"]
+
+
+async def test_expected_wait_beyond_the_budget_is_refused_in_well_under_10_ms() -> None:
+    now = [0.0]
+    queue = AdmissionQueue(Depth(100), poll_seconds=10, clock=lambda: now[0])
+    for _ in range(40):  # 10 admissions per second, over four seconds
+        now[0] += 0.1
+        queue.record_admission()
+    slots = Slots()
+    waiting = [
+        asyncio.create_task(queue.wait(0, 60.0, slots.attempt_for(str(i)))) for i in range(5)
+    ]
+    await settle()
+    started = time.perf_counter()
+    with pytest.raises(QueueRefusedError) as refused:
+        await queue.wait(0, 0.3, slots.attempt_for("late"))
+    assert time.perf_counter() - started < 0.01
+    assert refused.value.reason == "expected_wait"
+    assert refused.value.retry_after == pytest.approx(0.6, rel=0.1)
+    # A higher priority sees nobody ahead of it and may wait.
+    assert queue.expected_wait(9) == pytest.approx(0.1, rel=0.1)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert len(queue) == 0
+
+
+async def test_non_queueable_refusal_is_returned_to_the_caller() -> None:
+    queue = AdmissionQueue(Depth(10))
+
+    async def key_limited() -> Admission:
+        return Admission(False, 3.0, "k:rpm", queueable=False)
+
+    answer = await queue.wait(0, 1.0, key_limited)
+    assert not answer.admitted and answer.refused == "k:rpm"
+    assert len(queue) == 0
+
+
+async def test_cancelled_waiter_leaves_and_the_next_one_moves_up() -> None:
+    depth = Depth(10)
+    queue = AdmissionQueue(depth, poll_seconds=10)
+    slots = Slots()
+    first = asyncio.create_task(queue.wait(0, 5.0, slots.attempt_for("first")))
+    second = asyncio.create_task(queue.wait(0, 5.0, slots.attempt_for("second")))
+    await settle()
+    first.cancel()
+    await settle()
+    assert depth.count == 1
+    slots.free = 1
+    queue.notify()
+    await asyncio.wait_for(second, 1.0)
+    assert slots.order == ["second"] and depth.count == 0
+
+
+def test_rate_meter_follows_the_event_rate() -> None:
+    meter = RateMeter(tau=0.5)
+    now = 0.0
+    for _ in range(2000):
+        now += 0.001
+        meter.tick(now)
+    assert meter.rate(now) == pytest.approx(1000, rel=0.02)
+    assert meter.rate(now + 5) < 1
