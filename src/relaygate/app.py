@@ -6,6 +6,7 @@ gateway's own cost per request is the product (shared/reference/python-relay-flo
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -98,6 +99,7 @@ class RelaygateApp:
                     logger.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                _settle_heap()
                 if self._on_started is not None:
                     self._on_started(self.services)
                 await send({"type": "lifespan.startup.complete"})
@@ -134,3 +136,14 @@ async def _not_found(services: Services, request: Request, send: Send) -> None:
 
 def _speaks_anthropic(request: Request) -> bool:
     return "anthropic-version" in request.headers or request.path.startswith("/v1/messages")
+
+
+def _settle_heap() -> None:
+    """Move everything built at start-up out of the collector's reach.
+
+    Under load, full collections that walk the long-lived start-up objects (modules, settings,
+    catalog, caches) took ~26 ms each, every ~1.5 s: enough on their own to break the p99 target.
+    Freezing them once leaves the collector only the per-request garbage.
+    """
+    gc.collect()
+    gc.freeze()

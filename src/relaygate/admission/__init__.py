@@ -14,6 +14,7 @@ from relaygate.admission.limiter import (
     RateLimiter,
 )
 from relaygate.admission.memory import MemoryLimiter
+from relaygate.admission.overload import LagMonitor
 from relaygate.admission.queue import AdmissionQueue, QueueRefusedError
 from relaygate.admission.redis import RedisLimiter
 from relaygate.admission.resilient import ResilientLimiter
@@ -29,6 +30,7 @@ __all__ = [
     "DegradeController",
     "DegradeLevels",
     "GradientLimit",
+    "LagMonitor",
     "Lease",
     "Level",
     "LimiterUnavailableError",

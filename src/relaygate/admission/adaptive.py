@@ -8,8 +8,11 @@ grows by about its square root per window; past that it shrinks in proportion; a
 (429, 529, 503, timeout) cuts it by ``backoff_ratio``. A baseline taken as a windowed minimum
 (not a slow average) does not drift up during a sustained surge, so the limit keeps protecting.
 Samples are pooled into short windows (time-based, not count-based), so the controller behaves
-the same at 50 and at 10,000 requests per second. Like Envoy's adaptive concurrency, each process
-adapts on its own: the limit protects what this process sends.
+the same at 50 and at 10,000 requests per second. Latency that is this process's own (its event
+loop lagging ``freeze_on_loop_lag_ms`` or more during a window) does not shrink the limit: fewer
+upstream slots would not make this process's CPU any faster, only starve the upstream. Like
+Envoy's adaptive concurrency, each process adapts on its own: the limit protects what this process
+sends.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ WINDOW_SECONDS = 0.1
 MIN_WINDOW_SAMPLES = 5
 BASELINE_SECONDS = 30.0
 LimitHook = Callable[[str, int], None]
+LoopLag = Callable[[], float]
 
 
 class GradientLimit:
@@ -37,6 +41,7 @@ class GradientLimit:
         max_limit: int,
         clock: Callable[[], float] = time.monotonic,
         on_change: LimitHook | None = None,
+        loop_lag: LoopLag | None = None,
     ) -> None:
         self.name = name
         self._settings = settings
@@ -52,6 +57,10 @@ class GradientLimit:
         self._count = 0
         self._drops = 0
         self._peak = 0
+        freeze = settings.freeze_on_loop_lag_ms
+        self._loop_lag = loop_lag if freeze is not None else None
+        self._freeze_lag = (freeze or 0.0) / 1000.0
+        self._lag_peak = 0.0
 
     @property
     def limit(self) -> int:
@@ -83,6 +92,8 @@ class GradientLimit:
         else:
             self._sum += seconds
             self._count += 1
+        if self._loop_lag is not None:
+            self._lag_peak = max(self._lag_peak, self._loop_lag())
         now = self._clock()
         elapsed = now - self._window_start
         if elapsed >= WINDOW_SECONDS and (
@@ -95,14 +106,16 @@ class GradientLimit:
         if self._drops:
             self._limit = max(self._min, self._limit * self._settings.backoff_ratio)
         elif self._count:
-            self._follow_latency(self._sum / self._count, now)
+            own = self._loop_lag is not None and self._lag_peak >= self._freeze_lag
+            self._follow_latency(self._sum / self._count, now, own)
         self._window_start = now
+        self._lag_peak = 0.0
         self._sum, self._count, self._drops = 0.0, 0, 0
         self._peak = self.in_flight
         if self._on_change is not None and self.limit != before:
             self._on_change(self.name, self.limit)
 
-    def _follow_latency(self, short: float, now: float) -> None:
+    def _follow_latency(self, short: float, now: float, own_lag: bool) -> None:
         recent = self._recent
         while recent and recent[-1][1] >= short:
             recent.pop()
@@ -114,8 +127,10 @@ class GradientLimit:
         gradient = max(0.5, min(1.0, self._settings.tolerance * recent[0][1] / short))
         target = self._limit * gradient + math.sqrt(self._limit)
         smoothing = self._settings.smoothing
-        self._limit = self._limit * (1.0 - smoothing) + target * smoothing
-        self._limit = max(float(self._min), min(float(self._max), self._limit))
+        limit = self._limit * (1.0 - smoothing) + target * smoothing
+        if own_lag:
+            limit = max(limit, self._limit)
+        self._limit = max(float(self._min), min(float(self._max), limit))
 
 
 class AdaptiveLimits:
@@ -126,10 +141,12 @@ class AdaptiveLimits:
         settings: AdaptiveSettings,
         clock: Callable[[], float] = time.monotonic,
         on_change: LimitHook | None = None,
+        loop_lag: LoopLag | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
         self._on_change = on_change
+        self._loop_lag = loop_lag
         self._limits: dict[str, GradientLimit] = {}
 
     @property
@@ -141,7 +158,9 @@ class AdaptiveLimits:
         found = self._limits.get(deployment)
         if found is None:
             ceiling = min(self._settings.max_limit, cap) if cap else self._settings.max_limit
-            found = GradientLimit(deployment, self._settings, ceiling, self._clock, self._on_change)
+            found = GradientLimit(
+                deployment, self._settings, ceiling, self._clock, self._on_change, self._loop_lag
+            )
             self._limits[deployment] = found
             if self._on_change is not None:
                 self._on_change(deployment, found.limit)

@@ -31,6 +31,7 @@ from relaygate.admission.messages import (
     whole_seconds,
 )
 from relaygate.admission.metrics import AdmissionMetrics
+from relaygate.admission.overload import LagMonitor
 from relaygate.admission.plan import (
     deployment_asks,
     deployment_is_capped,
@@ -96,9 +97,15 @@ class Admitter:
         self._lookup = lookup
         self._metrics = metrics
         self._clock = clock
+        self.overload = LagMonitor(settings.overload, on_shed=metrics.shed if metrics else None)
         self.adaptive = AdaptiveLimits(
-            settings.adaptive, clock, metrics.adaptive_limit if metrics else None
+            settings.adaptive,
+            clock,
+            metrics.adaptive_limit if metrics else None,
+            self._loop_lag if settings.overload.enabled else None,
         )
+        if metrics is not None:
+            metrics.watch_loop_lag(self._loop_lag)
         self.degrade = DegradeLevels(
             settings.degrade, clock, metrics.level_changed if metrics else None
         )
@@ -119,11 +126,13 @@ class Admitter:
         return self._depth.count
 
     def start(self) -> None:
-        """Start the background releaser (inside the running loop)."""
+        """Start the background releaser and the loop-lag monitor (inside the running loop)."""
         self._releaser.start()
+        self.overload.start()
 
     async def close(self) -> None:
-        """Send every pending release, then close the limiter."""
+        """Stop the lag monitor, send every pending release, then close the limiter."""
+        await self.overload.stop()
         await self._releaser.close()
         await self._limiter.close()
 
@@ -188,6 +197,8 @@ class Admitter:
         shed = actions.shed_below_priority
         if shed is not None and key.priority < shed:
             self._count("shed")
+            if self._metrics is not None:
+                self._metrics.shed("degraded")
             hold = max(1.0, self._settings.degrade.min_hold_seconds)
             raise RateLimitedError(busy_message(hold), retry_after=hold)
         target = actions.fallback_models.get(route.name)
@@ -353,6 +364,9 @@ class Admitter:
             if level is not None and any(d.id == attempt.deployment for d in route.deployments):
                 error = overloaded or (failed and (attempt.status >= 500 or attempt.status == 0))
                 level.record(attempt.seconds, error)
+
+    def _loop_lag(self) -> float:
+        return self.overload.lag
 
     def _count(self, result: str) -> None:
         if self._metrics is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from relaygate.admission.degrade import Level, Signals
@@ -64,11 +66,31 @@ class AdmissionMetrics:
             "1 while limits are shared through Redis, 0 while this process uses local limits",
             registry=registry,
         )
+        self._shed = Counter(
+            "relaygate_shed_requests",
+            "Requests refused by load shedding, by reason (loop_lag: this process's CPU is "
+            "saturated; degraded: the model's degradation level sheds the key's priority)",
+            ("reason",),
+            registry=registry,
+        )
+        self._loop_lag = Gauge(
+            "relaygate_event_loop_lag_seconds",
+            "Smoothed event-loop scheduling lag of this process",
+            registry=registry,
+        )
         self.shared_outages = Counter(
             "relaygate_shared_limits_outages",
             "Times the shared limit store became unreachable",
             registry=registry,
         )
+
+    def watch_loop_lag(self, lag: Callable[[], float]) -> None:
+        """Report ``lag()`` (seconds, the smoothed event-loop lag) as a gauge at each scrape."""
+        self._loop_lag.set_function(lag)
+
+    def shed(self, reason: str) -> None:
+        """Count one request shed for ``reason`` (``loop_lag``, ``degraded``)."""
+        self._shed.labels(reason).inc()
 
     def decision(self, result: str) -> None:
         self._results[result].inc()

@@ -12,7 +12,8 @@ import math
 import secrets
 import string
 
-from relaygate.core.errors import GatewayError, InternalError
+from relaygate.admission.messages import busy_message
+from relaygate.core.errors import GatewayError, InternalError, RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import log_request
@@ -21,6 +22,7 @@ from relaygate.relay.count_tokens import count_tokens
 from relaygate.relay.stream import StreamPump, open_stream
 from relaygate.relay.whole import relay_whole
 from relaygate.services import Services
+from relaygate.store.records import KeyRecord
 from relaygate.web.request import Request, Send
 from relaygate.web.responses import JSON_CONTENT, Headers, send_body
 
@@ -56,8 +58,10 @@ async def handle_chat(services: Services, request: Request, send: Send, dialect:
 async def _chat(
     services: Services, ctx: RequestContext, request: Request, send: Send, dialect: Dialect
 ) -> None:
+    key = _shed_early(services, ctx, request) if services.admission.overload.shedding else None
     body = await request.body(services.settings.server.max_body_bytes)
-    key = services.keys.authenticate(services.extract_key(request.headers))
+    if key is None:
+        key = services.keys.authenticate(services.extract_key(request.headers))
     ctx.key_name = key.name
     req = dialect.decode_request(body, request.headers)
     ctx.model_requested = req.model
@@ -78,6 +82,17 @@ async def _chat(
         await send_body(send, 200, out, [JSON_CONTENT, *_success_headers(ctx)])
     finally:
         services.admission.finish(ticket, ctx)
+
+
+def _shed_early(services: Services, ctx: RequestContext, request: Request) -> KeyRecord:
+    """While this process is overloaded, refuse a low-priority key before its body is read (the
+    key comes from the headers): a refusal then costs a fraction of a request, not a whole one."""
+    key = services.keys.authenticate(services.extract_key(request.headers))
+    ctx.key_name = key.name
+    retry = services.admission.overload.should_shed(key.priority)
+    if retry is not None:
+        raise RateLimitedError(busy_message(retry), retry_after=retry)
+    return key
 
 
 async def handle_count_tokens(services: Services, request: Request, send: Send) -> None:

@@ -53,6 +53,11 @@ class AdaptiveSettings(_Frozen):
     tolerance: float = Field(1.5, ge=1.0, description="latency growth tolerated before shrinking")
     smoothing: float = Field(0.2, gt=0, le=1)
     backoff_ratio: float = Field(0.9, gt=0, lt=1, description="cut on an upstream overload signal")
+    freeze_on_loop_lag_ms: float | None = Field(
+        25.0,
+        ge=0,
+        description="no latency-driven shrinking while this process's loop lags this much",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> AdaptiveSettings:
@@ -102,6 +107,36 @@ class DegradeSettings(_Frozen):
         return self
 
 
+class ShedStep(_Frozen):
+    """Keys with a priority below ``below_priority`` are refused while the loop lag is at least
+    ``lag_ms``, until it falls under ``lag_ms * recover_factor``."""
+
+    below_priority: int
+    lag_ms: float = Field(ge=0)
+
+
+class OverloadSettings(_Frozen):
+    """Load shedding driven by this process's own event-loop lag (its CPU saturation).
+
+    A timer of ``tick_ms`` measures how late the loop runs it; the lag is smoothed (EWMA weight
+    ``smoothing``). While it is high, chat requests of low-priority keys are refused with a busy
+    429 before their body is read; higher priorities are refused only at higher lag. The adaptive
+    limits also stop shrinking on latency that is this process's own (``adaptive``).
+    """
+
+    enabled: bool = True
+    tick_ms: float = Field(10.0, gt=0)
+    smoothing: float = Field(0.25, gt=0, le=1)
+    recover_factor: float = Field(0.5, ge=0, lt=1)
+    retry_after_seconds: float = Field(1.0, gt=0)
+    shed: list[ShedStep] = Field(
+        default_factory=lambda: [
+            ShedStep(below_priority=1, lag_ms=50.0),
+            ShedStep(below_priority=10, lag_ms=200.0),
+        ]
+    )
+
+
 class LimitSettings(_Frozen):
     """The ``limits:`` block of the config.
 
@@ -116,3 +151,4 @@ class LimitSettings(_Frozen):
     shared: SharedLimitSettings = SharedLimitSettings()
     adaptive: AdaptiveSettings = AdaptiveSettings()
     degrade: DegradeSettings = DegradeSettings()
+    overload: OverloadSettings = OverloadSettings()

@@ -1,4 +1,4 @@
-"""YAML + environment -> validated ``Settings``. The only module that reads environment variables."""
+"""YAML + environment -> validated ``Settings``; the only module that reads the environment."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ class TimeoutSettings(_Frozen):
 
 
 class MockFaultSettings(_Frozen):
-    """Faults the mock injects: ``rate`` of requests fail with ``kind``, or the first ``first_n``."""
+    """Mock faults: ``rate`` of requests fail with ``kind``, or the first ``first_n`` do."""
 
     kind: Literal["none", "429", "500", "529", "hang", "drop", "malformed"] = "none"
     rate: float = Field(0.0, ge=0, le=1)
@@ -50,7 +50,7 @@ class DeploymentSettings(_Frozen):
     name: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    model: str | None = Field(None, description="the upstream's model name; defaults to the model's name")
+    model: str | None = Field(None, description="the upstream's model name (default: model's name)")
     weight: float = Field(1.0, gt=0)
     rpm: int | None = Field(None, gt=0)
     tpm: int | None = Field(None, gt=0)
@@ -111,7 +111,8 @@ class Settings(_Frozen):
         for model in self.models:
             for fallback in model.fallbacks:
                 if fallback not in names:
-                    raise ValueError(f"model '{model.name}' falls back to unknown model '{fallback}'")
+                    message = f"model '{model.name}' falls back to unknown model '{fallback}'"
+                    raise ValueError(message)
         return self
 
     @property

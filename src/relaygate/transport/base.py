@@ -15,7 +15,7 @@ from relaygate.providers.base import UpstreamRequest
 
 @dataclass(slots=True, frozen=True)
 class Timeouts:
-    """Seconds: to connect, from sending to the response head (first byte), and for the whole call."""
+    """Seconds: to connect, from sending to the response head (first byte), for the whole call."""
 
     connect: float = 10.0
     first_byte: float = 60.0

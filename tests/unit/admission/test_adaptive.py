@@ -96,3 +96,52 @@ def test_long_term_latency_catches_up_when_latency_falls() -> None:
         busy_window(limit, clock, 0.05)
     assert limit.long_latency is not None and limit.long_latency < 0.2
     assert limit.limit > 20
+
+
+def test_latency_that_is_this_processs_own_loop_lag_does_not_shrink_the_limit() -> None:
+    clock = FakeClock()
+    lag = [0.0]
+    limits = AdaptiveLimits(SETTINGS, clock, loop_lag=lambda: lag[0])
+    limit = limits.get("d", cap=None)
+    for _ in range(60):
+        busy_window(limit, clock, 0.05)
+    grown = limit.limit
+    lag[0] = 0.040  # the gateway's CPU is saturated: the latency climbs with it
+    for _ in range(30):
+        busy_window(limit, clock, 0.5)
+    assert limit.limit >= grown
+    lag[0] = 0.001  # the loop recovers, the upstream really slowed: the limit follows it
+    for _ in range(30):
+        busy_window(limit, clock, 0.5)
+    assert limit.limit < grown / 2
+
+
+def test_overload_answers_still_cut_the_limit_while_the_loop_lags() -> None:
+    clock = FakeClock()
+    limit = GradientLimit("d", SETTINGS, 200, clock, loop_lag=lambda: 1.0)
+    for _ in range(10):
+        clock.advance(0.11)
+        limit.sample(0.05, overloaded=True)
+    assert limit.limit < 20
+
+
+def test_a_short_lag_spike_inside_a_window_still_freezes_it() -> None:
+    clock = FakeClock()
+    lags = iter([0.0] * 10 + [0.030] + [0.0] * 1000)
+    limit = GradientLimit("d", SETTINGS, 200, clock, loop_lag=lambda: next(lags))
+    busy_window(limit, clock, 0.05)
+    before = limit.limit
+    busy_window(limit, clock, 0.5)  # the window's first sample sees the 30 ms spike
+    assert limit.limit >= before
+
+
+def test_the_freeze_can_be_turned_off() -> None:
+    clock = FakeClock()
+    settings = SETTINGS.model_copy(update={"freeze_on_loop_lag_ms": None})
+    limit = GradientLimit("d", settings, 200, clock, loop_lag=lambda: 1.0)
+    for _ in range(60):
+        busy_window(limit, clock, 0.05)
+    grown = limit.limit
+    for _ in range(30):
+        busy_window(limit, clock, 0.5)
+    assert limit.limit < grown / 2

@@ -1,0 +1,107 @@
+"""Overload shedding driven by this process's own event-loop lag.
+
+When the gateway's CPU is the bottleneck, every request (refused ones too) waits its turn on the
+event loop, so a refusal decided after reading and decoding the body arrives as late as an
+answer. The loop lag measures that saturation directly: a timer of ``tick_ms`` is run late by
+however long the loop was busy. While the smoothed lag is high, ``should_shed`` tells the chat
+handler to refuse low-priority keys before it reads the body; each shed step has hysteresis (it
+engages at ``lag_ms`` and releases below ``lag_ms * recover_factor``), and higher priorities are
+shed only at higher lag. The decision is recomputed once per tick, so a request pays one
+comparison.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+
+from relaygate.settings.limits import OverloadSettings
+
+SHED_REASON = "loop_lag"
+Sleep = Callable[[float], Awaitable[None]]
+ShedHook = Callable[[str], None]
+
+
+class LagMonitor:
+    """The smoothed event-loop lag of this process and the shedding it implies."""
+
+    def __init__(
+        self,
+        settings: OverloadSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        on_shed: ShedHook | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._on_shed = on_shed
+        self._tick = settings.tick_ms / 1000.0
+        self._steps = tuple(
+            (step.below_priority, step.lag_ms / 1000.0)
+            for step in sorted(settings.shed, key=lambda s: s.lag_ms)
+            if settings.enabled
+        )
+        self._engaged = [False] * len(self._steps)
+        self._task: asyncio.Task[None] | None = None
+        self.lag = 0.0
+        self.shed_below: int | None = None
+        self.record(0.0)
+
+    @property
+    def enabled(self) -> bool:
+        return self._settings.enabled
+
+    @property
+    def shedding(self) -> bool:
+        """Whether any priority is being shed now (the handler's one check when not)."""
+        return self.shed_below is not None
+
+    def start(self) -> None:
+        """Start the ticking task (inside the running loop); no-op when disabled."""
+        if self._settings.enabled and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="relaygate-loop-lag")
+
+    async def stop(self) -> None:
+        """Stop the ticking task and wait for it; safe to call twice."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def record(self, lag_seconds: float) -> None:
+        """Fold one measured lag into the average and re-decide which priorities are shed."""
+        weight = self._settings.smoothing
+        self.lag = lag = self.lag * (1.0 - weight) + lag_seconds * weight
+        recover = self._settings.recover_factor
+        below: int | None = None
+        for i, (priority, threshold) in enumerate(self._steps):
+            engaged = self._engaged[i]
+            if engaged and lag < threshold * recover:
+                engaged = False
+            elif not engaged and lag >= threshold:
+                engaged = True
+            self._engaged[i] = engaged
+            if engaged and (below is None or priority > below):
+                below = priority
+        self.shed_below = below
+
+    def should_shed(self, priority: int) -> float | None:
+        """Retry-After seconds if a key of ``priority`` is to be refused now, else None."""
+        below = self.shed_below
+        if below is None or priority >= below:
+            return None
+        if self._on_shed is not None:
+            self._on_shed(SHED_REASON)
+        return self._settings.retry_after_seconds
+
+    async def _run(self) -> None:
+        tick, clock = self._tick, self._clock
+        while True:
+            started = clock()
+            await self._sleep(tick)
+            self.record(max(0.0, clock() - started - tick))

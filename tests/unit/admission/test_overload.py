@@ -1,0 +1,120 @@
+"""The loop-lag monitor: its smoothed lag from a hand-driven clock, and the shedding it implies
+(priority order, hysteresis, the configured Retry-After, disabled means never)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tests.unit.admission.clock import FakeClock
+
+from relaygate.admission import LagMonitor
+from relaygate.settings.limits import OverloadSettings, ShedStep
+
+STEPS = [ShedStep(below_priority=1, lag_ms=50), ShedStep(below_priority=10, lag_ms=200)]
+SETTINGS = OverloadSettings(smoothing=1.0, recover_factor=0.5, retry_after_seconds=2, shed=STEPS)
+
+
+def test_nothing_is_shed_without_lag() -> None:
+    monitor = LagMonitor(SETTINGS)
+    monitor.record(0.001)
+    assert not monitor.shedding
+    assert monitor.should_shed(0) is None
+
+
+def test_low_priority_is_shed_first_and_higher_priorities_only_at_higher_lag() -> None:
+    monitor = LagMonitor(SETTINGS)
+    monitor.record(0.060)
+    assert monitor.shedding
+    assert monitor.should_shed(0) == 2
+    assert monitor.should_shed(-5) == 2
+    assert monitor.should_shed(1) is None
+    monitor.record(0.250)
+    assert monitor.should_shed(1) == 2
+    assert monitor.should_shed(9) == 2
+    assert monitor.should_shed(10) is None
+    assert monitor.should_shed(100) is None
+
+
+def test_each_step_releases_only_below_its_recovery_level() -> None:
+    monitor = LagMonitor(SETTINGS)
+    monitor.record(0.250)
+    monitor.record(0.150)  # under 200 ms but above 100 ms: both steps hold
+    assert monitor.should_shed(5) == 2
+    monitor.record(0.090)  # the upper step releases, the lower one holds down to 25 ms
+    assert monitor.should_shed(5) is None
+    assert monitor.should_shed(0) == 2
+    monitor.record(0.030)
+    assert monitor.should_shed(0) == 2
+    monitor.record(0.024)
+    assert not monitor.shedding
+    monitor.record(0.049)  # below the engage level: stays off
+    assert not monitor.shedding
+
+
+def test_the_lag_is_an_ewma() -> None:
+    monitor = LagMonitor(OverloadSettings(smoothing=0.25, shed=STEPS))
+    monitor.record(0.100)
+    assert monitor.lag == pytest.approx(0.025)
+    assert not monitor.shedding
+    monitor.record(0.100)
+    monitor.record(0.100)
+    assert monitor.lag == pytest.approx(0.100 * (1 - 0.75**3))
+    assert monitor.shedding  # 57.8 ms
+
+
+def test_a_zero_threshold_sheds_from_the_start() -> None:
+    zero = OverloadSettings(shed=[ShedStep(below_priority=5, lag_ms=0)])
+    monitor = LagMonitor(zero)
+    assert monitor.should_shed(4) == zero.retry_after_seconds
+    assert monitor.should_shed(5) is None
+
+
+def test_disabled_never_sheds_and_starts_no_task() -> None:
+    off = OverloadSettings(enabled=False, shed=[ShedStep(below_priority=5, lag_ms=0)])
+    monitor = LagMonitor(off)
+    monitor.record(10.0)
+    assert monitor.should_shed(0) is None
+    monitor.start()  # no running loop needed: nothing is started
+
+
+def test_sheds_are_reported_to_the_hook() -> None:
+    reasons: list[str] = []
+    monitor = LagMonitor(SETTINGS, on_shed=reasons.append)
+    monitor.record(0.060)
+    monitor.should_shed(0)
+    monitor.should_shed(5)
+    assert reasons == ["loop_lag"]
+
+
+async def test_the_ticking_task_measures_how_late_the_timer_runs() -> None:
+    clock = FakeClock()
+    overshoot = [0.0, 0.080, 0.080, 0.080, 0.0]
+    ticks: list[float] = []
+    done = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        ticks.append(seconds)
+        if len(ticks) > len(overshoot):
+            done.set()
+            await asyncio.Event().wait()
+        clock.advance(seconds + overshoot[len(ticks) - 1])
+
+    settings = OverloadSettings(tick_ms=10, smoothing=0.5, shed=STEPS)
+    monitor = LagMonitor(settings, clock=clock, sleep=sleep)
+    seen: list[float] = []
+    record = monitor.record
+
+    def spy(lag: float) -> None:
+        seen.append(lag)
+        record(lag)
+
+    monitor.record = spy  # type: ignore[method-assign]
+    monitor.start()
+    await asyncio.wait_for(done.wait(), 1)
+    await monitor.stop()
+    await monitor.stop()
+    assert ticks[0] == pytest.approx(0.010)
+    assert seen == pytest.approx(overshoot)
+    assert monitor.lag == pytest.approx(0.035)  # 0 -> 40 -> 60 -> 70 -> 35 ms
+    assert monitor.shedding  # engaged at 60 ms, holds above 25 ms
