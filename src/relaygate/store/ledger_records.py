@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -113,3 +114,54 @@ class ReserveAsk:
     monthly_cap_usd: float | None
     credit_usd: float | None
     ttl_seconds: float
+
+
+def ledger_row_from(r: Sequence[Any], created_at: datetime) -> LedgerRow:
+    """A row in the column order of both backends' ledger SELECTs."""
+    return LedgerRow(
+        id=r[0],
+        request_id=r[1],
+        created_at=created_at,
+        key_name=r[3],
+        route=r[4],
+        model_requested=r[5],
+        model_used=r[6],
+        deployment=r[7],
+        status=int(r[8]),
+        outcome=r[9],
+        error_kind=r[10],
+        attempts=int(r[11]),
+        stream=bool(r[12]),
+        input_tokens=int(r[13]),
+        output_tokens=int(r[14]),
+        cache_read_tokens=int(r[15]),
+        cache_write_tokens=int(r[16]),
+        cost_usd=float(r[17]),
+        latency_ms=float(r[18]),
+        upstream_ms=float(r[19]),
+        ttft_ms=None if r[20] is None else float(r[20]),
+        cache_hit=bool(r[21]),
+    )
+
+
+def usage_group_from(r: Sequence[Any]) -> UsageGroup:
+    return UsageGroup(
+        group=str(r[0]),
+        requests=int(r[1]),
+        errors=int(r[2] or 0),
+        input_tokens=int(r[3] or 0),
+        output_tokens=int(r[4] or 0),
+        cache_read_tokens=int(r[5] or 0),
+        cache_write_tokens=int(r[6] or 0),
+        cost_usd=float(r[7] or 0.0),
+    )
+
+
+def budget_counters_from(r: Sequence[Any]) -> BudgetCounters:
+    return BudgetCounters(
+        key_name=r[0],
+        month=r[1],
+        month_spent_usd=float(r[2]),
+        balance_spent_usd=float(r[3]),
+        reserved_usd=float(r[4]),
+    )

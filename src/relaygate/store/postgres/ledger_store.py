@@ -17,6 +17,9 @@ from relaygate.store.ledger_records import (
     ReserveAsk,
     SpendDelta,
     UsageGroup,
+    budget_counters_from,
+    ledger_row_from,
+    usage_group_from,
 )
 from relaygate.store.postgres import ledger_queries as q
 from relaygate.store.postgres.connection import PostgresDatabase
@@ -72,14 +75,16 @@ class PostgresLedgerStore:
         return int(value)
 
     async def rows_for_request(self, request_id: str) -> list[LedgerRow]:
-        return [_ledger_row(r) for r in await self._fetch(q.SELECT_BY_REQUEST, request_id)]
+        return [
+            ledger_row_from(r, r[2]) for r in await self._fetch(q.SELECT_BY_REQUEST, request_id)
+        ]
 
     async def recent_rows(self, limit: int, key_name: str | None = None) -> list[LedgerRow]:
         if key_name is None:
             rows = await self._fetch(q.SELECT_RECENT, limit)
         else:
             rows = await self._fetch(q.SELECT_RECENT_FOR_KEY, key_name, limit)
-        return [_ledger_row(r) for r in rows]
+        return [ledger_row_from(r, r[2]) for r in rows]
 
     async def usage_groups(
         self,
@@ -92,7 +97,7 @@ class PostgresLedgerStore:
         if key_name is not None:
             params.append(key_name)
         rows = await self._fetch(q.group_query(by, key_name is not None), *params)
-        return [_group(row) for row in rows]
+        return [usage_group_from(row) for row in rows]
 
     async def top_up(
         self, key_name: str, amount_usd: float, kind: str, note: str | None = None
@@ -113,7 +118,7 @@ class PostgresLedgerStore:
         return [BalanceEntry(str(r[0]), r[1], float(r[2]), r[3], r[4], r[5]) for r in rows]
 
     async def load_budgets(self, month: str) -> list[BudgetCounters]:
-        return [_counters(row) for row in await self._fetch(q.SELECT_BUDGETS, month)]
+        return [budget_counters_from(row) for row in await self._fetch(q.SELECT_BUDGETS, month)]
 
     async def apply_spend(self, month: str, deltas: Sequence[SpendDelta]) -> None:
         if not deltas:
@@ -154,7 +159,7 @@ class PostgresLedgerStore:
                     ask.credit_usd,
                     ask.ttl_seconds,
                 )
-        return None if row is None else _counters(row)
+        return None if row is None else budget_counters_from(row)
 
     async def _fetch(self, sql: str, *params: object) -> list[Any]:
         async with self._db.connection() as conn:
@@ -185,54 +190,4 @@ def _row_params(row: LedgerRow) -> tuple[object, ...]:
         row.upstream_ms,
         row.ttft_ms,
         row.cache_hit,
-    )
-
-
-def _ledger_row(r: Sequence[Any]) -> LedgerRow:
-    return LedgerRow(
-        id=r[0],
-        request_id=r[1],
-        created_at=r[2],
-        key_name=r[3],
-        route=r[4],
-        model_requested=r[5],
-        model_used=r[6],
-        deployment=r[7],
-        status=int(r[8]),
-        outcome=r[9],
-        error_kind=r[10],
-        attempts=int(r[11]),
-        stream=bool(r[12]),
-        input_tokens=int(r[13]),
-        output_tokens=int(r[14]),
-        cache_read_tokens=int(r[15]),
-        cache_write_tokens=int(r[16]),
-        cost_usd=float(r[17]),
-        latency_ms=float(r[18]),
-        upstream_ms=float(r[19]),
-        ttft_ms=None if r[20] is None else float(r[20]),
-        cache_hit=bool(r[21]),
-    )
-
-
-def _group(r: Sequence[Any]) -> UsageGroup:
-    return UsageGroup(
-        group=str(r[0]),
-        requests=int(r[1]),
-        errors=int(r[2] or 0),
-        input_tokens=int(r[3] or 0),
-        output_tokens=int(r[4] or 0),
-        cache_read_tokens=int(r[5] or 0),
-        cache_write_tokens=int(r[6] or 0),
-        cost_usd=float(r[7] or 0.0),
-    )
-
-
-def _counters(r: Sequence[Any]) -> BudgetCounters:
-    return BudgetCounters(
-        key_name=r[0],
-        month=r[1],
-        month_spent_usd=float(r[2]),
-        balance_spent_usd=float(r[3]),
-        reserved_usd=float(r[4]),
     )

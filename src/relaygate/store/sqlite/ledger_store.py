@@ -16,6 +16,9 @@ from relaygate.store.ledger_records import (
     ReserveAsk,
     SpendDelta,
     UsageGroup,
+    budget_counters_from,
+    ledger_row_from,
+    usage_group_from,
 )
 from relaygate.store.sqlite import ledger_queries as q
 from relaygate.store.sqlite.connection import SqliteDatabase, from_text, to_text, utc_now
@@ -66,14 +69,17 @@ class SqliteLedgerStore:
         return int(rows[0][0])
 
     async def rows_for_request(self, request_id: str) -> list[LedgerRow]:
-        return [_ledger_row(r) for r in await self._fetch(q.SELECT_BY_REQUEST, (request_id,))]
+        return [
+            ledger_row_from(r, _time(r[2]))
+            for r in await self._fetch(q.SELECT_BY_REQUEST, (request_id,))
+        ]
 
     async def recent_rows(self, limit: int, key_name: str | None = None) -> list[LedgerRow]:
         if key_name is None:
             rows = await self._fetch(q.SELECT_RECENT, (limit,))
         else:
             rows = await self._fetch(q.SELECT_RECENT_FOR_KEY, (key_name, limit))
-        return [_ledger_row(r) for r in rows]
+        return [ledger_row_from(r, _time(r[2])) for r in rows]
 
     async def usage_groups(
         self,
@@ -86,7 +92,7 @@ class SqliteLedgerStore:
         if key_name is not None:
             params.append(key_name)
         rows = await self._fetch(q.group_query(by, key_name is not None), params)
-        return [_group(row) for row in rows]
+        return [usage_group_from(row) for row in rows]
 
     async def top_up(
         self, key_name: str, amount_usd: float, kind: str, note: str | None = None
@@ -110,7 +116,7 @@ class SqliteLedgerStore:
 
     async def load_budgets(self, month: str) -> list[BudgetCounters]:
         rows = await self._fetch(q.SELECT_BUDGETS, {"month": month})
-        return [_counters(row) for row in rows]
+        return [budget_counters_from(row) for row in rows]
 
     async def apply_spend(self, month: str, deltas: Sequence[SpendDelta]) -> None:
         if not deltas:
@@ -144,7 +150,7 @@ class SqliteLedgerStore:
             await conn.execute(q.ENSURE_BUDGET_ROW, (ask.key_name, ask.month, params["now"]))
             async with conn.execute(q.RESERVE, params) as cursor:
                 row = await cursor.fetchone()
-        return None if row is None else _counters(tuple(row))
+        return None if row is None else budget_counters_from(tuple(row))
 
     async def _fetch(self, sql: str, params: Sequence[object] | dict[str, object]) -> list[Any]:
         async with self._db.reading() as conn, conn.execute(sql, params) as cursor:
@@ -182,53 +188,3 @@ def _time(text: str) -> datetime:
     moment = from_text(text)
     assert moment is not None
     return moment
-
-
-def _ledger_row(r: Sequence[Any]) -> LedgerRow:
-    return LedgerRow(
-        id=r[0],
-        request_id=r[1],
-        created_at=_time(r[2]),
-        key_name=r[3],
-        route=r[4],
-        model_requested=r[5],
-        model_used=r[6],
-        deployment=r[7],
-        status=int(r[8]),
-        outcome=r[9],
-        error_kind=r[10],
-        attempts=int(r[11]),
-        stream=bool(r[12]),
-        input_tokens=int(r[13]),
-        output_tokens=int(r[14]),
-        cache_read_tokens=int(r[15]),
-        cache_write_tokens=int(r[16]),
-        cost_usd=float(r[17]),
-        latency_ms=float(r[18]),
-        upstream_ms=float(r[19]),
-        ttft_ms=None if r[20] is None else float(r[20]),
-        cache_hit=bool(r[21]),
-    )
-
-
-def _group(r: Sequence[Any]) -> UsageGroup:
-    return UsageGroup(
-        group=str(r[0]),
-        requests=int(r[1]),
-        errors=int(r[2] or 0),
-        input_tokens=int(r[3] or 0),
-        output_tokens=int(r[4] or 0),
-        cache_read_tokens=int(r[5] or 0),
-        cache_write_tokens=int(r[6] or 0),
-        cost_usd=float(r[7] or 0.0),
-    )
-
-
-def _counters(r: Sequence[Any]) -> BudgetCounters:
-    return BudgetCounters(
-        key_name=r[0],
-        month=r[1],
-        month_spent_usd=float(r[2]),
-        balance_spent_usd=float(r[3]),
-        reserved_usd=float(r[4]),
-    )
