@@ -266,7 +266,12 @@ def _r(value: float, digits: int = 2) -> float:
 
 
 def _metrics(gateway: Server) -> dict[str, float]:
-    wanted = ("relaygate_admission_decisions_total", "relaygate_adaptive_concurrency_limit")
+    wanted = (
+        "relaygate_admission_decisions_total",
+        "relaygate_adaptive_concurrency_limit",
+        "relaygate_shed_requests_total",
+        "relaygate_event_loop_lag_seconds",
+    )
     with urllib.request.urlopen(f"{gateway.base_url}/metrics", timeout=5) as response:
         text = response.read().decode()
     found = {}

@@ -98,19 +98,36 @@ def _request_head(gw: Gateway, key: str, length: int) -> bytes:
 
 
 def _read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """One HTTP/1.1 response (content-length or chunked); asserts nothing follows it."""
     data = b""
     while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, "the gateway closed the connection"
-        data += chunk
+        data += _recv(sock)
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "the gateway closed the connection mid-body"
-        rest += chunk
-    assert len(rest) == length, "bytes after the response: the unread body leaked into it"
-    return int(head[9:12]), rest
+    lowered = head.lower()
+    if b"content-length:" in lowered:
+        length = int(lowered.split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(rest) < length:
+            rest += _recv(sock)
+        assert len(rest) == length, "bytes after the response: the unread body leaked into it"
+        return int(head[9:12]), rest
+    assert b"transfer-encoding: chunked" in lowered
+    while not rest.endswith(b"0\r\n\r\n"):
+        rest += _recv(sock)
+    body, pos = b"", 0
+    while True:
+        size_end = rest.index(b"\r\n", pos)
+        size = int(rest[pos:size_end], 16)
+        if size == 0:
+            assert size_end + 4 == len(rest), "bytes after the response"
+            return int(head[9:12]), body
+        body += rest[size_end + 2 : size_end + 2 + size]
+        pos = size_end + 4 + size
+
+
+def _recv(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    assert chunk, "the gateway closed the connection"
+    return chunk
 
 
 def test_refusal_is_sent_before_the_body_and_the_connection_stays_usable(
