@@ -121,6 +121,23 @@ def test_errors_are_ledger_rows_too(gateway: Gateway) -> None:
     assert row["cost_usd"] == 0 and row["error_kind"] == "not_found"
 
 
+def test_count_tokens_requests_are_free_ledger_rows(gateway: Gateway) -> None:
+    rid = f"ct-{time.monotonic_ns()}"
+    response = httpx.post(
+        f"{gateway.base_url}/v1/messages/count_tokens?beta=true",
+        json={"model": "mock-claude", "messages": [{"role": "user", "content": "count me"}]},
+        headers={"x-api-key": gateway.api_key, "x-request-id": rid},
+    )
+    assert response.status_code == 200 and response.json()["input_tokens"] > 0
+    deadline = time.monotonic() + 10
+    row = ledger_rows(gateway.home).get(rid)
+    while row is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        row = ledger_rows(gateway.home).get(rid)
+    assert row is not None and row["route"] == "anthropic.count_tokens"
+    assert row["status"] == 200 and row["cost_usd"] == 0 and row["output_tokens"] == 0
+
+
 def test_admin_requires_the_admin_token(gateway: Gateway) -> None:
     url = f"{gateway.base_url}/admin/keys"
     assert httpx.get(url).status_code == 401

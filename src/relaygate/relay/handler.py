@@ -116,6 +116,7 @@ async def handle_count_tokens(services: Services, request: Request, send: Send) 
         await send_error(ctx, send, dialect, err)
     finally:
         services.metrics.observe(ctx)
+        services.accounting.finish(ctx)
         log_request(logger, ctx)
 
 
