@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -104,6 +105,15 @@ async def test_large_batches_are_inserted_whole_and_idempotently(ledger: LedgerS
     assert await ledger.insert_rows(rows[:300]) == 300
     assert await ledger.insert_rows(rows) == 400
     assert await ledger.count_rows() == 700
+
+
+async def test_client_text_with_nul_does_not_poison_a_batch(ledger: LedgerStore) -> None:
+    # model_requested is whatever the client sent; PostgreSQL text cannot hold U+0000, and one
+    # such row must not fail the whole batch (it would spill and fail every replay after).
+    rows = [dataclasses.replace(row(request_id="req_nul"), model_requested="gpt\x00evil"), row()]
+    assert await ledger.insert_rows(rows) == 2
+    (got,) = await ledger.rows_for_request("req_nul")
+    assert got.model_requested is not None and got.model_requested.startswith("gpt")
 
 
 async def test_a_repeated_request_id_does_not_hide_rows(ledger: LedgerStore) -> None:

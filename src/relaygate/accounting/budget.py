@@ -140,10 +140,13 @@ class Settler:
         self._interval = interval
         self._months = months
         self._pending: dict[str, list[float]] = {}
+        self._month = months.current()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._after_flush = after_flush
 
     def add(self, key_name: str, released: float, spent: float, balance: float) -> None:
+        self._roll()
         entry = self._pending.get(key_name)
         if entry is None:
             self._pending[key_name] = [released, spent, balance]
@@ -154,23 +157,35 @@ class Settler:
 
     def pending(self, key_name: str) -> tuple[float, float]:
         """Spend of the key not yet written: (month spend, balance spend)."""
+        self._roll()
         entry = self._pending.get(key_name)
         return (entry[1], entry[2]) if entry else (0.0, 0.0)
+
+    def _roll(self) -> None:
+        # Month spend still pending when the month turns belongs to the month that ended; written
+        # under the new one it would count against the new month's cap. Balance spend and released
+        # reservations do not depend on the month and are kept.
+        month = self._months.current()
+        if month != self._month:
+            self._month = month
+            for entry in self._pending.values():
+                entry[1] = 0.0
 
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="relaygate-budget-settler")
 
     async def stop(self) -> None:
+        # Not cancelled: a flush cut off mid-write rolls back, and its deltas were already taken.
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._stopping.set()
+            await task
         await self.flush()
 
     async def flush(self) -> bool:
         """Write pending deltas; on failure keep them for the next try. True when written."""
+        self._roll()
         taken, self._pending = self._pending, {}
         if not taken:
             return True
@@ -185,11 +200,19 @@ class Settler:
         return True
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.flush()
-            if self._after_flush is not None:
-                await self._after_flush()
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._stopping.wait()
+            if self._stopping.is_set():
+                return
+            try:
+                await self.flush()
+                if self._after_flush is not None:
+                    await self._after_flush()
+            except Exception:
+                # The loop is this task's top handler: a bug in one round must not end syncing.
+                logger.exception("budget sync round failed; retrying next interval")
 
 
 class LocalBudgets:

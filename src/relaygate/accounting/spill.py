@@ -82,11 +82,22 @@ class SpillFile:
     def _open(self) -> IO[bytes]:
         if self._handle is None:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._handle = self._open_locked()
+        return self._handle
+
+    def _open_locked(self) -> IO[bytes]:
+        # Between creating the file and locking it, another process may claim it (empty), replay
+        # it and delete it; rows written to the unlinked file would be lost, so start over.
+        while True:
             self._live = self.directory / f"{self.base_name}.{os.getpid()}.{secrets.token_hex(4)}"
             handle = self._live.open("ab")
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            self._handle = handle
-        return self._handle
+            try:
+                if os.path.samestat(os.fstat(handle.fileno()), os.stat(self._live)):
+                    return handle
+            except FileNotFoundError:
+                pass
+            handle.close()
 
 
 class ClaimedFile:

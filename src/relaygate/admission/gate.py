@@ -3,20 +3,25 @@
 ``admit`` runs after the model is resolved and before anything is relayed: it returns a
 ``Ticket`` (possibly for a cheaper fallback model) or raises ``RateLimitedError`` with a
 ``retry_after``. ``finish`` runs in the handler's ``finally``, never awaits and never raises: it
-frees the adaptive slot, feeds latencies to the controllers and hands the lease and TPM true-up to
-the background releaser. A request with no limits anywhere costs a few attribute checks.
+frees what the request still holds, feeds latencies to the controllers and hands the lease and TPM
+true-up to the background releaser. A request with no limits anywhere costs a few attribute checks.
+
+Deployment caps are not settled here once and for all: admission only reserves a slot on the first
+deployment of the model chain with room (waiting in the queue while there is none), and the ticket's
+``capacity`` lets the attempt loop take each deployment's caps per attempt (``slots``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from relaygate.admission.adaptive import AdaptiveLimits, GradientLimit
+from relaygate.admission.adaptive import AdaptiveLimits
 from relaygate.admission.degrade import DegradeLevels
 from relaygate.admission.limiter import (
     ADMITTED,
+    CONCURRENCY_RETRY_SECONDS,
     Admission,
     BucketAsk,
     BucketSettle,
@@ -33,8 +38,6 @@ from relaygate.admission.messages import (
 from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.admission.overload import LagMonitor
 from relaygate.admission.plan import (
-    deployment_asks,
-    deployment_is_capped,
     global_ask,
     key_asks,
     key_is_limited,
@@ -43,10 +46,11 @@ from relaygate.admission.plan import (
 from relaygate.admission.queue import AdmissionQueue, Depth, QueueRefusedError
 from relaygate.admission.releaser import Releaser
 from relaygate.admission.resilient import SHARED_DOWN
+from relaygate.admission.slots import DeploymentSlots, Pool, Slot, SlotSource, pool_of
 from relaygate.core.errors import RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.types import ChatRequest
-from relaygate.relay.catalog import Deployment, ModelRoute
+from relaygate.relay.catalog import ModelRoute
 from relaygate.relay.context import RequestContext
 from relaygate.settings.limits import LimitSettings
 from relaygate.store.records import KeyRecord
@@ -60,11 +64,15 @@ RouteLookup = Callable[[str], ModelRoute | None]
 
 @dataclass(slots=True)
 class Ticket:
-    """What an admitted request holds until ``finish``; ``route`` is the one to relay to."""
+    """What an admitted request holds until ``finish``; ``route`` is the one to relay to.
+
+    ``capacity`` (for ``RequestContext.capacity``) takes the deployments' caps per attempt; it is
+    None when no deployment of the route's chain has any.
+    """
 
     route: ModelRoute
     admission: Admission | None = None
-    gate: GradientLimit | None = None
+    capacity: DeploymentSlots | None = None
     tpm: tuple[BucketAsk, ...] = ()
     queued_seconds: float = 0.0
     serve_stale: bool = False
@@ -74,8 +82,9 @@ class Ticket:
 @dataclass(slots=True)
 class _Plan:
     key: KeyRecord
-    candidates: tuple[Deployment, ...]
+    pool: Pool | None
     key_asks: tuple[BucketAsk, ...]
+    key_tpm: BucketAsk | None
     tokens: int
 
 
@@ -113,7 +122,10 @@ class Admitter:
         self._depth = Depth(settings.queue.max_depth)
         self._queues: dict[str, AdmissionQueue] = {}
         self._releaser = Releaser(limiter)
-        self._candidates: dict[str, tuple[Deployment, ...]] = {}
+        self._slots = SlotSource(
+            limiter, self.adaptive, self._releaser, self._notify_all, settings.queue.poll_seconds
+        )
+        self._pools: dict[str, Pool | None] = {}
         self._turn = 0
 
     @property
@@ -143,18 +155,18 @@ class Admitter:
         serve_stale = False
         if self.degrade.enabled:
             route, serve_stale = self._apply_level(key, route)
-        candidates = self._candidates_of(route)
-        if not candidates and not self._global and not key_is_limited(key):
+        pool = self._pool_of(route)
+        if pool is None and not self._global and not key_is_limited(key):
             return Ticket(route, serve_stale=serve_stale)
-        plan = self._plan(key, req, candidates)
+        plan = self._plan(key, req, pool)
         queue = self._queue(route.name)
         started = self._clock()
         if len(queue):
-            admission, chosen, gate = await self._wait(plan, queue, headers)
+            admission, reserved = await self._wait(plan, queue, headers)
         else:
-            admission, chosen, gate = await self._try(plan)
+            admission, reserved = await self._try(plan)
             if not admission.admitted and admission.queueable:
-                admission, chosen, gate = await self._wait(plan, queue, headers)
+                admission, reserved = await self._wait(plan, queue, headers)
         if not admission.admitted:
             raise self._refusal(admission)
         waited = self._clock() - started
@@ -162,8 +174,11 @@ class Admitter:
         self._count("queued" if waited > 0.0005 else "admitted")
         if self._metrics is not None and waited > 0.0005:
             self._metrics.queue_wait.observe(waited)
-        tpm = tuple(a for a in self._asks(plan, chosen) if a.name.endswith(":tpm"))
-        return Ticket(self._narrow(route, chosen), admission, gate, tpm, waited, serve_stale)
+        tpm = (plan.key_tpm,) if plan.key_tpm is not None else ()
+        slots = None
+        if pool is not None:
+            slots = DeploymentSlots(self._slots, pool, plan.tokens, reserved)
+        return Ticket(route, admission, slots, tpm, waited, serve_stale)
 
     def finish(self, ticket: Ticket, ctx: RequestContext) -> None:
         """Release what the ticket holds and learn from the attempts; never raises."""
@@ -172,17 +187,15 @@ class Admitter:
         ticket.finished = True
         if self.adaptive.enabled or self.degrade.enabled:
             self._learn(ticket.route, ctx)
-        if ticket.gate is not None:
-            ticket.gate.release()
+        if ticket.capacity is not None:
+            ticket.capacity.close(ctx.usage)
         admission = ticket.admission
         lease = admission.lease if admission is not None else None
         settles = _true_ups(ticket.tpm, ctx)
+        if lease is None and not settles:
+            return
         queue = self._queues.get(ticket.route.name)
         notify = queue.notify if queue is not None else None
-        if lease is None and not settles:
-            if notify is not None and ticket.gate is not None:
-                notify()
-            return
         if self._local is not None:
             self._local.release_now(lease, settles)
             if notify is not None:
@@ -206,30 +219,23 @@ class Admitter:
             route = self._lookup(target) or route
         return route, actions.serve_stale
 
-    def _candidates_of(self, route: ModelRoute) -> tuple[Deployment, ...]:
-        """The deployments admission chooses among: none when no deployment has any cap."""
-        found = self._candidates.get(route.name)
-        if found is None:
-            adaptive = self.adaptive.enabled
-            capped = any(deployment_is_capped(d.settings) for d in route.deployments)
-            found = route.deployments if adaptive or capped else ()
-            self._candidates[route.name] = found
-        return found
+    def _pool_of(self, route: ModelRoute) -> Pool | None:
+        """The governed deployments of the route's chain: None when none has any cap."""
+        try:
+            return self._pools[route.name]
+        except KeyError:
+            found = self._pools[route.name] = pool_of(route, self._lookup, self.adaptive.enabled)
+            return found
 
-    def _plan(self, key: KeyRecord, req: ChatRequest, candidates: tuple[Deployment, ...]) -> _Plan:
+    def _plan(self, key: KeyRecord, req: ChatRequest, pool: Pool | None) -> _Plan:
         tokens = 0
-        if key.tpm is not None or any(d.settings.tpm is not None for d in candidates):
+        if key.tpm is not None or (pool is not None and pool.counts_tokens):
             estimate = estimate_input_tokens(req)
             tokens = token_reservation(
                 estimate, req.max_tokens, self._settings.output_token_reserve
             )
-        return _Plan(key, candidates, key_asks(key, tokens).asks, tokens)
-
-    def _asks(self, plan: _Plan, dep: Deployment | None) -> tuple[BucketAsk, ...]:
-        asks = plan.key_asks + self._global
-        if dep is None:
-            return asks
-        return asks + tuple(deployment_asks(dep.id, dep.settings, plan.tokens))
+        limits = key_asks(key, tokens)
+        return _Plan(key, pool, limits.asks, limits.tpm, tokens)
 
     def _queue(self, name: str) -> AdmissionQueue:
         queue = self._queues.get(name)
@@ -240,42 +246,55 @@ class Admitter:
             self._queues[name] = queue
         return queue
 
-    async def _try(self, plan: _Plan) -> tuple[Admission, Deployment | None, GradientLimit | None]:
-        """One pass over the candidates: the first that admits wins."""
-        if not plan.candidates:
-            return await self._limiter.acquire(self._asks(plan, None)), None, None
-        count = len(plan.candidates)
-        start = self._turn % count
-        self._turn += 1
-        refusal = Admission(False)
-        for offset in range(count):
-            dep = plan.candidates[(start + offset) % count]
-            gate = None
-            if self.adaptive.enabled:
-                gate = self.adaptive.get(dep.id, dep.settings.max_concurrency)
-                if not gate.try_acquire():
-                    hint = gate.long_latency or self._settings.queue.poll_seconds
-                    refusal = Admission(False, hint, f"d:{dep.id}:adaptive", queueable=True)
-                    continue
-            asks = self._asks(plan, dep)
+    async def _try(self, plan: _Plan) -> tuple[Admission, Slot | None]:
+        """A slot on the chain's first deployment with room (if it needs one), then the key's
+        quota and the global cap; a refusal there gives the slot back."""
+        reserved = None
+        if plan.pool is not None:
+            found = await self._reserve(plan.pool, plan.tokens)
+            if isinstance(found, Admission):
+                return found, None
+            reserved = found
+        asks = plan.key_asks + self._global
+        try:
             admission = await self._limiter.acquire(asks) if asks else ADMITTED
-            if admission.admitted:
-                return admission, dep, gate
-            if gate is not None:
-                gate.release()
-            if not admission.queueable:
-                return admission, None, None
-            refusal = admission
-        return refusal, None, None
+        except BaseException:
+            if reserved is not None:
+                reserved.release(None, used=False)
+            raise
+        if not admission.admitted and reserved is not None:
+            reserved.release(None, used=False)
+            reserved = None
+        return admission, reserved
+
+    async def _reserve(self, pool: Pool, tokens: int) -> Slot | Admission | None:
+        """Model by model in chain order, round robin within one: the first deployment with room.
+        None when a model without caps is reached (it needs no slot)."""
+        turn = self._turn
+        self._turn += 1
+        refusal: Admission | None = None
+        for deps in pool.models:
+            count = len(deps)
+            for offset in range(count):
+                got = await self._slots.take(deps[(turn + offset) % count], tokens)
+                if isinstance(got, Slot):
+                    return got
+                if not got.queueable:
+                    return got
+                if refusal is None or got.retry_after < refusal.retry_after:
+                    refusal = got
+        if pool.open_ended:
+            return None
+        return refusal or Admission(False, CONCURRENCY_RETRY_SECONDS, "d:none", queueable=True)
 
     async def _wait(
         self, plan: _Plan, queue: AdmissionQueue, headers: Mapping[str, str]
-    ) -> tuple[Admission, Deployment | None, GradientLimit | None]:
-        outcome: list[tuple[Deployment | None, GradientLimit | None]] = [(None, None)]
+    ) -> tuple[Admission, Slot | None]:
+        outcome: list[Slot | None] = [None]
 
         async def attempt() -> Admission:
-            admission, dep, gate = await self._try(plan)
-            outcome[0] = (dep, gate)
+            admission, reserved = await self._try(plan)
+            outcome[0] = reserved
             return admission
 
         budget = self._budget(headers, plan)
@@ -289,8 +308,7 @@ class Admitter:
             ) from None
         finally:
             self._gauge_depth()
-        dep, gate = outcome[0]
-        return admission, dep, gate
+        return admission, outcome[0]
 
     def _budget(self, headers: Mapping[str, str], plan: _Plan) -> float:
         """Seconds this request may wait: the configured maximum, the caller's own maximum,
@@ -306,28 +324,14 @@ class Admitter:
         return max(0.0, budget)
 
     def _typical_latency(self, plan: _Plan) -> float:
-        if not self.adaptive.enabled:
+        if not self.adaptive.enabled or plan.pool is None:
             return 0.0
         known = [
             gate.long_latency or 0.0
-            for dep in plan.candidates
-            if (gate := self.adaptive.find(dep.id)) is not None
+            for name in plan.pool.governed
+            if (gate := self.adaptive.find(name)) is not None
         ]
         return min(known, default=0.0)
-
-    def _narrow(self, route: ModelRoute, chosen: Deployment | None) -> ModelRoute:
-        """The route the relay may use: the admitted deployment first, then only the
-        deployments admission does not govern."""
-        if chosen is None or len(route.deployments) == 1:
-            return route
-        free = tuple(
-            d
-            for d in route.deployments
-            if d is not chosen
-            and not self.adaptive.enabled
-            and not deployment_is_capped(d.settings)
-        )
-        return replace(route, deployments=(chosen, *free))
 
     def _refusal(self, admission: Admission) -> RateLimitedError:
         retry = admission.retry_after
@@ -364,6 +368,12 @@ class Admitter:
             if level is not None and any(d.id == attempt.deployment for d in route.deployments):
                 error = overloaded or (failed and (attempt.status >= 500 or attempt.status == 0))
                 level.record(attempt.seconds, error)
+
+    def _notify_all(self) -> None:
+        """A deployment slot was freed: every queue whose head may use it tries again."""
+        for queue in self._queues.values():
+            if len(queue):
+                queue.notify()
 
     def _loop_lag(self) -> float:
         return self.overload.lag

@@ -144,6 +144,9 @@ class KeyCache:
                 await self.refresh()
             except StoreError as exc:
                 logger.warning("key cache refresh failed; keeping the last snapshot: %s", exc)
+            except Exception:
+                # The loop is this task's top handler: revocations must keep arriving.
+                logger.exception("key cache refresh failed unexpectedly; keeping the last snapshot")
 
 
 def check_model(record: KeyRecord, model: str) -> None:

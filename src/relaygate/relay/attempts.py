@@ -8,24 +8,33 @@ credentials or model name are wrong (401, 403, 404) is not tried again. A caller
 (400, 413) ends the loop at once. ``max_attempts`` bounds the calls of one request, and the
 request's deadline bounds everything: attempts get timeouts cut to what is left of it, and no
 back-off sleep reaches past it. Nothing here has sent a byte to the caller, so every retry is safe.
+
+Deployment caps (rpm, tpm, max_concurrency, the adaptive limit) are taken per attempt through the
+request's ``ctx.capacity``: a deployment at its cap is skipped like an open breaker, and its slot
+is held until the attempt ends (a stream: until the stream ends, with the attempt's lease). When
+every deployment of every model is at capacity, the caller is told the gateway is busy (429).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from relaygate.admission.messages import busy_message
 from relaygate.core.errors import (
     ErrorKind,
     GatewayError,
     NoRouteError,
+    RateLimitedError,
     UpstreamError,
     UpstreamTimeoutError,
 )
+from relaygate.relay.capacity import Capacity, Slot
 from relaygate.relay.catalog import Catalog, Deployment, ModelRoute
 from relaygate.relay.context import AttemptRecord, RequestContext
 from relaygate.routing.balance import order
@@ -68,7 +77,15 @@ class Held(Generic[T]):
 class _Walk:
     """One request's progress through its plan: the budget left and what went wrong so far."""
 
-    __slots__ = ("ctx", "deadline", "last_error", "max_attempts", "out_of_time", "retry_after")
+    __slots__ = (
+        "busy",
+        "ctx",
+        "deadline",
+        "last_error",
+        "max_attempts",
+        "out_of_time",
+        "retry_after",
+    )
 
     def __init__(self, ctx: RequestContext, deadline: Deadline, max_attempts: int) -> None:
         self.ctx = ctx
@@ -77,6 +94,11 @@ class _Walk:
         self.last_error: UpstreamError | None = None
         self.out_of_time = False
         self.retry_after: float | None = None
+        self.busy: float | None = None  # soonest room on a deployment found at capacity
+
+    def at_capacity(self, seconds: float) -> None:
+        if self.busy is None or seconds < self.busy:
+            self.busy = seconds
 
     def failed(self, err: UpstreamError) -> None:
         self.last_error = err
@@ -100,6 +122,8 @@ class _Walk:
             seconds = f"{self.deadline.seconds:g}"
             message = f"No upstream answered within the request deadline of {seconds} s ({detail})"
             return GatewayTimeoutError(message, tried)
+        if not attempts and self.busy is not None:
+            return RateLimitedError(busy_message(self.busy), retry_after=self.busy)
         if not attempts:
             message = f"No deployment is available: every circuit breaker is open ({detail})"
             return NoRouteError(message, tried, retry_after=self.retry_after)
@@ -144,12 +168,16 @@ class AttemptRunner:
             ctx, Deadline(self._clock(), policy.deadline_seconds), policy.retry.max_attempts
         )
         skipped: list[str] = []
-        for model in model_chain(route, self._lookup):
-            held = await self._model(walk, model, attempt, hold, skipped)
-            if held is not None:
-                return held
-            if walk.out_of_time or len(ctx.attempts) >= walk.max_attempts:
-                break
+        try:
+            for model in model_chain(route, self._lookup):
+                held = await self._model(walk, model, attempt, hold, skipped)
+                if held is not None:
+                    return held
+                if walk.out_of_time or len(ctx.attempts) >= walk.max_attempts:
+                    break
+        finally:
+            if ctx.capacity is not None:
+                ctx.capacity.done()
         raise walk.exhausted(skipped)
 
     async def _model(
@@ -165,6 +193,9 @@ class AttemptRunner:
         pending = order(
             model.policy.strategy, model.deployments, board.get, self._rng, self._clock()
         )
+        capacity = walk.ctx.capacity
+        if capacity is not None and capacity.reserved is not None:
+            _to_front(pending, capacity.reserved)
         ready_at: dict[str, float] = {}
         for try_number in range(1, retry.attempts_per_deployment + 1):
             for dep in tuple(pending):
@@ -174,6 +205,14 @@ class AttemptRunner:
                 if lease is None:
                     pending.remove(dep)
                     skipped.append(self._skip(walk, dep))
+                    continue
+                if (
+                    capacity is not None
+                    and capacity.governs(dep)
+                    and not await _take_slot(capacity, walk, dep, lease)
+                ):
+                    pending.remove(dep)
+                    skipped.append(f"{dep.id}: at capacity")
                     continue
                 try:
                     return Held(await self._one(walk, dep, lease, attempt, hold), lease)
@@ -279,6 +318,35 @@ def summarize_attempts(attempts: Sequence[AttemptRecord]) -> str:
     return ",".join(
         f"{a.deployment}:{a.outcome}:{a.status}:{a.seconds * 1000:.0f}" for a in attempts
     )
+
+
+async def _take_slot(capacity: Capacity, walk: _Walk, dep: Deployment, lease: Lease) -> bool:
+    """Take ``dep``'s slot under its caps, freed when ``lease`` closes; False at capacity."""
+    try:
+        slot = await capacity.take(dep)
+    except BaseException:
+        lease.close()
+        raise
+    if isinstance(slot, float):
+        lease.close()
+        walk.at_capacity(slot)
+        return False
+    lease.then(functools.partial(_give_back, slot, walk.ctx))
+    return True
+
+
+def _to_front(pending: list[Deployment], deployment: str) -> None:
+    """Move ``deployment`` (admission already holds its slot) to the head of ``pending``."""
+    for index, dep in enumerate(pending):
+        if dep.id == deployment:
+            if index:
+                pending.insert(0, pending.pop(index))
+            return
+
+
+def _give_back(slot: Slot, ctx: RequestContext) -> None:
+    """Free an attempt's slot under its deployment's caps, settling TPM with the usage seen."""
+    slot.release(ctx.usage)
 
 
 def _describe(record: AttemptRecord) -> str:

@@ -10,6 +10,7 @@ from relaygate.core.types import ChatRequest, DialectName, Usage
 
 if TYPE_CHECKING:
     from relaygate.accounting.budget import Hold
+    from relaygate.relay.capacity import Capacity
 
 
 @dataclass(slots=True)
@@ -47,6 +48,8 @@ class RequestContext:
     budget_hold: Hold | None = None
     delivered_chars: int = 0
     cost_usd: float = 0.0
+    # Deployment caps to take per attempt (set by admission; None when no deployment has any).
+    capacity: Capacity | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

@@ -69,6 +69,7 @@ async def _chat(
     route = services.catalog.resolve(req.model, key.allowed_models)
     services.keys.check_model(key, route.name)
     ticket = await services.admission.admit(key, route, req, request.headers)
+    ctx.capacity = ticket.capacity
     ctx.waited_seconds += ticket.queued_seconds
     route = ticket.route
     try:

@@ -124,7 +124,7 @@ class StreamPump:
         self._encoder: StreamEncoder | None = (
             None if self._passthrough else dialect.stream_encoder(req)
         )
-        self._ended_cleanly = False
+        self._failed = False
 
     async def run(self, headers: Headers) -> None:
         """Stream to the caller; stops early (closing the upstream) if the caller goes away."""
@@ -164,6 +164,8 @@ class StreamPump:
                     frames = opened.decoder.feed(chunk)
                     events = [e for f in frames for e in opened.parser.feed(f)]
                     await self._emit(chunk, frames, events)
+                    if self._failed:
+                        return
             finally:
                 ctx.upstream_seconds += time.perf_counter() - started
             await self._close_input()
@@ -202,6 +204,7 @@ class StreamPump:
     async def _fail(self, err: GatewayError) -> None:
         """The upstream broke mid-stream: tell the caller in its dialect, never end quietly."""
         self._mark_failed(err)
+        self._failed = True
         encoder = self._encoder or self._dialect.stream_encoder(self._req)
         await send_chunk(self._send, encoder.feed(StreamError(err)))
 
@@ -214,13 +217,12 @@ def _text_chars(events: list[StreamEvent]) -> int:
     """Characters of answer text in ``events``: what a stream cut short is billed for."""
     total = 0
     for event in events:
-        kind = type(event)
-        if kind is TextDelta:
-            total += len(event.text)  # type: ignore[union-attr]
-        elif kind is ThinkingDelta:
-            total += len(event.thinking)  # type: ignore[union-attr]
-        elif kind is ToolArgsDelta:
-            total += len(event.partial_json)  # type: ignore[union-attr]
+        if isinstance(event, TextDelta):
+            total += len(event.text)
+        elif isinstance(event, ThinkingDelta):
+            total += len(event.thinking)
+        elif isinstance(event, ToolArgsDelta):
+            total += len(event.partial_json)
     return total
 
 

@@ -73,7 +73,7 @@ class Lease:
     except ``broke_later``: a stream that opened fine and failed mid-way counts as a failure too.
     """
 
-    __slots__ = ("_admission", "_board", "_closed", "_health", "_judged")
+    __slots__ = ("_admission", "_board", "_closed", "_health", "_judged", "_on_close")
 
     def __init__(self, board: HealthBoard, health: DeploymentHealth, admission: Admission) -> None:
         self._board = board
@@ -81,6 +81,7 @@ class Lease:
         self._admission = admission
         self._judged = False
         self._closed = False
+        self._on_close: Callable[[], None] | None = None
         health.outstanding += 1
 
     @property
@@ -112,6 +113,10 @@ class Lease:
         """An attempt already judged a success failed afterwards (a stream cut mid-way)."""
         self._health.breaker.failure(Admission.NORMAL)
 
+    def then(self, on_close: Callable[[], None]) -> None:
+        """Run ``on_close`` once, when the lease is closed (frees what the attempt held)."""
+        self._on_close = on_close
+
     def close(self) -> None:
         """The attempt no longer occupies the deployment (idempotent)."""
         if not self._closed:
@@ -119,6 +124,9 @@ class Lease:
             self._health.outstanding -= 1
             if not self._judged:
                 self.released()
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
 
 
 class HealthBoard:

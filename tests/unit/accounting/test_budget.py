@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from relaygate.accounting import LocalBudgets, MonthClock, SharedBudgets
 from relaygate.core.errors import BudgetExhaustedError
 from relaygate.settings.accounting import BudgetSettings
 from relaygate.store import LedgerStore, ReserveAsk, StoreUnavailableError, create_ledger_store
+from relaygate.store.ledger_records import BudgetCounters, SpendDelta
 from relaygate.store.records import KeyRecord
 
 NOW = datetime(2031, 5, 20, 12, tzinfo=UTC)
@@ -207,3 +208,50 @@ def test_the_month_clock_turns_over_at_midnight_utc() -> None:
     assert months.current() == "2031-12"
     clock.now = datetime(2032, 1, 1, tzinfo=UTC)
     assert months.current() == "2032-01"
+
+
+class SlowSpendStore:
+    """Writes spend only after a pause, so a flush can be in flight when the enforcer stops."""
+
+    def __init__(self, inner: LedgerStore) -> None:
+        self.inner = inner
+        self.writing = asyncio.Event()
+
+    async def apply_spend(self, month: str, deltas: Sequence[SpendDelta]) -> None:
+        self.writing.set()
+        await asyncio.sleep(0.05)
+        await self.inner.apply_spend(month, deltas)
+
+    async def load_budgets(self, month: str) -> list[BudgetCounters]:
+        return await self.inner.load_budgets(month)
+
+
+async def test_stopping_during_a_background_flush_keeps_the_spend(store: LedgerStore) -> None:
+    slow = SlowSpendStore(store)
+    budgets = LocalBudgets(slow, settings(sync_seconds=0.01))  # type: ignore[arg-type]
+    await budgets.start()
+    hold = await budgets.reserve(key(), 0.1)
+    budgets.settle("k", hold, 0.25)
+    await asyncio.wait_for(slow.writing.wait(), 1)
+    await budgets.stop()
+    month = datetime.now(UTC).strftime("%Y-%m")
+    (row,) = await store.load_budgets(month)
+    assert row.month_spent_usd == pytest.approx(0.25)
+
+
+async def test_spend_settled_before_midnight_but_written_after_stays_in_its_month(
+    store: LedgerStore,
+) -> None:
+    clock = Clock()
+    clock.now = datetime(2031, 5, 31, 23, 59, 59, tzinfo=UTC)
+    budgets = LocalBudgets(store, settings(), MonthClock(clock))
+    hold = await budgets.reserve(key(cap=1.0, credit=5.0), 0.1)
+    budgets.settle("k", hold, 0.95)
+    clock.now = datetime(2031, 6, 1, 0, 0, 1, tzinfo=UTC)
+    await budgets.stop()  # the pending spend is written now, in June
+    rows = {r.key_name: r for r in await store.load_budgets("2031-06")}
+    assert rows["k"].month_spent_usd == 0.0
+    assert rows["k"].balance_spent_usd == pytest.approx(0.95)
+    restarted = LocalBudgets(store, settings(), MonthClock(clock))
+    await restarted.reload()
+    assert await restarted.reserve(key(cap=1.0, credit=5.0), 0.5) is not None

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 
 from relaygate.accounting import LedgerWriter, SpillFile
 from relaygate.settings.accounting import LedgerSettings
@@ -218,3 +219,29 @@ def test_spill_files_are_per_process(tmp_path: Path) -> None:
     spill.append([row()])
     assert f".{os.getpid()}." in spill.live_path.name
     spill.close()
+
+
+def test_a_spill_file_replayed_before_its_writer_locked_it_loses_no_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process may find a brand-new spill file between its creation and its lock, replay
+    # it (empty) and delete it: rows written after that must still land in a file on disk.
+    other = SpillFile(tmp_path, "ledger-spill.jsonl")
+    spill = SpillFile(tmp_path, "ledger-spill.jsonl")
+    real_flock = fcntl.flock
+    raced: list[bool] = []
+
+    def racing_flock(fd: int, operation: int) -> None:
+        if operation == fcntl.LOCK_EX and not raced:
+            raced.append(True)
+            for claimed in other.claim_pending():
+                claimed.done()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", racing_flock)
+    spill.append([row(), row()])
+    monkeypatch.undo()
+    spill.close()
+    claimed = SpillFile(tmp_path, "ledger-spill.jsonl").claim_pending()
+    assert raced
+    assert sum(len(b) for f in claimed for b in f.batches(100)) == 2

@@ -70,12 +70,18 @@ def test_every_shipped_model_costs_something_for_every_kind_of_token(name: str) 
         ("deepseek-chat", "deepseek-chat"),
         ("gemini-2.5-flash-lite", "gemini-2.5-flash-lite"),
         ("mock-gpt", "mock"),
+        ("o1-mini-2024-09-12", "o1-mini"),
     ],
 )
 def test_lookup_exact_then_longest_prefix(asked: str, listed: str) -> None:
     prices = book()
     assert prices.lookup(asked) == prices.lookup(listed)
     assert prices.lookup(asked) is not None
+
+
+def test_o1_mini_is_not_priced_as_o1() -> None:
+    prices = book()
+    assert prices.lookup("o1-mini") != prices.lookup("o1")
 
 
 @pytest.mark.parametrize("asked", ["mockingbird", "gpt-4oo", "llama-3", "", "claude"])

@@ -12,6 +12,7 @@ import pytest
 from relaygate.core.errors import (
     GatewayError,
     NoRouteError,
+    RateLimitedError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -402,3 +403,70 @@ def test_summary_is_compact() -> None:
 def test_gateway_timeout_error_is_a_gateway_error() -> None:
     err = GatewayTimeoutError("late", ["a: timeout"])
     assert isinstance(err, GatewayError) and err.status == 504 and err.kind == "timeout"
+
+
+class FakeSlot:
+    def __init__(self, log: list[str], dep: str) -> None:
+        self.log = log
+        self.dep = dep
+
+    def release(self, usage: Any) -> None:
+        self.log.append(f"release {self.dep}")
+
+
+class FakeCapacity:
+    """Deployments in ``full`` are at capacity; ``governed`` ones are taken; the rest are free."""
+
+    def __init__(self, governed: set[str], full: set[str], reserved: str | None = None) -> None:
+        self.governed = governed
+        self.full = full
+        self.reserved = reserved
+        self.log: list[str] = []
+
+    def governs(self, dep: Deployment) -> bool:
+        return dep.id in self.governed
+
+    async def take(self, dep: Deployment) -> FakeSlot | float:
+        if dep.id in self.full:
+            return 2.5
+        self.log.append(f"take {dep.id}")
+        return FakeSlot(self.log, dep.id)
+
+    def done(self) -> None:
+        self.log.append("done")
+
+
+async def test_capacity_skips_a_full_deployment_and_frees_slots_per_attempt() -> None:
+    catalog, runner, time = setup(model("m", ["a", "b", "c"], attempts_per_deployment=1))
+    ctx = context()
+    ctx.capacity = FakeCapacity({"a", "b"}, full={"a"})
+    script = Script(time, b=[err500()])
+    result = await runner.run(ctx, catalog.resolve("m"), script)
+    assert result == "c:ok" and script.order == ["b", "c"]  # c has no caps: nothing taken
+    assert ctx.capacity.log == ["take b", "release b", "done"]
+    health = runner.board.get("a")
+    assert health is not None and health.outstanding == 0
+
+
+async def test_reserved_deployment_is_tried_first_and_held_until_the_stream_ends() -> None:
+    catalog, runner, time = setup(model("m", ["a", "b"]))
+    ctx = context()
+    capacity = FakeCapacity({"a", "b"}, full=set(), reserved="b")
+    ctx.capacity = capacity
+    held = await runner.run_held(ctx, catalog.resolve("m"), Script(time))
+    assert held.value == "b:ok"
+    assert capacity.log == ["take b", "done"]
+    settle_stream(ctx, held.lease)
+    assert capacity.log == ["take b", "done", "release b"]
+
+
+async def test_every_deployment_at_capacity_is_busy_not_unavailable() -> None:
+    catalog, runner, time = setup(model("m", ["a"], ("f",)), model("f", ["c"]))
+    ctx = context()
+    ctx.capacity = FakeCapacity({"a", "c"}, full={"a", "c"})
+    script = Script(time)
+    with pytest.raises(RateLimitedError) as busy:
+        await runner.run(ctx, catalog.resolve("m"), script)
+    assert busy.value.status == 429 and busy.value.retry_after == 2.5
+    assert busy.value.message == "relaygate is busy: retry in 3 s"
+    assert script.calls == []

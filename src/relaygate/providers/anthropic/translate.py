@@ -42,10 +42,13 @@ def translate(req: ChatRequest, model: str, max_tokens: int) -> JSONObject:
     if system:
         body["system"] = system
     body["messages"] = messages_wire(req.messages)
-    if req.stop:
-        body["stop_sequences"] = list(req.stop)
+    # Anthropic rejects whitespace-only stop sequences that OpenAI callers often send ("\n").
+    stop = [s for s in req.stop if s.strip()]
+    if stop:
+        body["stop_sequences"] = stop
     for key, value in (
-        ("temperature", req.temperature),
+        # OpenAI's range is 0..2, Anthropic's 0..1.
+        ("temperature", None if req.temperature is None else min(req.temperature, 1.0)),
         ("top_p", req.top_p),
         ("top_k", req.top_k),
     ):

@@ -7,9 +7,10 @@ finish chunk and never send ``[DONE]``), or at ``finish()`` once a finish reason
 end is a ``StreamError``.
 
 Blocks open lazily: reasoning -> thinking block, content -> text block, each new tool-call
-``index`` -> tool-use block; opening one closes the one before, so block indices count up from 0
-without interleaving. An argument fragment for an already closed tool call (servers that
-interleave parallel calls) is still sent, with that call's block index.
+``index`` -> tool-use block (held back, with its argument fragments, until its ``name`` has come);
+opening one closes the one before, so block indices count up from 0 without interleaving. An
+argument fragment for an already closed tool call (servers that interleave parallel calls) is still
+sent, with that call's block index.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class OpenAIStreamParser:
         "_next_index",
         "_open",
         "_open_index",
+        "_pending",
         "_state",
         "_tools",
         "_usage",
@@ -73,6 +75,8 @@ class OpenAIStreamParser:
         self._open_index = 0
         self._tools: dict[int, int] = {}  # upstream tool-call index -> block index
         self._last_tool: tuple[int, str] | None = None  # (upstream index, call id)
+        # Tool calls seen before their name: upstream index -> (id, name, arguments so far).
+        self._pending: dict[int, tuple[str, str, str]] = {}
 
     @property
     def usage(self) -> Usage:
@@ -117,6 +121,7 @@ class OpenAIStreamParser:
             return self.finish()
         events: list[StreamEvent] = []
         if self._finish is None:
+            self._flush_pending(events)
             self._close(events)
             self._finish = finish_reason(None, bool(self._tools))
         self._end(events)
@@ -155,6 +160,7 @@ class OpenAIStreamParser:
                         self._on_tool_call(call, events)
         reason = choice.get("finish_reason")
         if reason is not None and self._state is _State.STREAMING:
+            self._flush_pending(events)
             self._close(events)
             self._finish = finish_reason(reason, bool(self._tools))
             self._state = _State.FINISHING
@@ -163,23 +169,43 @@ class OpenAIStreamParser:
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
         key = self._tool_key(call)
-        index = self._tools.get(key)
-        if index is None:
-            self._close(events)
-            index = self._next_index
-            self._next_index += 1
-            call_id = call.get("id")
-            call_id = call_id if isinstance(call_id, str) and call_id else f"call_{index}"
-            name = _str(function.get("name"))
-            events.append(BlockStart(index, ToolUseBlock(id=call_id, name=name, input={})))
-            self._tools[key] = index
-            self._last_tool = (key, call_id)
-            self._open, self._open_index = key, index
         arguments = function.get("arguments")
         if isinstance(arguments, dict):  # some servers send the arguments as an object
             arguments = orjson.dumps(arguments).decode()
-        if isinstance(arguments, str) and arguments:
+        fragment = arguments if isinstance(arguments, str) else ""
+        index = self._tools.get(key)
+        if index is not None:
+            if fragment:
+                events.append(ToolArgsDelta(index, fragment))
+            return
+        # Some servers name the call only in a later chunk: hold it until the name comes.
+        call_id, name, held = self._pending.pop(key, ("", "", ""))
+        given_id = call.get("id")
+        call_id = given_id if isinstance(given_id, str) and given_id else call_id
+        name = _str(function.get("name")) or name
+        self._last_tool = (key, call_id)
+        if name:
+            self._open_tool(key, call_id, name, held + fragment, events)
+        else:
+            self._pending[key] = (call_id, name, held + fragment)
+
+    def _open_tool(
+        self, key: int, call_id: str, name: str, arguments: str, events: list[StreamEvent]
+    ) -> None:
+        self._close(events)
+        index = self._next_index
+        self._next_index += 1
+        events.append(BlockStart(index, ToolUseBlock(call_id or f"call_{index}", name, {})))
+        self._tools[key] = index
+        self._open, self._open_index = key, index
+        if arguments:
             events.append(ToolArgsDelta(index, arguments))
+
+    def _flush_pending(self, events: list[StreamEvent]) -> None:
+        """Deliver calls whose name never came, rather than lose them."""
+        for key, (call_id, name, arguments) in sorted(self._pending.items()):
+            self._open_tool(key, call_id, name, arguments, events)
+        self._pending.clear()
 
     def _tool_key(self, call: dict[str, Any]) -> int:
         key = call.get("index")
@@ -190,7 +216,7 @@ class OpenAIStreamParser:
         last = self._last_tool
         if last is not None and (not call_id or call_id == last[1]):
             return last[0]
-        return max(self._tools, default=-1) + 1
+        return max((*self._tools, *self._pending), default=-1) + 1
 
     def _ensure(self, kind: int, events: list[StreamEvent]) -> int:
         if self._open == kind:

@@ -173,7 +173,7 @@ def _row_params(row: LedgerRow) -> tuple[object, ...]:
         row.created_at,
         row.key_name,
         row.route,
-        row.model_requested,
+        _text(row.model_requested),
         row.model_used,
         row.deployment,
         row.status,
@@ -191,3 +191,11 @@ def _row_params(row: LedgerRow) -> tuple[object, ...]:
         row.ttft_ms,
         row.cache_hit,
     )
+
+
+def _text(value: str | None) -> str | None:
+    # The requested model is the caller's string; PostgreSQL text cannot hold U+0000, and one such
+    # row would fail its whole batch (and every replay of it).
+    if value is None or "\x00" not in value:
+        return value
+    return value.replace("\x00", "\ufffd")

@@ -283,3 +283,15 @@ def test_parse_count_tokens() -> None:
             provider.parse_count_tokens(bad)
         assert caught.value.status == 502
         assert caught.value.retryable
+
+
+def test_whitespace_only_stop_sequences_are_dropped() -> None:
+    # Anthropic answers 400 "each stop sequence must contain non-whitespace"; OpenAI takes "\n".
+    assert translated(neutral(stop=("\n", "END", " ", "")))["stop_sequences"] == ["END"]
+    assert "stop_sequences" not in translated(neutral(stop=("\n\n",)))
+
+
+def test_temperature_above_anthropic_range_is_clamped() -> None:
+    # OpenAI allows 0..2, Anthropic 0..1 (400 above it).
+    assert translated(neutral(temperature=1.7))["temperature"] == 1.0
+    assert translated(neutral(temperature=0.7))["temperature"] == 0.7

@@ -334,3 +334,46 @@ def test_events_after_stop_are_ignored() -> None:
         parser.feed(frame)
     assert parser.feed(frames(chunk({"content": "late"}))[0]) == []
     assert parser.finish() == []
+
+
+def test_tool_name_arriving_after_argument_fragments() -> None:
+    # Some compatible servers send id and argument fragments first and function.name later.
+    events = run(
+        frames(
+            chunk({"tool_calls": [{"index": 0, "id": "call_9", "function": {"arguments": "{"}}]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"name": "sh", "arguments": '"a":1'}}]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}),
+            chunk({}, "tool_calls"),
+            "[DONE]",
+        )
+    )
+    check_contract(events)
+    assert events[1] == BlockStart(0, ToolUseBlock("call_9", "sh", {}))
+    args = "".join(e.partial_json for e in events if isinstance(e, ToolArgsDelta))
+    assert orjson.loads(args) == {"a": 1}
+    assert events[-2] == MessageDelta(FinishReason.TOOL_USE, Usage())
+
+
+def test_tool_id_arriving_with_late_name() -> None:
+    events = run(
+        frames(
+            chunk({"tool_calls": [{"index": 0, "function": {"name": "", "arguments": "{}"}}]}),
+            chunk({"tool_calls": [{"index": 0, "id": "call_x", "function": {"name": "f"}}]}),
+            chunk({}, "tool_calls"),
+        )
+    )
+    check_contract(events)
+    assert events[1:3] == [BlockStart(0, ToolUseBlock("call_x", "f", {})), ToolArgsDelta(0, "{}")]
+
+
+def test_tool_never_named_still_delivered_at_finish() -> None:
+    events = run(
+        frames(
+            chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"arguments": "{}"}}]}),
+            chunk({}, "tool_calls"),
+            "[DONE]",
+        )
+    )
+    check_contract(events)
+    assert events[1:3] == [BlockStart(0, ToolUseBlock("c", "", {})), ToolArgsDelta(0, "{}")]
+    assert events[-2] == MessageDelta(FinishReason.TOOL_USE, Usage())

@@ -1,0 +1,210 @@
+"""Deployment caps taken per attempt: rpm, tpm, max_concurrency and the adaptive limit.
+
+Admission reserves one slot on the first deployment of the request's model chain that has room
+(so a request waits in the queue only while every deployment is full); the attempt loop uses that
+reservation for its first try there and takes a fresh slot for every other governed deployment it
+tries, through ``DeploymentSlots``. A slot is freed when its attempt ends: its concurrency lease
+goes back, its TPM reservation is trued up with the request's usage, and the waiting queues hear
+of it. A reservation no attempt used gives back its RPM and TPM tokens as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from relaygate.admission.adaptive import AdaptiveLimits, GradientLimit
+from relaygate.admission.limiter import (
+    ADMITTED,
+    CONCURRENCY_RETRY_SECONDS,
+    Admission,
+    BucketAsk,
+    BucketKind,
+    BucketSettle,
+    Lease,
+    RateLimiter,
+)
+from relaygate.admission.memory import MemoryLimiter
+from relaygate.admission.plan import deployment_asks, deployment_is_capped
+from relaygate.admission.releaser import Releaser
+from relaygate.core.types import Usage
+from relaygate.relay.catalog import Deployment, ModelRoute
+from relaygate.routing.planner import model_chain
+
+RouteLookup = Callable[[str], ModelRoute | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """The governed deployments of a model chain, for admission and the attempt loop.
+
+    ``models`` holds the deployments of the chain's models in order, up to the first model
+    with an ungoverned deployment (``open_ended``): that model can always be tried without a
+    slot, so admission never needs to reserve past it.
+    """
+
+    models: tuple[tuple[Deployment, ...], ...]
+    open_ended: bool
+    governed: frozenset[str]
+    counts_tokens: bool
+
+
+def pool_of(route: ModelRoute, lookup: RouteLookup, adaptive: bool) -> Pool | None:
+    """The route's pool, or None when no deployment of its chain has a cap."""
+    models: list[tuple[Deployment, ...]] = []
+    governed: set[str] = set()
+    tokens = False
+    open_ended = False
+    for model in model_chain(route, lookup):
+        capped = tuple(d for d in model.deployments if adaptive or deployment_is_capped(d.settings))
+        governed.update(d.id for d in capped)
+        tokens = tokens or any(d.settings.tpm is not None for d in capped)
+        if open_ended:
+            continue
+        if len(capped) < len(model.deployments):
+            open_ended = True
+        else:
+            models.append(capped)
+    if not governed:
+        return None
+    return Pool(tuple(models), open_ended, frozenset(governed), tokens)
+
+
+class Slot:
+    """One attempt's (or admission's) place under one deployment's caps."""
+
+    __slots__ = ("_gate", "_lease", "_rates", "_released", "_source", "deployment")
+
+    def __init__(
+        self,
+        source: SlotSource,
+        deployment: str,
+        lease: Lease | None,
+        gate: GradientLimit | None,
+        rates: tuple[BucketAsk, ...],
+    ) -> None:
+        self._source = source
+        self.deployment = deployment
+        self._lease = lease
+        self._gate = gate
+        self._rates = rates
+        self._released = False
+
+    @property
+    def lease(self) -> Lease | None:
+        return self._lease
+
+    def release(self, usage: Usage | None, used: bool = True) -> None:
+        """Free the slot once (never raises); ``used`` is false for a reservation never tried."""
+        if self._released:
+            return
+        self._released = True
+        if self._gate is not None:
+            self._gate.release()
+        settles: list[BucketSettle] = []
+        for ask in self._rates:
+            if ask.name.endswith(":tpm"):
+                actual = usage.prompt_total + usage.output_tokens if used and usage else 0
+                settles.append(BucketSettle.true_up(ask, actual))
+            elif not used:
+                settles.append(BucketSettle.true_up(ask, 0))
+        self._source.give_back(self._lease, settles)
+
+
+class SlotSource:
+    """Takes and frees deployment slots for one process's admitter."""
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        adaptive: AdaptiveLimits,
+        releaser: Releaser,
+        notify: Callable[[], None],
+        poll_seconds: float,
+    ) -> None:
+        self._limiter = limiter
+        self._local = limiter if isinstance(limiter, MemoryLimiter) else None
+        self._adaptive = adaptive
+        self._releaser = releaser
+        self._notify = notify
+        self._poll = poll_seconds
+
+    async def take(self, dep: Deployment, tokens: int) -> Slot | Admission:
+        """A slot on ``dep`` for a request reserving ``tokens``, or the refusal."""
+        gate = None
+        if self._adaptive.enabled:
+            gate = self._adaptive.get(dep.id, dep.settings.max_concurrency)
+            if not gate.try_acquire():
+                hint = gate.long_latency or self._poll
+                return Admission(False, hint, f"d:{dep.id}:adaptive", queueable=True)
+        asks = deployment_asks(dep.id, dep.settings, tokens)
+        admission = await self._limiter.acquire(asks) if asks else ADMITTED
+        if not admission.admitted:
+            if gate is not None:
+                gate.release()
+            return admission
+        rates = tuple(a for a in asks if a.kind is BucketKind.RATE)
+        return Slot(self, dep.id, admission.lease, gate, rates)
+
+    def give_back(self, lease: Lease | None, settles: Sequence[BucketSettle]) -> None:
+        """Release ``lease`` and apply ``settles`` off the hot path, then wake the queues."""
+        if lease is None and not settles:
+            self._notify()
+        elif self._local is not None:
+            self._local.release_now(lease, settles)
+            self._notify()
+        else:
+            self._releaser.submit(lease, settles, self._notify)
+
+
+class DeploymentSlots:
+    """One request's deployment caps (``relaygate.relay.capacity.Capacity``)."""
+
+    __slots__ = ("_pool", "_reserved", "_source", "_taken", "_tokens")
+
+    def __init__(self, source: SlotSource, pool: Pool, tokens: int, reserved: Slot | None) -> None:
+        self._source = source
+        self._pool = pool
+        self._tokens = tokens
+        self._reserved = reserved
+        self._taken: list[Slot] = []
+
+    @property
+    def reserved(self) -> str | None:
+        return self._reserved.deployment if self._reserved is not None else None
+
+    @property
+    def reserved_slot(self) -> Slot | None:
+        return self._reserved
+
+    def governs(self, dep: Deployment) -> bool:
+        return dep.id in self._pool.governed
+
+    async def take(self, dep: Deployment) -> Slot | float:
+        held = self._reserved
+        if held is not None and held.deployment == dep.id:
+            self._reserved = None
+            self._taken.append(held)
+            return held
+        got = await self._source.take(dep, self._tokens)
+        if isinstance(got, Admission):
+            return got.retry_after if got.retry_after > 0 else CONCURRENCY_RETRY_SECONDS
+        self._taken.append(got)
+        return got
+
+    def done(self) -> None:
+        held, self._reserved = self._reserved, None
+        if held is not None:
+            held.release(None, used=False)
+
+    def close(self, usage: Usage | None) -> None:
+        """The request is over: free whatever is still held (a stream never pumped, say).
+
+        A reservation still held counts as used when the request has usage to settle with.
+        """
+        held, self._reserved = self._reserved, None
+        if held is not None:
+            held.release(usage, used=usage is not None)
+        for slot in self._taken:
+            slot.release(usage)
+        self._taken.clear()

@@ -1,0 +1,100 @@
+"""StreamPump relaying a same-dialect stream: what the caller gets when the upstream breaks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+
+from relaygate.core.sse import SSEDecoder
+from relaygate.core.types import ChatRequest, Message, TextBlock
+from relaygate.dialects.openai import OpenAIDialect
+from relaygate.providers.openai import OpenAIProvider
+from relaygate.relay.context import RequestContext
+from relaygate.relay.stream import OpenedStream, StreamPump
+
+
+def chunk(text: str) -> bytes:
+    payload = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+    }
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class Response:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Caller:
+    """The ASGI side: records what was sent; never disconnects."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    async def wait_disconnect(self) -> None:
+        await asyncio.Event().wait()
+
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
+
+
+async def pump(chunks: list[bytes]) -> tuple[RequestContext, bytes, Response]:
+    provider = OpenAIProvider()
+
+    async def upstream() -> AsyncIterator[bytes]:
+        for part in chunks[1:]:
+            yield part
+
+    decoder, parser = SSEDecoder(), provider.stream_parser()
+    frames = decoder.feed(chunks[0])
+    events = [e for f in frames for e in parser.feed(f)]
+    response = Response()
+    opened = OpenedStream(
+        deployment=SimpleNamespace(wire="openai"),  # type: ignore[arg-type]
+        response=response,  # type: ignore[arg-type]
+        chunks=upstream(),
+        first_chunk=chunks[0],
+        decoder=decoder,
+        parser=parser,
+        first_events=events,
+        first_frames=frames,
+    )
+    req = ChatRequest(
+        dialect="openai",
+        model="m",
+        messages=(Message("user", (TextBlock("hi"),)),),
+        stream=True,
+        include_usage=True,
+    )
+    ctx = RequestContext("req_1", "openai.chat", "openai")
+    caller = Caller()
+    await StreamPump(ctx, req, OpenAIDialect(), opened, caller, caller.send).run([])  # type: ignore[arg-type]
+    return ctx, caller.body(), response
+
+
+async def test_a_malformed_frame_ends_the_relay_with_one_error_chunk() -> None:
+    ctx, body, response = await pump([chunk("one "), b"data: {not json\n\n", chunk("after")])
+    assert b"one " in body
+    assert body.count(b'"error"') == 1
+    assert b"after" not in body
+    assert ctx.outcome == "partial" and response.closed
+
+
+async def test_a_stream_cut_short_gets_an_error_chunk_not_a_quiet_end() -> None:
+    ctx, body, _ = await pump([chunk("one "), chunk("two")])
+    assert body.endswith(b"\n\n") and b'"error"' in body
+    assert b"[DONE]" not in body
+    assert ctx.outcome == "partial"
