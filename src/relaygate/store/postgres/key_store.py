@@ -6,38 +6,20 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from relaygate.store.errors import DuplicateNameError, StoreError
+from relaygate.store.lifecycle import DatabaseOwner
 from relaygate.store.postgres import queries
 from relaygate.store.postgres.connection import PostgresDatabase
 from relaygate.store.records import KeyRecord, KeySpec, apply_changes
 
 
-class PostgresKeyStore:
+class PostgresKeyStore(DatabaseOwner[PostgresDatabase]):
     """Gateway keys and admin tokens in PostgreSQL, through a small asyncpg pool."""
 
     def __init__(self, dsn: str) -> None:
         self._db = PostgresDatabase(dsn)
-
-    async def open(self) -> None:
-        await self._db.open()
-
-    async def close(self) -> None:
-        await self._db.close()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def create_key(self, spec: KeySpec) -> KeyRecord:
         async with self._db.transaction() as conn:

@@ -6,8 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from relaygate.store.ledger_records import (
     BalanceEntry,
@@ -21,6 +20,7 @@ from relaygate.store.ledger_records import (
     ledger_row_from,
     usage_group_from,
 )
+from relaygate.store.lifecycle import DatabaseOwner
 from relaygate.store.postgres import ledger_queries as q
 from relaygate.store.postgres.connection import PostgresDatabase
 
@@ -29,29 +29,11 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 CHUNK_ROWS = 250
 
 
-class PostgresLedgerStore:
+class PostgresLedgerStore(DatabaseOwner[PostgresDatabase]):
     """The ledger in PostgreSQL through its own small pool (never the key store's)."""
 
     def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
         self._db = PostgresDatabase(dsn, max_size=pool_size)
-
-    async def open(self) -> None:
-        await self._db.open()
-
-    async def close(self) -> None:
-        await self._db.close()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def insert_rows(self, rows: Sequence[LedgerRow]) -> int:
         inserted = 0

@@ -4,41 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiosqlite
 import orjson
 
 from relaygate.store.errors import DuplicateNameError, StoreError
+from relaygate.store.lifecycle import DatabaseOwner
 from relaygate.store.records import KeyRecord, KeySpec, apply_changes
 from relaygate.store.sqlite import queries
 from relaygate.store.sqlite.connection import SqliteDatabase, from_text, to_text, utc_now
 
 
-class SqliteKeyStore:
+class SqliteKeyStore(DatabaseOwner[SqliteDatabase]):
     """Gateway keys and admin tokens in SQLite. ``path`` may be ``:memory:`` for tests."""
 
     def __init__(self, path: str) -> None:
         self._db = SqliteDatabase(path)
-
-    async def open(self) -> None:
-        await self._db.open()
-
-    async def close(self) -> None:
-        await self._db.close()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def create_key(self, spec: KeySpec) -> KeyRecord:
         async with self._db.transaction() as conn:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from relaygate.store.ledger_records import (
     BalanceEntry,
@@ -20,6 +19,7 @@ from relaygate.store.ledger_records import (
     ledger_row_from,
     usage_group_from,
 )
+from relaygate.store.lifecycle import DatabaseOwner
 from relaygate.store.sqlite import ledger_queries as q
 from relaygate.store.sqlite.connection import SqliteDatabase, from_text, to_text, utc_now
 
@@ -27,29 +27,11 @@ FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
-class SqliteLedgerStore:
+class SqliteLedgerStore(DatabaseOwner[SqliteDatabase]):
     """The ledger in SQLite; one connection, writes in short ``BEGIN IMMEDIATE`` transactions."""
 
     def __init__(self, path: str) -> None:
         self._db = SqliteDatabase(path)
-
-    async def open(self) -> None:
-        await self._db.open()
-
-    async def close(self) -> None:
-        await self._db.close()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def insert_rows(self, rows: Sequence[LedgerRow]) -> int:
         if not rows:
