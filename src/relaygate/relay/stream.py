@@ -138,6 +138,18 @@ class StreamPump:
         await start_stream(self._send, headers)
         ctx.response_started = True
         ctx.first_token_at = time.perf_counter()
+        try:
+            # The first chunk goes out before any task is spawned: time to first token pays no
+            # extra trip through the event loop.
+            await self._emit(opened.first_chunk, opened.first_frames, opened.first_events)
+            await self._pump_while_connected()
+        finally:
+            opened.response.close()
+            ctx.usage = opened.parser.usage
+        if ctx.outcome != "client_closed":
+            await end_stream(self._send)
+
+    async def _pump_while_connected(self) -> None:
         pump = asyncio.ensure_future(self._pump())
         watcher = asyncio.ensure_future(self._request.wait_disconnect())
         try:
@@ -145,19 +157,16 @@ class StreamPump:
         finally:
             watcher.cancel()
             if not pump.done():
-                ctx.outcome = "client_closed"
+                self._ctx.outcome = "client_closed"
                 pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
-            opened.response.close()
-            ctx.usage = opened.parser.usage
-        if ctx.outcome != "client_closed":
-            await end_stream(self._send)
 
     async def _pump(self) -> None:
         ctx, opened = self._ctx, self._opened
+        if self._failed:
+            return
         try:
-            await self._emit(opened.first_chunk, opened.first_frames, opened.first_events)
             started = time.perf_counter()
             try:
                 async for chunk in opened.chunks:
