@@ -139,6 +139,11 @@ class FinishReason(enum.Enum):
     PAUSE_TURN = "pause_turn"
 
 
+# Upstream token counts above this are treated as nonsense and clamped: no request comes near it,
+# and an absurd count must not overflow the ledger's 64-bit columns and stall its batches.
+TOKEN_COUNT_LIMIT = 10**12
+
+
 @dataclass(slots=True, frozen=True)
 class Usage:
     """Token counts with Anthropic semantics: ``input_tokens`` excludes cache reads and writes.

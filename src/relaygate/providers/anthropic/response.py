@@ -10,6 +10,7 @@ import orjson
 
 from relaygate.core.errors import UpstreamError
 from relaygate.core.types import (
+    TOKEN_COUNT_LIMIT,
     ChatResponse,
     ContentBlock,
     FinishReason,
@@ -56,7 +57,7 @@ def _count(usage: JSONObject, key: str) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
         raise MalformedError(f"usage.{key}")
-    return value
+    return max(0, min(value, TOKEN_COUNT_LIMIT))
 
 
 def parse_usage(usage: object) -> Usage:

@@ -165,7 +165,11 @@ def _user(message: Message) -> list[dict[str, Any]]:
     for block in message.content:
         if isinstance(block, ToolResultBlock):
             texts = [b for b in block.content if isinstance(b, TextBlock)]
-            out.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": _join(texts)})
+            content = _join(texts)
+            if block.is_error:
+                # OpenAI tool messages have no error flag: say it in the content the model reads.
+                content = f"Error: {content}" if content else "Error"
+            out.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": content})
             parts.extend(b for b in block.content if isinstance(b, ImageBlock))
         elif isinstance(block, TextBlock | ImageBlock):
             parts.append(block)

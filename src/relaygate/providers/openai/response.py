@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from relaygate.core.types import (
+    TOKEN_COUNT_LIMIT,
     ChatResponse,
     ContentBlock,
     FinishReason,
@@ -148,4 +149,4 @@ def _str(value: Any) -> str:
 
 
 def _int(value: Any) -> int:
-    return value if type(value) is int and value > 0 else 0
+    return min(value, TOKEN_COUNT_LIMIT) if type(value) is int and value > 0 else 0

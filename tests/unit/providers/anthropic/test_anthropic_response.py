@@ -154,3 +154,12 @@ def test_long_upstream_messages_are_truncated() -> None:
         + b'"}}'
     )
     assert len(provider.classify_error(400, {}, body).message) <= 500
+
+
+def test_absurd_token_counts_are_clamped() -> None:
+    from relaygate.core.types import TOKEN_COUNT_LIMIT
+    from relaygate.providers.anthropic.response import parse_usage
+
+    usage = parse_usage({"input_tokens": 10**30, "output_tokens": -5})
+    assert usage.input_tokens == TOKEN_COUNT_LIMIT
+    assert usage.output_tokens == 0

@@ -316,3 +316,23 @@ def test_count_tokens_unsupported() -> None:
     provider = OpenAIProvider()
     assert provider.dialect == "openai"
     assert provider.build_count_tokens(anthropic_request(), TARGET, "r") is None
+
+
+def test_a_failed_tool_result_says_so_in_the_tool_message() -> None:
+    req = anthropic_request(
+        messages=(
+            Message("user", (TextBlock("run it"),)),
+            Message("assistant", (ToolUseBlock("toolu_9", "Bash", {"command": "false"}),)),
+            Message(
+                "user",
+                (
+                    ToolResultBlock("toolu_9", (TextBlock("exit status 1"),), is_error=True),
+                    ToolResultBlock("toolu_8", (), is_error=True),
+                ),
+            ),
+        )
+    )
+    _, body = build(req)
+    tool_messages = [m for m in body["messages"] if m["role"] == "tool"]
+    assert tool_messages[0]["content"] == "Error: exit status 1"
+    assert tool_messages[1]["content"] == "Error"

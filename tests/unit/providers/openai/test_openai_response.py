@@ -174,3 +174,12 @@ def test_malformed_body(body: bytes) -> None:
     assert err.message == "upstream returned a malformed response"
     assert err.status == 502
     assert err.retryable
+
+
+def test_absurd_token_counts_are_clamped() -> None:
+    from relaygate.core.types import TOKEN_COUNT_LIMIT
+    from relaygate.providers.openai.response import parse_usage
+
+    usage = parse_usage({"prompt_tokens": 10**30, "completion_tokens": -5})
+    assert usage.input_tokens == TOKEN_COUNT_LIMIT
+    assert usage.output_tokens == 0
