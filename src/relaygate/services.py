@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relaygate.accounting import Accounting, build_accounting
+from relaygate.accounting.metrics import LedgerCollector
 from relaygate.admission import Admitter, build_admitter
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
@@ -71,6 +72,8 @@ async def build_services(settings: Settings) -> Services:
         settings.accounting, settings.resolved_database_url, settings.resolved_home, catalog
     )
     await accounting.start()
+    if accounting.ledger is not None:
+        metrics.registry.register(LedgerCollector(accounting.ledger))
     return Services(
         settings=settings,
         store=store,

@@ -225,3 +225,20 @@ def test_the_queue_is_drained_at_shutdown(tmp_path: Path) -> None:
         assert stop(gw.process) in (0, -15)
     rows = ledger_rows(home)
     assert {s.request_id for s in sent} == set(rows)
+
+
+def test_ledger_counters_are_exported_to_prometheus(gateway: Gateway) -> None:
+    sent = openai_call(gateway, "mock-fast", "count me in", stream=False)
+    assert sent.status == 200
+    wait_rows(gateway.home, 1)
+    deadline = time.monotonic() + 10
+    written = 0.0
+    while written < 1 and time.monotonic() < deadline:
+        text = httpx.get(f"{gateway.base_url}/metrics").text
+        prefix = "relaygate_ledger_written_rows_total"
+        lines = [line for line in text.splitlines() if line.startswith(prefix)]
+        written = float(lines[0].split()[-1]) if lines else 0.0
+        time.sleep(0.1)
+    assert written >= 1
+    assert "relaygate_ledger_queued_rows" in text
+    assert "relaygate_ledger_healthy 1.0" in text
