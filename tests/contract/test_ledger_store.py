@@ -85,6 +85,7 @@ async def test_rows_round_trip_every_field(ledger: LedgerStore) -> None:
             "ttft_ms": 12.5,
             "cache_hit": True,
             "key_name": None,
+            "attempt_log": "a#0:overloaded:529:12,b#0:ok:200:48",
         }
     )
     assert await ledger.insert_rows([wanted, streamed]) == 2

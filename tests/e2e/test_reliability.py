@@ -198,6 +198,9 @@ def test_every_deployment_down_then_the_fallback_model_answers(
     assert log["model"] == "fb" and log["model_used"] == "fb-backup" and log["attempts"] == 3
     row = ledger_row(gateway, response.headers["x-request-id"])
     assert (row["model_used"], row["deployment"], row["attempts"]) == ("fb-backup", "fb-c", 3)
+    tried = [entry.split(":") for entry in row["attempt_log"].split(",")]
+    assert sorted(t[0] for t in tried[:2]) == ["fb-a", "fb-b"]
+    assert tried[2][:3] == ["fb-c", "ok", "200"]
 
 
 def test_all_down_is_a_fast_503_in_each_dialect_listing_the_attempts(

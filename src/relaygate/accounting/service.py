@@ -24,7 +24,7 @@ from relaygate.accounting.usage import billable_usage
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.types import ChatRequest, Usage
 from relaygate.relay.catalog import Catalog, ModelRoute
-from relaygate.relay.context import RequestContext
+from relaygate.relay.context import RequestContext, summarize_attempts
 from relaygate.settings.accounting import AccountingSettings
 from relaygate.store.factory import create_ledger_store, is_shared_url
 from relaygate.store.ledger_records import LedgerRow
@@ -166,6 +166,7 @@ def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: st
         upstream_ms=ctx.upstream_seconds * 1000.0,
         ttft_ms=None if ttft is None else ttft * 1000.0,
         cache_hit=ctx.cache_hit,
+        attempt_log=summarize_attempts(ctx.attempts),
     )
 
 

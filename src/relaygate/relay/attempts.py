@@ -313,13 +313,6 @@ def settle_stream(ctx: RequestContext, lease: Lease | None) -> None:
     lease.close()
 
 
-def summarize_attempts(attempts: Sequence[AttemptRecord]) -> str:
-    """``deployment:outcome:status:milliseconds`` per attempt, comma-separated (for the ledger)."""
-    return ",".join(
-        f"{a.deployment}:{a.outcome}:{a.status}:{a.seconds * 1000:.0f}" for a in attempts
-    )
-
-
 async def _take_slot(capacity: Capacity, walk: _Walk, dep: Deployment, lease: Lease) -> bool:
     """Take ``dep``'s slot under its caps, freed when ``lease`` closes; False at capacity."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -60,3 +61,10 @@ class RequestContext:
 
     def ttft_seconds(self) -> float | None:
         return None if self.first_token_at is None else self.first_token_at - self.started
+
+
+def summarize_attempts(attempts: Sequence[AttemptRecord]) -> str:
+    """``deployment:outcome:status:milliseconds`` per attempt, comma-separated (for the ledger)."""
+    return ",".join(
+        f"{a.deployment}:{a.outcome}:{a.status}:{a.seconds * 1000:.0f}" for a in attempts
+    )

@@ -41,6 +41,8 @@ class LedgerRow:
     upstream_ms: float
     ttft_ms: float | None
     cache_hit: bool
+    # Every attempt, ``deployment:outcome:status:ms`` comma-separated (relay.attempts).
+    attempt_log: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for the spill file); ``from_json`` reverses it."""
@@ -141,6 +143,7 @@ def ledger_row_from(r: Sequence[Any], created_at: datetime) -> LedgerRow:
         upstream_ms=float(r[19]),
         ttft_ms=None if r[20] is None else float(r[20]),
         cache_hit=bool(r[21]),
+        attempt_log=str(r[22] or ""),
     )
 
 

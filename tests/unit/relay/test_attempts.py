@@ -21,10 +21,9 @@ from relaygate.relay.attempts import (
     GatewayTimeoutError,
     health_board,
     settle_stream,
-    summarize_attempts,
 )
 from relaygate.relay.catalog import Catalog, Deployment, build_catalog
-from relaygate.relay.context import RequestContext
+from relaygate.relay.context import RequestContext, summarize_attempts
 from relaygate.routing.breaker import BreakerState
 from relaygate.settings import Settings
 from relaygate.transport.base import Timeouts

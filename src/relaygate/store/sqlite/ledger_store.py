@@ -163,6 +163,7 @@ def _row_params(row: LedgerRow) -> tuple[object, ...]:
         row.upstream_ms,
         row.ttft_ms,
         int(row.cache_hit),
+        row.attempt_log,
     )
 
 

@@ -108,4 +108,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "every upstream attempt of a request in the ledger",
+        ("ALTER TABLE usage_ledger ADD COLUMN attempt_log TEXT NOT NULL DEFAULT ''",),
+    ),
 )
