@@ -70,9 +70,6 @@ class Accounting:
         finally:
             await self.store.close()
 
-    def price_of_deployment(self, deployment_id: str) -> Price | None:
-        return self._by_deployment.get(deployment_id)
-
     def unpriced_deployments(self) -> list[str]:
         """Deployments no price matches: their requests cost 0 and budgets cannot bite."""
         return sorted(d for d, price in self._by_deployment.items() if price is None)

@@ -36,7 +36,6 @@ class SpillFile:
         self.base_name = base_name
         self._live = directory / f"{base_name}.{os.getpid()}.{secrets.token_hex(4)}"
         self._handle: IO[bytes] | None = None
-        self.spilled_rows = 0
 
     @property
     def live_path(self) -> Path:
@@ -49,7 +48,6 @@ class SpillFile:
         handle = self._open()
         handle.write(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in rows))
         handle.flush()
-        self.spilled_rows += len(rows)
 
     def close(self) -> None:
         """fsync and close the live file (at shutdown: even a power cut keeps what was spilled)."""
@@ -58,10 +56,6 @@ class SpillFile:
             handle.flush()
             os.fsync(handle.fileno())
             handle.close()
-
-    def has_pending(self) -> bool:
-        """Whether this process has spilled rows, or a file of an earlier process is waiting."""
-        return self._handle is not None or any(self._others())
 
     def claim_pending(self) -> list[ClaimedFile]:
         """Every pending file not held by a live process, locked for replay (own file included)."""

@@ -184,10 +184,6 @@ class DegradeLevels:
             self._controllers[model] = found
         return found
 
-    def levels(self) -> dict[str, Level]:
-        """The current level of every model seen so far."""
-        return {name: c.current() for name, c in self._controllers.items()}
-
 
 def _reaches(signals: Signals, thresholds: LevelThresholds, factor: float) -> bool:
     return (

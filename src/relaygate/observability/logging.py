@@ -11,8 +11,6 @@ import orjson
 
 from relaygate.relay.context import RequestContext
 
-REQUEST_LOGGER = "relaygate.request"
-
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
