@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 from relaygate.accounting import Accounting, build_accounting
 from relaygate.accounting.metrics import LedgerCollector
@@ -13,13 +15,21 @@ from relaygate.admission import Admitter, build_admitter
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
 from relaygate.auth.keys import extract_api_key
+from relaygate.auth.snapshot import SNAPSHOT_FILE
 from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
 from relaygate.observability.metrics import Metrics
+from relaygate.recovery import DatabaseRecovery, ReadinessCollector
 from relaygate.relay.attempts import AttemptRunner, health_board
 from relaygate.relay.catalog import Catalog, build_catalog
 from relaygate.settings import Settings
-from relaygate.store import KeyStore, open_store
+from relaygate.store import (
+    KeyStore,
+    StoreUnavailableError,
+    create_key_store,
+    is_shared_url,
+    redact_url,
+)
 from relaygate.transport.http import HttpTransport
 
 logger = logging.getLogger("relaygate")
@@ -38,12 +48,14 @@ class Services:
     admission: Admitter
     accounting: Accounting
     bootstrap: BootstrapResult | None = None
+    database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
 
     @staticmethod
     def extract_key(headers: Mapping[str, str]) -> str | None:
         return extract_api_key(headers)
 
     async def close(self) -> None:
+        await self.database.stop()
         await self.accounting.stop()
         await self.admission.close()
         await self.keys.stop()
@@ -52,12 +64,30 @@ class Services:
 
 
 async def build_services(settings: Settings) -> Services:
-    """Open the store, bootstrap credentials on first start, load keys, build the catalog."""
-    store = await open_store(settings.resolved_database_url)
+    """Open the store, bootstrap credentials on first start, load keys, build the catalog.
+
+    A shared (PostgreSQL) database that cannot be reached does not stop the start: the gateway
+    serves the keys of the last snapshot (or is not ready) and reconnects in the background.
+    """
+    url, home = settings.resolved_database_url, settings.resolved_home
+    shared = is_shared_url(url)
+    store = create_key_store(url)
+    keys = KeyCache(
+        store,
+        refresh_seconds=settings.key_cache_refresh_seconds,
+        snapshot_path=home / SNAPSHOT_FILE if shared else None,
+    )
+    bootstrap = None
+    outage: StoreUnavailableError | None = None
     try:
-        bootstrap = await bootstrap_if_empty(store, settings.resolved_home)
-        keys = KeyCache(store, refresh_seconds=settings.key_cache_refresh_seconds)
+        await store.open()
+        bootstrap = await bootstrap_if_empty(store, home)
         await keys.start()
+    except StoreUnavailableError as exc:
+        if not shared:
+            await store.close()
+            raise
+        outage = exc
     except BaseException:
         await store.close()
         raise
@@ -69,11 +99,19 @@ async def build_services(settings: Settings) -> Services:
         settings.limits, settings.redis_url, catalog.get, metrics.registry
     )
     accounting = await build_accounting(
-        settings.accounting, settings.resolved_database_url, settings.resolved_home, catalog
+        settings.accounting, url, home, catalog, connect=outage is None
     )
     await accounting.start()
     if accounting.ledger is not None:
         metrics.registry.register(LedgerCollector(accounting.ledger))
+    database = DatabaseRecovery()
+    if outage is not None:
+        database = DatabaseRecovery(
+            partial(_reconnect, store, keys, accounting, home), redact_url(url)
+        )
+        _start_degraded(keys, outage)
+        database.start(outage)
+    metrics.registry.register(ReadinessCollector(keys, database))
     return Services(
         settings=settings,
         store=store,
@@ -86,4 +124,37 @@ async def build_services(settings: Settings) -> Services:
         admission=admission,
         accounting=accounting,
         bootstrap=bootstrap,
+        database=database,
     )
+
+
+def _start_degraded(keys: KeyCache, outage: StoreUnavailableError) -> None:
+    if keys.load_snapshot():
+        serving = f"serving the last known keys: {keys.describe()}"
+    else:
+        serving = "no key snapshot exists, so requests get 503 and /readyz says not ready"
+    logger.warning(
+        "%s; starting in degraded mode (%s; ledger rows spill to disk; admin calls that need the "
+        "database get 503) and retrying in the background",
+        outage,
+        serving,
+    )
+
+
+async def _reconnect(store: KeyStore, keys: KeyCache, accounting: Accounting, home: Path) -> None:
+    """Open both stores (migrations run on open) and resume the key cache's refresh.
+
+    Every step is safe to repeat, so a failure half-way is simply retried from the top. The
+    ledger writer needs nothing: its next retry finds the store open and replays the spill.
+    """
+    await store.open()
+    made = await bootstrap_if_empty(store, home)
+    if made is not None:
+        logger.warning(
+            "first start: created an admin token and a key named %r; both are in %s "
+            "(readable only by you)",
+            made.key.name,
+            made.path,
+        )
+    await accounting.store.open()
+    await keys.start()

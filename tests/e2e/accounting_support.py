@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import yaml
 
@@ -35,6 +36,15 @@ def write_config(home: Path, **accounting: Any) -> Path:
     path = home / "relaygate.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+async def ledger_request_ids(url: str) -> list[str]:
+    """The request id of every ledger row in the database at ``url`` (duplicates kept)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return [row[0] for row in await conn.fetch("SELECT request_id FROM usage_ledger")]
+    finally:
+        await conn.close()
 
 
 @dataclass

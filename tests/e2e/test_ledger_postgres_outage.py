@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.accounting_support import openai_call, write_config
+from tests.e2e.accounting_support import ledger_request_ids, openai_call, write_config
 from tests.e2e.server import Gateway, start_gateway, stop
 
 ALLOWED = os.environ.get("CI") == "true" or os.environ.get("RELAYGATE_TEST_PG_RESTART") == "1"
@@ -64,14 +64,6 @@ async def _ping(url: str) -> None:
     await conn.close()
 
 
-async def _request_ids(url: str) -> list[str]:
-    conn = await asyncpg.connect(url)
-    try:
-        return [row[0] for row in await conn.fetch("SELECT request_id FROM usage_ledger")]
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def pg_gateway(tmp_path: Path, postgres_url: str) -> Iterator[tuple[Gateway, str]]:
     home = tmp_path / "home"
@@ -104,10 +96,10 @@ def test_postgres_down_mid_run_loses_and_duplicates_nothing(
     phase("after")
 
     deadline = time.monotonic() + 30
-    ids = asyncio.run(_request_ids(url))
+    ids = asyncio.run(ledger_request_ids(url))
     while len(ids) < len(sent) and time.monotonic() < deadline:
         time.sleep(0.2)
-        ids = asyncio.run(_request_ids(url))
+        ids = asyncio.run(ledger_request_ids(url))
     assert len(ids) == len(sent) == 3 * PER_PHASE
     assert sorted(ids) == sorted(sent)  # every request once: no loss, no duplicate
 

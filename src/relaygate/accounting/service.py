@@ -168,11 +168,21 @@ def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: st
 
 
 async def build_accounting(
-    settings: AccountingSettings, database_url: str, home: Path, catalog: Catalog
+    settings: AccountingSettings,
+    database_url: str,
+    home: Path,
+    catalog: Catalog,
+    *,
+    connect: bool = True,
 ) -> Accounting:
-    """Open the ledger store (migrations included) and build the writer and the enforcer."""
+    """Open the ledger store (migrations included) and build the writer and the enforcer.
+
+    ``connect=False`` (the database is down at start) leaves the store unopened for the caller
+    to open later; until then writes fail like in any outage, so ledger rows spill to disk.
+    """
     store = create_ledger_store(database_url)
-    await store.open()
+    if connect:
+        await store.open()
     shared = settings.budget.mode == "shared" or (
         settings.budget.mode == "auto" and is_shared_url(database_url)
     )

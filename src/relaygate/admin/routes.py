@@ -55,6 +55,12 @@ KEY_ROUTES: dict[tuple[str, str], KeyRoute] = {
     ("GET", "/balance"): _show_balance,
 }
 _SUFFIXES = ("/top-up", "/balance")
+# Answered from memory, so they work while the database is unreachable since start-up.
+WITHOUT_DATABASE = frozenset({("GET", "/admin/pricing"), ("GET", "/admin/ledger")})
+DATABASE_DOWN = (
+    "The database is unreachable (the gateway started without it and keeps retrying); this call "
+    'needs it. Retry once GET /readyz reports "database": "ok".'
+)
 
 
 def is_admin_path(path: str) -> bool:
@@ -65,6 +71,7 @@ async def handle_admin(services: Services, request: Request, send: Send) -> None
     """Authenticate, dispatch, and render every failure as the admin API's JSON error."""
     try:
         services.keys.authenticate_admin(_bearer(request))
+        _require_database(services, request)
         await _dispatch(services, request, send)
     except AdminError as err:
         await send_admin_error(send, err)
@@ -96,6 +103,12 @@ async def _dispatch(services: Services, request: Request, send: Send) -> None:
         if any(method_suffix == suffix for _, method_suffix in KEY_ROUTES):
             raise AdminError(405, "method_not_allowed", f"{request.method} is not allowed here")
     raise AdminError.not_found(f"No admin route for {request.method} {request.path}")
+
+
+def _require_database(services: Services, request: Request) -> None:
+    route = (request.method, request.path.rstrip("/"))
+    if not services.database.reachable and route not in WITHOUT_DATABASE:
+        raise AdminError(503, "unavailable", DATABASE_DOWN)
 
 
 def _split_key_path(rest: str) -> tuple[str, str]:

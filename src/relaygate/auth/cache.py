@@ -11,8 +11,10 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
-from relaygate.core.errors import AuthenticationError, PermissionDeniedError
+from relaygate.auth.snapshot import load_snapshot, save_snapshot
+from relaygate.core.errors import AuthenticationError, GatewayError, PermissionDeniedError
 from relaygate.store.errors import StoreError
 from relaygate.store.protocols import KeyStore
 from relaygate.store.records import KeyRecord
@@ -25,8 +27,22 @@ REVOKED_KEY = "This API key has been revoked"
 DISABLED_KEY = "This API key is disabled"
 MISSING_ADMIN_TOKEN = "Missing admin token: send it as Authorization: Bearer"  # noqa: S105 (a message)
 INVALID_ADMIN_TOKEN = "Invalid admin token"  # noqa: S105 (a message)
+KEYS_UNAVAILABLE = (
+    "The gateway cannot check keys yet: its database is unreachable and it has no key snapshot "
+    "from an earlier run. Retry shortly."
+)
 
 _Entry = tuple[KeyRecord, float]
+
+
+class KeysUnavailableError(GatewayError):
+    """No key set is loaded yet (database down at start, no snapshot): a 503, not a 401."""
+
+    status = 503
+    kind = "unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(KEYS_UNAVAILABLE, retry_after=5.0)
 
 
 class KeyCache:
@@ -35,6 +51,9 @@ class KeyCache:
     The refresher polls the store's ``keys_version()`` every ``refresh_seconds`` and reloads only
     when it changed, so a revocation reaches every gateway process within one interval while an
     idle database sees one tiny query per interval. If the store is down, the last snapshot stays.
+
+    With ``snapshot_path`` every load from the store is also saved to disk (hashes only), and
+    ``load_snapshot`` lets a gateway that starts while the database is down serve those keys.
     """
 
     def __init__(
@@ -43,6 +62,7 @@ class KeyCache:
         *,
         refresh_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
+        snapshot_path: Path | None = None,
     ) -> None:
         if refresh_seconds <= 0:
             raise ValueError("refresh_seconds must be positive")
@@ -52,6 +72,9 @@ class KeyCache:
         self._by_hash: dict[str, _Entry] = {}
         self._admin_hashes: tuple[str, ...] = ()
         self._version: int | None = None
+        self._snapshot_path = snapshot_path
+        self._snapshot_saved_at: datetime | None = None  # set while serving a loaded snapshot
+        self._loaded = False
         self._load_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -63,6 +86,35 @@ class KeyCache:
 
     def __len__(self) -> int:
         return len(self._by_hash)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a key set is loaded (from the store or from the snapshot file)."""
+        return self._loaded
+
+    def describe(self) -> str:
+        """Where the keys come from: "database", "snapshot (N keys, saved at ...)" or "none"."""
+        if not self._loaded:
+            return "none"
+        saved_at = self._snapshot_saved_at
+        if saved_at is None:
+            return "database"
+        moment = saved_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"snapshot ({len(self._by_hash)} keys, saved at {moment})"
+
+    def load_snapshot(self) -> bool:
+        """Serve the keys saved by an earlier load (the store is unreachable); False if none."""
+        if self._snapshot_path is None:
+            return False
+        snapshot = load_snapshot(self._snapshot_path)
+        if snapshot is None:
+            return False
+        self._by_hash = _index(snapshot.records)
+        self._admin_hashes = snapshot.admin_hashes
+        self._snapshot_saved_at = snapshot.saved_at
+        self._version = None  # the first successful refresh reloads from the store
+        self._loaded = True
+        return True
 
     async def start(self) -> None:
         """Load the first snapshot (store errors propagate) and start the refresher."""
@@ -101,6 +153,18 @@ class KeyCache:
             self._by_hash = _index(records)
             self._admin_hashes = tuple(admin_hashes)
             self._version = version
+            self._snapshot_saved_at = None
+            self._loaded = True
+            if self._snapshot_path is not None:
+                await self._save_snapshot(self._snapshot_path, records, admin_hashes)
+
+    async def _save_snapshot(
+        self, path: Path, records: Sequence[KeyRecord], admin_hashes: Sequence[str]
+    ) -> None:
+        try:
+            await asyncio.to_thread(save_snapshot, path, records, admin_hashes)
+        except OSError as exc:
+            logger.warning("cannot save the key snapshot to %s: %s", path, exc)
 
     def authenticate(self, raw_key: str | None) -> KeyRecord:
         """The key's record, or AuthenticationError saying what is wrong with the key."""
@@ -111,6 +175,8 @@ class KeyCache:
         # The lookup is keyed by the hash of what the caller sent, so its timing can only tell
         # about that hash, never about a stored key; the final check is still constant-time.
         if entry is None or not hmac.compare_digest(entry[0].key_hash, presented):
+            if not self._loaded:
+                raise KeysUnavailableError
             raise AuthenticationError(INVALID_KEY)
         record, expires_at = entry
         if record.disabled:
@@ -128,6 +194,8 @@ class KeyCache:
         for stored in self._admin_hashes:
             matched |= hmac.compare_digest(stored, presented)
         if not matched:
+            if not self._loaded:
+                raise KeysUnavailableError
             raise AuthenticationError(INVALID_ADMIN_TOKEN)
 
     def check_model(self, record: KeyRecord, model: str) -> None:

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from relaygate.core.errors import GatewayError, ModelNotFoundError
 from relaygate.dialects.base import Dialect
+from relaygate.recovery import readiness
 from relaygate.relay.context import RequestContext
 from relaygate.relay.handler import new_request_id, send_error
 from relaygate.services import Services
@@ -24,8 +25,9 @@ async def handle_healthz(services: Services, request: Request, send: Send) -> No
 
 
 async def handle_readyz(services: Services, request: Request, send: Send) -> None:
-    body = orjson.dumps({"status": "ready", "models": len(services.catalog.model_names)})
-    await send_json(send, 200, body)
+    ready, report = readiness(services.keys, services.database)
+    body = orjson.dumps({**report, "models": len(services.catalog.model_names)})
+    await send_json(send, 200 if ready else 503, body)
 
 
 async def handle_metrics(services: Services, request: Request, send: Send) -> None:

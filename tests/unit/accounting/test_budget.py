@@ -201,6 +201,16 @@ async def test_shared_fails_open_by_default_and_closed_when_asked() -> None:
         await closed.reserve(key(), 0.5)
 
 
+async def test_shared_budgets_while_the_database_was_down_since_start_act_as_in_an_outage() -> None:
+    # The gateway started without PostgreSQL: its ledger store was never opened.
+    never_opened = create_ledger_store("postgresql://postgres@127.0.0.1:1/test")
+    hold = await SharedBudgets(never_opened, settings()).reserve(key(), 0.5)
+    assert hold is not None and not hold.remote
+    closed = SharedBudgets(never_opened, settings(fail_open=False))
+    with pytest.raises(BudgetExhaustedError, match="cannot be checked right now"):
+        await closed.reserve(key(), 0.5)
+
+
 def test_the_month_clock_turns_over_at_midnight_utc() -> None:
     clock = Clock()
     clock.now = datetime(2031, 12, 31, 23, 59, 59, tzinfo=UTC)

@@ -47,6 +47,7 @@ class PostgresDatabase:
         self._migrations = tuple(migrations)
         self._max_size = max_size
         self._pool: Any = None
+        self._ever_opened = False
         self.display_url = redact_url(dsn)
 
     async def open(self) -> None:
@@ -61,6 +62,7 @@ class PostgresDatabase:
                 await pool.close()
                 raise
         self._pool = pool
+        self._ever_opened = True
 
     async def _create_pool(self) -> Any:
         try:
@@ -96,6 +98,11 @@ class PostgresDatabase:
 
     def _acquire(self) -> Any:
         if self._pool is None:
+            if not self._ever_opened:
+                # Started while the server was unreachable: an outage, not a misuse.
+                raise StoreUnavailableError(
+                    f"PostgreSQL at {self.display_url} is not open: never connected yet"
+                )
             raise StoreError("the PostgreSQL store is not open")
         return self._pool.acquire()
 
