@@ -57,6 +57,9 @@ class DeploymentSettings(_Frozen):
     max_concurrency: int | None = Field(None, gt=0)
     timeouts: TimeoutSettings = TimeoutSettings()
     headers: dict[str, str] = Field(default_factory=dict)
+    flatten_content: bool = Field(
+        False, description="join a user message's text blocks into one string (OpenAI wire)"
+    )
     mock: MockSettings | None = None
     breaker: BreakerSettings = BreakerSettings()
 
