@@ -191,3 +191,38 @@ def test_streaming_request_gets_an_error_event_when_upstream_drops(gateway: Gate
     assert "event: message_start" in text
     assert "event: error" in text
     assert "event: message_stop" not in text
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_whole_json_answer_to_a_stream_request_is_relayed_as_a_stream(
+    client: anthropic.Anthropic, model: str
+) -> None:
+    # The upstream ignores ``stream`` and answers application/json (mock:fault json).
+    content = 'go mock:fault json mock:tool Bash {"command": "ls"}'
+    with client.messages.stream(
+        model=model,
+        max_tokens=500,
+        tools=[BASH_TOOL],
+        messages=[{"role": "user", "content": content}],
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start" and "message_stop" in kinds
+    assert final.stop_reason == "tool_use"
+    tool_use = next(b for b in final.content if b.type == "tool_use")
+    assert tool_use.name == "Bash" and tool_use.input == {"command": "ls"}
+    assert final.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_json_error_answer_to_a_stream_request_is_an_anthropic_error(
+    client: anthropic.Anthropic, model: str
+) -> None:
+    with (
+        pytest.raises(anthropic.BadRequestError) as info,
+        client.messages.stream(
+            model=model, max_tokens=50, messages=[{"role": "user", "content": "mock:fault nope"}]
+        ) as stream,
+    ):
+        list(stream)
+    assert "nope" in str(info.value)
