@@ -226,3 +226,22 @@ def test_json_error_answer_to_a_stream_request_is_an_anthropic_error(
     ):
         list(stream)
     assert "nope" in str(info.value)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tool_schema_nested_too_deep_is_a_400_not_a_500(gateway: Gateway, model: str) -> None:
+    schema = '{"a":' * 299 + "{}" + "}" * 299  # parses (orjson: 1,024), cannot re-serialize
+    body = (
+        f'{{"model":"{model}","max_tokens":10,"messages":[{{"role":"user","content":"hi"}}],'
+        f'"tools":[{{"name":"t","input_schema":{schema}}}]}}'
+    )
+    response = httpx.post(
+        f"{gateway.base_url}/v1/messages",
+        content=body.encode(),
+        headers={"x-api-key": gateway.api_key, "content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    error = response.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert "tools[0].input_schema" in error["error"]["message"]

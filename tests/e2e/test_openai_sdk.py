@@ -245,3 +245,20 @@ def test_json_error_answer_to_a_stream_request_is_an_openai_error(
             )
         )
     assert "nope" in str(info.value)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tool_schema_nested_too_deep_is_a_400_not_a_500(gateway: Gateway, model: str) -> None:
+    schema = '{"a":' * 299 + "{}" + "}" * 299  # parses (orjson: 1,024), cannot re-serialize
+    tool = f'{{"type":"function","function":{{"name":"f","parameters":{schema}}}}}'
+    body = f'{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}],"tools":[{tool}]}}'
+    response = httpx.post(
+        f"{gateway.base_url}/v1/chat/completions",
+        content=body.encode(),
+        headers={"authorization": f"Bearer {gateway.api_key}", "content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "tools[0].function.parameters" in error["message"]
