@@ -191,3 +191,57 @@ def test_streaming_request_gets_an_error_event_when_upstream_drops(gateway: Gate
     assert "event: message_start" in text
     assert "event: error" in text
     assert "event: message_stop" not in text
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_whole_json_answer_to_a_stream_request_is_relayed_as_a_stream(
+    client: anthropic.Anthropic, model: str
+) -> None:
+    # The upstream ignores ``stream`` and answers application/json (mock:fault json).
+    content = 'go mock:fault json mock:tool Bash {"command": "ls"}'
+    with client.messages.stream(
+        model=model,
+        max_tokens=500,
+        tools=[BASH_TOOL],
+        messages=[{"role": "user", "content": content}],
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start" and "message_stop" in kinds
+    assert final.stop_reason == "tool_use"
+    tool_use = next(b for b in final.content if b.type == "tool_use")
+    assert tool_use.name == "Bash" and tool_use.input == {"command": "ls"}
+    assert final.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_json_error_answer_to_a_stream_request_is_an_anthropic_error(
+    client: anthropic.Anthropic, model: str
+) -> None:
+    with (
+        pytest.raises(anthropic.BadRequestError) as info,
+        client.messages.stream(
+            model=model, max_tokens=50, messages=[{"role": "user", "content": "mock:fault nope"}]
+        ) as stream,
+    ):
+        list(stream)
+    assert "nope" in str(info.value)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tool_schema_nested_too_deep_is_a_400_not_a_500(gateway: Gateway, model: str) -> None:
+    schema = '{"a":' * 299 + "{}" + "}" * 299  # parses (orjson: 1,024), cannot re-serialize
+    body = (
+        f'{{"model":"{model}","max_tokens":10,"messages":[{{"role":"user","content":"hi"}}],'
+        f'"tools":[{{"name":"t","input_schema":{schema}}}]}}'
+    )
+    response = httpx.post(
+        f"{gateway.base_url}/v1/messages",
+        content=body.encode(),
+        headers={"x-api-key": gateway.api_key, "content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    error = response.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert "tools[0].input_schema" in error["error"]["message"]

@@ -209,3 +209,56 @@ def test_upstream_faults_map_to_meaningful_status(
     assert set(body) == {"error"} and body["error"]["message"]
     if status == 429:
         assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_whole_json_answer_to_a_stream_request_is_relayed_as_a_stream(
+    client: openai.OpenAI, model: str
+) -> None:
+    # The upstream ignores ``stream`` and answers application/json (mock:fault json).
+    messages: list[dict[str, object]] = [
+        {"role": "user", "content": 'mock:fault json mock:tool get_weather {"city": "Oslo"}'}
+    ]
+    call_id, name, arguments = _first_tool_call(client, model, messages, stream=True)
+    assert call_id and name == "get_weather"
+    assert json.loads(arguments) == {"city": "Oslo"}
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "mock:fault json mock:words 12"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(text.split()) >= 12
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_json_error_answer_to_a_stream_request_is_an_openai_error(
+    client: openai.OpenAI, model: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        list(
+            client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "mock:fault nope"}], stream=True
+            )
+        )
+    assert "nope" in str(info.value)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tool_schema_nested_too_deep_is_a_400_not_a_500(gateway: Gateway, model: str) -> None:
+    schema = '{"a":' * 299 + "{}" + "}" * 299  # parses (orjson: 1,024), cannot re-serialize
+    tool = f'{{"type":"function","function":{{"name":"f","parameters":{schema}}}}}'
+    body = f'{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}],"tools":[{tool}]}}'
+    response = httpx.post(
+        f"{gateway.base_url}/v1/chat/completions",
+        content=body.encode(),
+        headers={"authorization": f"Bearer {gateway.api_key}", "content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "tools[0].function.parameters" in error["message"]

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 from relaygate.core.errors import GatewayError
 from relaygate.core.types import (
+    ChatResponse,
     FinishReason,
     RedactedThinkingBlock,
     TextBlock,
@@ -104,3 +107,33 @@ StreamEvent = (
     | MessageStop
     | StreamError
 )
+
+
+def answer_events(resp: ChatResponse) -> list[StreamEvent]:
+    """A whole answer as the stream that would have carried it: one delta per block."""
+    start_usage = Usage(
+        input_tokens=resp.usage.input_tokens,
+        cache_read_tokens=resp.usage.cache_read_tokens,
+        cache_write_tokens=resp.usage.cache_write_tokens,
+    )
+    events: list[StreamEvent] = [MessageStart(resp.id, resp.model, start_usage)]
+    index = 0
+    for block in resp.content:
+        if isinstance(block, TextBlock):
+            events += [BlockStart(index, TextBlock("")), TextDelta(index, block.text)]
+        elif isinstance(block, ThinkingBlock):
+            events += [BlockStart(index, ThinkingBlock("")), ThinkingDelta(index, block.thinking)]
+            if block.signature:
+                events.append(SignatureDelta(index, block.signature))
+        elif isinstance(block, ToolUseBlock):
+            events.append(BlockStart(index, ToolUseBlock(block.id, block.name, {})))
+            events.append(ToolArgsDelta(index, orjson.dumps(block.input).decode()))
+        elif isinstance(block, RedactedThinkingBlock):
+            events.append(BlockStart(index, block))
+        else:  # images and tool results never appear in an answer
+            continue
+        events.append(BlockStop(index))
+        index += 1
+    events.append(MessageDelta(resp.finish_reason, resp.usage, resp.stop_sequence))
+    events.append(MessageStop())
+    return events

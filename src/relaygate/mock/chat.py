@@ -151,7 +151,7 @@ class MockChat:
     ) -> None:
         if await self._status_fault(ex, fault):
             return
-        if not req.stream:
+        if not req.stream or fault == "json":
             await self._whole_fault(ex, fault, ex.dialect.encode_response(resp))
             return
         encoder = ex.dialect.stream_encoder(req)
@@ -176,6 +176,9 @@ class MockChat:
         return False
 
     async def _whole_fault(self, ex: Exchange, fault: FaultKind, answer: bytes) -> None:
+        if fault == "json":
+            await ex.whole(200, answer)
+            return
         if fault == "malformed":
             await ex.whole(200, malformed_body(ex.dialect.name))
             return

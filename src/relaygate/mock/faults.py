@@ -20,8 +20,10 @@ from relaygate.core.errors import (
 from relaygate.core.types import DialectName
 from relaygate.settings.model import MockFaultSettings
 
-FaultKind = Literal["429", "500", "529", "hang", "drop", "malformed"]
-FAULT_KINDS: Final = frozenset({"429", "500", "529", "hang", "drop", "malformed"})
+# "json": answer a stream request with the whole JSON answer, as upstreams that ignore
+# ``stream`` do.
+FaultKind = Literal["429", "500", "529", "hang", "drop", "malformed", "json"]
+FAULT_KINDS: Final = frozenset({"429", "500", "529", "hang", "drop", "malformed", "json"})
 FAULT_HEADER: Final = "x-mock-fault"
 HANG_SECONDS: Final = 3600.0
 

@@ -24,6 +24,8 @@ class UpstreamTarget:
     api_key: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     default_max_tokens: int = 4096
+    # Send a user message's text blocks as one string, for servers that reject content arrays.
+    flatten_content: bool = False
 
 
 @dataclass(slots=True, frozen=True)

@@ -112,6 +112,7 @@ def _build_deployment(
         api_key=resolve_api_key(dep.api_key_env),
         headers=dict(dep.headers),
         default_max_tokens=model.default_max_tokens,
+        flatten_content=dep.flatten_content,
     )
     timeouts = Timeouts(dep.timeouts.connect, dep.timeouts.first_byte, dep.timeouts.total)
     deployment = Deployment(

@@ -3,7 +3,8 @@
 An attempt counts as begun only once the upstream's first body chunk has arrived and holds no error:
 until then nothing has reached the caller, so the attempt loop may still retry or fail over. After
 that every chunk is flushed as it arrives. A same-dialect upstream's bytes pass unchanged while
-the provider's parser watches them (usage, errors); otherwise parser events are re-encoded.
+the provider's parser watches them (usage, errors); otherwise parser events are re-encoded. An
+upstream that ignored ``stream`` and answered whole JSON is relayed as a stream (``json_answer``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from relaygate.providers.base import StreamParser
 from relaygate.relay.attempts import AttemptRunner, settle_stream
 from relaygate.relay.catalog import Deployment, ModelRoute
 from relaygate.relay.context import RequestContext
+from relaygate.relay.json_answer import (
+    AnsweredParser,
+    is_json_answer,
+    read_rest,
+    whole_answer_events,
+)
 from relaygate.routing.health import Lease
 from relaygate.transport.base import Timeouts, UpstreamResponse
 from relaygate.web.request import Request, Send
@@ -44,6 +51,9 @@ class OpenedStream:
     first_events: list[StreamEvent]
     first_frames: list[SSEFrame]
     lease: Lease | None = None
+    # The upstream answered whole JSON: its bytes are no stream, so even a same-dialect caller
+    # gets the events re-encoded.
+    reencode: bool = False
 
 
 async def open_stream(
@@ -86,6 +96,8 @@ async def _first_chunk(dep: Deployment, response: UpstreamResponse, left: float)
     except UpstreamError:
         response.close()
         raise
+    if is_json_answer(response.headers, first):
+        return await _whole_answer(dep, response, first, chunks)
     decoder = SSEDecoder()
     parser = dep.provider.stream_parser()
     frames = decoder.feed(first)
@@ -96,6 +108,27 @@ async def _first_chunk(dep: Deployment, response: UpstreamResponse, left: float)
             err = event.error
             raise err if isinstance(err, UpstreamError) else UpstreamError(err.message)
     return OpenedStream(dep, response, chunks, first, decoder, parser, events, frames)
+
+
+async def _whole_answer(
+    dep: Deployment, response: UpstreamResponse, first: bytes, chunks: AsyncIterator[bytes]
+) -> OpenedStream:
+    """A stream request answered with whole JSON (the upstream ignored ``stream``)."""
+    try:
+        body = await read_rest(first, chunks)
+        events, usage = whole_answer_events(dep.provider, body)
+    except UpstreamError:
+        response.close()
+        raise
+    parser = AnsweredParser(usage)
+    return OpenedStream(
+        dep, response, _no_chunks(), b"", SSEDecoder(), parser, events, [], reencode=True
+    )
+
+
+async def _no_chunks() -> AsyncIterator[bytes]:
+    return
+    yield
 
 
 class StreamPump:
@@ -116,7 +149,7 @@ class StreamPump:
         self._opened = opened
         self._send = send
         self._request = request
-        self._passthrough = opened.deployment.wire == req.dialect
+        self._passthrough = opened.deployment.wire == req.dialect and not opened.reencode
         # OpenAI upstreams are always asked for usage; hide that chunk from callers who did not ask.
         self._hide_usage_chunk = (
             self._passthrough and req.dialect == "openai" and not req.include_usage

@@ -27,7 +27,7 @@ class TimeoutSettings(_Frozen):
 class MockFaultSettings(_Frozen):
     """Mock faults: ``rate`` of requests fail with ``kind``, or the first ``first_n`` do."""
 
-    kind: Literal["none", "429", "500", "529", "hang", "drop", "malformed"] = "none"
+    kind: Literal["none", "429", "500", "529", "hang", "drop", "malformed", "json"] = "none"
     rate: float = Field(0.0, ge=0, le=1)
     first_n: int = Field(0, ge=0)
     retry_after: float = Field(1.0, ge=0)
@@ -57,6 +57,9 @@ class DeploymentSettings(_Frozen):
     max_concurrency: int | None = Field(None, gt=0)
     timeouts: TimeoutSettings = TimeoutSettings()
     headers: dict[str, str] = Field(default_factory=dict)
+    flatten_content: bool = Field(
+        False, description="join a user message's text blocks into one string (OpenAI wire)"
+    )
     mock: MockSettings | None = None
     breaker: BreakerSettings = BreakerSettings()
 

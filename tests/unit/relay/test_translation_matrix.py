@@ -27,6 +27,7 @@ from relaygate.core.types import (
     ChatResponse,
     ContentBlock,
     FinishReason,
+    JSONObject,
     Message,
     TextBlock,
     ThinkingBlock,
@@ -35,6 +36,7 @@ from relaygate.core.types import (
 )
 from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
+from relaygate.dialects.openai.encode import usage_object
 from relaygate.mock.engine import reply_events
 from relaygate.providers.anthropic import AnthropicProvider
 from relaygate.providers.openai import OpenAIProvider
@@ -143,6 +145,52 @@ def test_stream_round_trip(wire: str, caller: str, data: st.DataObject) -> None:
     assert usage.output_tokens == answer.usage.output_tokens
     assert usage.prompt_total == answer.usage.prompt_total
     assert usage.cache_read_tokens == answer.usage.cache_read_tokens
+
+
+@st.composite
+def interleaved_openai_stream(draw: st.DrawFn, answer: ChatResponse) -> bytes:
+    """OpenAI wire bytes whose tool calls' argument fragments interleave in a drawn order."""
+    chunks: list[JSONObject] = [{"role": "assistant", "content": ""}]
+    chunks += [{"content": b.text} for b in answer.content if isinstance(b, TextBlock)]
+    calls = [b for b in answer.content if isinstance(b, ToolUseBlock)]
+    pending: list[list[JSONObject]] = []
+    for n, call in enumerate(calls):
+        args = orjson.dumps(call.input).decode()
+        cuts = sorted(draw(st.sets(st.integers(1, max(len(args) - 1, 1)), max_size=4)))
+        pieces = [args[a:b] for a, b in zip([0, *cuts], [*cuts, len(args)], strict=True)]
+        head = {"index": n, "id": call.id, "type": "function"}
+        steps = [{**head, "function": {"name": call.name, "arguments": ""}}]
+        steps += [{"index": n, "function": {"arguments": p}} for p in pieces if p]
+        pending.append(steps)
+    while any(pending):
+        # Calls start in index order (as every server numbers them); their fragments interleave.
+        started = next((n for n, steps in enumerate(pending) if steps and "id" in steps[0]), None)
+        live = [s for n, s in enumerate(pending) if s and (started is None or n <= started)]
+        steps = live[draw(st.integers(0, len(live) - 1))]
+        chunks.append({"tool_calls": [steps.pop(0)]})
+    reason = "tool_calls" if calls else "stop"
+    frames = [{"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in chunks]
+    frames.append({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
+    frames.append({"choices": [], "usage": usage_object(answer.usage)})
+    head = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "model": "m"}
+    wire = b"".join(b"data: " + orjson.dumps({**head, **f}) + b"\n\n" for f in frames)
+    return wire + b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("caller", list(DIALECTS))
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_interleaved_openai_tool_calls_round_trip(caller: str, data: st.DataObject) -> None:
+    answer = data.draw(answers(with_thinking=False))
+    text = "".join(b.text for b in answer.content if isinstance(b, TextBlock))
+    calls = [b for b in answer.content if isinstance(b, ToolUseBlock)]
+    gateway_events = parse_sse("openai", data.draw(interleaved_openai_stream(answer)))
+    blocks, finish, usage = assemble(parse_sse(caller, encode_sse(caller, gateway_events)))
+
+    assert "".join(b.text for b in blocks if isinstance(b, TextBlock)) == text
+    assert [b for b in blocks if isinstance(b, ToolUseBlock)] == calls
+    assert finish == answer.finish_reason
+    assert usage.output_tokens == answer.usage.output_tokens
 
 
 def _empty_text(block: ContentBlock) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from relaygate.core.errors import InvalidRequestError
+from relaygate.core.json_depth import check_depth
 from relaygate.core.types import (
     ContentBlock,
     ImageBlock,
@@ -186,7 +187,9 @@ def _tool_call(call: Any, path: str) -> ToolUseBlock:
             f"{path}.function.arguments: expected a JSON string",
             param=f"{path}.function.arguments",
         )
-    return ToolUseBlock(id=call_id, name=function["name"], input=parse_arguments(arguments))
+    tool_input = parse_arguments(arguments)
+    check_depth(tool_input, f"{path}.function.arguments")  # a string in the body, parsed here
+    return ToolUseBlock(id=call_id, name=function["name"], input=tool_input)
 
 
 def _tool_result(item: dict[str, Any], path: str) -> ToolResultBlock:

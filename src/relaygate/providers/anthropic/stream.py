@@ -184,8 +184,10 @@ class AnthropicStreamParser:
 
     def _block_delta(self, payload: JSONObject) -> list[StreamEvent]:
         index = self._indices.get(_index(payload), -1)
-        if index < 0 or index != self._open:
+        if index < 0:  # a skipped block's delta
             return []
+        if index != self._open:
+            raise MalformedError("content_block_delta.index names a block that is not open")
         event = _delta(index, payload.get("delta"))
         return [event] if event is not None else []
 

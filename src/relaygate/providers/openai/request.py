@@ -35,7 +35,7 @@ def build_request(req: ChatRequest, target: UpstreamTarget, request_id: str) -> 
     if req.dialect == "openai" and req.raw:
         body = _passthrough(req, target.model)
     else:
-        body = _translate(req, target.model)
+        body = _translate(req, target)
     return UpstreamRequest(
         method="POST",
         url=target.base_url.rstrip("/") + "/chat/completions",
@@ -58,8 +58,9 @@ def _passthrough(req: ChatRequest, model: str) -> dict[str, Any]:
     return body
 
 
-def _translate(req: ChatRequest, model: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "messages": _messages(req)}
+def _translate(req: ChatRequest, target: UpstreamTarget) -> dict[str, Any]:
+    messages = _messages(req, target.flatten_content)
+    body: dict[str, Any] = {"model": target.model, "messages": messages}
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
     if req.temperature is not None:
@@ -115,7 +116,7 @@ def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": spec}
 
 
-def _messages(req: ChatRequest) -> list[dict[str, Any]]:
+def _messages(req: ChatRequest, flatten: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if req.system:
         out.append({"role": "system", "content": _join(req.system)})
@@ -126,7 +127,7 @@ def _messages(req: ChatRequest) -> list[dict[str, Any]]:
             texts = [b for b in message.content if isinstance(b, TextBlock)]
             out.append({"role": "system", "content": _join(texts)})
         else:
-            out.extend(_user(message))
+            out.extend(_user(message, flatten))
     return out
 
 
@@ -157,7 +158,7 @@ def _assistant(message: Message) -> dict[str, Any]:
     return out
 
 
-def _user(message: Message) -> list[dict[str, Any]]:
+def _user(message: Message, flatten: bool) -> list[dict[str, Any]]:
     """Tool results first, as ``role: tool`` messages (they must follow the assistant's calls),
     then the rest of the content, including images from tool results, as one user message."""
     out: list[dict[str, Any]] = []
@@ -174,14 +175,17 @@ def _user(message: Message) -> list[dict[str, Any]]:
         elif isinstance(block, TextBlock | ImageBlock):
             parts.append(block)
     if parts:
-        out.append({"role": "user", "content": _user_content(parts)})
+        out.append({"role": "user", "content": _user_content(parts, flatten)})
     return out
 
 
-def _user_content(parts: list[TextBlock | ImageBlock]) -> str | list[dict[str, Any]]:
-    # Plain text goes as a string: some compatible servers reject content arrays.
-    if all(isinstance(p, TextBlock) for p in parts):
-        return _join([p for p in parts if isinstance(p, TextBlock)])
+def _user_content(parts: list[TextBlock | ImageBlock], flatten: bool) -> str | list[dict[str, Any]]:
+    """One text block goes as a plain string. Several stay separate parts, so block boundaries
+    (Claude Code's ``<system-reminder>`` block before the prompt) survive, unless the deployment
+    flattens them for a server that rejects content arrays; images always need parts."""
+    texts = [p for p in parts if isinstance(p, TextBlock)]
+    if len(texts) == len(parts) and (len(texts) == 1 or flatten):
+        return _join(texts)
     return [_part(p) for p in parts]
 
 

@@ -7,15 +7,23 @@ finish chunk and never send ``[DONE]``), or at ``finish()`` once a finish reason
 end is a ``StreamError``.
 
 Blocks open lazily: reasoning -> thinking block, content -> text block, each new tool-call
-``index`` -> tool-use block (held back, with its argument fragments, until its ``name`` has come);
-opening one closes the one before, so block indices count up from 0 without interleaving. An
-argument fragment for an already closed tool call (servers that interleave parallel calls) is still
-sent, with that call's block index.
+``index`` -> tool-use block; opening one closes the one before, so block indices count up from 0
+without interleaving.
+
+Parallel tool calls: some servers interleave the calls' argument fragments (0, 1, 0, 1, ...). An
+Anthropic-shaped stream cannot: a block once stopped cannot be reopened, and OpenAI never says a
+call is complete before ``finish_reason``. So the first tool-use block streams live and stays open
+until the choice finishes, and whatever begins after it (further calls, text, reasoning) is held,
+reassembled by call index, and emitted in order of first appearance when the choice finishes.
+Text, reasoning and a single tool call (the common cases) still stream live; a later call's
+fragments reach the caller at the finish instead of as they come, and none is ever dropped.
+A call not yet named is held the same way until its name comes (or the finish).
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -48,6 +56,18 @@ class _State(enum.Enum):
 
 _TEXT = -1
 _THINKING = -2
+_TOOL = -3
+
+
+@dataclass(slots=True)
+class _Held:
+    """A block held back until it may open: its kind, tool-call key, id, name and content."""
+
+    kind: int
+    key: int = -1
+    call_id: str = ""
+    name: str = ""
+    parts: list[str] = field(default_factory=list)
 
 
 class OpenAIStreamParser:
@@ -55,13 +75,14 @@ class OpenAIStreamParser:
 
     __slots__ = (
         "_finish",
+        "_held",
+        "_held_tools",
         "_last_tool",
         "_next_index",
         "_open",
         "_open_index",
-        "_pending",
         "_state",
-        "_tools",
+        "_tool_keys",
         "_usage",
     )
 
@@ -73,10 +94,11 @@ class OpenAIStreamParser:
         # What is open: None, _TEXT, _THINKING, or the upstream index of a tool call.
         self._open: int | None = None
         self._open_index = 0
-        self._tools: dict[int, int] = {}  # upstream tool-call index -> block index
+        self._tool_keys: set[int] = set()  # upstream tool-call indices seen
         self._last_tool: tuple[int, str] | None = None  # (upstream index, call id)
-        # Tool calls seen before their name: upstream index -> (id, name, arguments so far).
-        self._pending: dict[int, tuple[str, str, str]] = {}
+        # Blocks held back (see the module docstring), in order of first appearance.
+        self._held: list[_Held] = []
+        self._held_tools: dict[int, _Held] = {}  # upstream tool-call index -> its held block
 
     @property
     def usage(self) -> Usage:
@@ -121,9 +143,8 @@ class OpenAIStreamParser:
             return self.finish()
         events: list[StreamEvent] = []
         if self._finish is None:
-            self._flush_pending(events)
-            self._close(events)
-            self._finish = finish_reason(None, bool(self._tools))
+            self._flush_held(events)
+            self._finish = finish_reason(None, bool(self._tool_keys))
         self._end(events)
         return events
 
@@ -149,10 +170,10 @@ class OpenAIStreamParser:
         if isinstance(delta, dict):
             reasoning = reasoning_text(delta)
             if reasoning:
-                events.append(ThinkingDelta(self._ensure(_THINKING, events), reasoning))
+                self._on_content(_THINKING, reasoning, events)
             text = delta.get("content") or delta.get("refusal")
             if isinstance(text, str):
-                events.append(TextDelta(self._ensure(_TEXT, events), text))
+                self._on_content(_TEXT, text, events)
             calls = delta.get("tool_calls")
             if isinstance(calls, list):
                 for call in calls:
@@ -160,10 +181,21 @@ class OpenAIStreamParser:
                         self._on_tool_call(call, events)
         reason = choice.get("finish_reason")
         if reason is not None and self._state is _State.STREAMING:
-            self._flush_pending(events)
-            self._close(events)
-            self._finish = finish_reason(reason, bool(self._tools))
+            self._flush_held(events)
+            self._finish = finish_reason(reason, bool(self._tool_keys))
             self._state = _State.FINISHING
+
+    def _on_content(self, kind: int, text: str, events: list[StreamEvent]) -> None:
+        if self._held or (self._open is not None and self._open >= 0):
+            # A tool block is live (it may get more fragments) or blocks wait before this one.
+            last = self._held[-1] if self._held else None
+            if last is None or last.kind != kind:
+                last = _Held(kind)
+                self._held.append(last)
+            last.parts.append(text)
+            return
+        index = self._ensure(kind, events)
+        events.append(TextDelta(index, text) if kind == _TEXT else ThinkingDelta(index, text))
 
     def _on_tool_call(self, call: dict[str, Any], events: list[StreamEvent]) -> None:
         function = call.get("function")
@@ -173,39 +205,54 @@ class OpenAIStreamParser:
         if isinstance(arguments, dict):  # some servers send the arguments as an object
             arguments = orjson.dumps(arguments).decode()
         fragment = arguments if isinstance(arguments, str) else ""
-        index = self._tools.get(key)
-        if index is not None:
+        if key == self._open:
             if fragment:
-                events.append(ToolArgsDelta(index, fragment))
+                events.append(ToolArgsDelta(self._open_index, fragment))
             return
-        # Some servers name the call only in a later chunk: hold it until the name comes.
-        call_id, name, held = self._pending.pop(key, ("", "", ""))
+        held = self._held_tools.get(key)
+        if held is None:
+            held = self._held_tools[key] = _Held(_TOOL, key)
+            self._held.append(held)
+            self._tool_keys.add(key)
         given_id = call.get("id")
-        call_id = given_id if isinstance(given_id, str) and given_id else call_id
-        name = _str(function.get("name")) or name
-        self._last_tool = (key, call_id)
-        if name:
-            self._open_tool(key, call_id, name, held + fragment, events)
-        else:
-            self._pending[key] = (call_id, name, held + fragment)
+        if isinstance(given_id, str) and given_id:
+            held.call_id = given_id
+        held.name = _str(function.get("name")) or held.name
+        if fragment:
+            held.parts.append(fragment)
+        self._last_tool = (key, held.call_id)
+        first = self._held[0]
+        if first.kind == _TOOL and first.name and (self._open is None or self._open < 0):
+            # No tool block is live and this named call is next in line: it streams live.
+            self._held.pop(0)
+            del self._held_tools[first.key]
+            self._open_held(first, events)
 
-    def _open_tool(
-        self, key: int, call_id: str, name: str, arguments: str, events: list[StreamEvent]
-    ) -> None:
+    def _open_held(self, held: _Held, events: list[StreamEvent]) -> int:
+        """Open ``held`` as the next block with everything it gathered; returns its index."""
         self._close(events)
         index = self._next_index
         self._next_index += 1
-        events.append(BlockStart(index, ToolUseBlock(call_id or f"call_{index}", name, {})))
-        self._tools[key] = index
-        self._open, self._open_index = key, index
-        if arguments:
-            events.append(ToolArgsDelta(index, arguments))
+        content = "".join(held.parts)
+        if held.kind == _TOOL:
+            call_id = held.call_id or f"call_{index}"
+            events.append(BlockStart(index, ToolUseBlock(call_id, held.name, {})))
+            if content:
+                events.append(ToolArgsDelta(index, content))
+        elif held.kind == _TEXT:
+            events += [BlockStart(index, TextBlock("")), TextDelta(index, content)]
+        else:
+            events += [BlockStart(index, ThinkingBlock("")), ThinkingDelta(index, content)]
+        self._open, self._open_index = (held.key if held.kind == _TOOL else held.kind), index
+        return index
 
-    def _flush_pending(self, events: list[StreamEvent]) -> None:
-        """Deliver calls whose name never came, rather than lose them."""
-        for key, (call_id, name, arguments) in sorted(self._pending.items()):
-            self._open_tool(key, call_id, name, arguments, events)
-        self._pending.clear()
+    def _flush_held(self, events: list[StreamEvent]) -> None:
+        """The choice finished: close the live block, then deliver every held one in order."""
+        for held in self._held:
+            self._open_held(held, events)
+        self._held.clear()
+        self._held_tools.clear()
+        self._close(events)
 
     def _tool_key(self, call: dict[str, Any]) -> int:
         key = call.get("index")
@@ -216,7 +263,7 @@ class OpenAIStreamParser:
         last = self._last_tool
         if last is not None and (not call_id or call_id == last[1]):
             return last[0]
-        return max((*self._tools, *self._pending), default=-1) + 1
+        return max(self._tool_keys, default=-1) + 1
 
     def _ensure(self, kind: int, events: list[StreamEvent]) -> int:
         if self._open == kind:

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from relaygate.core.errors import InvalidRequestError
+from relaygate.core.json_depth import MAX_DEPTH
 from relaygate.core.types import (
     ImageBlock,
     RedactedThinkingBlock,
@@ -20,6 +21,8 @@ from relaygate.core.types import (
     ToolUseBlock,
 )
 from relaygate.dialects.anthropic import AnthropicDialect
+from relaygate.providers.base import UpstreamTarget
+from relaygate.providers.openai import OpenAIProvider
 
 FIXTURES = Path(__file__).parents[3] / "fixtures" / "anthropic"
 HEADERS = {
@@ -341,3 +344,51 @@ def test_malformed_body(body: bytes) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         dialect.decode_request(body, {})
     assert caught.value.param == "body"
+
+
+def nested(depth: int) -> str:
+    """A JSON object ``depth`` levels deep (orjson parses up to 1,024, re-serializes 254)."""
+    return '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+def deep_body(tools: str = "[]", **raw_fields: str) -> bytes:
+    extra = "".join(f',"{key}":{value}' for key, value in raw_fields.items())
+    return (
+        '{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}],'
+        f'"tools":{tools}{extra}}}'
+    ).encode()
+
+
+@pytest.mark.parametrize("depth", [255, 600, 1020])
+def test_tool_schema_nested_too_deep_is_a_400_naming_the_field(depth: int) -> None:
+    body = deep_body(f'[{{"name":"t","input_schema":{nested(depth)}}}]')
+    with pytest.raises(InvalidRequestError) as info:
+        dialect.decode_request(body, {})
+    assert info.value.param is not None
+    assert info.value.param.startswith("tools[0].input_schema.a")
+    assert "nested" in info.value.message
+
+
+def test_unknown_field_nested_too_deep_is_refused_before_passthrough() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        dialect.decode_request(deep_body(context_management=nested(400)), {})
+    assert info.value.param is not None and info.value.param.startswith("context_management")
+
+
+def test_count_tokens_refuses_too_deep_json_too() -> None:
+    body = deep_body(f'[{{"name":"t","input_schema":{nested(300)}}}]')
+    with pytest.raises(InvalidRequestError):
+        dialect.decode_count_tokens(body, {})
+
+
+def test_deepest_accepted_schema_still_translates_for_an_openai_upstream() -> None:
+    # The body is 3 levels above the schema (body, tools, tool); the OpenAI wire puts it 4 deep.
+    req = dialect.decode_request(
+        deep_body(f'[{{"name":"t","input_schema":{nested(MAX_DEPTH - 3)}}}]'), {}
+    )
+    target = UpstreamTarget(base_url="http://x.test/v1", model="m")
+    assert OpenAIProvider().build_request(req, target, "r").body
+    with pytest.raises(InvalidRequestError):
+        dialect.decode_request(
+            deep_body(f'[{{"name":"t","input_schema":{nested(MAX_DEPTH - 2)}}}]'), {}
+        )

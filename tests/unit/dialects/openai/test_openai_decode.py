@@ -397,3 +397,38 @@ def test_body_not_an_object() -> None:
 
 def test_missing_model() -> None:
     assert error({"messages": [{"role": "user", "content": "x"}]}).param == "model"
+
+
+def nested(depth: int) -> str:
+    """A JSON object ``depth`` levels deep (orjson parses up to 1,024, re-serializes 254)."""
+    return '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+@pytest.mark.parametrize("depth", [255, 1000])
+def test_tool_parameters_nested_too_deep_are_a_400_naming_the_field(depth: int) -> None:
+    tool = f'{{"type":"function","function":{{"name":"f","parameters":{nested(depth)}}}}}'
+    body = f'{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"tools":[{tool}]}}'
+    err = error(body.encode())
+    assert err.param is not None and err.param.startswith("tools[0].function.parameters.a")
+
+
+def test_unknown_field_nested_too_deep_is_refused_before_passthrough() -> None:
+    body = f'{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"x":{nested(300)}}}'
+    err = error(body.encode())
+    assert err.param is not None and err.param.startswith("x.a")
+
+
+def test_tool_call_arguments_nested_too_deep_are_a_400() -> None:
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": nested(500)}}
+    err = error(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c", "content": "ok"},
+            ],
+        }
+    )
+    assert err.param is not None
+    assert err.param.startswith("messages[1].tool_calls[0].function.arguments")

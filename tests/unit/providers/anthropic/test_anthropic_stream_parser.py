@@ -261,3 +261,23 @@ def test_tool_use_start_with_input_and_duplicate_message_start() -> None:
         MessageDelta(FinishReason.END_TURN, Usage(input_tokens=3, output_tokens=1)),
         MessageStop(),
     ]
+
+
+def test_delta_for_a_closed_block_fails_the_stream_instead_of_vanishing() -> None:
+    # Anthropic blocks never interleave: a fragment for a stopped block is a protocol violation,
+    # and dropping it would hand the caller a tool input missing part of its arguments.
+    parser = AnthropicStreamParser()
+    tool = '{"type":"tool_use","id":"t","name":"f","input":{}}'
+    frames = [
+        start_frame(),
+        SSEFrame(None, '{"type":"content_block_start","index":0,"content_block":' + tool + "}"),
+        SSEFrame(None, '{"type":"content_block_stop","index":0}'),
+        SSEFrame(
+            None,
+            '{"type":"content_block_delta","index":0,'
+            '"delta":{"type":"input_json_delta","partial_json":"{}"}}',
+        ),
+    ]
+    events = [e for frame in frames for e in parser.feed(frame)]
+    assert isinstance(events[-1], StreamError)
+    assert "malformed" in events[-1].error.message

@@ -336,3 +336,37 @@ def test_a_failed_tool_result_says_so_in_the_tool_message() -> None:
     tool_messages = [m for m in body["messages"] if m["role"] == "tool"]
     assert tool_messages[0]["content"] == "Error: exit status 1"
     assert tool_messages[1]["content"] == "Error"
+
+
+CLAUDE_CODE_TURN = Message(
+    "user", (TextBlock("<system-reminder>Today is Monday.</system-reminder>"), TextBlock("fix it"))
+)
+
+
+def test_text_blocks_of_a_user_message_keep_their_boundaries() -> None:
+    _, body = build(anthropic_request(messages=(CLAUDE_CODE_TURN,)))
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "<system-reminder>Today is Monday.</system-reminder>"},
+                {"type": "text", "text": "fix it"},
+            ],
+        }
+    ]
+
+
+def test_a_single_text_block_stays_a_plain_string() -> None:
+    _, body = build(anthropic_request(messages=(Message("user", (TextBlock("hi"),)),)))
+    assert body["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_flatten_content_joins_text_blocks_for_servers_that_reject_arrays() -> None:
+    target = UpstreamTarget(base_url="http://vllm:8000/v1", model="m", flatten_content=True)
+    _, body = build(anthropic_request(messages=(CLAUDE_CODE_TURN,)), target)
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": "<system-reminder>Today is Monday.</system-reminder>\n\nfix it",
+        }
+    ]

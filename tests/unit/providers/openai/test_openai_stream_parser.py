@@ -377,3 +377,65 @@ def test_tool_never_named_still_delivered_at_finish() -> None:
     check_contract(events)
     assert events[1:3] == [BlockStart(0, ToolUseBlock("c", "", {})), ToolArgsDelta(0, "{}")]
     assert events[-2] == MessageDelta(FinishReason.TOOL_USE, Usage())
+
+
+def _call(index: int, arguments: str, call_id: str = "", name: str = "") -> dict[str, Any]:
+    call: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
+    if call_id:
+        call["id"], call["type"], call["function"]["name"] = call_id, "function", name
+    return chunk({"tool_calls": [call]})
+
+
+def _tool_inputs(events: list[StreamEvent]) -> list[tuple[str, Any]]:
+    starts = {e.index: e.block for e in events if isinstance(e, BlockStart)}
+    inputs = []
+    for index, block in sorted(starts.items()):
+        assert isinstance(block, ToolUseBlock)
+        args = "".join(
+            e.partial_json for e in events if isinstance(e, ToolArgsDelta) and e.index == index
+        )
+        inputs.append((block.id, orjson.loads(args)))
+    return inputs
+
+
+def test_interleaved_parallel_tool_calls_keep_every_fragment() -> None:
+    # Some servers interleave parallel calls' fragments: 0, 1, 0, 1, ...
+    events = run(
+        frames(
+            _call(0, "", "call_a", "read"),
+            _call(0, '{"path":'),
+            _call(1, "", "call_b", "grep"),
+            _call(1, '{"q":'),
+            _call(0, '"a.py"}'),
+            _call(1, '"x"}'),
+            chunk({}, "tool_calls"),
+            "[DONE]",
+        )
+    )
+    check_contract(events)
+    assert _tool_inputs(events) == [("call_a", {"path": "a.py"}), ("call_b", {"q": "x"})]
+    assert events[-2] == MessageDelta(FinishReason.TOOL_USE, Usage())
+
+
+def test_first_tool_call_streams_live_before_the_finish() -> None:
+    parser = OpenAIStreamParser()
+    live: list[StreamEvent] = []
+    for frame in frames(chunk({"content": "hi"}), _call(0, '{"a"', "call_a", "f"), _call(0, ":1")):
+        live.extend(parser.feed(frame))
+    assert live[-2:] == [ToolArgsDelta(1, '{"a"'), ToolArgsDelta(1, ":1")]
+
+
+def test_text_after_a_tool_call_is_kept_in_order() -> None:
+    events = run(
+        frames(
+            _call(0, '{"a":', "call_a", "f"),
+            chunk({"content": "note"}),
+            _call(0, "1}"),
+            chunk({}, "tool_calls"),
+        )
+    )
+    check_contract(events)
+    assert isinstance(events[1], BlockStart) and isinstance(events[1].block, ToolUseBlock)
+    args = "".join(e.partial_json for e in events if isinstance(e, ToolArgsDelta))
+    assert orjson.loads(args) == {"a": 1}
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["note"]
