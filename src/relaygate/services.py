@@ -13,12 +13,13 @@ from relaygate.admission import Admitter, build_admitter
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
 from relaygate.auth.keys import extract_api_key
+from relaygate.auth.metrics_access import MetricsAccess
 from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
-from relaygate.observability.metrics import Metrics
+from relaygate.observability.metrics import Metrics, model_labels
 from relaygate.relay.attempts import AttemptRunner, health_board
 from relaygate.relay.catalog import Catalog, build_catalog
-from relaygate.settings import Settings
+from relaygate.settings import Settings, resolve_api_key
 from relaygate.store import KeyStore, open_store
 from relaygate.transport.http import HttpTransport
 
@@ -37,6 +38,7 @@ class Services:
     anthropic: AnthropicDialect
     admission: Admitter
     accounting: Accounting
+    metrics_access: MetricsAccess
     bootstrap: BootstrapResult | None = None
 
     @staticmethod
@@ -62,7 +64,7 @@ async def build_services(settings: Settings) -> Services:
         await store.close()
         raise
     catalog = build_catalog(settings, HttpTransport())
-    metrics = Metrics()
+    metrics = Metrics(model_labels(settings))
     board = health_board(catalog, metrics.breaker_changed)
     metrics.watch_deployments(board.snapshot)
     admission = await build_admitter(
@@ -85,5 +87,10 @@ async def build_services(settings: Settings) -> Services:
         anthropic=AnthropicDialect(),
         admission=admission,
         accounting=accounting,
+        metrics_access=MetricsAccess(
+            keys,
+            required=settings.server.metrics_token_required,
+            token=resolve_api_key(settings.server.metrics_token_env),
+        ),
         bootstrap=bootstrap,
     )

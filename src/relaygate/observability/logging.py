@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from relaygate.core.errors import clip
 from relaygate.relay.context import RequestContext
 
 
@@ -43,7 +44,7 @@ def request_fields(ctx: RequestContext) -> dict[str, Any]:
         "request_id": ctx.request_id,
         "route": ctx.route,
         "key": ctx.key_name,
-        "model": ctx.model_requested,
+        "model": None if ctx.model_requested is None else clip(ctx.model_requested),
         "model_used": ctx.model_used,
         "deployment": ctx.deployment,
         "stream": ctx.stream,

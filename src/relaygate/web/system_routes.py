@@ -29,6 +29,11 @@ async def handle_readyz(services: Services, request: Request, send: Send) -> Non
 
 
 async def handle_metrics(services: Services, request: Request, send: Send) -> None:
+    try:
+        services.metrics_access.check(request.headers)
+    except GatewayError as err:
+        await _error(services, request, send, _dialect_of(services, request), err)
+        return
     content_type = CONTENT_TYPE_LATEST.encode()
     await send_body(send, 200, services.metrics.render(), [(b"content-type", content_type)])
 
