@@ -131,7 +131,7 @@ async def _not_found(services: Services, request: Request, send: Send) -> None:
     dialect: Dialect = services.anthropic if _speaks_anthropic(request) else services.openai
     ctx = RequestContext(new_request_id(request), "unknown", dialect.name)
     err: GatewayError = NotFoundError(f"No route for {clip(request.method)} {clip(request.path)}")
-    await send_error(ctx, send, dialect, err)
+    await send_error(ctx, send, dialect, err, services.redactor)
 
 
 def _speaks_anthropic(request: Request) -> bool:

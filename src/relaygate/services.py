@@ -14,12 +14,15 @@ from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
 from relaygate.auth.keys import extract_api_key
 from relaygate.auth.metrics_access import MetricsAccess
+from relaygate.core.redact import Redactor
 from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
+from relaygate.observability.logging import redact_logs
 from relaygate.observability.metrics import Metrics, model_labels
 from relaygate.relay.attempts import AttemptRunner, health_board
 from relaygate.relay.catalog import Catalog, build_catalog
 from relaygate.settings import Settings, resolve_api_key
+from relaygate.settings.credentials import upstream_credentials
 from relaygate.store import KeyStore, open_store
 from relaygate.transport.http import HttpTransport
 
@@ -39,6 +42,8 @@ class Services:
     admission: Admitter
     accounting: Accounting
     metrics_access: MetricsAccess
+    # Upstream credentials kept out of every error a caller gets and every log line.
+    redactor: Redactor
     bootstrap: BootstrapResult | None = None
 
     @staticmethod
@@ -64,6 +69,8 @@ async def build_services(settings: Settings) -> Services:
         await store.close()
         raise
     catalog = build_catalog(settings, HttpTransport())
+    redactor = Redactor(upstream_credentials(settings))
+    redact_logs(redactor)
     metrics = Metrics(model_labels(settings))
     board = health_board(catalog, metrics.breaker_changed)
     metrics.watch_deployments(board.snapshot)
@@ -92,5 +99,6 @@ async def build_services(settings: Settings) -> Services:
             required=settings.server.metrics_token_required,
             token=resolve_api_key(settings.server.metrics_token_env),
         ),
+        redactor=redactor,
         bootstrap=bootstrap,
     )

@@ -10,10 +10,14 @@ from typing import Any
 import orjson
 
 from relaygate.core.errors import clip
+from relaygate.core.redact import Redactor
 from relaygate.relay.context import RequestContext
 
 
 class JsonFormatter(logging.Formatter):
+    # Upstream credentials to keep out of every line (set once services are built).
+    redactor: Redactor | None = None
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -27,7 +31,8 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        line = orjson.dumps(entry, default=str).decode()
+        return line if self.redactor is None else self.redactor.text(line)
 
 
 def configure_logging(level: str) -> None:
@@ -37,6 +42,13 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+def redact_logs(redactor: Redactor) -> None:
+    """Keep ``redactor``'s secrets out of every line the gateway's JSON handlers write."""
+    for handler in logging.getLogger("relaygate").handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.formatter.redactor = redactor
 
 
 def request_fields(ctx: RequestContext) -> dict[str, Any]:

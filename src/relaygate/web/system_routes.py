@@ -102,4 +102,4 @@ async def _error(
     services: Services, request: Request, send: Send, dialect: Dialect, err: GatewayError
 ) -> None:
     ctx = RequestContext(new_request_id(request), "models", dialect.name)
-    await send_error(ctx, send, dialect, err)
+    await send_error(ctx, send, dialect, err, services.redactor)
