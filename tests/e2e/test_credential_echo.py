@@ -35,7 +35,7 @@ class EchoingUpstream(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        anthropic = self.path.endswith("/v1/messages")
+        anthropic = "/v1/messages" in self.path  # count_tokens too
         credential = self.headers.get("x-api-key" if anthropic else "authorization", "")
         self.received.append(credential)
         said = f"invalid credential sent: {credential}"
@@ -175,6 +175,19 @@ def test_upstream_key_echoed_in_an_error_never_reaches_the_caller(
     for secret in _secret_forms():
         assert secret not in text
     assert "[redacted]" in text  # the rest of the upstream's message still reaches the caller
+
+
+def test_upstream_key_echoed_by_count_tokens_never_reaches_the_caller(gateway: Gateway) -> None:
+    EchoingUpstream.received.clear()
+    message = {"model": "anthropic-status-400", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"x-api-key": gateway.api_key, "anthropic-version": "2023-06-01"}
+    url = f"{gateway.base_url}/v1/messages/count_tokens"
+    response = httpx.post(url, json=message, headers=headers, timeout=30)
+    assert EchoingUpstream.received == [ANTHROPIC_KEY]
+    assert response.status_code == 400
+    for secret in _secret_forms():
+        assert secret not in response.text
+    assert "[redacted]" in response.text
 
 
 def test_gateway_log_never_holds_an_upstream_key(gateway: Gateway) -> None:
