@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from relaygate.admin import handle_admin, is_admin_path
-from relaygate.core.errors import GatewayError, NotFoundError
+from relaygate.core.errors import GatewayError, NotFoundError, clip
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import configure_logging
 from relaygate.relay.context import RequestContext
@@ -130,8 +130,8 @@ def create_app_from_env() -> RelaygateApp:
 async def _not_found(services: Services, request: Request, send: Send) -> None:
     dialect: Dialect = services.anthropic if _speaks_anthropic(request) else services.openai
     ctx = RequestContext(new_request_id(request), "unknown", dialect.name)
-    err: GatewayError = NotFoundError(f"No route for {request.method} {request.path}")
-    await send_error(ctx, send, dialect, err)
+    err: GatewayError = NotFoundError(f"No route for {clip(request.method)} {clip(request.path)}")
+    await send_error(ctx, send, dialect, err, services.redactor)
 
 
 def _speaks_anthropic(request: Request) -> bool:

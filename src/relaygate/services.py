@@ -15,14 +15,18 @@ from relaygate.admission import Admitter, build_admitter
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
 from relaygate.auth.keys import extract_api_key
+from relaygate.auth.metrics_access import MetricsAccess
 from relaygate.auth.snapshot import SNAPSHOT_FILE
+from relaygate.core.redact import Redactor
 from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
-from relaygate.observability.metrics import Metrics
+from relaygate.observability.logging import redact_logs
+from relaygate.observability.metrics import Metrics, model_labels
 from relaygate.recovery import DatabaseRecovery, ReadinessCollector
 from relaygate.relay.attempts import AttemptRunner, health_board
 from relaygate.relay.catalog import Catalog, build_catalog
-from relaygate.settings import Settings
+from relaygate.settings import Settings, resolve_api_key
+from relaygate.settings.credentials import upstream_credentials
 from relaygate.store import (
     KeyStore,
     StoreUnavailableError,
@@ -47,6 +51,9 @@ class Services:
     anthropic: AnthropicDialect
     admission: Admitter
     accounting: Accounting
+    metrics_access: MetricsAccess
+    # Upstream credentials kept out of every error a caller gets and every log line.
+    redactor: Redactor
     bootstrap: BootstrapResult | None = None
     database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
 
@@ -92,7 +99,9 @@ async def build_services(settings: Settings) -> Services:
         await store.close()
         raise
     catalog = build_catalog(settings, HttpTransport())
-    metrics = Metrics()
+    redactor = Redactor(upstream_credentials(settings))
+    redact_logs(redactor)
+    metrics = Metrics(model_labels(settings))
     board = health_board(catalog, metrics.breaker_changed)
     metrics.watch_deployments(board.snapshot)
     admission = await build_admitter(
@@ -123,6 +132,12 @@ async def build_services(settings: Settings) -> Services:
         anthropic=AnthropicDialect(),
         admission=admission,
         accounting=accounting,
+        metrics_access=MetricsAccess(
+            keys,
+            required=settings.server.metrics_token_required,
+            token=resolve_api_key(settings.server.metrics_token_env),
+        ),
+        redactor=redactor,
         bootstrap=bootstrap,
         database=database,
     )

@@ -26,6 +26,18 @@ ErrorKind = Literal[
 ]
 
 
+CALLER_TEXT_LIMIT = 128
+"""Characters of a caller's own value (model name, path) quoted back in a message or log line."""
+
+
+def clip(text: str, limit: int = CALLER_TEXT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, marked when cut: a caller must not be able to make
+    the gateway echo (or log) a 100 kB value back."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
 class GatewayError(Exception):
     status: int = 500
     kind: ErrorKind = "internal"
@@ -73,7 +85,7 @@ class ModelNotFoundError(NotFoundError):
     def __init__(self, model: str, available: Sequence[str]) -> None:
         listing = ", ".join(sorted(available)) or "none"
         super().__init__(
-            f"The model '{model}' does not exist or is not served here. "
+            f"The model '{clip(model)}' does not exist or is not served here. "
             f"Available models: {listing}",
             param="model",
         )

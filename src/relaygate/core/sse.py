@@ -67,7 +67,7 @@ class SSEDecoder:
     @property
     def pending(self) -> bool:
         """True while a frame has begun but not ended."""
-        return bool(self._buffer or self._data)
+        return bool(self._buffer or self._data or self._event is not None)
 
     def _line(self, line: bytes) -> SSEFrame | None:
         if not line:

@@ -9,10 +9,15 @@ from typing import Any
 
 import orjson
 
+from relaygate.core.errors import clip
+from relaygate.core.redact import Redactor
 from relaygate.relay.context import RequestContext
 
 
 class JsonFormatter(logging.Formatter):
+    # Upstream credentials to keep out of every line (set once services are built).
+    redactor: Redactor | None = None
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -26,7 +31,8 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        line = orjson.dumps(entry, default=str).decode()
+        return line if self.redactor is None else self.redactor.text(line)
 
 
 def configure_logging(level: str) -> None:
@@ -38,12 +44,19 @@ def configure_logging(level: str) -> None:
     root.propagate = False
 
 
+def redact_logs(redactor: Redactor) -> None:
+    """Keep ``redactor``'s secrets out of every line the gateway's JSON handlers write."""
+    for handler in logging.getLogger("relaygate").handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.formatter.redactor = redactor
+
+
 def request_fields(ctx: RequestContext) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "request_id": ctx.request_id,
         "route": ctx.route,
         "key": ctx.key_name,
-        "model": ctx.model_requested,
+        "model": None if ctx.model_requested is None else clip(ctx.model_requested),
         "model_used": ctx.model_used,
         "deployment": ctx.deployment,
         "stream": ctx.stream,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -11,13 +11,24 @@ from prometheus_client.registry import Collector
 from relaygate.relay.context import RequestContext
 from relaygate.routing.breaker import BreakerState
 from relaygate.routing.health import HealthSnapshot
+from relaygate.settings import Settings
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+UNKNOWN_MODEL = "unknown"
+"""The one ``model`` label of every requested name that is not configured."""
+NO_MODEL = "-"
+_STATUS_LABELS = {code: str(code) for code in range(100, 600)}
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """Every label takes only values from the configuration or the code, never a caller's own
+    text: each label set lives in the registry forever, so one per caller-chosen model name would
+    grow memory and the ``/metrics`` answer without bound."""
+
+    def __init__(self, model_labels: Mapping[str, str] | None = None) -> None:
+        # Configured model names and aliases -> the model's name: the only model labels.
+        self._model_labels = dict(model_labels or {})
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "relaygate_requests",
@@ -85,8 +96,9 @@ class Metrics:
         self.registry.register(_DeploymentCollector(snapshot))
 
     def observe(self, ctx: RequestContext) -> None:
-        model = ctx.model_used or ctx.model_requested or "-"
-        self.requests.labels(ctx.route, model, str(ctx.status)).inc()
+        model = self._model_label(ctx)
+        status = _STATUS_LABELS.get(ctx.status, "other")
+        self.requests.labels(ctx.route, model, status).inc()
         self.latency.labels(ctx.route, model).observe(ctx.elapsed())
         self.overhead.labels(ctx.route).observe(ctx.overhead_seconds())
         ttft = ctx.ttft_seconds()
@@ -105,8 +117,21 @@ class Metrics:
                 if count:
                     self.tokens.labels(model, kind).inc(count)
 
+    def _model_label(self, ctx: RequestContext) -> str:
+        if ctx.model_used is not None:
+            return ctx.model_used  # a deployment's model: always configured
+        requested = ctx.model_requested
+        if requested is None:
+            return NO_MODEL
+        return self._model_labels.get(requested, UNKNOWN_MODEL)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def model_labels(settings: Settings) -> dict[str, str]:
+    """Each configured model name and alias -> the ``model`` label its requests count under."""
+    return {name: model.name for model in settings.models for name in (model.name, *model.aliases)}
 
 
 class _DeploymentCollector(Collector):

@@ -15,6 +15,7 @@ import string
 from relaygate.admission.messages import busy_message
 from relaygate.core.errors import GatewayError, InternalError, RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
+from relaygate.core.redact import Redactor
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import log_request
 from relaygate.relay.context import RequestContext
@@ -43,11 +44,12 @@ async def handle_chat(services: Services, request: Request, send: Send, dialect:
     try:
         await _chat(services, ctx, request, send, dialect)
     except GatewayError as err:
-        await send_error(ctx, send, dialect, err)
+        await send_error(ctx, send, dialect, err, services.redactor)
     except Exception:
         logger.exception("unhandled error", extra={"fields": {"request_id": ctx.request_id}})
         if not ctx.response_started:
-            await send_error(ctx, send, dialect, InternalError("Internal gateway error"))
+            internal = InternalError("Internal gateway error")
+            await send_error(ctx, send, dialect, internal, services.redactor)
     finally:
         services.metrics.in_flight.dec()
         services.metrics.observe(ctx)
@@ -76,7 +78,7 @@ async def _chat(
         await services.accounting.reserve(ctx, key, req, route)
         if req.stream:
             opened = await open_stream(ctx, req, route, services.runner)
-            pump = StreamPump(ctx, req, dialect, opened, request, send)
+            pump = StreamPump(ctx, req, dialect, opened, request, send, services.redactor)
             await pump.run(_success_headers(ctx))
             return
         out = await relay_whole(ctx, req, route, dialect, services.runner)
@@ -114,7 +116,7 @@ async def handle_count_tokens(services: Services, request: Request, send: Send) 
             headers.append((b"x-relaygate-token-count", b"estimate"))
         await send_body(send, 200, dialect.encode_count_tokens(counted), [JSON_CONTENT, *headers])
     except GatewayError as err:
-        await send_error(ctx, send, dialect, err)
+        await send_error(ctx, send, dialect, err, services.redactor)
     finally:
         services.metrics.observe(ctx)
         services.accounting.finish(ctx)
@@ -133,7 +135,12 @@ def _success_headers(ctx: RequestContext) -> Headers:
     return headers
 
 
-async def send_error(ctx: RequestContext, send: Send, dialect: Dialect, err: GatewayError) -> None:
+async def send_error(
+    ctx: RequestContext, send: Send, dialect: Dialect, err: GatewayError, redactor: Redactor
+) -> None:
+    """Render ``err`` for the caller: every error a caller gets outside a begun stream comes here,
+    and its message (an upstream's words, maybe quoting the key it was sent) is redacted first."""
+    redactor.error(err)
     ctx.status = err.status
     ctx.outcome = "error"
     ctx.error_kind = err.kind

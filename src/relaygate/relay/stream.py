@@ -5,6 +5,12 @@ until then nothing has reached the caller, so the attempt loop may still retry o
 that every chunk is flushed as it arrives. A same-dialect upstream's bytes pass unchanged while
 the provider's parser watches them (usage, errors); otherwise parser events are re-encoded. An
 upstream that ignored ``stream`` and answered whole JSON is relayed as a stream (``json_answer``).
+
+Every error event the caller gets (the upstream's own, relayed, or one the gateway writes) goes out
+through the request's ``Redactor``: upstreams may quote the key they were sent. So that an error
+frame is always redacted whole, raw bytes pass only while chunks end between frames; a chunk that
+ends inside a frame switches to re-encoding the complete frames until the stream is between frames
+again.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import orjson
 
 from relaygate.core.errors import GatewayError, UpstreamError, UpstreamTimeoutError
 from relaygate.core.events import StreamError, StreamEvent, TextDelta, ThinkingDelta, ToolArgsDelta
+from relaygate.core.redact import Redactor
 from relaygate.core.sse import SSEDecoder, SSEFrame, encode_frame
 from relaygate.core.types import ChatRequest
 from relaygate.dialects.base import Dialect, StreamEncoder
@@ -142,6 +149,7 @@ class StreamPump:
         opened: OpenedStream,
         request: Request,
         send: Send,
+        redactor: Redactor,
     ) -> None:
         self._ctx = ctx
         self._req = req
@@ -158,6 +166,8 @@ class StreamPump:
             None if self._passthrough else dialect.stream_encoder(req)
         )
         self._failed = False
+        self._redactor = redactor
+        self._mid_frame = False  # the last chunk relayed ended inside a frame
 
     async def run(self, headers: Headers) -> None:
         """Stream to the caller; stops early (closing the upstream) if the caller goes away."""
@@ -215,21 +225,35 @@ class StreamPump:
             await self._fail(err)
 
     async def _emit(self, chunk: bytes, frames: list[SSEFrame], events: list[StreamEvent]) -> None:
+        failure = None
+        for event in events:
+            if isinstance(event, StreamError):
+                failure = event
+                self._redactor.error(event.error)
         if self._encoder is not None:
             out = b"".join(self._encoder.feed(event) for event in events)
-        elif self._hide_usage_chunk:
-            out = b"".join(encode_frame(f.data.encode(), f.event) for f in frames if _shown(f))
         else:
-            out = chunk
+            out = self._relayed(chunk, frames)
+            if failure is not None:
+                out = self._redactor.raw(out)
         if out:
             await send_chunk(self._send, out)
             self._ctx.delivered_chars += _text_chars(events)
-        for event in events:
-            if isinstance(event, StreamError):
-                self._mark_failed(event.error)
-                if self._encoder is None and not event.from_upstream:
-                    # Relayed bytes carry no error of their own: the caller must still see one.
-                    await self._fail(event.error)
+        if failure is not None:
+            self._mark_failed(failure.error)
+            if self._encoder is None and not failure.from_upstream:
+                # Relayed bytes carry no error of their own: the caller must still see one.
+                await self._fail(failure.error)
+
+    def _relayed(self, chunk: bytes, frames: list[SSEFrame]) -> bytes:
+        """The bytes a same-dialect caller gets: the chunk itself, unless a frame straddles
+        chunks (then only complete frames, re-encoded) or the usage chunk must be hidden."""
+        mid_frame, self._mid_frame = self._mid_frame, self._opened.decoder.pending
+        if self._hide_usage_chunk:
+            return b"".join(encode_frame(f.data.encode(), f.event) for f in frames if _shown(f))
+        if mid_frame or self._mid_frame:
+            return b"".join(encode_frame(f.data.encode(), f.event) for f in frames)
+        return chunk
 
     async def _close_input(self) -> None:
         opened = self._opened
@@ -245,6 +269,7 @@ class StreamPump:
 
     async def _fail(self, err: GatewayError) -> None:
         """The upstream broke mid-stream: tell the caller in its dialect, never end quietly."""
+        self._redactor.error(err)
         self._mark_failed(err)
         self._failed = True
         encoder = self._encoder or self._dialect.stream_encoder(self._req)

@@ -94,6 +94,10 @@ def _check_api_key_envs(settings: Settings, source: str, env: Mapping[str, str])
                     f"{source}: models[{i}].deployments[{j}].api_key_env: "
                     f"environment variable {dep.api_key_env} is not set"
                 )
+    token_env = settings.server.metrics_token_env
+    if token_env and not env.get(token_env):
+        message = f"environment variable {token_env} is not set"
+        raise ConfigError(f"{source}: server.metrics_token_env: {message}")
 
 
 def _describe(source: str, exc: ValidationError) -> str:

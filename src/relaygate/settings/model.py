@@ -84,6 +84,16 @@ class ServerSettings(_Frozen):
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
     workers: int = Field(1, ge=1)
+    # /metrics: open by default; when required, it needs Authorization: Bearer with an admin
+    # token or, if metrics_token_env names one, that variable's token.
+    metrics_token_required: bool = False
+    metrics_token_env: str | None = None
+
+    @model_validator(mode="after")
+    def _token_env_needs_requirement(self) -> ServerSettings:
+        if self.metrics_token_env and not self.metrics_token_required:
+            raise ValueError("metrics_token_env is set but metrics_token_required is false")
+        return self
 
 
 class Settings(_Frozen):

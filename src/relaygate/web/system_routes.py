@@ -31,6 +31,11 @@ async def handle_readyz(services: Services, request: Request, send: Send) -> Non
 
 
 async def handle_metrics(services: Services, request: Request, send: Send) -> None:
+    try:
+        services.metrics_access.check(request.headers)
+    except GatewayError as err:
+        await _error(services, request, send, _dialect_of(services, request), err)
+        return
     content_type = CONTENT_TYPE_LATEST.encode()
     await send_body(send, 200, services.metrics.render(), [(b"content-type", content_type)])
 
@@ -99,4 +104,4 @@ async def _error(
     services: Services, request: Request, send: Send, dialect: Dialect, err: GatewayError
 ) -> None:
     ctx = RequestContext(new_request_id(request), "models", dialect.name)
-    await send_error(ctx, send, dialect, err)
+    await send_error(ctx, send, dialect, err, services.redactor)

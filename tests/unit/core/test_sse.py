@@ -15,6 +15,14 @@ def test_frames_split_across_chunks() -> None:
     assert not decoder.pending
 
 
+def test_a_frame_begun_by_its_event_line_alone_is_pending() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"event: error\n") == []
+    assert decoder.pending
+    assert decoder.feed(b"data: {}\n\n") == [SSEFrame("error", "{}")]
+    assert not decoder.pending
+
+
 def test_crlf_comments_and_multiline_data() -> None:
     decoder = SSEDecoder()
     frames = decoder.feed(b": keep-alive\r\nevent: ping\r\ndata: a\r\ndata: b\r\n\r\n")

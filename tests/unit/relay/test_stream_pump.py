@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from relaygate.core.redact import Redactor
 from relaygate.core.sse import SSEDecoder
 from relaygate.core.types import ChatRequest, Message, TextBlock
 from relaygate.dialects.openai import OpenAIDialect
@@ -51,7 +52,9 @@ class Caller:
         return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
 
 
-async def pump(chunks: list[bytes]) -> tuple[RequestContext, bytes, Response]:
+async def pump(
+    chunks: list[bytes], redactor: Redactor | None = None
+) -> tuple[RequestContext, bytes, Response]:
     provider = OpenAIProvider()
 
     async def upstream() -> AsyncIterator[bytes]:
@@ -81,7 +84,8 @@ async def pump(chunks: list[bytes]) -> tuple[RequestContext, bytes, Response]:
     )
     ctx = RequestContext("req_1", "openai.chat", "openai")
     caller = Caller()
-    await StreamPump(ctx, req, OpenAIDialect(), opened, caller, caller.send).run([])  # type: ignore[arg-type]
+    redactor = redactor or Redactor([])
+    await StreamPump(ctx, req, OpenAIDialect(), opened, caller, caller.send, redactor).run([])  # type: ignore[arg-type]
     return ctx, caller.body(), response
 
 
@@ -98,3 +102,26 @@ async def test_a_stream_cut_short_gets_an_error_chunk_not_a_quiet_end() -> None:
     assert body.endswith(b"\n\n") and b'"error"' in body
     assert b"[DONE]" not in body
     assert ctx.outcome == "partial"
+
+
+KEY = "echoed-upstream-credential-Qx81vLm0"
+
+
+async def test_a_relayed_error_event_split_inside_the_key_reaches_the_caller_redacted() -> None:
+    error = {"error": {"message": f"bad key: Bearer {KEY}", "type": "server_error"}}
+    frame = b"data: " + orjson.dumps(error) + b"\n\n"
+    cut = frame.index(b"credential")
+    chunks = [chunk("one "), frame[:cut], frame[cut:]]
+    ctx, body, _ = await pump(chunks, Redactor([KEY]))
+    assert KEY.encode() not in body and b"credential" not in body
+    assert b"bad key: Bearer [redacted]" in body
+    assert body.count(b'"error"') == 1 and ctx.outcome == "partial"
+
+
+async def test_frames_split_across_chunks_are_relayed_whole_and_in_order() -> None:
+    frames = [chunk("one "), chunk("two "), chunk("three")]
+    stream = b"".join(frames)
+    chunks = [stream[:10], stream[10:70], stream[70:75], stream[75:]]
+    _, body, _ = await pump([*chunks, b"data: [DONE]\n\n"])
+    assert body.startswith(stream)
+    assert body.endswith(b"data: [DONE]\n\n") and b'"error"' not in body

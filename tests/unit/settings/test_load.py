@@ -88,3 +88,15 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert settings.resolved_database_url == "postgresql://x/y"
     with pytest.raises(ConfigError, match=r"server\.port"):
         load_settings(None, env={"RELAYGATE_PORT": "not-a-port"})
+
+
+def test_metrics_token_env_must_be_set_and_needs_the_requirement(tmp_path: Path) -> None:
+    models = "models:\n  - name: x\n    deployments:\n      - provider: mock\n"
+    required = "server:\n  metrics_token_required: true\n  metrics_token_env: SCRAPE\n"
+    with pytest.raises(ConfigError, match=r"server\.metrics_token_env: .*SCRAPE is not set"):
+        load_settings(write(tmp_path, required + models), env={})
+    settings = load_settings(write(tmp_path, required + models), env={"SCRAPE": "t"})
+    assert settings.server.metrics_token_required
+    loose = "server:\n  metrics_token_env: SCRAPE\n"
+    with pytest.raises(ConfigError, match="metrics_token_required is false"):
+        load_settings(write(tmp_path, loose + models), env={"SCRAPE": "t"})
