@@ -63,7 +63,7 @@ async def build_services(settings: Settings) -> Services:
         raise
     catalog = build_catalog(settings, HttpTransport())
     metrics = Metrics()
-    board = health_board(catalog, metrics.breaker_changed)
+    board = health_board(catalog, metrics.breaker_changed, on_panic=metrics.breaker_panicked)
     metrics.watch_deployments(board.snapshot)
     admission = await build_admitter(
         settings.limits, settings.redis_url, catalog.get, metrics.registry
