@@ -102,7 +102,7 @@ async def build_services(settings: Settings) -> Services:
     redactor = Redactor(upstream_credentials(settings))
     redact_logs(redactor)
     metrics = Metrics(model_labels(settings))
-    board = health_board(catalog, metrics.breaker_changed)
+    board = health_board(catalog, metrics.breaker_changed, on_panic=metrics.breaker_panicked)
     metrics.watch_deployments(board.snapshot)
     admission = await build_admitter(
         settings.limits, settings.redis_url, catalog.get, metrics.registry

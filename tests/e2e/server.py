@@ -13,6 +13,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 # Keys may start or end with "-" or "_", so \b cannot delimit them.
 API_KEY_PATTERN = re.compile(r"(?<![\w-])rg-[A-Za-z0-9_-]{40}(?![\w-])")
@@ -108,6 +111,25 @@ def start_gateway(
 class MockServer:
     base_url: str
     process: subprocess.Popen[bytes]
+
+
+MOCKS = ("a", "b", "c")
+"""The standalone mocks of the ``mocks`` fixture (conftest.py)."""
+
+
+def fault(mocks: dict[str, MockServer], name: str, kind: str, **plan: Any) -> None:
+    """Script mock ``name``'s faults (``PUT /mock/faults``) and reset its stats."""
+    base = mocks[name].base_url
+    body = {"kind": kind, **plan}
+    if kind != "none" and "first_n" not in plan and "rate" not in plan:
+        body["rate"] = 1.0
+    assert httpx.put(f"{base}/mock/faults", json=body).status_code == 200
+    assert httpx.post(f"{base}/mock/stats/reset").status_code == 200
+
+
+def stats(mocks: dict[str, MockServer], name: str) -> dict[str, Any]:
+    data: dict[str, Any] = httpx.get(f"{mocks[name].base_url}/mock/stats").json()
+    return data
 
 
 def start_mock(extra_args: list[str] | None = None) -> MockServer:

@@ -85,6 +85,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.breaker_panic = Counter(
+            "relaygate_breaker_panic",
+            "Requests sent although every breaker of their model and its fallbacks was open "
+            "(healthy panic), by requested model",
+            ("model",),
+            registry=self.registry,
+        )
+
+    def breaker_panicked(self, model: str) -> None:
+        self.breaker_panic.labels(model).inc()
+
     def breaker_changed(self, deployment: str, old: BreakerState | None, new: BreakerState) -> None:
         """A breaker changed state (``old`` is None when its deployment is first seen)."""
         self.breaker_state.labels(deployment).set(new.value)

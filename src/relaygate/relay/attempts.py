@@ -4,10 +4,18 @@ For each model of the plan (the requested one, then its fallback chain) the depl
 the model's balancing order and tried in passes: every deployment once, then again after its own
 back-off (full jitter, ``Retry-After`` honoured up to a cap), up to ``attempts_per_deployment``
 passes. A deployment whose breaker is open is skipped without a call; one that says the gateway's
-credentials or model name are wrong (401, 403, 404) is not tried again. A caller's own mistake
-(400, 413) ends the loop at once. ``max_attempts`` bounds the calls of one request, and the
-request's deadline bounds everything: attempts get timeouts cut to what is left of it, and no
-back-off sleep reaches past it. Nothing here has sent a byte to the caller, so every retry is safe.
+credentials or model name are wrong (401, 403, 404), or that timed out, is not tried again. A
+caller's own mistake (400, 413) ends the loop at once. ``max_attempts`` bounds the calls of one
+request, and the request's deadline bounds everything: attempts get timeouts cut to what is left
+of it, no back-off sleep reaches past it, and once an attempt timed out the next one only starts
+with a whole first-byte timeout left. Nothing here has sent a byte to the caller, so every retry is
+safe.
+
+Rate limits are not outages: a 429 never counts against a breaker; the deployment is held back for
+its ``Retry-After`` (tried last, after that wait, or skipped when the wait is too long), and a
+request that only met rate limits gets a 429 with the largest ``Retry-After``. When breakers refuse
+every deployment of the model and its fallback chain, the request goes through anyway, once over
+each (healthy panic).
 
 Deployment caps (rpm, tpm, max_concurrency, the adaptive limit) are taken per attempt through the
 request's ``ctx.capacity``: a deployment at its cap is skipped like an open breaker, and its slot
@@ -21,26 +29,20 @@ import asyncio
 import functools
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from relaygate.admission.messages import busy_message
-from relaygate.core.errors import (
-    ErrorKind,
-    GatewayError,
-    NoRouteError,
-    RateLimitedError,
-    UpstreamError,
-    UpstreamTimeoutError,
-)
+from relaygate.core.errors import UpstreamError
 from relaygate.relay.capacity import Capacity, Slot
 from relaygate.relay.catalog import Catalog, Deployment, ModelRoute
 from relaygate.relay.context import AttemptRecord, RequestContext
+from relaygate.relay.walk import GatewayTimeoutError as GatewayTimeoutError
+from relaygate.relay.walk import Walk, is_rate_limit, timed_out
 from relaygate.routing.balance import order
 from relaygate.routing.breaker import Clock
 from relaygate.routing.deadline import Deadline
-from relaygate.routing.health import HealthBoard, Lease, StateHook
+from relaygate.routing.health import HealthBoard, Lease, PanicHook, StateHook
 from relaygate.routing.planner import model_chain
 from relaygate.routing.retry import MIN_ATTEMPT_SECONDS
 from relaygate.transport.base import Timeouts
@@ -55,80 +57,12 @@ WRONG_DEPLOYMENT = frozenset({401, 403, 404})
 """Upstream statuses that mean this deployment is misconfigured: try the next one, not this."""
 
 
-class GatewayTimeoutError(GatewayError):
-    """The request's deadline ran out, or every attempt timed out; ``attempts`` lists the tries."""
-
-    status = 504
-    kind: ErrorKind = "timeout"
-
-    def __init__(self, message: str, attempts: Sequence[str]) -> None:
-        super().__init__(message)
-        self.attempts = tuple(attempts)
-
-
 @dataclass(slots=True)
 class Held(Generic[T]):
     """A successful attempt whose deployment stays busy until ``lease`` is closed (a stream)."""
 
     value: T
     lease: Lease
-
-
-class _Walk:
-    """One request's progress through its plan: the budget left and what went wrong so far."""
-
-    __slots__ = (
-        "busy",
-        "ctx",
-        "deadline",
-        "last_error",
-        "max_attempts",
-        "out_of_time",
-        "retry_after",
-    )
-
-    def __init__(self, ctx: RequestContext, deadline: Deadline, max_attempts: int) -> None:
-        self.ctx = ctx
-        self.deadline = deadline
-        self.max_attempts = max_attempts
-        self.last_error: UpstreamError | None = None
-        self.out_of_time = False
-        self.retry_after: float | None = None
-        self.busy: float | None = None  # soonest room on a deployment found at capacity
-
-    def at_capacity(self, seconds: float) -> None:
-        if self.busy is None or seconds < self.busy:
-            self.busy = seconds
-
-    def failed(self, err: UpstreamError) -> None:
-        self.last_error = err
-        self.hint_retry_after(err.retry_after)
-
-    def hint_retry_after(self, seconds: float | None) -> None:
-        if seconds is not None and (self.retry_after is None or seconds < self.retry_after):
-            self.retry_after = seconds
-
-    def exhausted(self, skipped: Sequence[str]) -> GatewayError:
-        """The error that says most about a request nothing could answer."""
-        attempts = self.ctx.attempts
-        last = self.last_error
-        lone = len({a.deployment for a in attempts}) == 1 and not skipped
-        if last is not None and lone and (not self.out_of_time or _timed_out(last)):
-            # One deployment only: its own error (a 429 stays a 429 with Retry-After) says most.
-            return last
-        tried = [_describe(a) for a in attempts] + list(skipped)
-        detail = "; ".join(tried) or "no deployment could be tried"
-        if self.out_of_time or (attempts and all(a.outcome == "timeout" for a in attempts)):
-            seconds = f"{self.deadline.seconds:g}"
-            message = f"No upstream answered within the request deadline of {seconds} s ({detail})"
-            return GatewayTimeoutError(message, tried)
-        if not attempts and self.busy is not None:
-            return RateLimitedError(busy_message(self.busy), retry_after=self.busy)
-        if not attempts:
-            message = f"No deployment is available: every circuit breaker is open ({detail})"
-            return NoRouteError(message, tried, retry_after=self.retry_after)
-        message = f"All upstream attempts failed ({detail})"
-        return NoRouteError(message, tried, retry_after=self.retry_after)
 
 
 class AttemptRunner:
@@ -164,17 +98,23 @@ class AttemptRunner:
         self, ctx: RequestContext, route: ModelRoute, attempt: Attempt[T], hold: bool
     ) -> Held[T]:
         policy = route.policy
-        walk = _Walk(
+        walk = Walk(
             ctx, Deadline(self._clock(), policy.deadline_seconds), policy.retry.max_attempts
         )
         skipped: list[str] = []
         try:
-            for model in model_chain(route, self._lookup):
-                held = await self._model(walk, model, attempt, hold, skipped)
-                if held is not None:
-                    return held
-                if walk.out_of_time or len(ctx.attempts) >= walk.max_attempts:
+            for panic in (False, True):
+                walk.panic = panic
+                skipped = []
+                for model in model_chain(route, self._lookup):
+                    held = await self._model(walk, model, attempt, hold, skipped)
+                    if held is not None:
+                        return held
+                    if walk.out_of_time or len(ctx.attempts) >= walk.max_attempts:
+                        break
+                if panic or not walk.blackholed(skipped):
                     break
+                self.board.panicked(route.name)
         finally:
             if ctx.capacity is not None:
                 ctx.capacity.done()
@@ -182,7 +122,7 @@ class AttemptRunner:
 
     async def _model(
         self,
-        walk: _Walk,
+        walk: Walk,
         model: ModelRoute,
         attempt: Attempt[T],
         hold: bool,
@@ -190,21 +130,22 @@ class AttemptRunner:
     ) -> Held[T] | None:
         """Passes over one model's deployments; ``None`` when none of them answered."""
         board, retry = self.board, model.policy.retry
-        pending = order(
-            model.policy.strategy, model.deployments, board.get, self._rng, self._clock()
-        )
+        now = self._clock()
+        pending = order(model.policy.strategy, model.deployments, board.get, self._rng, now)
+        ready_at = self._held_back(walk, pending, retry.max_retry_after, skipped, now)
         capacity = walk.ctx.capacity
         if capacity is not None and capacity.reserved is not None:
             _to_front(pending, capacity.reserved)
-        ready_at: dict[str, float] = {}
-        for try_number in range(1, retry.attempts_per_deployment + 1):
+        # In panic every deployment is known bad: one pass, no retries to pile onto them.
+        passes = 1 if walk.panic else retry.attempts_per_deployment
+        for try_number in range(1, passes + 1):
             for dep in tuple(pending):
-                if not await self._wait_turn(walk, ready_at.get(dep.id)):
+                if not await self._wait_turn(walk, dep, ready_at.get(dep.id)):
                     return None
-                lease = board.admit(dep.id, dep.settings.breaker)
+                lease = board.admit(dep.id, dep.settings.breaker, panic=walk.panic)
                 if lease is None:
                     pending.remove(dep)
-                    skipped.append(self._skip(walk, dep))
+                    self._skip(walk, dep, skipped)
                     continue
                 if (
                     capacity is not None
@@ -220,7 +161,11 @@ class AttemptRunner:
                     if err.kind in CALLER_FAULTS:
                         raise
                     delay = None
-                    if err.retryable and err.upstream_status not in WRONG_DEPLOYMENT:
+                    if (
+                        err.retryable
+                        and err.upstream_status not in WRONG_DEPLOYMENT
+                        and not timed_out(err)  # a hung deployment would only hang again
+                    ):
                         left = walk.deadline.remaining(self._clock())
                         delay = retry.delay_within(try_number, err.retry_after, left, self._rng)
                     if delay is None:
@@ -229,7 +174,35 @@ class AttemptRunner:
                         ready_at[dep.id] = self._clock() + delay
         return None
 
-    async def _wait_turn(self, walk: _Walk, ready_at: float | None) -> bool:
+    def _held_back(
+        self,
+        walk: Walk,
+        pending: list[Deployment],
+        max_wait: float,
+        skipped: list[str],
+        now: float,
+    ) -> dict[str, float]:
+        """When each deployment an upstream's ``Retry-After`` still holds back may be tried.
+
+        Those go to the end of ``pending``; one held longer than ``max_wait`` or past the deadline
+        is dropped from this request as rate limited.
+        """
+        ready_at: dict[str, float] = {}
+        for dep in tuple(pending):
+            health = self.board.get(dep.id)
+            wait = health.held_for(now) if health is not None else 0.0
+            if wait <= 0.0:
+                continue
+            if wait > max_wait or wait + MIN_ATTEMPT_SECONDS > walk.deadline.remaining(now):
+                pending.remove(dep)
+                skipped.append(f"{dep.id}: rate limited")
+                walk.throttled(wait)
+            else:
+                ready_at[dep.id] = now + wait
+        pending.sort(key=lambda dep: ready_at.get(dep.id, 0.0))
+        return ready_at
+
+    async def _wait_turn(self, walk: Walk, dep: Deployment, ready_at: float | None) -> bool:
         """Sleep out a deployment's back-off; False when the budget or the deadline is spent."""
         if len(walk.ctx.attempts) >= walk.max_attempts:
             return False
@@ -239,19 +212,23 @@ class AttemptRunner:
             walk.ctx.waited_seconds += wait
             await self._sleep(wait)
             now = self._clock()
-        if walk.deadline.remaining(now) < MIN_ATTEMPT_SECONDS:
+        left = walk.deadline.remaining(now)
+        if left < MIN_ATTEMPT_SECONDS or (walk.timed_out and left < dep.timeouts.first_byte):
             walk.out_of_time = True
             return False
         return True
 
-    def _skip(self, walk: _Walk, dep: Deployment) -> str:
+    def _skip(self, walk: Walk, dep: Deployment, skipped: list[str]) -> None:
         health = self.board.get(dep.id)
         wait = health.breaker.retry_in() if health is not None else 0.0
         walk.hint_retry_after(wait or None)
-        return f"{dep.id}: circuit open"
+        walk.refused += 1
+        if not any(a.deployment == dep.id for a in walk.ctx.attempts):
+            # One this request already tried is listed by its attempts.
+            skipped.append(f"{dep.id}: circuit open")
 
     async def _one(
-        self, walk: _Walk, dep: Deployment, lease: Lease, attempt: Attempt[T], hold: bool
+        self, walk: Walk, dep: Deployment, lease: Lease, attempt: Attempt[T], hold: bool
     ) -> T:
         ctx = walk.ctx
         ctx.deployment = dep.id
@@ -264,14 +241,17 @@ class AttemptRunner:
             seconds = _since(started)
             ctx.attempts.append(AttemptRecord(dep.id, err.kind, err.upstream_status, seconds))
             walk.failed(err)
+            walk.timed_out = walk.timed_out or timed_out(err)
             if err.kind in CALLER_FAULTS:
                 lease.released()
-            elif _timed_out(err) and walk.deadline.remaining(self._clock()) < MIN_ATTEMPT_SECONDS:
+            elif timed_out(err) and walk.deadline.remaining(self._clock()) < MIN_ATTEMPT_SECONDS:
                 # Cut short by the request's deadline, not by the deployment's own bound.
                 walk.out_of_time = True
                 lease.released()
+            elif is_rate_limit(err):
+                lease.rate_limited(err.retry_after)
             else:
-                lease.failed(seconds, timed_out=_timed_out(err))
+                lease.failed(seconds, timed_out=timed_out(err))
             lease.close()
             raise
         except BaseException:
@@ -286,10 +266,14 @@ class AttemptRunner:
 
 
 def health_board(
-    catalog: Catalog, on_change: StateHook | None = None, clock: Clock = time.monotonic
+    catalog: Catalog,
+    on_change: StateHook | None = None,
+    clock: Clock = time.monotonic,
+    *,
+    on_panic: PanicHook | None = None,
 ) -> HealthBoard:
     """A health board that already knows every deployment of ``catalog`` (all closed)."""
-    board = HealthBoard(on_change, clock)
+    board = HealthBoard(on_change, clock, on_panic=on_panic)
     for name in catalog.model_names:
         route = catalog.get(name)
         for dep in route.deployments if route is not None else ():
@@ -313,7 +297,7 @@ def settle_stream(ctx: RequestContext, lease: Lease | None) -> None:
     lease.close()
 
 
-async def _take_slot(capacity: Capacity, walk: _Walk, dep: Deployment, lease: Lease) -> bool:
+async def _take_slot(capacity: Capacity, walk: Walk, dep: Deployment, lease: Lease) -> bool:
     """Take ``dep``'s slot under its caps, freed when ``lease`` closes; False at capacity."""
     try:
         slot = await capacity.take(dep)
@@ -340,14 +324,6 @@ def _to_front(pending: list[Deployment], deployment: str) -> None:
 def _give_back(slot: Slot, ctx: RequestContext) -> None:
     """Free an attempt's slot under its deployment's caps, settling TPM with the usage seen."""
     slot.release(ctx.usage)
-
-
-def _describe(record: AttemptRecord) -> str:
-    return f"{record.deployment}: {record.outcome} {record.status or ''}".strip()
-
-
-def _timed_out(err: UpstreamError) -> bool:
-    return isinstance(err, UpstreamTimeoutError) or err.kind == "timeout"
 
 
 def _since(started: float) -> float:

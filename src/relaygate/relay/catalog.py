@@ -114,7 +114,9 @@ def _build_deployment(
         default_max_tokens=model.default_max_tokens,
         flatten_content=dep.flatten_content,
     )
-    timeouts = Timeouts(dep.timeouts.connect, dep.timeouts.first_byte, dep.timeouts.total)
+    timeouts = Timeouts(
+        dep.timeouts.connect, dep.timeouts.first_byte, dep.timeouts.total, dep.timeouts.idle
+    )
     deployment = Deployment(
         id=dep.name or f"{model.name}#{index}",
         model_name=model.name,

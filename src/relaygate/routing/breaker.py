@@ -7,6 +7,10 @@ passed; then it turns half-open and lets exactly one probe through. The probe's 
 it (with fresh counts), its failure opens it for another cooldown. Outcomes of attempts that were
 let through before the breaker opened are ignored once it is open or half-open: only the probe
 decides. The clock is injected, so every transition can be tested without waiting.
+
+Healthy panic: when every deployment a request could use is refused, the attempt loop sends it
+anyway with a ``PANIC`` admission. Its success closes the breaker (the deployment answered); its
+failure changes nothing (the breaker already knows).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Admission(enum.Enum):
     REFUSED = 0
     NORMAL = 1
     PROBE = 2
+    PANIC = 3
 
 
 class FailureWindow:
@@ -120,6 +125,10 @@ class CircuitBreaker:
         self._probe_out = True
         return Admission.PROBE
 
+    @property
+    def cooldown_seconds(self) -> float:
+        return self._settings.cooldown_seconds
+
     def retry_in(self) -> float:
         """Seconds until an open breaker lets a probe through (0 when not open)."""
         if self.state is not BreakerState.OPEN:
@@ -133,6 +142,9 @@ class CircuitBreaker:
             self._probe_out = False
             if self.state is BreakerState.HALF_OPEN:
                 self._close()
+            return
+        if admission is Admission.PANIC and self.state is not BreakerState.CLOSED:
+            self._close()
             return
         if self.state is BreakerState.CLOSED:
             self._consecutive = 0

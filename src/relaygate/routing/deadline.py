@@ -27,4 +27,5 @@ class Deadline:
             connect=min(timeouts.connect, left),
             first_byte=min(timeouts.first_byte, left),
             total=left,
+            idle=timeouts.idle,
         )

@@ -25,21 +25,38 @@ EWMA_ALPHA = 0.3
 """Weight of the newest latency sample: about the last half-dozen attempts dominate."""
 LATENCY_STALE_SECONDS = 30.0
 """A latency older than this is forgotten, so a deployment that recovered is measured again."""
+PANIC_LOG_SECONDS = 10.0
+"""Healthy panic is logged at most this often per model (with the count of requests since)."""
 
 StateHook = Callable[[str, BreakerState | None, BreakerState], None]
 """Told ``(deployment, old state, new state)``; ``old`` is None when a deployment is first seen."""
+PanicHook = Callable[[str], None]
+"""Told the requested model's name each time a request is routed in healthy panic."""
 
 
 class DeploymentHealth:
-    """One deployment's breaker, requests in flight and latency EWMA."""
+    """One deployment's breaker, requests in flight, latency EWMA and rate-limit hold.
 
-    __slots__ = ("_latency", "_sampled_at", "breaker", "outstanding")
+    A 429 is no verdict on health: it never counts against the breaker. It holds the deployment
+    back for its ``Retry-After`` (at most the breaker's cooldown), never longer.
+    """
+
+    __slots__ = ("_held_until", "_latency", "_sampled_at", "breaker", "outstanding")
 
     def __init__(self, breaker: CircuitBreaker) -> None:
         self.breaker = breaker
         self.outstanding = 0
         self._latency: float | None = None
         self._sampled_at = 0.0
+        self._held_until = 0.0
+
+    def hold(self, retry_after: float, now: float) -> None:
+        until = now + min(retry_after, self.breaker.cooldown_seconds)
+        self._held_until = max(self._held_until, until)
+
+    def held_for(self, now: float) -> float:
+        """Seconds the upstream's latest ``Retry-After`` still asks to wait (0 when none)."""
+        return max(0.0, self._held_until - now)
 
     def latency(self, now: float) -> float | None:
         """The EWMA in seconds, or ``None`` when there is no recent sample."""
@@ -103,6 +120,12 @@ class Lease:
             self._judged = True
             self._health.breaker.failure(self._admission)
 
+    def rate_limited(self, retry_after: float | None) -> None:
+        """The deployment refused for rate limiting: held back for ``retry_after``, no verdict."""
+        if retry_after is not None and retry_after > 0:
+            self._health.hold(retry_after, self._board.clock())
+        self.released()
+
     def released(self) -> None:
         """The attempt ended without saying anything about the deployment."""
         if not self._judged:
@@ -132,10 +155,19 @@ class Lease:
 class HealthBoard:
     """Every deployment's health in this process, created on first use."""
 
-    def __init__(self, on_change: StateHook | None = None, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        on_change: StateHook | None = None,
+        clock: Clock = time.monotonic,
+        *,
+        on_panic: PanicHook | None = None,
+    ) -> None:
         self.clock = clock
         self._on_change = on_change
+        self._on_panic = on_panic
         self._health: dict[str, DeploymentHealth] = {}
+        self._panic_logged_at: dict[str, float] = {}
+        self._panics_unlogged: dict[str, int] = {}
 
     def register(self, deployment: str, settings: BreakerSettings) -> DeploymentHealth:
         """The deployment's health, made with ``settings`` the first time it is asked for."""
@@ -147,13 +179,41 @@ class HealthBoard:
                 self._on_change(deployment, None, BreakerState.CLOSED)
         return health
 
-    def admit(self, deployment: str, settings: BreakerSettings) -> Lease | None:
-        """A lease for an attempt on ``deployment``, or ``None`` while its breaker refuses."""
+    def admit(
+        self, deployment: str, settings: BreakerSettings, *, panic: bool = False
+    ) -> Lease | None:
+        """A lease for an attempt on ``deployment``, or ``None`` while its breaker refuses.
+
+        With ``panic`` a refusing breaker is overridden (see ``panicked``).
+        """
         health = self.register(deployment, settings)
         admission = health.breaker.admit()
         if admission is Admission.REFUSED:
-            return None
+            if not panic:
+                return None
+            admission = Admission.PANIC
         return Lease(self, health, admission)
+
+    def panicked(self, model: str) -> None:
+        """A request for ``model`` found every deployment of its plan refused by a breaker and
+        goes through anyway (healthy panic, as Envoy's panic threshold): breakers must never
+        turn a partial failure into a full outage."""
+        if self._on_panic is not None:
+            self._on_panic(model)
+        now = self.clock()
+        count = self._panics_unlogged.get(model, 0) + 1
+        last = self._panic_logged_at.get(model)
+        if last is not None and now - last < PANIC_LOG_SECONDS:
+            self._panics_unlogged[model] = count
+            return
+        self._panic_logged_at[model] = now
+        self._panics_unlogged[model] = 0
+        fields = {"model": model, "requests": count}
+        logger.warning(
+            "healthy panic: every circuit breaker of the model and its fallbacks is open; "
+            "sending the request anyway",
+            extra={"fields": fields},
+        )
 
     def get(self, deployment: str) -> DeploymentHealth | None:
         return self._health.get(deployment)

@@ -21,7 +21,7 @@ class RetryPolicy:
     """How often to try, and how long to wait between tries of one deployment."""
 
     max_attempts: int = 6
-    attempts_per_deployment: int = 2
+    attempts_per_deployment: int = 3
     base_delay: float = 0.25
     max_delay: float = 4.0
     max_retry_after: float = 10.0

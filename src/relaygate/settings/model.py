@@ -17,11 +17,13 @@ class _Frozen(BaseModel):
 
 
 class TimeoutSettings(_Frozen):
-    """Seconds to connect, to the first response byte, and for the whole upstream call."""
+    """Seconds to connect, to the first response byte, for the whole upstream call, and at most
+    between two chunks of a streamed answer (``idle``)."""
 
     connect: float = Field(10.0, gt=0)
     first_byte: float = Field(60.0, gt=0)
     total: float = Field(600.0, gt=0)
+    idle: float = Field(60.0, gt=0)
 
 
 class MockFaultSettings(_Frozen):

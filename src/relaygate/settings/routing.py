@@ -24,13 +24,15 @@ class RoutingSettings(_Frozen):
     requests in flight per unit of weight), ``lowest_latency`` (EWMA of recent attempts) or
     ``ordered`` (as listed: a primary and its backups). ``max_attempts`` bounds upstream calls for
     one request, fallback models included; ``attempts_per_deployment`` bounds the calls to one
-    deployment. ``deadline_seconds`` bounds the whole request, streams included: no attempt and
-    no back-off sleep runs past it.
+    deployment (3 by default, the official SDKs' two retries, so a model with a single deployment
+    rides out a transient 429 or 5xx). ``deadline_seconds`` bounds the whole request, streams
+    included: no attempt and no back-off sleep runs past it. ``max_retry_after_seconds`` is the
+    longest a request waits for an upstream's ``Retry-After``.
     """
 
     strategy: Strategy = "weighted"
     max_attempts: int = Field(6, ge=1, le=100)
-    attempts_per_deployment: int = Field(2, ge=1, le=20)
+    attempts_per_deployment: int = Field(3, ge=1, le=20)
     deadline_seconds: float = Field(600.0, gt=0)
     backoff_base_seconds: float = Field(0.25, ge=0)
     backoff_max_seconds: float = Field(4.0, ge=0)

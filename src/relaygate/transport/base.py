@@ -10,16 +10,26 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from relaygate.core.errors import UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
 
 
 @dataclass(slots=True, frozen=True)
 class Timeouts:
-    """Seconds: to connect, from sending to the response head (first byte), for the whole call."""
+    """Seconds: to connect, from sending to the response head (first byte), for the whole call,
+    and at most between two body chunks (idle: a stream that stalls mid-way)."""
 
     connect: float = 10.0
     first_byte: float = 60.0
     total: float = 600.0
+    idle: float = 60.0
+
+
+def idle_timeout(seconds: float) -> UpstreamTimeoutError:
+    """What a body that stalled for the idle timeout raises."""
+    return UpstreamTimeoutError(
+        f"upstream stream stalled: no data for {seconds:g} s (idle timeout)"
+    )
 
 
 class UpstreamResponse(Protocol):
@@ -31,7 +41,8 @@ class UpstreamResponse(Protocol):
         ...
 
     def chunks(self) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive; raises ``UpstreamError`` if the connection breaks."""
+        """Body bytes as they arrive; raises ``UpstreamError`` if the connection breaks and
+        ``UpstreamTimeoutError`` when no byte came for the idle timeout."""
         ...
 
     def close(self) -> None: ...

@@ -13,15 +13,16 @@ import aiohttp
 
 from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
-from relaygate.transport.base import Timeouts
+from relaygate.transport.base import Timeouts, idle_timeout
 
 
 class HttpUpstreamResponse:
-    __slots__ = ("_deadline", "_response", "headers", "status")
+    __slots__ = ("_deadline", "_idle", "_response", "headers", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse, deadline: float) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, deadline: float, idle: float) -> None:
         self._response = response
         self._deadline = deadline
+        self._idle = idle
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
@@ -38,14 +39,17 @@ class HttpUpstreamResponse:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         content = self._response.content
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                async with asyncio.timeout_at(self._deadline):
+                async with asyncio.timeout_at(min(self._deadline, loop.time() + self._idle)):
                     chunk = await content.readany()
                 if not chunk:
                     return
                 yield chunk
         except TimeoutError:
+            if loop.time() < self._deadline:
+                raise idle_timeout(self._idle) from None
             raise UpstreamTimeoutError("upstream stream exceeded the total timeout") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _connection_error(exc) from None
@@ -98,7 +102,7 @@ class HttpTransport:
             raise UpstreamTimeoutError("could not connect to the upstream in time") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _connection_error(exc) from None
-        return HttpUpstreamResponse(response, deadline)
+        return HttpUpstreamResponse(response, deadline, timeouts.idle)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,7 +1,8 @@
 """A transport that calls an ASGI app directly: the built-in mock upstream without sockets.
 
 It keeps the HTTP transport's contract: the first-byte timeout runs until the app sends
-``http.response.start``, the total timeout bounds the body, a hang becomes
+``http.response.start``, the total timeout bounds the body and the idle timeout the wait for each
+part, a hang becomes
 ``UpstreamTimeoutError`` and an app that fails or stops mid-body a retryable ``UpstreamError``.
 Closing a response tells the app the client disconnected and cancels it.
 """
@@ -15,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
-from relaygate.transport.base import Timeouts
+from relaygate.transport.base import Timeouts, idle_timeout
 
 ASGIMessage = MutableMapping[str, Any]
 ASGIApp = Callable[
@@ -97,11 +98,12 @@ class _AppCall:
 class InProcessResponse:
     """The app's answer; ``close()`` disconnects and cancels the app if it is still running."""
 
-    __slots__ = ("_call", "_deadline", "headers", "status")
+    __slots__ = ("_call", "_deadline", "_idle", "headers", "status")
 
-    def __init__(self, call: _AppCall, deadline: float) -> None:
+    def __init__(self, call: _AppCall, deadline: float, idle: float) -> None:
         self._call = call
         self._deadline = deadline
+        self._idle = idle
         self.status = call.status
         self.headers: Mapping[str, str] = call.headers
 
@@ -129,13 +131,16 @@ class InProcessResponse:
             yield part
 
     async def _next_part(self, parts: asyncio.Queue[bytes | _Broken]) -> bytes | _Broken:
+        loop = asyncio.get_running_loop()
         try:
-            if asyncio.get_running_loop().time() >= self._deadline:
+            if loop.time() >= self._deadline:
                 raise TimeoutError
-            async with asyncio.timeout_at(self._deadline):
+            async with asyncio.timeout_at(min(self._deadline, loop.time() + self._idle)):
                 return await parts.get()
         except TimeoutError:
             self.close()
+            if loop.time() < self._deadline:
+                raise idle_timeout(self._idle) from None
             raise UpstreamTimeoutError("upstream did not finish its answer in time") from None
 
     def close(self) -> None:
@@ -170,7 +175,7 @@ class InProcessTransport:
         except BaseException:
             call.close()
             raise
-        return InProcessResponse(call, deadline)
+        return InProcessResponse(call, deadline, timeouts.idle)
 
     async def close(self) -> None:
         """Cancel every app call still running and wait for them to end."""

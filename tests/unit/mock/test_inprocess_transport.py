@@ -207,3 +207,23 @@ async def test_total_timeout_stops_a_fast_endless_body() -> None:
     with pytest.raises(UpstreamTimeoutError):
         await response.read()
     await transport.close()
+
+
+async def stalls_after_two_parts(scope: Scope, receive: Any, send: Any) -> None:
+    await start(send)
+    for part in (b"one", b"two"):
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    await asyncio.sleep(30)
+
+
+async def test_idle_timeout_stops_a_stream_that_stalls_mid_way() -> None:
+    transport = InProcessTransport(stalls_after_two_parts)
+    response = await transport.send(post(), Timeouts(first_byte=5, total=30, idle=0.05))
+    parts = response.chunks()
+    assert [await anext(parts), await anext(parts)] == [b"one", b"two"]
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(UpstreamTimeoutError) as caught:
+        await anext(parts)
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert "idle timeout" in caught.value.message
+    await transport.close()

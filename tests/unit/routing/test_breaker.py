@@ -188,3 +188,15 @@ def test_failure_window_counts() -> None:
     window.add(30.0, failed=True)
     window.clear()
     assert window.counts(30.0) == (0, 0)
+
+
+def test_a_panic_attempt_closes_an_open_breaker_on_success_only() -> None:
+    clock = Clock()
+    breaker, _ = make(clock)
+    fail(breaker, 3)
+    assert breaker.admit() is Admission.REFUSED
+    breaker.failure(Admission.PANIC)
+    assert breaker.state is BreakerState.OPEN
+    assert breaker.retry_in() == pytest.approx(5.0)  # a failure in panic does not extend it
+    breaker.success(Admission.PANIC)
+    assert breaker.state is BreakerState.CLOSED

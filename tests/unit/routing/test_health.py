@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from relaygate.routing.breaker import BreakerState
 from relaygate.routing.health import HealthBoard
 from relaygate.settings.routing import BreakerSettings
@@ -83,3 +87,35 @@ def test_timeouts_push_latency_up() -> None:
     lease.failed(2.0, timed_out=True)
     health = board.get("a")
     assert health is not None and health.latency(0.0) == 2.0
+
+
+def test_a_rate_limit_holds_for_its_retry_after_at_most_the_cooldown_and_never_trips() -> None:
+    clock = Clock()
+    board = HealthBoard(clock=clock)
+    for retry_after in (1.5, None, 3600.0):
+        lease = board.admit("a", SETTINGS)
+        assert lease is not None
+        lease.rate_limited(retry_after)
+        lease.close()
+    health = board.get("a")
+    assert health is not None
+    assert health.breaker.state is BreakerState.CLOSED
+    assert health.held_for(clock.now) == 5.0  # 3600 s capped at the breaker's cooldown
+    clock.now += 5.0
+    assert health.held_for(clock.now) == 0.0
+
+
+def test_panic_calls_the_hook_every_time_and_logs_at_most_every_ten_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    seen: list[str] = []
+    board = HealthBoard(clock=clock, on_panic=seen.append)
+    with caplog.at_level(logging.WARNING, "relaygate.routing"):
+        for _ in range(3):
+            board.panicked("m")
+        clock.now += 10.0
+        board.panicked("m")
+    assert seen == ["m"] * 4
+    lines = [r for r in caplog.records if "healthy panic" in r.getMessage()]
+    assert [r.__dict__["fields"]["requests"] for r in lines] == [1, 3]

@@ -37,7 +37,8 @@ def test_routing_and_breaker_settings_load(tmp_path: Path) -> None:
     assert sonnet.deployments[0].breaker.consecutive_failures == 3
     assert sonnet.deployments[0].breaker.cooldown_seconds == 2
     assert sonnet.deployments[1].breaker.consecutive_failures == 5  # default
-    assert haiku.routing.strategy == "weighted" and haiku.routing.attempts_per_deployment == 2
+    assert haiku.routing.strategy == "weighted" and haiku.routing.attempts_per_deployment == 3
+    assert haiku.deployments[0].timeouts.idle == 60  # default
 
 
 @pytest.mark.parametrize(
