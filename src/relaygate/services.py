@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relaygate.accounting import Accounting, build_accounting
@@ -12,12 +11,11 @@ from relaygate.accounting.metrics import LedgerCollector
 from relaygate.admission import Admitter, build_admitter
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
-from relaygate.auth.keys import extract_api_key
 from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
 from relaygate.observability.metrics import Metrics
 from relaygate.relay.attempts import AttemptRunner, health_board
-from relaygate.relay.catalog import Catalog, build_catalog
+from relaygate.routing.catalog import Catalog, build_catalog
 from relaygate.settings import Settings
 from relaygate.store import KeyStore, open_store
 from relaygate.transport.http import HttpTransport
@@ -38,10 +36,6 @@ class Services:
     admission: Admitter
     accounting: Accounting
     bootstrap: BootstrapResult | None = None
-
-    @staticmethod
-    def extract_key(headers: Mapping[str, str]) -> str | None:
-        return extract_api_key(headers)
 
     async def close(self) -> None:
         await self.accounting.stop()

@@ -11,7 +11,7 @@ import asyncio
 import sys
 import time
 
-from relaygate.admission import BucketAsk, RedisLimiter
+from relaygate.limits import BucketAsk, RedisLimiter
 
 
 async def hammer(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from relaygate.admission import BucketAsk, BucketSettle, MemoryLimiter, RateLimiter, RedisLimiter
+from relaygate.limits import BucketAsk, BucketSettle, MemoryLimiter, RateLimiter, RedisLimiter
 
 WORKER = Path(__file__).with_name("limiter_worker.py")
 

@@ -21,7 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from relaygate.admission.limiter import (
+from relaygate.limits.limiter import (
     ADMITTED,
     Admission,
     BucketAsk,
@@ -40,7 +40,7 @@ _RENEW_BATCH = 500
 
 
 def _script(name: str) -> str:
-    return resources.files("relaygate.admission").joinpath("lua", name).read_text("utf-8")
+    return resources.files("relaygate.limits").joinpath("lua", name).read_text("utf-8")
 
 
 class RedisLimiter:

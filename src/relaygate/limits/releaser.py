@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from relaygate.admission.limiter import BucketSettle, Lease, LimiterUnavailableError, RateLimiter
+from relaygate.limits.limiter import BucketSettle, Lease, LimiterUnavailableError, RateLimiter
 
 logger = logging.getLogger("relaygate.admission")
 

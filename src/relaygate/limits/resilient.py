@@ -15,15 +15,15 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from relaygate.admission.limiter import (
+from relaygate.limits.limiter import (
     Admission,
     BucketAsk,
     BucketSettle,
     Lease,
     LimiterUnavailableError,
 )
-from relaygate.admission.memory import BACKEND as MEMORY
-from relaygate.admission.memory import MemoryLimiter
+from relaygate.limits.memory import BACKEND as MEMORY
+from relaygate.limits.memory import MemoryLimiter
 
 logger = logging.getLogger("relaygate.admission")
 

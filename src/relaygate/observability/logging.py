@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from relaygate.relay.context import RequestContext
+from relaygate.core.context import RequestContext
 
 
 class JsonFormatter(logging.Formatter):

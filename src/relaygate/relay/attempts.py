@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from relaygate.admission.messages import busy_message
+from relaygate.core.capacity import Capacity, Slot
+from relaygate.core.context import AttemptRecord, RequestContext
 from relaygate.core.errors import (
     ErrorKind,
     GatewayError,
@@ -34,11 +36,9 @@ from relaygate.core.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from relaygate.relay.capacity import Capacity, Slot
-from relaygate.relay.catalog import Catalog, Deployment, ModelRoute
-from relaygate.relay.context import AttemptRecord, RequestContext
 from relaygate.routing.balance import order
 from relaygate.routing.breaker import Clock
+from relaygate.routing.catalog import Catalog, Deployment, ModelRoute
 from relaygate.routing.deadline import Deadline
 from relaygate.routing.health import HealthBoard, Lease, StateHook
 from relaygate.routing.planner import model_chain
@@ -313,7 +313,9 @@ def settle_stream(ctx: RequestContext, lease: Lease | None) -> None:
     lease.close()
 
 
-async def _take_slot(capacity: Capacity, walk: _Walk, dep: Deployment, lease: Lease) -> bool:
+async def _take_slot(
+    capacity: Capacity[Deployment], walk: _Walk, dep: Deployment, lease: Lease
+) -> bool:
     """Take ``dep``'s slot under its caps, freed when ``lease`` closes; False at capacity."""
     try:
         slot = await capacity.take(dep)

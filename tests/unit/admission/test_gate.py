@@ -11,13 +11,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from tests.unit.admission.support import catalog, key, model, request
 
-from relaygate.admission import Admitter, BucketAsk, MemoryLimiter, Ticket
-from relaygate.admission.limiter import Admission, BucketSettle, Lease
+from relaygate.admission import Admitter, Ticket
 from relaygate.admission.metrics import AdmissionMetrics
+from relaygate.core.context import AttemptRecord, RequestContext
 from relaygate.core.errors import RateLimitedError
 from relaygate.core.types import Usage
-from relaygate.relay.catalog import Catalog
-from relaygate.relay.context import AttemptRecord, RequestContext
+from relaygate.limits import BucketAsk, MemoryLimiter
+from relaygate.limits.limiter import Admission, BucketSettle, Lease
+from relaygate.routing.catalog import Catalog
 from relaygate.settings.limits import (
     AdaptiveSettings,
     DegradeSettings,

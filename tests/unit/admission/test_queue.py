@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from relaygate.admission import Admission, AdmissionQueue, QueueRefusedError
+from relaygate.admission import AdmissionQueue, QueueRefusedError
 from relaygate.admission.queue import Depth, RateMeter
+from relaygate.limits import Admission
 
 FULL = Admission(False, 0.0, "d:conc", queueable=True)
 

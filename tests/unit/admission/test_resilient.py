@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 from tests.e2e.server import free_port
 
-from relaygate.admission import (
+from relaygate.limits import (
     Admission,
     BucketAsk,
     LimiterUnavailableError,
@@ -19,8 +19,8 @@ from relaygate.admission import (
     RedisLimiter,
     ResilientLimiter,
 )
-from relaygate.admission.limiter import BucketSettle, Lease
-from relaygate.admission.resilient import SHARED_DOWN
+from relaygate.limits.limiter import BucketSettle, Lease
+from relaygate.limits.resilient import SHARED_DOWN
 
 ASK = [BucketAsk.per_minute("k:rpm", 2)]
 

@@ -15,14 +15,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 from tests.unit.admission.support import catalog, key, request
 
-from relaygate.admission import Admitter, BucketAsk, MemoryLimiter, Ticket
-from relaygate.admission.limiter import Admission
+from relaygate.admission import Admitter, Ticket
 from relaygate.admission.metrics import AdmissionMetrics
+from relaygate.core.context import RequestContext
 from relaygate.core.errors import NoRouteError, RateLimitedError, UpstreamError
 from relaygate.core.types import Usage
+from relaygate.limits import BucketAsk, MemoryLimiter
+from relaygate.limits.limiter import Admission
 from relaygate.relay.attempts import AttemptRunner, health_board, settle_stream
-from relaygate.relay.catalog import Catalog, Deployment
-from relaygate.relay.context import RequestContext
+from relaygate.routing.catalog import Catalog, Deployment
 from relaygate.settings.limits import AdaptiveSettings, LimitSettings, QueueSettings
 from relaygate.transport.base import Timeouts
 
