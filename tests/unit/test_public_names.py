@@ -222,6 +222,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "workers",
     ),
     "relaygate.core": (
+        "background",
         "capacity",
         "context",
         "errors",
