@@ -245,3 +245,5 @@ def test_a_spill_file_replayed_before_its_writer_locked_it_loses_no_rows(
     claimed = SpillFile(tmp_path, "ledger-spill.jsonl").claim_pending()
     assert raced
     assert sum(len(b) for f in claimed for b in f.batches(100)) == 2
+    for f in claimed:
+        f.release()  # close the handle (an unclosed file is a ResourceWarning, an error here)
