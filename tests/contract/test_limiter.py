@@ -64,7 +64,7 @@ async def test_bucket_refills_at_its_rate(limiter: RateLimiter) -> None:
     bucket = BucketAsk.token_bucket("fast", rate=20, burst=1)
     assert (await limiter.acquire([bucket])).admitted
     assert not (await limiter.acquire([bucket])).admitted
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(0.06)  # the refill (one token per 0.05 s) is the behaviour under test
     assert (await limiter.acquire([bucket])).admitted
     assert not (await limiter.acquire([bucket])).admitted
 
@@ -211,7 +211,7 @@ async def test_held_leases_are_renewed(redis_url: str) -> None:
     try:
         held = await holder.acquire([slots])
         assert held.admitted and holder.held_leases == 1
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(0.8)  # well past the 0.3 s TTL: only renewal keeps the lease
         assert not (await other.acquire([slots])).admitted
         await holder.release(held.lease)
         assert holder.held_leases == 0
