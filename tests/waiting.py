@@ -21,13 +21,9 @@ def wait_until(
     """Call ``condition`` until it returns something truthy, and return that; fail after
     ``timeout`` seconds (from a synchronous test, e.g. one talking to a gateway process)."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout} s: {what or condition}")
+    while (value := _attempt(condition, deadline, what)) is None:
         time.sleep(interval)
+    return value
 
 
 async def eventually(
@@ -35,10 +31,15 @@ async def eventually(
 ) -> T:
     """``wait_until`` for async tests: polls without blocking the event loop."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout} s: {what or condition}")
+    while (value := _attempt(condition, deadline, what)) is None:
         await asyncio.sleep(interval)
+    return value
+
+
+def _attempt(condition: Callable[[], T], deadline: float, what: str) -> T | None:
+    """The condition's value when truthy, None while time is left; fails once it is up."""
+    value = condition()
+    if value:
+        return value
+    assert time.monotonic() < deadline, f"not reached in time: {what or condition}"
+    return None
