@@ -324,6 +324,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "migrations",
         "protocols",
         "records",
+        "sql",
         "urls",
     ),
     "relaygate.store.postgres": (
