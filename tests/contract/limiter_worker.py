@@ -1,7 +1,8 @@
 """One of the processes of the shared-limit contract test: hammer one Redis bucket.
 
-Usage: limiter_worker.py REDIS_URL PREFIX RATE BURST START_EPOCH SECONDS. Waits until
-START_EPOCH, asks for one token as fast as it can for SECONDS, then prints
+Usage: limiter_worker.py REDIS_URL PREFIX RATE BURST SECONDS. Connects, prints "ready", reads
+the start epoch from stdin (sent once every worker is ready), waits until then, asks for one
+token as fast as it can for SECONDS, then prints
 "<admitted> <attempts> <first ask epoch> <last answer epoch>".
 """
 
@@ -14,13 +15,13 @@ import time
 from relaygate.limits import BucketAsk, RedisLimiter
 
 
-async def hammer(
-    url: str, prefix: str, rate: float, burst: float, start: float, seconds: float
-) -> None:
+async def hammer(url: str, prefix: str, rate: float, burst: float, seconds: float) -> None:
     limiter = RedisLimiter.from_url(url, timeout=2.0, prefix=prefix)
     await limiter.start()
     bucket = BucketAsk.token_bucket("shared:rps", rate, burst)
-    await asyncio.sleep(max(0.0, start - time.time()))
+    print("ready", flush=True)
+    start = float(sys.stdin.readline())
+    await asyncio.sleep(max(0.0, start - time.time()))  # the common start: all ask at once
     admitted = attempts = 0
     first = last = time.time()
     while last < start + seconds:
@@ -32,5 +33,5 @@ async def hammer(
 
 
 if __name__ == "__main__":
-    url, prefix, rate, burst, start, seconds = sys.argv[1:7]
-    asyncio.run(hammer(url, prefix, float(rate), float(burst), float(start), float(seconds)))
+    url, prefix, rate, burst, seconds = sys.argv[1:6]
+    asyncio.run(hammer(url, prefix, float(rate), float(burst), float(seconds)))

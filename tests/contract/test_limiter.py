@@ -224,13 +224,24 @@ async def test_held_leases_are_renewed(redis_url: str) -> None:
 @pytest.mark.redis
 def test_four_processes_share_one_limit_within_one_percent(redis_url: str) -> None:
     rate, burst, seconds, processes = 100, 10, 3.0, 4
-    start = time.time() + 2.5  # after every interpreter has imported and connected
-    args = [redis_url, unique_prefix(), str(rate), str(burst), str(start), str(seconds)]
+    args = [redis_url, unique_prefix(), str(rate), str(burst), str(seconds)]
     workers = [
-        subprocess.Popen([sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(WORKER), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(processes)
     ]
+    for worker in workers:  # every interpreter has imported and connected
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+    start = time.time() + 0.2
     counts, firsts, lasts = [], [], []
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write(f"{start!r}\n")
+        worker.stdin.flush()
     for worker in workers:
         out, _ = worker.communicate(timeout=60)
         assert worker.returncode == 0, out
