@@ -114,8 +114,8 @@ async def write_throughput(url: str, rows: int, batch_size: int) -> dict[str, fl
 
 async def finish_cost(home: Path, calls: int) -> dict[str, float]:
     """Microseconds per ``Accounting.finish`` on a realistic finished request."""
+    from relaygate.core.context import RequestContext
     from relaygate.core.types import Usage
-    from relaygate.relay.context import RequestContext
     from relaygate.services import build_services
 
     settings = load_settings(

@@ -1,62 +1,22 @@
-"""create_app(settings) -> the ASGI app. The lifespan builds Services and drains them at shutdown.
-
-The proxy routes are dispatched from a plain dict, without a framework's per-request layers: the
-gateway's own cost per request is the product (shared/reference/python-relay-floor.md).
+"""create_app(settings) -> the ASGI app. The lifespan builds Services and drains them at shutdown;
+requests are answered by the HTTP edge's route table (``relaygate.edge.routes``).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from relaygate.admin import handle_admin, is_admin_path
-from relaygate.core.errors import GatewayError, NotFoundError, clip
-from relaygate.dialects.base import Dialect
+from relaygate.edge.routes import dispatch
 from relaygate.observability.logging import configure_logging
-from relaygate.relay.context import RequestContext
-from relaygate.relay.handler import handle_chat, handle_count_tokens, new_request_id, send_error
 from relaygate.services import Services, build_services
 from relaygate.settings import Settings, config_path_from_env, load_settings
 from relaygate.web.request import Receive, Request, Scope, Send
 from relaygate.web.responses import send_body
-from relaygate.web.system_routes import (
-    handle_healthz,
-    handle_metrics,
-    handle_model,
-    handle_models,
-    handle_probe,
-    handle_readyz,
-)
 
 logger = logging.getLogger("relaygate")
-Handler = Callable[[Services, Request, Send], Awaitable[None]]
 OnStarted = Callable[[Services], None]
-
-
-async def _openai_chat(services: Services, request: Request, send: Send) -> None:
-    await handle_chat(services, request, send, services.openai)
-
-
-async def _anthropic_messages(services: Services, request: Request, send: Send) -> None:
-    await handle_chat(services, request, send, services.anthropic)
-
-
-ROUTES: dict[tuple[str, str], Handler] = {
-    ("POST", "/v1/chat/completions"): _openai_chat,
-    ("POST", "/chat/completions"): _openai_chat,
-    ("POST", "/v1/messages"): _anthropic_messages,
-    ("POST", "/v1/messages/count_tokens"): handle_count_tokens,
-    ("GET", "/v1/models"): handle_models,
-    ("GET", "/models"): handle_models,
-    ("GET", "/healthz"): handle_healthz,
-    ("GET", "/readyz"): handle_readyz,
-    ("GET", "/metrics"): handle_metrics,
-    ("HEAD", "/"): handle_probe,
-    ("HEAD", "/api/hello"): handle_probe,
-    ("GET", "/"): handle_probe,
-}
-MODEL_PREFIXES = ("/v1/models/", "/models/")
 
 
 class RelaygateApp:
@@ -79,15 +39,7 @@ class RelaygateApp:
         if services is None:
             await send_body(send, 503, b"starting", [(b"content-type", b"text/plain")])
             return
-        handler = ROUTES.get((request.method, request.path))
-        if handler is not None:
-            await handler(services, request, send)
-        elif request.method == "GET" and request.path.startswith(MODEL_PREFIXES):
-            await handle_model(services, request, send)
-        elif is_admin_path(request.path):
-            await handle_admin(services, request, send)
-        else:
-            await _not_found(services, request, send)
+        await dispatch(services, request, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -125,17 +77,6 @@ def create_app_from_env() -> RelaygateApp:
     settings = load_settings(config_path_from_env())
     configure_logging(settings.log_level)
     return create_app(settings)
-
-
-async def _not_found(services: Services, request: Request, send: Send) -> None:
-    dialect: Dialect = services.anthropic if _speaks_anthropic(request) else services.openai
-    ctx = RequestContext(new_request_id(request), "unknown", dialect.name)
-    err: GatewayError = NotFoundError(f"No route for {clip(request.method)} {clip(request.path)}")
-    await send_error(ctx, send, dialect, err, services.redactor)
-
-
-def _speaks_anthropic(request: Request) -> bool:
-    return "anthropic-version" in request.headers or request.path.startswith("/v1/messages")
 
 
 def _settle_heap() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -14,7 +13,6 @@ from relaygate.accounting.metrics import LedgerCollector
 from relaygate.admission import Admitter, build_admitter
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
-from relaygate.auth.keys import extract_api_key
 from relaygate.auth.metrics_access import MetricsAccess
 from relaygate.auth.snapshot import SNAPSHOT_FILE
 from relaygate.core.redact import Redactor
@@ -24,7 +22,7 @@ from relaygate.observability.logging import redact_logs
 from relaygate.observability.metrics import Metrics, model_labels
 from relaygate.recovery import DatabaseRecovery, ReadinessCollector
 from relaygate.relay.attempts import AttemptRunner, health_board
-from relaygate.relay.catalog import Catalog, build_catalog
+from relaygate.routing.catalog import Catalog, build_catalog
 from relaygate.settings import Settings, resolve_api_key
 from relaygate.settings.credentials import upstream_credentials
 from relaygate.store import (
@@ -56,10 +54,6 @@ class Services:
     redactor: Redactor
     bootstrap: BootstrapResult | None = None
     database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
-
-    @staticmethod
-    def extract_key(headers: Mapping[str, str]) -> str | None:
-        return extract_api_key(headers)
 
     async def close(self) -> None:
         await self.database.stop()

@@ -1,9 +1,9 @@
 """One of the processes of the shared-limit contract test: hammer one Redis bucket.
 
 Usage: limiter_worker.py REDIS_URL PREFIX RATE BURST SECONDS. Connects, prints "ready", reads
-the start epoch from stdin (sent once every process is ready, so a slow interpreter start on a
-loaded machine cannot make a worker miss the window), waits until then, asks for one token as fast
-as it can for SECONDS, then prints "<admitted> <attempts> <first ask epoch> <last answer epoch>".
+the start epoch from stdin (sent once every worker is ready), waits until then, asks for one
+token as fast as it can for SECONDS, then prints
+"<admitted> <attempts> <first ask epoch> <last answer epoch>".
 """
 
 from __future__ import annotations
@@ -12,17 +12,16 @@ import asyncio
 import sys
 import time
 
-from relaygate.admission import BucketAsk, RedisLimiter
+from relaygate.limits import BucketAsk, RedisLimiter
 
 
 async def hammer(url: str, prefix: str, rate: float, burst: float, seconds: float) -> None:
     limiter = RedisLimiter.from_url(url, timeout=2.0, prefix=prefix)
     await limiter.start()
     bucket = BucketAsk.token_bucket("shared:rps", rate, burst)
-    await limiter.acquire([BucketAsk.token_bucket("warm-up", 1, 1)])  # connected and scripts loaded
     print("ready", flush=True)
-    start = float(await asyncio.to_thread(sys.stdin.readline))
-    await asyncio.sleep(max(0.0, start - time.time()))
+    start = float(sys.stdin.readline())
+    await asyncio.sleep(max(0.0, start - time.time()))  # the common start: all ask at once
     admitted = attempts = 0
     first = last = time.time()
     while last < start + seconds:

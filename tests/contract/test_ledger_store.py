@@ -228,7 +228,7 @@ async def test_a_new_month_starts_from_zero(ledger: LedgerStore) -> None:
 
 async def test_stale_reservations_are_released(ledger: LedgerStore) -> None:
     assert await ledger.try_reserve(ask(amount=9.0)) is not None
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # the reservation grows older than the next ask's 0.1 s TTL
     got = await ledger.try_reserve(ask(amount=9.0, ttl_seconds=0.1))
     assert got is not None and got.reserved_usd == pytest.approx(9.0)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from relaygate.admission import BucketAsk, BucketSettle, MemoryLimiter, RateLimiter, RedisLimiter
+from relaygate.limits import BucketAsk, BucketSettle, MemoryLimiter, RateLimiter, RedisLimiter
 
 WORKER = Path(__file__).with_name("limiter_worker.py")
 
@@ -64,7 +64,7 @@ async def test_bucket_refills_at_its_rate(limiter: RateLimiter) -> None:
     bucket = BucketAsk.token_bucket("fast", rate=20, burst=1)
     assert (await limiter.acquire([bucket])).admitted
     assert not (await limiter.acquire([bucket])).admitted
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(0.06)  # the refill (one token per 0.05 s) is the behaviour under test
     assert (await limiter.acquire([bucket])).admitted
     assert not (await limiter.acquire([bucket])).admitted
 
@@ -211,7 +211,7 @@ async def test_held_leases_are_renewed(redis_url: str) -> None:
     try:
         held = await holder.acquire([slots])
         assert held.admitted and holder.held_leases == 1
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(0.8)  # well past the 0.3 s TTL: only renewal keeps the lease
         assert not (await other.acquire([slots])).admitted
         await holder.release(held.lease)
         assert holder.held_leases == 0
@@ -234,14 +234,14 @@ def test_four_processes_share_one_limit_within_one_percent(redis_url: str) -> No
         )
         for _ in range(processes)
     ]
-    for worker in workers:
+    for worker in workers:  # every interpreter has imported and connected
         assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
-    start = time.time() + 0.2  # every worker is connected: a common start just ahead
+    start = time.time() + 0.2
+    counts, firsts, lasts = [], [], []
     for worker in workers:
         assert worker.stdin is not None
         worker.stdin.write(f"{start!r}\n")
         worker.stdin.flush()
-    counts, firsts, lasts = [], [], []
     for worker in workers:
         out, _ = worker.communicate(timeout=60)
         assert worker.returncode == 0, out

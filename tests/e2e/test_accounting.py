@@ -21,6 +21,7 @@ from tests.e2e.accounting_support import (
     write_config,
 )
 from tests.e2e.server import Gateway, start_gateway, stop
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,17 @@ def wait_rows(home: Path, count: int, timeout: float = 15.0) -> dict[str, dict[s
         time.sleep(0.1)
         rows = ledger_rows(home)
     return rows
+
+
+def key_rows(home: Path, key_name: str) -> int:
+    return sum(1 for row in ledger_rows(home).values() if row["key_name"] == key_name)
+
+
+def wait_key_known(gw: Gateway, key: str) -> None:
+    """Until the gateway's key cache has loaded ``key`` (the model listing stops saying 401)."""
+    url = f"{gw.base_url}/v1/models"
+    headers = {"authorization": f"Bearer {key}"}
+    wait_until(lambda: httpx.get(url, headers=headers).status_code == 200, what="key loaded")
 
 
 def admin(gw: Gateway, method: str, path: str, body: Any = None) -> httpx.Response:
@@ -152,7 +164,7 @@ def test_concurrent_requests_cannot_overspend_beyond_one_reservation(gateway: Ga
     created = admin(gateway, "POST", "/admin/keys", {"name": "capped", "monthly_budget_usd": cap})
     assert created.status_code == 201, created.text
     key = created.json()["key"]
-    time.sleep(0.5)  # key caches refresh every 0.1 s here
+    wait_key_known(gateway, key)
 
     def call(_: int) -> Sent:
         return openai_call(
@@ -164,7 +176,7 @@ def test_concurrent_requests_cannot_overspend_beyond_one_reservation(gateway: Ga
     statuses = [s.status for s in sent]
     assert statuses.count(200) > 0 and statuses.count(429) > 0
     assert set(statuses) == {200, 429}
-    time.sleep(0.5)
+    wait_until(lambda: key_rows(gateway.home, "capped") >= len(sent), what="every ledger row")
     rows = ledger_rows(gateway.home)
     spent = sum(r["cost_usd"] for r in rows.values() if r["key_name"] == "capped")
     # One reservation: the prompt (~20 tokens at $1.25/M) plus max_tokens (100) at $4/M.
@@ -177,7 +189,7 @@ def test_concurrent_requests_cannot_overspend_beyond_one_reservation(gateway: Ga
 def test_an_exhausted_budget_is_a_429_in_each_dialect(gateway: Gateway) -> None:
     created = admin(gateway, "POST", "/admin/keys", {"name": "broke", "balance_usd": 0})
     key = created.json()["key"]
-    time.sleep(0.5)
+    wait_key_known(gateway, key)
     body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
     openai_reply = httpx.post(
         f"{gateway.base_url}/v1/chat/completions",
@@ -203,12 +215,16 @@ def test_an_exhausted_budget_is_a_429_in_each_dialect(gateway: Gateway) -> None:
 
     topped = admin(gateway, "POST", "/admin/keys/broke/top-up", {"amount": 1})
     assert topped.status_code == 201
-    time.sleep(0.5)
-    retry = httpx.post(
-        f"{gateway.base_url}/v1/chat/completions",
-        json=body,
-        headers={"authorization": f"Bearer {key}"},
-    )
+
+    def retried() -> httpx.Response | None:  # until the key cache has the new balance
+        reply = httpx.post(
+            f"{gateway.base_url}/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {key}"},
+        )
+        return reply if reply.status_code != 429 else None
+
+    retry = wait_until(retried, what="the top-up reached the key cache")
     assert retry.status_code == 200, retry.text
 
 

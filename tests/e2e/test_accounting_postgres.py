@@ -22,6 +22,7 @@ from tests.e2e.accounting_support import (
     write_config,
 )
 from tests.e2e.server import Gateway, start_gateway, stop
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -104,7 +105,10 @@ def test_two_gateways_share_one_budget(gateways: tuple[Gateway, Gateway, str]) -
     )
     assert created.status_code == 201, created.text
     key = created.json()["key"]
-    time.sleep(0.6)  # both key caches refresh every 0.1 s
+    auth = {"authorization": f"Bearer {key}"}
+    for models in (f"{first.base_url}/v1/models", f"{second.base_url}/v1/models"):
+        # Until both gateways' key caches have loaded the key.
+        wait_until(lambda u=models: httpx.get(u, headers=auth).status_code == 200, what="key")
 
     def call(i: int) -> int:
         gw = first if i % 2 else second

@@ -313,7 +313,7 @@ def test_breaker_opens_probes_and_recovers(
     assert stats(mocks, "a")["requests"] == 3  # nothing reached the open deployment
     fault(mocks, "a", "none")
     fault(mocks, "b", "none")
-    time.sleep(1.1)
+    time.sleep(1.1)  # waits out the breaker's 1 s cooldown: the behaviour under test
     probe = chat(http, "brk")
     assert probe.status_code == 200 and probe.headers["x-relaygate-attempts"] == "1"
     assert stats(mocks, "a")["requests"] == 1  # the single half-open probe

@@ -22,9 +22,11 @@ import pytest
 import yaml
 
 from tests.e2e.server import Gateway, free_port, start_gateway, stop
+from tests.waiting import wait_until
 
+KEY_CACHE_REFRESH_SECONDS = 0.2
 CONFIG: dict[str, Any] = {
-    "key_cache_refresh_seconds": 0.2,
+    "key_cache_refresh_seconds": KEY_CACHE_REFRESH_SECONDS,
     "limits": {"queue": {"max_wait_seconds": 0.05}, "shared": {"probe_seconds": 0.2}},
     "models": [
         {
@@ -95,14 +97,22 @@ def create_key(gw: Gateway, *options: str) -> str:
     args += ["--database-url", f"sqlite:///{gw.home / 'relaygate.db'}", *options]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     key: str = json.loads(out)["key"]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # until the key cache of every worker has it
-        count = {"model": "open", "messages": [{"role": "user", "content": "x"}]}
-        if post(gw, "/v1/messages/count_tokens", count, key)[0].status_code == 200:
-            time.sleep(1.0)
-            return key
-        time.sleep(0.1)
-    raise AssertionError("the new key never became valid")
+    count = {"model": "open", "messages": [{"role": "user", "content": "x"}]}
+    accepted_since: list[float] = []
+
+    def known_to_every_worker() -> bool:
+        # Each worker re-reads the key table every key_cache_refresh_seconds, and the key was in
+        # it before any worker accepted it: once requests (spread over the workers) have been
+        # accepted without a break for two intervals, every worker has it. No worker-level
+        # signal exists to poll instead.
+        if post(gw, "/v1/messages/count_tokens", count, key)[0].status_code != 200:
+            accepted_since.clear()
+            return False
+        accepted_since[:] = accepted_since or [time.monotonic()]
+        return time.monotonic() - accepted_since[0] >= 2 * KEY_CACHE_REFRESH_SECONDS
+
+    wait_until(known_to_every_worker, what="the new key accepted by every worker")
+    return key
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from relaygate.core.background import BackgroundTask
 from relaygate.core.errors import BudgetExhaustedError
 from relaygate.settings.accounting import BudgetSettings
 from relaygate.store.errors import StoreError
@@ -141,7 +142,7 @@ class Settler:
         self._months = months
         self._pending: dict[str, list[float]] = {}
         self._month = months.current()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("relaygate-budget-settler", self._run)
         self._stopping = asyncio.Event()
         self._after_flush = after_flush
 
@@ -172,15 +173,13 @@ class Settler:
                 entry[1] = 0.0
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="relaygate-budget-settler")
+        self._loop.start()
 
     async def stop(self) -> None:
         # Not cancelled: a flush cut off mid-write rolls back, and its deltas were already taken.
-        task, self._task = self._task, None
-        if task is not None:
+        if self._loop.running:
             self._stopping.set()
-            await task
+            await self._loop.join()
         await self.flush()
 
     async def flush(self) -> bool:

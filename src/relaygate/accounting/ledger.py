@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from relaygate.accounting.spill import ClaimedFile, SpillFile
+from relaygate.core.background import BackgroundTask
 from relaygate.settings.accounting import LedgerSettings
 from relaygate.store.errors import StoreError
 from relaygate.store.ledger_records import LedgerRow
@@ -60,7 +61,7 @@ class LedgerWriter:
         self._rows: deque[LedgerRow] = deque()
         self._ready = asyncio.Event()
         self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("relaygate-ledger-writer", self._run)
         self._retry_at = 0.0
         self._replay_needed = True
         self.stats = LedgerStats()
@@ -81,16 +82,13 @@ class LedgerWriter:
             self._ready.set()
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="relaygate-ledger-writer")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Write or spill every queued row, then close the spill file; safe to call twice."""
         self._stopping = True
         self._ready.set()
-        task, self._task = self._task, None
-        if task is not None:
-            await task
+        await self._loop.join()
         await self._drain()
         self._spill.close()
 

@@ -14,17 +14,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from relaygate.accounting.budget import Budgets, LocalBudgets, has_budget
+from relaygate.accounting.budget import Budgets, Hold, LocalBudgets, has_budget
 from relaygate.accounting.budget_shared import SharedBudgets
 from relaygate.accounting.fx import FxTable
 from relaygate.accounting.ledger import LedgerWriter
 from relaygate.accounting.pricing import Price, PriceBook
 from relaygate.accounting.spill import SpillFile
 from relaygate.accounting.usage import billable_usage
+from relaygate.core.context import RequestContext, summarize_attempts
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.types import ChatRequest, Usage
-from relaygate.relay.catalog import Catalog, ModelRoute
-from relaygate.relay.context import RequestContext, summarize_attempts
+from relaygate.routing.catalog import Catalog, ModelRoute
 from relaygate.settings.accounting import AccountingSettings
 from relaygate.store.factory import create_ledger_store, is_shared_url
 from relaygate.store.ledger_records import LedgerRow
@@ -105,7 +105,8 @@ class Accounting:
             if price is not None:
                 cost = price.cost(usage)
         ctx.cost_usd = cost
-        self.budgets.settle(ctx.key_name, ctx.budget_hold, cost)
+        hold = ctx.budget_hold if isinstance(ctx.budget_hold, Hold) else None
+        self.budgets.settle(ctx.key_name, hold, cost)
         if self.ledger is not None:
             self.ledger.record(ledger_row(ctx, usage, cost, self._row_ids.next()))
 

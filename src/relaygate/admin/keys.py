@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from relaygate.accounting import balance
+from relaygate.accounting import credit
 from relaygate.admin.http import AdminError, parse_payload, read_object, send_ok
 from relaygate.admin.payloads import KeyCreate, KeyUpdate, TopUp
-from relaygate.auth.keys import new_api_key
+from relaygate.auth.keys import key_status, new_api_key
 from relaygate.services import Services
 from relaygate.store.ledger_records import BudgetCounters
 from relaygate.store.records import KeyRecord, KeySpec
@@ -54,7 +54,7 @@ async def create_key(services: Services, request: Request, send: Send) -> None:
         )
     except ValueError as exc:
         raise AdminError.bad_request(str(exc)) from None
-    record = await balance.create_key(services.store, services.accounting.store, spec)
+    record = await credit.create_key(services.store, services.accounting.store, spec)
     services.keys.invalidate()
     body = {"key": material.raw_key, **await _key_body(services, record)}
     await send_ok(send, body, 201)
@@ -109,10 +109,10 @@ async def top_up(services: Services, request: Request, send: Send, name: str) ->
     try:
         currency = fx.check(payload.currency or "USD")
         amount_usd = fx.to_usd(float(payload.amount), currency)
-        entry = await balance.top_up(
+        entry = await credit.top_up(
             services.accounting.store, name, amount_usd, kind=payload.kind, note=payload.note
         )
-    except balance.UnknownKeyError as exc:
+    except credit.UnknownKeyError as exc:
         raise AdminError.not_found(str(exc), "name") from None
     except ValueError as exc:
         raise AdminError.bad_request(str(exc)) from None
@@ -153,7 +153,7 @@ def key_json(record: KeyRecord, counters: BudgetCounters | None, now: datetime) 
     for name in ("expires_at", "created_at", "revoked_at"):
         value = fields[name]
         fields[name] = value.astimezone(UTC).isoformat() if value else None
-    fields["status"] = _status(record, now)
+    fields["status"] = key_status(record, now)
     month = now.strftime("%Y-%m")
     spent = counters.month_spent_usd if counters and counters.month == month else 0.0
     balance_spent = counters.balance_spent_usd if counters else 0.0
@@ -205,16 +205,6 @@ async def _existing(services: Services, name: str) -> KeyRecord:
 
 def _unknown(name: str) -> AdminError:
     return AdminError.not_found(f"name: no key named '{name[:128]}'", "name")
-
-
-def _status(record: KeyRecord, now: datetime) -> str:
-    if record.revoked:
-        return "revoked"
-    if record.disabled:
-        return "disabled"
-    if record.is_expired(now):
-        return "expired"
-    return "active"
 
 
 def _float(value: float | int | None) -> float | None:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from relaygate.admin import keys, usage
 from relaygate.admin.http import AdminError, send_admin_error
+from relaygate.auth.keys import bearer_token
 from relaygate.core.errors import GatewayError
 from relaygate.services import Services
 from relaygate.store.errors import DuplicateNameError, StoreError, StoreUnavailableError
@@ -70,7 +71,7 @@ def is_admin_path(path: str) -> bool:
 async def handle_admin(services: Services, request: Request, send: Send) -> None:
     """Authenticate, dispatch, and render every failure as the admin API's JSON error."""
     try:
-        services.keys.authenticate_admin(_bearer(request))
+        services.keys.authenticate_admin(bearer_token(request.headers))
         _require_database(services, request)
         await _dispatch(services, request, send)
     except AdminError as err:
@@ -116,13 +117,3 @@ def _split_key_path(rest: str) -> tuple[str, str]:
         if rest.endswith(suffix) and len(rest) > len(suffix):
             return rest[: -len(suffix)], suffix
     return rest, ""
-
-
-def _bearer(request: Request) -> str | None:
-    authorization = request.headers.get("authorization")
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None

@@ -5,11 +5,11 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from relaygate.admission.gate import Admitter, RouteLookup
-from relaygate.admission.limiter import RateLimiter
-from relaygate.admission.memory import MemoryLimiter
 from relaygate.admission.metrics import AdmissionMetrics
-from relaygate.admission.redis import RedisLimiter
-from relaygate.admission.resilient import ResilientLimiter
+from relaygate.limits.limiter import RateLimiter
+from relaygate.limits.memory import MemoryLimiter
+from relaygate.limits.redis import RedisLimiter
+from relaygate.limits.resilient import ResilientLimiter
 from relaygate.settings.limits import LimitSettings
 
 

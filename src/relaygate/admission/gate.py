@@ -17,17 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from relaygate.admission.adaptive import AdaptiveLimits
 from relaygate.admission.degrade import DegradeLevels
-from relaygate.admission.limiter import (
-    ADMITTED,
-    CONCURRENCY_RETRY_SECONDS,
-    Admission,
-    BucketAsk,
-    BucketSettle,
-    RateLimiter,
-)
-from relaygate.admission.memory import MemoryLimiter
 from relaygate.admission.messages import (
     KEY_LIMIT_MESSAGES,
     QUEUE_RESULTS,
@@ -37,21 +27,31 @@ from relaygate.admission.messages import (
 )
 from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.admission.overload import LagMonitor
-from relaygate.admission.plan import (
+from relaygate.admission.queue import AdmissionQueue, Depth, QueueRefusedError
+from relaygate.capacity.adaptive import AdaptiveLimits
+from relaygate.capacity.slots import DeploymentSlots, Pool, Slot, SlotSource, pool_of
+from relaygate.core.context import RequestContext
+from relaygate.core.errors import RateLimitedError
+from relaygate.core.estimate import estimate_input_tokens
+from relaygate.core.types import ChatRequest
+from relaygate.limits.asks import (
     global_ask,
     key_asks,
     key_is_limited,
     token_reservation,
 )
-from relaygate.admission.queue import AdmissionQueue, Depth, QueueRefusedError
-from relaygate.admission.releaser import Releaser
-from relaygate.admission.resilient import SHARED_DOWN
-from relaygate.admission.slots import DeploymentSlots, Pool, Slot, SlotSource, pool_of
-from relaygate.core.errors import RateLimitedError
-from relaygate.core.estimate import estimate_input_tokens
-from relaygate.core.types import ChatRequest
-from relaygate.relay.catalog import ModelRoute
-from relaygate.relay.context import RequestContext
+from relaygate.limits.limiter import (
+    ADMITTED,
+    CONCURRENCY_RETRY_SECONDS,
+    Admission,
+    BucketAsk,
+    BucketSettle,
+    RateLimiter,
+)
+from relaygate.limits.memory import MemoryLimiter
+from relaygate.limits.releaser import Releaser
+from relaygate.limits.resilient import SHARED_DOWN
+from relaygate.routing.catalog import ModelRoute
 from relaygate.settings.limits import LimitSettings
 from relaygate.store.records import KeyRecord
 

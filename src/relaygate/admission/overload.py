@@ -13,10 +13,10 @@ comparison.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
+from relaygate.core.background import BackgroundTask
 from relaygate.settings.limits import OverloadSettings
 
 SHED_REASON = "loop_lag"
@@ -46,7 +46,7 @@ class LagMonitor:
             if settings.enabled
         )
         self._engaged = [False] * len(self._steps)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("relaygate-loop-lag", self._run)
         self.lag = 0.0
         self.shed_below: int | None = None
         self.record(0.0)
@@ -62,16 +62,12 @@ class LagMonitor:
 
     def start(self) -> None:
         """Start the ticking task (inside the running loop); no-op when disabled."""
-        if self._settings.enabled and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="relaygate-loop-lag")
+        if self._settings.enabled:
+            self._loop.start()
 
     async def stop(self) -> None:
         """Stop the ticking task and wait for it; safe to call twice."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.cancel()
 
     def record(self, lag_seconds: float) -> None:
         """Fold one measured lag into the average and re-decide which priorities are shed."""

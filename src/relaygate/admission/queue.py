@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from relaygate.admission.limiter import Admission
+from relaygate.limits.limiter import Admission
 
 Attempt = Callable[[], Awaitable[Admission]]
 

@@ -9,11 +9,13 @@ from relaygate.auth.bootstrap import (
 from relaygate.auth.cache import KeyCache, check_model
 from relaygate.auth.keys import (
     NewKey,
+    bearer_token,
     display_prefix,
     extract_api_key,
     generate_admin_token,
     generate_api_key,
     hash_key,
+    key_status,
     new_api_key,
 )
 
@@ -23,6 +25,7 @@ __all__ = [
     "BootstrapResult",
     "KeyCache",
     "NewKey",
+    "bearer_token",
     "bootstrap_if_empty",
     "check_model",
     "display_prefix",
@@ -30,5 +33,6 @@ __all__ = [
     "generate_admin_token",
     "generate_api_key",
     "hash_key",
+    "key_status",
     "new_api_key",
 ]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from relaygate.auth.snapshot import load_snapshot, save_snapshot
+from relaygate.core.background import BackgroundTask
 from relaygate.core.errors import AuthenticationError, GatewayError, PermissionDeniedError
 from relaygate.store.errors import StoreError
 from relaygate.store.protocols import KeyStore
@@ -77,7 +78,7 @@ class KeyCache:
         self._loaded = False
         self._load_lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("relaygate-key-cache", self._run)
 
     @property
     def version(self) -> int | None:
@@ -119,16 +120,11 @@ class KeyCache:
     async def start(self) -> None:
         """Load the first snapshot (store errors propagate) and start the refresher."""
         await self.reload()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="relaygate-key-cache")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the refresher and wait for it; safe to call twice."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.cancel()
 
     def invalidate(self) -> None:
         """Mark the snapshot stale and wake the refresher to reload it now."""

@@ -6,6 +6,9 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+
+from relaygate.store.records import KeyRecord
 
 API_KEY_PREFIX = "rg-"
 ADMIN_TOKEN_PREFIX = "rgadmin-"  # noqa: S105 (a prefix, not a secret)
@@ -61,6 +64,11 @@ def extract_api_key(headers: Mapping[str, str]) -> str | None:
     key = (headers.get("x-api-key") or "").strip()
     if key:
         return key
+    return bearer_token(headers)
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; None when absent or another scheme."""
     authorization = headers.get("authorization")
     if not authorization:
         return None
@@ -68,3 +76,14 @@ def extract_api_key(headers: Mapping[str, str]) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return token.strip() or None
+
+
+def key_status(record: KeyRecord, now: datetime) -> str:
+    """One word for a key: revoked, disabled, expired or active."""
+    if record.revoked:
+        return "revoked"
+    if record.disabled:
+        return "disabled"
+    if record.is_expired(now):
+        return "expired"
+    return "active"

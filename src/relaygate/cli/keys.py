@@ -15,8 +15,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from relaygate.accounting import balance
-from relaygate.auth.keys import generate_admin_token, hash_key, new_api_key
+from relaygate.accounting import credit
+from relaygate.auth.keys import generate_admin_token, hash_key, key_status, new_api_key
 from relaygate.cli.keys_manage import add_manage_actions
 from relaygate.settings import ConfigError, load_settings
 from relaygate.store import (
@@ -115,7 +115,7 @@ async def create_key_command(args: argparse.Namespace) -> int:
     url = _database_url(args)
     async with create_key_store(url) as store, create_ledger_store(url) as ledger:
         # An initial balance is recorded as the key's first balance entry.
-        record = await balance.create_key(store, ledger, spec)
+        record = await credit.create_key(store, ledger, spec)
     if args.json:
         print(orjson.dumps({"key": material.raw_key, **_public_fields(record)}).decode())
     else:
@@ -167,17 +167,6 @@ async def create_admin_token_command(args: argparse.Namespace) -> int:
         "Created an admin token. This is the only time it is shown: store it now.", file=sys.stderr
     )
     return EXIT_OK
-
-
-def key_status(record: KeyRecord, now: datetime) -> str:
-    """One word for the table: revoked, disabled, expired or active."""
-    if record.revoked:
-        return "revoked"
-    if record.disabled:
-        return "disabled"
-    if record.is_expired(now):
-        return "expired"
-    return "active"
 
 
 def _table(records: list[KeyRecord], now: datetime) -> Table:

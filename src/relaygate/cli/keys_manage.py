@@ -13,7 +13,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from relaygate.accounting import FxTable, balance
+from relaygate.accounting import FxTable, credit
 from relaygate.settings import load_settings
 from relaygate.store import create_key_store, create_ledger_store
 
@@ -101,8 +101,8 @@ async def top_up_command(args: argparse.Namespace) -> int:
     kind = "adjustment" if args.adjust else "topup"
     async with create_ledger_store(_database_url(args)) as ledger:
         try:
-            entry = await balance.top_up(ledger, args.name, amount_usd, kind=kind, note=args.note)
-        except balance.UnknownKeyError as exc:
+            entry = await credit.top_up(ledger, args.name, amount_usd, kind=kind, note=args.note)
+        except credit.UnknownKeyError as exc:
             return _fail(str(exc))
     shown = f"{args.amount:,.2f} {currency}" + (
         f" (= {entry.amount_usd:,.4f} USD)" if currency != "USD" else ""

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
+from relaygate.core.context import RequestContext
 from relaygate.core.errors import clip
 from relaygate.core.redact import Redactor
-from relaygate.relay.context import RequestContext
 
 
 class JsonFormatter(logging.Formatter):

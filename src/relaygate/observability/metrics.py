@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from relaygate.relay.context import RequestContext
+from relaygate.core.context import RequestContext
 from relaygate.routing.breaker import BreakerState
 from relaygate.routing.health import HealthSnapshot
 from relaygate.settings import Settings

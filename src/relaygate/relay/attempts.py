@@ -33,14 +33,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from relaygate.core.capacity import Capacity, Slot
+from relaygate.core.context import AttemptRecord, RequestContext
 from relaygate.core.errors import UpstreamError
-from relaygate.relay.capacity import Capacity, Slot
-from relaygate.relay.catalog import Catalog, Deployment, ModelRoute
-from relaygate.relay.context import AttemptRecord, RequestContext
 from relaygate.relay.walk import GatewayTimeoutError as GatewayTimeoutError
 from relaygate.relay.walk import Walk, is_rate_limit, timed_out
 from relaygate.routing.balance import order
 from relaygate.routing.breaker import Clock
+from relaygate.routing.catalog import Catalog, Deployment, ModelRoute
 from relaygate.routing.deadline import Deadline
 from relaygate.routing.health import HealthBoard, Lease, PanicHook, StateHook
 from relaygate.routing.planner import model_chain
@@ -297,7 +297,9 @@ def settle_stream(ctx: RequestContext, lease: Lease | None) -> None:
     lease.close()
 
 
-async def _take_slot(capacity: Capacity, walk: Walk, dep: Deployment, lease: Lease) -> bool:
+async def _take_slot(
+    capacity: Capacity[Deployment], walk: Walk, dep: Deployment, lease: Lease
+) -> bool:
     """Take ``dep``'s slot under its caps, freed when ``lease`` closes; False at capacity."""
     try:
         slot = await capacity.take(dep)

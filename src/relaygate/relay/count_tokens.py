@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import time
 
+from relaygate.core.context import RequestContext
 from relaygate.core.errors import UpstreamError
 from relaygate.core.types import ChatRequest
-from relaygate.relay.catalog import ModelRoute
-from relaygate.relay.context import RequestContext
+from relaygate.routing.catalog import ModelRoute
 
 logger = logging.getLogger("relaygate.count_tokens")
 

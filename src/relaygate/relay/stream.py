@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from relaygate.core.context import RequestContext
 from relaygate.core.errors import GatewayError, UpstreamError, UpstreamTimeoutError
 from relaygate.core.events import StreamError, StreamEvent, TextDelta, ThinkingDelta, ToolArgsDelta
 from relaygate.core.redact import Redactor
@@ -31,14 +32,13 @@ from relaygate.core.types import ChatRequest
 from relaygate.dialects.base import Dialect, StreamEncoder
 from relaygate.providers.base import StreamParser
 from relaygate.relay.attempts import AttemptRunner, settle_stream
-from relaygate.relay.catalog import Deployment, ModelRoute
-from relaygate.relay.context import RequestContext
 from relaygate.relay.json_answer import (
     AnsweredParser,
     is_json_answer,
     read_rest,
     whole_answer_events,
 )
+from relaygate.routing.catalog import Deployment, ModelRoute
 from relaygate.routing.health import Lease
 from relaygate.transport.base import Timeouts, UpstreamResponse
 from relaygate.web.request import Request, Send

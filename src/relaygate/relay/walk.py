@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from relaygate.admission.messages import busy_message
+from relaygate.core.context import AttemptRecord, RequestContext
 from relaygate.core.errors import (
     ErrorKind,
     GatewayError,
@@ -16,7 +17,6 @@ from relaygate.core.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from relaygate.relay.context import AttemptRecord, RequestContext
 from relaygate.routing.deadline import Deadline
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
+from relaygate.core.context import RequestContext
 from relaygate.core.types import ChatRequest
 from relaygate.dialects.base import Dialect
 from relaygate.relay.attempts import AttemptRunner
-from relaygate.relay.catalog import Deployment, ModelRoute
-from relaygate.relay.context import RequestContext
+from relaygate.routing.catalog import Deployment, ModelRoute
 from relaygate.transport.base import Timeouts
 
 

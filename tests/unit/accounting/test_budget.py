@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.waiting import eventually
 
 from relaygate.accounting import LocalBudgets, MonthClock, SharedBudgets
 from relaygate.core.errors import BudgetExhaustedError
@@ -105,7 +106,7 @@ async def test_concurrent_requests_overspend_by_at_most_one_reservation(
         except BudgetExhaustedError:
             return
         admitted += 1
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # the request runs while others reserve: the race under test
         spent += cost
         budgets.settle("k", hold, cost)
 
@@ -161,7 +162,8 @@ async def test_two_local_views_see_each_others_spend_after_a_sync(store: LedgerS
     await b.start()
     try:
         a.settle("k", await a.reserve(key(), 0.1), 0.9)
-        await asyncio.sleep(0.3)
+        # a writes its spend, then b re-reads it (each every sync_seconds).
+        await eventually(lambda: (seen := b.view("k")) is not None and seen.month_spent >= 0.9)
         with pytest.raises(BudgetExhaustedError):
             await b.reserve(key(), 0.2)
     finally:
@@ -229,7 +231,7 @@ class SlowSpendStore:
 
     async def apply_spend(self, month: str, deltas: Sequence[SpendDelta]) -> None:
         self.writing.set()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a slow write, so that stop() finds it in flight
         await self.inner.apply_spend(month, deltas)
 
     async def load_budgets(self, month: str) -> list[BudgetCounters]:

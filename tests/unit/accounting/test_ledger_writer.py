@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tests.waiting import eventually
 
 from relaygate.accounting import LedgerWriter, SpillFile
 from relaygate.settings.accounting import LedgerSettings
@@ -81,13 +82,6 @@ def writer(
     return LedgerWriter(store, spill, LedgerSettings.model_validate(options)), spill  # type: ignore[arg-type]
 
 
-async def wait_for(condition: object, timeout: float = 5.0) -> None:
-    assert callable(condition)
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 async def test_rows_are_written_in_batches(tmp_path: Path) -> None:
     store = FakeLedgerStore()
     ledger, _ = writer(store, tmp_path)
@@ -95,7 +89,7 @@ async def test_rows_are_written_in_batches(tmp_path: Path) -> None:
     rows = [row(i) for i in range(420)]
     for r in rows:
         ledger.record(r)
-    await wait_for(lambda: len(store.rows) == 420)
+    await eventually(lambda: len(store.rows) == 420)
     await ledger.stop()
     assert max(store.batches) <= 50
     assert len(store.batches) < 20
@@ -111,7 +105,7 @@ async def test_record_never_awaits_or_raises_even_when_the_store_is_broken(
     await ledger.start()
     for i in range(10):
         assert ledger.record(row(i)) is None
-    await wait_for(lambda: ledger.stats.spilled == 10)
+    await eventually(lambda: ledger.stats.spilled == 10)
     await ledger.stop()
     assert not store.rows
     lines = spill.live_path.read_bytes().splitlines()
@@ -125,16 +119,16 @@ async def test_an_outage_spills_then_replays_every_row_exactly_once(tmp_path: Pa
     rows = [row(i) for i in range(300)]
     for r in rows[:100]:
         ledger.record(r)
-    await wait_for(lambda: len(store.rows) == 100)
+    await eventually(lambda: len(store.rows) == 100)
     store.down = True
     for r in rows[100:200]:
         ledger.record(r)
-    await wait_for(lambda: ledger.stats.spilled == 100)
+    await eventually(lambda: ledger.stats.spilled == 100)
     assert not ledger.stats.healthy
     store.down = False
     for r in rows[200:]:
         ledger.record(r)
-    await wait_for(lambda: len(store.rows) == 300)
+    await eventually(lambda: len(store.rows) == 300)
     await ledger.stop()
     assert set(store.rows) == {r.id for r in rows}
     assert ledger.stats.replayed >= 100
@@ -148,7 +142,7 @@ async def test_a_full_queue_spills_instead_of_blocking(tmp_path: Path) -> None:
         ledger.record(row(i))
     assert ledger.queued == 10 and ledger.stats.spilled == 15
     await ledger.start()
-    await wait_for(lambda: len(store.rows) == 25)
+    await eventually(lambda: len(store.rows) == 25)
     await ledger.stop()
 
 
@@ -158,7 +152,7 @@ async def test_stop_drains_the_queue(tmp_path: Path) -> None:
     await ledger.start()
     for i in range(123):
         ledger.record(row(i))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # room for a wrong early write (it must not come)
     assert not store.rows
     await ledger.stop()
     assert len(store.rows) == 123
@@ -178,7 +172,7 @@ async def test_stop_with_the_database_down_leaves_every_row_on_disk(tmp_path: Pa
     store.down = False
     again, _ = writer(store, tmp_path)
     await again.start()
-    await wait_for(lambda: len(store.rows) == 40)
+    await eventually(lambda: len(store.rows) == 40)
     await again.stop()
     assert not list(tmp_path.glob("ledger-spill.jsonl.*"))
 
@@ -195,8 +189,8 @@ async def test_replay_skips_a_torn_line_and_files_held_by_live_processes(tmp_pat
         store = FakeLedgerStore()
         ledger, _ = writer(store, tmp_path)
         await ledger.start()
-        await wait_for(lambda: len(store.rows) == 3)
-        await asyncio.sleep(0.1)
+        await eventually(lambda: len(store.rows) == 3)
+        await asyncio.sleep(0.1)  # room for a wrong replay of the live file (it must not come)
         await ledger.stop()
         assert set(store.rows) == {r.id for r in good}
         assert not dead.exists() and alive.exists()
@@ -208,9 +202,9 @@ async def test_a_hanging_database_times_out_and_spills(tmp_path: Path) -> None:
     ledger, _ = writer(store, tmp_path, write_timeout_seconds=0.05)
     await ledger.start()
     ledger.record(row())
-    await wait_for(lambda: ledger.stats.spilled == 1)
+    await eventually(lambda: ledger.stats.spilled == 1)
     store.delay = 0.0
-    await wait_for(lambda: len(store.rows) == 1)
+    await eventually(lambda: len(store.rows) == 1)
     await ledger.stop()
 
 
@@ -245,3 +239,5 @@ def test_a_spill_file_replayed_before_its_writer_locked_it_loses_no_rows(
     claimed = SpillFile(tmp_path, "ledger-spill.jsonl").claim_pending()
     assert raced
     assert sum(len(b) for f in claimed for b in f.batches(100)) == 2
+    for f in claimed:
+        f.release()  # close the handle (an unclosed file is a ResourceWarning, an error here)

@@ -11,9 +11,9 @@ from tests.unit.accounting.test_budget import key
 from tests.unit.accounting.test_ledger_writer import FakeLedgerStore
 
 from relaygate.accounting import Accounting, LedgerWriter, LocalBudgets, SpillFile, build_accounting
+from relaygate.core.context import RequestContext
 from relaygate.core.types import ChatRequest, Message, TextBlock, Usage
-from relaygate.relay.catalog import Catalog, build_catalog
-from relaygate.relay.context import RequestContext
+from relaygate.routing.catalog import Catalog, build_catalog
 from relaygate.settings import load_settings
 from relaygate.settings.accounting import AccountingSettings, BudgetSettings, LedgerSettings
 from relaygate.transport.http import HttpTransport

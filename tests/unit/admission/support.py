@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relaygate.core.types import ChatRequest, Message, TextBlock
-from relaygate.relay.catalog import Catalog, build_catalog
+from relaygate.routing.catalog import Catalog, build_catalog
 from relaygate.settings import Settings
 from relaygate.store.records import KeyRecord
 from relaygate.transport.http import HttpTransport

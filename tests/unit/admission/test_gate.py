@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from prometheus_client import CollectorRegistry
 from tests.unit.admission.support import catalog, key, model, request
+from tests.waiting import eventually
 
-from relaygate.admission import Admitter, BucketAsk, MemoryLimiter, Ticket
-from relaygate.admission.limiter import Admission, BucketSettle, Lease
+from relaygate.admission import Admitter, Ticket
 from relaygate.admission.metrics import AdmissionMetrics
+from relaygate.core.context import AttemptRecord, RequestContext
 from relaygate.core.errors import RateLimitedError
 from relaygate.core.types import Usage
-from relaygate.relay.catalog import Catalog
-from relaygate.relay.context import AttemptRecord, RequestContext
+from relaygate.limits import BucketAsk, MemoryLimiter
+from relaygate.limits.limiter import Admission, BucketSettle, Lease
+from relaygate.routing.catalog import Catalog
 from relaygate.settings.limits import (
     AdaptiveSettings,
     DegradeSettings,
@@ -119,7 +121,8 @@ async def test_full_deployment_queues_then_admits(models: Catalog) -> None:
     route = models.resolve("capped")
     held = [await gate.admit(key(), route, request(), NO_HEADERS) for _ in range(2)]
     waiting = asyncio.create_task(gate.admit(key(), route, request(), NO_HEADERS))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: gate.queued == 1)
+    await asyncio.sleep(0.05)  # time spent in the queue: the ticket must report it
     assert gate.queued == 1 and not waiting.done()
     gate.finish(held[0], context(held[0]))
     ticket = await asyncio.wait_for(waiting, 1.0)
@@ -159,9 +162,9 @@ async def test_higher_priority_is_admitted_first(models: Catalog) -> None:
     route = models.resolve("capped")
     held = [await gate.admit(key(), route, request(), NO_HEADERS) for _ in range(2)]
     low = asyncio.create_task(gate.admit(key(id="low"), route, request(), NO_HEADERS))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: gate.queued == 1)
     high = asyncio.create_task(gate.admit(key(id="high", priority=5), route, request(), NO_HEADERS))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: gate.queued == 2)
     gate.finish(held[0], context(held[0]))
     await asyncio.wait_for(high, 1.0)
     assert not low.done()
@@ -227,7 +230,7 @@ async def test_overload_answers_shrink_the_adaptive_limit(models: Catalog) -> No
     for _ in range(3):
         ticket = await gate.admit(key(), route, request(), NO_HEADERS)
         gate.finish(ticket, context(ticket, outcome="rate_limited", status=429))
-        await asyncio.sleep(0.11)
+        await asyncio.sleep(0.11)  # past the adaptive limit's sampling window: the behaviour
     limit = gate.adaptive.find("free#0")
     assert limit is not None and limit.limit < 10
 
@@ -288,7 +291,7 @@ async def test_limiter_leases_are_released_in_the_background(models: Catalog) ->
     reserved = held[0].capacity.reserved_slot if held[0].capacity else None
     assert reserved is not None and reserved.lease is not None
     waiting = asyncio.create_task(gate.admit(key(), route, request(), NO_HEADERS))
-    await asyncio.sleep(0.02)
+    await eventually(lambda: gate.queued == 1)
     gate.finish(held[0], context(held[0]))
     await asyncio.wait_for(waiting, 1.0)
     assert released == [reserved.lease]

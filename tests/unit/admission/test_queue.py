@@ -6,9 +6,11 @@ import asyncio
 import time
 
 import pytest
+from tests.waiting import eventually
 
-from relaygate.admission import Admission, AdmissionQueue, QueueRefusedError
+from relaygate.admission import AdmissionQueue, QueueRefusedError
 from relaygate.admission.queue import Depth, RateMeter
+from relaygate.limits import Admission
 
 FULL = Admission(False, 0.0, "d:conc", queueable=True)
 
@@ -19,9 +21,11 @@ class Slots:
     def __init__(self, free: int = 0) -> None:
         self.free = free
         self.order: list[str] = []
+        self.attempts = 0
 
     def attempt_for(self, name: str):  # type: ignore[no-untyped-def]
         async def attempt() -> Admission:
+            self.attempts += 1
             if self.free > 0:
                 self.free -= 1
                 self.order.append(name)
@@ -72,7 +76,7 @@ async def test_head_polls_for_capacity_freed_elsewhere() -> None:
     queue = AdmissionQueue(Depth(100), poll_seconds=0.01)
     slots = Slots()
     task = asyncio.create_task(queue.wait(0, 5.0, slots.attempt_for("a")))
-    await asyncio.sleep(0.03)
+    await eventually(lambda: slots.attempts >= 1)  # queued, refused once
     slots.free = 1  # freed by another process: nobody calls notify()
     admitted = await asyncio.wait_for(task, 1.0)
     assert admitted.admitted

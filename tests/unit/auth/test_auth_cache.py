@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tests.waiting import eventually
 
 from relaygate.auth import cache as cache_module
 from relaygate.auth.cache import KeyCache, check_model
@@ -41,13 +41,6 @@ async def started(store: KeyStore, **options: object) -> KeyCache:
     cache = KeyCache(store, **options)  # type: ignore[arg-type]
     await cache.start()
     return cache
-
-
-async def eventually(predicate: object, timeout: float = 2.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 def auth_error(cache: KeyCache, raw: str | None) -> AuthenticationError:

@@ -32,6 +32,7 @@ class Recorder:
     def __init__(self) -> None:
         self.scope: Scope = {}
         self.cancelled = asyncio.Event()
+        self.started = asyncio.Event()
 
     async def echo(self, scope: Scope, receive: Any, send: Any) -> None:
         self.scope = scope
@@ -42,8 +43,9 @@ class Recorder:
         await send({"type": "http.response.body", "body": b"|end", "more_body": False})
 
     async def sleepy_head(self, scope: Scope, receive: Any, send: Any) -> None:
+        self.started.set()
         try:
-            await asyncio.sleep(30)
+            await asyncio.sleep(30)  # hangs until cancelled
         except asyncio.CancelledError:
             self.cancelled.set()
             raise
@@ -188,7 +190,7 @@ async def test_caller_cancellation_cancels_the_app() -> None:
     app = Recorder()
     transport = InProcessTransport(app.sleepy_head)
     waiter = asyncio.ensure_future(transport.send(post(), Timeouts()))
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(app.started.wait(), 1)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter

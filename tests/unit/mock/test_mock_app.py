@@ -232,7 +232,9 @@ async def test_fault_hang_times_out_and_frees_itself(client: Client, stream: boo
             headers={"x-mock-fault": "hang"},
             timeouts=Timeouts(first_byte=0.05),
         )
-    await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):  # the hung handler is cancelled just after the timeout
+        while (await client.json("/mock/stats", method="GET"))[1]["in_flight"]:
+            await asyncio.sleep(0.01)
     _, stats = await client.json("/mock/stats", method="GET")
     assert stats["in_flight"] == 0
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from relaygate.core.context import AttemptRecord, RequestContext
 from relaygate.observability.metrics import Metrics
-from relaygate.relay.context import AttemptRecord, RequestContext
 
 
 def observed(metrics: Metrics, **fields: object) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from relaygate.core.context import RequestContext, summarize_attempts
 from relaygate.core.errors import (
     GatewayError,
     NoRouteError,
@@ -22,9 +23,8 @@ from relaygate.relay.attempts import (
     health_board,
     settle_stream,
 )
-from relaygate.relay.catalog import Catalog, Deployment, build_catalog
-from relaygate.relay.context import RequestContext, summarize_attempts
 from relaygate.routing.breaker import BreakerState
+from relaygate.routing.catalog import Catalog, Deployment, build_catalog
 from relaygate.settings import Settings
 from relaygate.transport.base import Timeouts
 
@@ -391,7 +391,7 @@ async def test_cancellation_frees_the_deployment() -> None:
 
 def test_summary_is_compact() -> None:
     ctx = context()
-    from relaygate.relay.context import AttemptRecord
+    from relaygate.core.context import AttemptRecord
 
     ctx.attempts += [
         AttemptRecord("a", "overloaded", 529, 0.0123),

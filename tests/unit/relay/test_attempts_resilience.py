@@ -21,8 +21,8 @@ from relaygate.core.errors import (
     UpstreamTimeoutError,
 )
 from relaygate.relay.attempts import AttemptRunner, GatewayTimeoutError
-from relaygate.relay.catalog import Catalog
 from relaygate.routing.breaker import BreakerState
+from relaygate.routing.catalog import Catalog
 from relaygate.transport.base import Timeouts
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relaygate.relay.catalog import build_catalog
+from relaygate.routing.catalog import build_catalog
 from relaygate.settings import Settings
 from relaygate.transport.http import HttpTransport
 

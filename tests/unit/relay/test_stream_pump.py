@@ -9,12 +9,12 @@ from typing import Any
 
 import orjson
 
+from relaygate.core.context import RequestContext
 from relaygate.core.redact import Redactor
 from relaygate.core.sse import SSEDecoder
 from relaygate.core.types import ChatRequest, Message, TextBlock
 from relaygate.dialects.openai import OpenAIDialect
 from relaygate.providers.openai import OpenAIProvider
-from relaygate.relay.context import RequestContext
 from relaygate.relay.stream import OpenedStream, StreamPump
 
 

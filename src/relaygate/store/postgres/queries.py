@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from relaygate.store.sql import KEY_COLUMNS
+
 # Any constant works; it only has to be the same in every relaygate process.
 MIGRATION_LOCK_ID = 0x7265_6C61_7967_7465  # "relaygte"
 
@@ -18,10 +20,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 SELECT_APPLIED_VERSIONS = "SELECT version FROM schema_migrations"
 INSERT_APPLIED_VERSION = "INSERT INTO schema_migrations (version) VALUES ($1)"
 
-KEY_COLUMNS = """
-    id, name, key_hash, key_prefix, owner, team, allowed_models, priority, rps, burst, rpm, tpm,
-    max_concurrent, monthly_budget_usd, balance_usd, expires_at, disabled, created_at, revoked_at
-"""
 INSERT_KEY = f"""
 INSERT INTO api_keys (
     id, name, key_hash, key_prefix, owner, team, allowed_models, priority, rps, burst, rpm, tpm,

@@ -6,12 +6,8 @@
 from __future__ import annotations
 
 from relaygate.store.ledger_records import GroupBy
+from relaygate.store.sql import LEDGER_COLUMNS, usage_group_queries
 
-LEDGER_COLUMNS = """
-    id, request_id, created_at, key_name, route, model_requested, model_used, deployment, status,
-    outcome, error_kind, attempts, stream, input_tokens, output_tokens, cache_read_tokens,
-    cache_write_tokens, cost_usd, latency_ms, upstream_ms, ttft_ms, cache_hit, attempt_log
-"""
 INSERT_ROW = f"""
 INSERT INTO usage_ledger ({LEDGER_COLUMNS})
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -27,27 +23,7 @@ SELECT_RECENT_FOR_KEY = (
     f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE key_name = ? ORDER BY created_at DESC LIMIT ?"
 )
 
-_GROUP_EXPRESSIONS: dict[GroupBy, str] = {
-    "key": "coalesce(key_name, '(none)')",
-    "model": "coalesce(model_used, model_requested, '(none)')",
-    "day": "substr(created_at, 1, 10)",
-}
-_TOTALS = """
-    count(*),
-    sum(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END),
-    sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
-    sum(cost_usd)
-"""
-_GROUP_QUERIES: dict[tuple[GroupBy, bool], str] = {
-    (by, keyed): (
-        f"SELECT {expr} AS grp, {_TOTALS} FROM usage_ledger "
-        "WHERE created_at >= ? AND created_at < ?"
-        + (" AND key_name = ?" if keyed else "")
-        + " GROUP BY grp ORDER BY grp"
-    )
-    for by, expr in _GROUP_EXPRESSIONS.items()
-    for keyed in (False, True)
-}
+_GROUP_QUERIES = usage_group_queries("substr(created_at, 1, 10)", "?", "?", "?")
 
 
 def group_query(by: GroupBy, keyed: bool) -> str:

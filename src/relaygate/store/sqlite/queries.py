@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from relaygate.store.sql import KEY_COLUMNS
+
 CREATE_MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
@@ -14,10 +16,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 SELECT_APPLIED_VERSIONS = "SELECT version FROM schema_migrations"
 INSERT_APPLIED_VERSION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"
 
-KEY_COLUMNS = """
-    id, name, key_hash, key_prefix, owner, team, allowed_models, priority, rps, burst, rpm, tpm,
-    max_concurrent, monthly_budget_usd, balance_usd, expires_at, disabled, created_at, revoked_at
-"""
 INSERT_KEY = f"""
 INSERT INTO api_keys (
     id, name, key_hash, key_prefix, owner, team, allowed_models, priority, rps, burst, rpm, tpm,

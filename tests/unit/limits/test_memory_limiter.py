@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tests.unit.admission.clock import FakeClock
 
-from relaygate.admission import BucketAsk, BucketSettle, MemoryLimiter
+from relaygate.limits import BucketAsk, BucketSettle, MemoryLimiter
 
 
 def test_refill_is_exact_with_the_clock() -> None:

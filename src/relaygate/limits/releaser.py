@@ -8,11 +8,11 @@ concurrent batches and then tells the pool's queue that capacity is free.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from relaygate.admission.limiter import BucketSettle, Lease, LimiterUnavailableError, RateLimiter
+from relaygate.core.background import BackgroundTask
+from relaygate.limits.limiter import BucketSettle, Lease, LimiterUnavailableError, RateLimiter
 
 logger = logging.getLogger("relaygate.admission")
 
@@ -26,11 +26,10 @@ class Releaser:
     def __init__(self, limiter: RateLimiter) -> None:
         self._limiter = limiter
         self._pending: asyncio.Queue[Release] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("relaygate-releaser", self._run)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="relaygate-releaser")
+        self._loop.start()
 
     def submit(
         self,
@@ -52,11 +51,7 @@ class Releaser:
 
     async def close(self) -> None:
         """Drain, then stop the task."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.cancel()
         await self.drain()
 
     def _take_batch(self) -> list[Release]:

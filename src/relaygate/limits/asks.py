@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relaygate.admission.limiter import BucketAsk
+from relaygate.limits.limiter import BucketAsk
 from relaygate.settings import DeploymentSettings
 from relaygate.store.records import KeyRecord
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.unit.admission.clock import FakeClock
 
-from relaygate.admission import AdaptiveLimits, GradientLimit
+from relaygate.capacity import AdaptiveLimits, GradientLimit
 from relaygate.settings.limits import AdaptiveSettings
 
 SETTINGS = AdaptiveSettings(enabled=True, initial_limit=20, min_limit=2, max_limit=200)

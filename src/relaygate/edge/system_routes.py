@@ -7,11 +7,12 @@ import time
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from relaygate.auth.keys import extract_api_key
+from relaygate.core.context import RequestContext
 from relaygate.core.errors import GatewayError, ModelNotFoundError
 from relaygate.dialects.base import Dialect
+from relaygate.edge.handler import new_request_id, send_error
 from relaygate.recovery import readiness
-from relaygate.relay.context import RequestContext
-from relaygate.relay.handler import new_request_id, send_error
 from relaygate.services import Services
 from relaygate.web.request import Request, Send
 from relaygate.web.responses import send_body, send_json
@@ -82,7 +83,7 @@ async def handle_model(services: Services, request: Request, send: Send) -> None
 
 
 def _visible_models(services: Services, request: Request) -> list[str]:
-    key = services.keys.authenticate(services.extract_key(request.headers))
+    key = services.keys.authenticate(extract_api_key(request.headers))
     allowed = key.allowed_models
     return [name for name in services.catalog.model_names if not allowed or name in allowed]
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from relaygate.core.capacity import Capacity
 from relaygate.core.types import ChatRequest, DialectName, Usage
 
-if TYPE_CHECKING:
-    from relaygate.accounting.budget import Hold
-    from relaygate.relay.capacity import Capacity
+
+class Hold(Protocol):
+    """A budget reservation held for the request, made and settled by ``relaygate.accounting``."""
+
+    @property
+    def amount_usd(self) -> float: ...
 
 
 @dataclass(slots=True)
@@ -50,7 +54,7 @@ class RequestContext:
     delivered_chars: int = 0
     cost_usd: float = 0.0
     # Deployment caps to take per attempt (set by admission; None when no deployment has any).
-    capacity: Capacity | None = None
+    capacity: Capacity[Any] | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

@@ -10,8 +10,9 @@ from dataclasses import replace
 
 import pytest
 from tests.e2e.server import free_port
+from tests.waiting import eventually
 
-from relaygate.admission import (
+from relaygate.limits import (
     Admission,
     BucketAsk,
     LimiterUnavailableError,
@@ -19,8 +20,8 @@ from relaygate.admission import (
     RedisLimiter,
     ResilientLimiter,
 )
-from relaygate.admission.limiter import BucketSettle, Lease
-from relaygate.admission.resilient import SHARED_DOWN
+from relaygate.limits.limiter import BucketSettle, Lease
+from relaygate.limits.resilient import SHARED_DOWN
 
 ASK = [BucketAsk.per_minute("k:rpm", 2)]
 
@@ -76,7 +77,7 @@ async def test_fail_open_serves_with_local_limits_and_recovers(
     assert (await limiter.acquire(ASK)).admitted
     assert not (await limiter.acquire(ASK)).admitted  # the local copy of the limit holds
     shared.down = False
-    await asyncio.sleep(0.1)
+    await eventually(lambda: limiter.shared_up)  # the prober notices
     assert limiter.shared_up and states == [True, False, True]
     assert (await limiter.acquire(ASK)).admitted  # counted in the shared store again
     await limiter.close()
@@ -108,7 +109,7 @@ async def test_leases_go_back_where_they_came_from() -> None:
     assert local.held("c") == 0
     await limiter.release(remote.lease)  # Redis down: left to its TTL, no error
     shared.down = False
-    await asyncio.sleep(0.1)
+    await eventually(lambda: limiter.shared_up)  # the prober notices
     await limiter.release(remote.lease)
     assert shared.released == [remote.lease]
     await limiter.close()

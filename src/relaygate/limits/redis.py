@@ -10,7 +10,6 @@ a killed process frees its slots within one TTL.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import uuid
@@ -21,7 +20,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from relaygate.admission.limiter import (
+from relaygate.core.background import BackgroundTask
+from relaygate.limits.limiter import (
     ADMITTED,
     Admission,
     BucketAsk,
@@ -40,7 +40,7 @@ _RENEW_BATCH = 500
 
 
 def _script(name: str) -> str:
-    return resources.files("relaygate.admission").joinpath("lua", name).read_text("utf-8")
+    return resources.files("relaygate.limits").joinpath("lua", name).read_text("utf-8")
 
 
 class RedisLimiter:
@@ -62,7 +62,7 @@ class RedisLimiter:
         self._acquire = client.register_script(_script("acquire.lua"))
         self._release = client.register_script(_script("release.lua"))
         self._renew = client.register_script(_script("renew.lua"))
-        self._renewer: asyncio.Task[None] | None = None
+        self._renewer = BackgroundTask("relaygate-leases", self._renew_forever)
 
     @classmethod
     def from_url(
@@ -91,8 +91,7 @@ class RedisLimiter:
     async def start(self) -> None:
         """Load the scripts (raises ``LimiterUnavailableError``) and start renewing leases."""
         await self.ping()
-        if self._renewer is None:
-            self._renewer = asyncio.create_task(self._renew_forever(), name="relaygate-leases")
+        self._renewer.start()
 
     async def ping(self) -> None:
         """Raise ``LimiterUnavailableError`` unless Redis answers and holds the scripts."""
@@ -155,11 +154,7 @@ class RedisLimiter:
         self._held.clear()
 
     async def close(self) -> None:
-        task, self._renewer = self._renewer, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._renewer.cancel()
         await self._client.aclose()
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:

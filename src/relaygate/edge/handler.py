@@ -13,12 +13,13 @@ import secrets
 import string
 
 from relaygate.admission.messages import busy_message
+from relaygate.auth.keys import extract_api_key
+from relaygate.core.context import RequestContext
 from relaygate.core.errors import GatewayError, InternalError, RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.redact import Redactor
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import log_request
-from relaygate.relay.context import RequestContext
 from relaygate.relay.count_tokens import count_tokens
 from relaygate.relay.stream import StreamPump, open_stream
 from relaygate.relay.whole import relay_whole
@@ -63,7 +64,7 @@ async def _chat(
     key = _shed_early(services, ctx, request) if services.admission.overload.shedding else None
     body = await request.body(services.settings.server.max_body_bytes)
     if key is None:
-        key = services.keys.authenticate(services.extract_key(request.headers))
+        key = services.keys.authenticate(extract_api_key(request.headers))
     ctx.key_name = key.name
     req = dialect.decode_request(body, request.headers)
     ctx.model_requested = req.model
@@ -90,7 +91,7 @@ async def _chat(
 def _shed_early(services: Services, ctx: RequestContext, request: Request) -> KeyRecord:
     """While this process is overloaded, refuse a low-priority key before its body is read (the
     key comes from the headers): a refusal then costs a fraction of a request, not a whole one."""
-    key = services.keys.authenticate(services.extract_key(request.headers))
+    key = services.keys.authenticate(extract_api_key(request.headers))
     ctx.key_name = key.name
     retry = services.admission.overload.should_shed(key.priority)
     if retry is not None:
@@ -103,7 +104,7 @@ async def handle_count_tokens(services: Services, request: Request, send: Send) 
     ctx = RequestContext(new_request_id(request), "anthropic.count_tokens", "anthropic")
     try:
         body = await request.body(services.settings.server.max_body_bytes)
-        key = services.keys.authenticate(services.extract_key(request.headers))
+        key = services.keys.authenticate(extract_api_key(request.headers))
         ctx.key_name = key.name
         req = dialect.decode_count_tokens(body, request.headers)
         ctx.model_requested = req.model

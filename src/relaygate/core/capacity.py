@@ -1,15 +1,18 @@
 """The attempt loop's view of deployment caps: a slot per attempt, or "at capacity".
 
-Admission (``relaygate.admission``) implements this per request; the attempt loop only asks it
-about deployments it ``governs``, so a deployment without caps costs nothing here.
+Deployment capacity (``relaygate.capacity``) implements this per request; the attempt loop only
+asks it about deployments it ``governs``, so a deployment without caps costs nothing here. The
+protocol is generic over the deployment type so that the request context, down here in ``core``,
+can carry it without knowing the catalog (``relaygate.routing.catalog.Deployment``).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from relaygate.core.types import Usage
-from relaygate.relay.catalog import Deployment
+
+DeploymentT = TypeVar("DeploymentT", contravariant=True)
 
 
 class Slot(Protocol):
@@ -20,7 +23,7 @@ class Slot(Protocol):
         ...
 
 
-class Capacity(Protocol):
+class Capacity(Protocol[DeploymentT]):
     """One request's access to its deployments' caps."""
 
     @property
@@ -28,11 +31,11 @@ class Capacity(Protocol):
         """The deployment admission already holds a slot on (tried first in its model), if any."""
         ...
 
-    def governs(self, dep: Deployment) -> bool:
+    def governs(self, dep: DeploymentT) -> bool:
         """True when ``dep`` has caps (or an adaptive limit) that an attempt must fit in."""
         ...
 
-    async def take(self, dep: Deployment) -> Slot | float:
+    async def take(self, dep: DeploymentT) -> Slot | float:
         """A slot on ``dep``, or the seconds until it may have room (it is at capacity)."""
         ...
 

@@ -14,15 +14,17 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 from tests.unit.admission.support import catalog, key, request
+from tests.waiting import eventually
 
-from relaygate.admission import Admitter, BucketAsk, MemoryLimiter, Ticket
-from relaygate.admission.limiter import Admission
+from relaygate.admission import Admitter, Ticket
 from relaygate.admission.metrics import AdmissionMetrics
+from relaygate.core.context import RequestContext
 from relaygate.core.errors import NoRouteError, RateLimitedError, UpstreamError
 from relaygate.core.types import Usage
+from relaygate.limits import BucketAsk, MemoryLimiter
+from relaygate.limits.limiter import Admission
 from relaygate.relay.attempts import AttemptRunner, health_board, settle_stream
-from relaygate.relay.catalog import Catalog, Deployment
-from relaygate.relay.context import RequestContext
+from relaygate.routing.catalog import Catalog, Deployment
 from relaygate.settings.limits import AdaptiveSettings, LimitSettings, QueueSettings
 from relaygate.transport.base import Timeouts
 
@@ -284,7 +286,7 @@ async def test_queued_request_is_admitted_when_an_attempt_frees_its_slot(
         for t, c in ((first, first_ctx), (second, second_ctx))
     ]
     waiting = asyncio.create_task(rig.admit("pair"))
-    await asyncio.sleep(0.02)
+    await eventually(lambda: rig.gate.queued == 1)
     assert rig.gate.queued == 1 and not waiting.done()
     settle_stream(first_ctx, held[0].lease)  # the stream ended before the request's finish
     third, _ = await asyncio.wait_for(waiting, 1.0)

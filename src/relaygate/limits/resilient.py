@@ -10,20 +10,20 @@ is known to be down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from relaygate.admission.limiter import (
+from relaygate.core.background import BackgroundTask
+from relaygate.limits.limiter import (
     Admission,
     BucketAsk,
     BucketSettle,
     Lease,
     LimiterUnavailableError,
 )
-from relaygate.admission.memory import BACKEND as MEMORY
-from relaygate.admission.memory import MemoryLimiter
+from relaygate.limits.memory import BACKEND as MEMORY
+from relaygate.limits.memory import MemoryLimiter
 
 logger = logging.getLogger("relaygate.admission")
 
@@ -69,7 +69,7 @@ class ResilientLimiter:
         self._on_state = on_state
         self._up = True
         self._went_down = asyncio.Event()
-        self._prober: asyncio.Task[None] | None = None
+        self._prober = BackgroundTask("relaygate-redis-probe", self._probe_forever)
 
     @property
     def backend(self) -> str:
@@ -88,8 +88,7 @@ class ResilientLimiter:
             self._mark_down(exc)
         else:
             self._notify()
-        if self._prober is None:
-            self._prober = asyncio.create_task(self._probe_forever(), name="relaygate-redis-probe")
+        self._prober.start()
 
     async def acquire(self, asks: Sequence[BucketAsk]) -> Admission:
         if self._up:
@@ -121,11 +120,7 @@ class ResilientLimiter:
             self._mark_down(exc)
 
     async def close(self) -> None:
-        task, self._prober = self._prober, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._prober.cancel()
         await self._shared.close()
 
     def _mark_down(self, exc: Exception) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from relaygate.admission.adaptive import AdaptiveLimits, GradientLimit
-from relaygate.admission.limiter import (
+from relaygate.capacity.adaptive import AdaptiveLimits, GradientLimit
+from relaygate.core.types import Usage
+from relaygate.limits.asks import deployment_asks, deployment_is_capped
+from relaygate.limits.limiter import (
     ADMITTED,
     CONCURRENCY_RETRY_SECONDS,
     Admission,
@@ -24,11 +26,9 @@ from relaygate.admission.limiter import (
     Lease,
     RateLimiter,
 )
-from relaygate.admission.memory import MemoryLimiter
-from relaygate.admission.plan import deployment_asks, deployment_is_capped
-from relaygate.admission.releaser import Releaser
-from relaygate.core.types import Usage
-from relaygate.relay.catalog import Deployment, ModelRoute
+from relaygate.limits.memory import MemoryLimiter
+from relaygate.limits.releaser import Releaser
+from relaygate.routing.catalog import Deployment, ModelRoute
 from relaygate.routing.planner import model_chain
 
 RouteLookup = Callable[[str], ModelRoute | None]
@@ -158,7 +158,7 @@ class SlotSource:
 
 
 class DeploymentSlots:
-    """One request's deployment caps (``relaygate.relay.capacity.Capacity``)."""
+    """One request's deployment caps (``relaygate.core.capacity.Capacity``)."""
 
     __slots__ = ("_pool", "_reserved", "_source", "_taken", "_tokens")
 

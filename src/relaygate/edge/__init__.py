@@ -1,0 +1,3 @@
+"""The HTTP edge: the route table and the handlers that turn HTTP into calls of the relay."""
+
+__all__: list[str] = []
