@@ -127,7 +127,7 @@ def test_full_deployment_answers_busy_429_in_the_callers_dialect(
 ) -> None:
     body = chat("slow2", max_tokens=16)
     results = burst(gateway, path, body, 6)
-    ok = [r for r, _ in results if r.status_code == 200]
+    ok = [t for r, t in results if r.status_code == 200]
     refused = [(r, t) for r, t in results if r.status_code == 429]
     assert len(ok) == 2 and len(refused) == 4, [r.status_code for r, _ in results]
     for response, seconds in refused:
@@ -135,7 +135,10 @@ def test_full_deployment_answers_busy_429_in_the_callers_dialect(
         error = body_of(response.json())
         assert error["type"] == "rate_limit_error"
         assert error["message"].startswith("relaygate is busy: retry in ")
-        assert seconds < 0.5  # refused at once or after the 50 ms maximum wait, never later
+        # Refused at once or after the 50 ms maximum wait: never held until a slot freed, which
+        # takes the 600 ms upstream (measured against the admitted requests, so a loaded machine
+        # slows both sides alike).
+        assert seconds < min(ok)
 
 
 def test_key_quota_refuses_chat_but_never_count_tokens(gateway: Gateway) -> None:
