@@ -9,6 +9,7 @@ input for writes (Anthropic's 5-minute cache write rate).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -19,7 +20,9 @@ from relaygate.settings.accounting import AccountingSettings, ModelPriceSettings
 PER_TOKENS = 1_000_000
 CACHE_READ_RATIO = 0.1
 CACHE_WRITE_RATIO = 1.25
-_BOUNDARIES = frozenset("-@:.")
+_BOUNDARIES = frozenset("-@:.#")
+# The gateway's own deployment ids are ``<model>#<index>``.
+_DEPLOYMENT_SUFFIX = re.compile(r"#\d+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +67,13 @@ class Price:
 
 
 class PriceBook:
-    """Model name -> price. Lookup is exact first, then the longest listed name that is a prefix
-    of the asked name at a ``-``/``@``/``:``/``.`` boundary; a ``provider/`` prefix is ignored."""
+    """Model name -> price.
+
+    A name is priced by the listed name equal to it (ignoring case, a ``provider/`` prefix and a
+    ``#<index>`` deployment suffix), else by the longest listed name it starts with at a
+    ``-``/``@``/``:``/``.``/``#`` boundary: dated snapshots such as ``gpt-4o-2024-08-06`` find
+    ``gpt-4o``, and ``gpt-4o-mini-2024-07-18`` finds the longer ``gpt-4o-mini``.
+    """
 
     def __init__(self, prices: Mapping[str, Price]) -> None:
         self._exact = {name.lower(): price for name, price in prices.items()}
@@ -90,21 +98,32 @@ class PriceBook:
 
     def lookup(self, model: str) -> Price | None:
         """The price for ``model``, or None when it is not listed."""
-        name = model.strip().lower()
-        price = self._exact.get(name)
-        if price is not None:
-            return price
-        if "/" in name:
-            return self.lookup(name.rsplit("/", 1)[1])
-        for listed in self._by_length:
-            if name.startswith(listed) and name[len(listed)] in _BOUNDARIES:
-                return self._exact[listed]
-        return None
+        return self.first((model,))
 
     def first(self, names: Iterable[str]) -> Price | None:
-        """The price of the first name that has one."""
+        """The price of the first name listed exactly; failing that, of the longest listed name
+        any of ``names`` starts with, so a prefix match never beats a more specific one."""
+        longest: str | None = None
         for name in names:
-            price = self.lookup(name)
-            if price is not None:
-                return price
+            match = self._match(name)
+            if match is None:
+                continue
+            listed, exact = match
+            if exact:
+                return self._exact[listed]
+            if longest is None or len(listed) > len(longest):
+                longest = listed
+        return None if longest is None else self._exact[longest]
+
+    def _match(self, model: str) -> tuple[str, bool] | None:
+        """The listed name that prices ``model``, and whether it matched exactly."""
+        name = model.strip().lower()
+        if name in self._exact:
+            return name, True
+        name = _DEPLOYMENT_SUFFIX.sub("", name).rsplit("/", 1)[-1]
+        if name in self._exact:
+            return name, True
+        for listed in self._by_length:
+            if name.startswith(listed) and name[len(listed) :][:1] in _BOUNDARIES:
+                return listed, False
         return None
