@@ -86,6 +86,11 @@ SELECT key_name, month, CASE WHEN month = $1 THEN month_spent_usd ELSE 0 END,
        balance_spent_usd, reserved_usd
 FROM key_budgets ORDER BY key_name
 """
+SELECT_BUDGET = """
+SELECT key_name, month, CASE WHEN month = $2 THEN month_spent_usd ELSE 0 END,
+       balance_spent_usd, reserved_usd
+FROM key_budgets WHERE key_name = $1
+"""
 # The check and the increment are one statement on one row: PostgreSQL locks the row for the
 # UPDATE and re-evaluates the WHERE clause on the newest version when two processes race, so
 # concurrent reservations never pass the cap together. Month rollover and reservations leaked by

@@ -79,6 +79,11 @@ SELECT key_name, month, CASE WHEN month = :month THEN month_spent_usd ELSE 0 END
        balance_spent_usd, reserved_usd
 FROM key_budgets ORDER BY key_name
 """
+SELECT_BUDGET = """
+SELECT key_name, month, CASE WHEN month = :month THEN month_spent_usd ELSE 0 END,
+       balance_spent_usd, reserved_usd
+FROM key_budgets WHERE key_name = :key
+"""
 # Month rollover and leaked reservations are folded into the same statement that checks the
 # limits, so the check and the increment are one atomic step.
 _SPENT = "(CASE WHEN month = :month THEN month_spent_usd ELSE 0 END)"
