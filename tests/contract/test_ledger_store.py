@@ -77,6 +77,8 @@ async def test_rows_round_trip_every_field(ledger: LedgerStore) -> None:
             "cache_hit": True,
             "key_name": None,
             "attempt_log": "a#0:overloaded:529:12,b#0:ok:200:48",
+            "cache_write_tokens": 3000,
+            "cache_write_1h_tokens": 2000,
         }
     )
     assert await ledger.insert_rows([wanted, streamed]) == 2

@@ -3,8 +3,9 @@
 Cost is computed from ``core.Usage``, whose ``input_tokens`` already exclude cache reads and writes
 (the providers normalize OpenAI's ``prompt_tokens``, which include ``cached_tokens``). Each kind of
 token has its own price, so cache reads are never charged at the full input rate and cache writes
-are never free: a model priced without explicit cache prices pays 0.1x input for reads and 1.25x
-input for writes (Anthropic's 5-minute cache write rate).
+are never free: a model priced without explicit cache prices pays 0.1x input for reads, 1.25x
+input for writes (Anthropic's 5-minute cache write rate) and 2x input for the part of the writes
+that went to Anthropic's 1-hour cache (``Usage.cache_write_1h_tokens``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from relaygate.settings.accounting import AccountingSettings, ModelPriceSettings
 PER_TOKENS = 1_000_000
 CACHE_READ_RATIO = 0.1
 CACHE_WRITE_RATIO = 1.25
+CACHE_WRITE_1H_RATIO = 2.0
 _BOUNDARIES = frozenset("-@:.#")
 # The gateway's own deployment ids are ``<model>#<index>``.
 _DEPLOYMENT_SUFFIX = re.compile(r"#\d+$")
@@ -27,12 +29,13 @@ _DEPLOYMENT_SUFFIX = re.compile(r"#\d+$")
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens of each kind."""
+    """USD per million tokens of each kind; ``cache_write`` is the 5-minute cache write rate."""
 
     input: float
     output: float
     cache_read: float
     cache_write: float
+    cache_write_1h: float
 
     @classmethod
     def of(
@@ -41,23 +44,33 @@ class Price:
         output: float,
         cache_read: float | None = None,
         cache_write: float | None = None,
+        cache_write_1h: float | None = None,
     ) -> Price:
         """A price with the documented defaults for unset cache prices."""
         read = input * CACHE_READ_RATIO if cache_read is None else cache_read
         write = input * CACHE_WRITE_RATIO if cache_write is None else cache_write
-        return cls(float(input), float(output), float(read), float(write))
+        write_1h = input * CACHE_WRITE_1H_RATIO if cache_write_1h is None else cache_write_1h
+        return cls(float(input), float(output), float(read), float(write), float(write_1h))
 
     @classmethod
     def from_settings(cls, settings: ModelPriceSettings) -> Price:
-        return cls.of(settings.input, settings.output, settings.cache_read, settings.cache_write)
+        return cls.of(
+            settings.input,
+            settings.output,
+            settings.cache_read,
+            settings.cache_write,
+            settings.cache_write_1h,
+        )
 
     def cost(self, usage: Usage) -> float:
         """USD for ``usage`` (``input_tokens`` excludes cache reads and writes)."""
+        one_hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
         return (
             usage.input_tokens * self.input
             + usage.output_tokens * self.output
             + usage.cache_read_tokens * self.cache_read
-            + usage.cache_write_tokens * self.cache_write
+            + (usage.cache_write_tokens - one_hour) * self.cache_write
+            + one_hour * self.cache_write_1h
         ) / PER_TOKENS
 
     def estimate(self, input_tokens: int, output_tokens: int) -> float:

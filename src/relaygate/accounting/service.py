@@ -158,6 +158,7 @@ def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: st
         output_tokens=u.output_tokens,
         cache_read_tokens=u.cache_read_tokens,
         cache_write_tokens=u.cache_write_tokens,
+        cache_write_1h_tokens=u.cache_write_1h_tokens,
         cost_usd=cost,
         latency_ms=elapsed * 1000.0,
         upstream_ms=ctx.upstream_seconds * 1000.0,

@@ -17,7 +17,7 @@ def book(**config: object) -> PriceBook:
 
 
 def test_cost_prices_each_kind_of_token_separately() -> None:
-    price = Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)
+    price = Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75, cache_write_1h=6.0)
     usage = Usage(
         input_tokens=1_000, output_tokens=2_000, cache_read_tokens=10_000, cache_write_tokens=4_000
     )
@@ -97,7 +97,7 @@ def test_config_overrides_and_adds_prices() -> None:
         }
     )
     assert prices.lookup("gpt-4o") == Price.of(1.0, 2.0)
-    assert prices.lookup("in-house-7b") == Price(0.1, 0.2, 0.0, 0.1)
+    assert prices.lookup("in-house-7b") == Price(0.1, 0.2, 0.0, 0.1, 0.2)
     assert prices.lookup("claude-sonnet-4-5") is not None
 
 
@@ -116,7 +116,7 @@ def test_first_finds_the_first_exact_name_else_the_longest_prefix() -> None:
 
 
 def test_estimate_uses_the_dearer_prompt_rate_and_all_of_max_tokens() -> None:
-    price = Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)
+    price = Price.of(3.0, 15.0, cache_read=0.3, cache_write=3.75)
     assert price.estimate(1000, 500) == pytest.approx((1000 * 3.75 + 500 * 15.0) / 1e6)
 
 

@@ -10,7 +10,8 @@ from relaygate.store.ledger_records import GroupBy
 LEDGER_COLUMNS = """
     id, request_id, created_at, key_name, route, model_requested, model_used, deployment, status,
     outcome, error_kind, attempts, stream, input_tokens, output_tokens, cache_read_tokens,
-    cache_write_tokens, cost_usd, latency_ms, upstream_ms, ttft_ms, cache_hit, attempt_log
+    cache_write_tokens, cost_usd, latency_ms, upstream_ms, ttft_ms, cache_hit, attempt_log,
+    cache_write_1h_tokens
 """
 # One statement and one round trip per batch: every column travels as an array.
 INSERT_ROWS = f"""
@@ -19,7 +20,7 @@ SELECT * FROM unnest(
     $1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::integer[], $10::text[], $11::text[], $12::integer[], $13::boolean[],
     $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::float8[], $19::float8[],
-    $20::float8[], $21::float8[], $22::boolean[], $23::text[]
+    $20::float8[], $21::float8[], $22::boolean[], $23::text[], $24::bigint[]
 )
 ON CONFLICT (id) DO NOTHING
 """

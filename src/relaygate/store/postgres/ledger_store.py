@@ -177,6 +177,7 @@ def _row_params(row: LedgerRow) -> tuple[object, ...]:
         row.ttft_ms,
         row.cache_hit,
         row.attempt_log,
+        row.cache_write_1h_tokens,
     )
 
 

@@ -10,11 +10,12 @@ from relaygate.store.ledger_records import GroupBy
 LEDGER_COLUMNS = """
     id, request_id, created_at, key_name, route, model_requested, model_used, deployment, status,
     outcome, error_kind, attempts, stream, input_tokens, output_tokens, cache_read_tokens,
-    cache_write_tokens, cost_usd, latency_ms, upstream_ms, ttft_ms, cache_hit, attempt_log
+    cache_write_tokens, cost_usd, latency_ms, upstream_ms, ttft_ms, cache_hit, attempt_log,
+    cache_write_1h_tokens
 """
 INSERT_ROW = f"""
 INSERT INTO usage_ledger ({LEDGER_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING
 """
 COUNT_ROWS = "SELECT count(*) FROM usage_ledger"

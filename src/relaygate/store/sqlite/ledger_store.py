@@ -168,6 +168,7 @@ def _row_params(row: LedgerRow) -> tuple[object, ...]:
         row.ttft_ms,
         int(row.cache_hit),
         row.attempt_log,
+        row.cache_write_1h_tokens,
     )
 
 
