@@ -16,6 +16,7 @@ from relaygate.store import (
     LedgerStore,
     ReserveAsk,
     SpendDelta,
+    StoreDataError,
     create_ledger_store,
     open_store,
 )
@@ -258,3 +259,18 @@ async def test_one_keys_budget_counters(ledger: LedgerStore) -> None:
     assert counters.reserved_usd == pytest.approx(4.0)
     later = await ledger.budget_counters("k", "2031-06")
     assert later is not None and later.month_spent_usd == 0.0 and later.reserved_usd == 4.0
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        {"input_tokens": 2**63},  # beyond a 64-bit integer: refused by the driver
+        {"route": None},  # a NOT NULL column: refused by the database
+    ],
+)
+async def test_a_row_the_database_rejects_is_a_data_error(
+    ledger: LedgerStore, poison: dict[str, object]
+) -> None:
+    bad = dataclasses.replace(row(), **poison)  # type: ignore[arg-type]
+    with pytest.raises(StoreDataError):
+        await ledger.insert_rows([row(), bad])

@@ -182,7 +182,7 @@ async def build_accounting(
     )
     ledger = None
     if settings.ledger.enabled:
-        spill = SpillFile(home, settings.ledger.spill_file)
+        spill = SpillFile(home, settings.ledger.spill_file, settings.ledger.spill_max_bytes)
         ledger = LedgerWriter(store, spill, settings.ledger)
     accounting = Accounting(settings, store, budgets, ledger, catalog)
     for deployment_id in accounting.unpriced_deployments():

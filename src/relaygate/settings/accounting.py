@@ -64,6 +64,10 @@ class LedgerSettings(_Frozen):
     retry_seconds: float = Field(1.0, gt=0)
     write_timeout_seconds: float = Field(15.0, gt=0)
     spill_file: str = Field("ledger-spill.jsonl", min_length=1)
+    # Every spill file of the home together; past it rows wait in memory (queue_size), then drop.
+    spill_max_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    # Rows the database rejects for their values (JSON lines), next to the spill files.
+    dead_letter_file: str = Field("ledger-dead-letter.jsonl", min_length=1)
 
 
 class BudgetSettings(_Frozen):
