@@ -1,4 +1,5 @@
-"""Contract-suite fixtures: every KeyStore implementation, opened on an empty database."""
+"""Contract-suite fixtures: every KeyStore and LedgerStore implementation, opened on an empty
+database."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relaygate.store import KeyStore, open_store
+from relaygate.store import KeyStore, LedgerStore, create_ledger_store, open_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -22,5 +23,13 @@ def key_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def key_store(key_store_url: str) -> AsyncIterator[KeyStore]:
     store = await open_store(key_store_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def ledger(key_store_url: str) -> AsyncIterator[LedgerStore]:
+    store = create_ledger_store(key_store_url)
+    await store.open()
     yield store
     await store.close()

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,19 +16,12 @@ from relaygate.store import (
     LedgerStore,
     ReserveAsk,
     SpendDelta,
+    StoreDataError,
     create_ledger_store,
     open_store,
 )
 
 MONTH = "2031-05"
-
-
-@pytest.fixture
-async def ledger(key_store_url: str) -> AsyncIterator[LedgerStore]:
-    store = create_ledger_store(key_store_url)
-    await store.open()
-    yield store
-    await store.close()
 
 
 def row(
@@ -86,6 +78,8 @@ async def test_rows_round_trip_every_field(ledger: LedgerStore) -> None:
             "cache_hit": True,
             "key_name": None,
             "attempt_log": "a#0:overloaded:529:12,b#0:ok:200:48",
+            "cache_write_tokens": 3000,
+            "cache_write_1h_tokens": 2000,
         }
     )
     assert await ledger.insert_rows([wanted, streamed]) == 2
@@ -252,3 +246,31 @@ async def test_reservations_from_two_stores_share_the_cap(
     finally:
         await other.close()
     assert sum(r is not None for r in results) == 10
+
+
+async def test_one_keys_budget_counters(ledger: LedgerStore) -> None:
+    assert await ledger.budget_counters("k", MONTH) is None
+    await ledger.apply_spend(MONTH, [SpendDelta("k", 0.0, 2.5, 1.5)])
+    assert await ledger.try_reserve(ask(amount=4.0)) is not None
+    counters = await ledger.budget_counters("k", MONTH)
+    assert counters is not None and counters.key_name == "k"
+    assert counters.month_spent_usd == pytest.approx(2.5)
+    assert counters.balance_spent_usd == pytest.approx(1.5)
+    assert counters.reserved_usd == pytest.approx(4.0)
+    later = await ledger.budget_counters("k", "2031-06")
+    assert later is not None and later.month_spent_usd == 0.0 and later.reserved_usd == 4.0
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        {"input_tokens": 2**63},  # beyond a 64-bit integer: refused by the driver
+        {"route": None},  # a NOT NULL column: refused by the database
+    ],
+)
+async def test_a_row_the_database_rejects_is_a_data_error(
+    ledger: LedgerStore, poison: dict[str, object]
+) -> None:
+    bad = dataclasses.replace(row(), **poison)  # type: ignore[arg-type]
+    with pytest.raises(StoreDataError):
+        await ledger.insert_rows([row(), bad])

@@ -7,7 +7,9 @@ $4 per million output tokens.
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,3 +121,36 @@ def anthropic_stream(gw: Gateway, model: str, text: str) -> Sent:
             elif event["type"] == "error":
                 partial = True
     return Sent(rid, r.status_code, (input_tokens, output_tokens), partial)
+
+
+def held_refusals_seen(gw: Gateway, key: str, rounds: int = 10) -> list[httpx.Response]:
+    """Rounds of concurrent requests, each holding far more (``max_tokens`` 1000) than it costs,
+    until some are refused only because the others' holds are in flight; returns the 429s."""
+    body = {
+        "model": "mock-gpt",
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "hold mock:words 5"}],
+    }
+    headers = {"authorization": f"Bearer {key}"}
+
+    def call(_: int) -> httpx.Response:
+        return httpx.post(f"{gw.base_url}/v1/chat/completions", json=body, headers=headers)
+
+    refused: list[httpx.Response] = []
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(rounds):
+            refused += [r for r in pool.map(call, range(8)) if r.status_code == 429]
+            if refused:
+                break
+    return refused
+
+
+def assert_retryable_held_refusal(reply: httpx.Response) -> None:
+    """A refusal caused by holds in flight: retryable, in the OpenAI dialect, with the amounts."""
+    error = reply.json()["error"]
+    assert error["type"] == "rate_limit_error", error
+    held = re.search(r"\$(\d+\.\d+) held by requests in flight", error["message"])
+    assert held is not None and float(held.group(1)) > 0, error["message"]
+    assert "retry shortly" in error["message"]
+    assert reply.headers.get("x-should-retry") != "false"
+    assert int(reply.headers["retry-after"]) >= 1

@@ -17,6 +17,8 @@ from tests.e2e.accounting_support import (
     OUTPUT_PRICE,
     Sent,
     anthropic_stream,
+    assert_retryable_held_refusal,
+    held_refusals_seen,
     openai_call,
     write_config,
 )
@@ -258,3 +260,17 @@ def test_ledger_counters_are_exported_to_prometheus(gateway: Gateway) -> None:
     assert written >= 1
     assert "relaygate_ledger_queued_rows" in text
     assert "relaygate_ledger_healthy 1.0" in text
+
+
+def test_a_refusal_caused_by_holds_in_flight_is_retryable(gateway: Gateway) -> None:
+    # One request holds ~$0.004 (1000 tokens at $4/M) and costs ~$0.00003: two fit at once.
+    created = admin(gateway, "POST", "/admin/keys", {"name": "tiny", "monthly_budget_usd": 0.009})
+    key = created.json()["key"]
+    time.sleep(0.5)
+    refused = held_refusals_seen(gateway, key)
+    assert refused, "no request was refused while others held the budget"
+    for reply in refused:
+        assert_retryable_held_refusal(reply)
+    time.sleep(0.3)
+    after = openai_call(gateway, "mock-gpt", "after", stream=False, key=key, max_tokens=1000)
+    assert after.status == 200

@@ -18,6 +18,8 @@ from tests.e2e.accounting_support import (
     INPUT_PRICE,
     OUTPUT_PRICE,
     anthropic_stream,
+    assert_retryable_held_refusal,
+    held_refusals_seen,
     openai_call,
     write_config,
 )
@@ -130,3 +132,42 @@ def test_two_gateways_share_one_budget(gateways: tuple[Gateway, Gateway, str]) -
     spent = sum(r["cost_usd"] for r in rows.values() if r["key_name"] == "shared-cap")
     one_reservation = (100 * 1.25 + 100 * 4.0) / 1e6
     assert cap * 0.5 <= spent <= cap + one_reservation, (spent, statuses.count(200))
+
+
+def test_back_to_back_requests_are_not_refused_by_settled_holds(
+    gateways: tuple[Gateway, Gateway, str],
+) -> None:
+    # Each request holds ~$0.0004 and costs ~$0.0001: 23 in a row spend about $0.002 of $0.003,
+    # but 8 unwritten holds (written every 0.2 s) would fill the cap.
+    first, _, _ = gateways
+    key = _create_key(first, "tiny", 0.003)
+    statuses = [
+        openai_call(
+            first, "mock-gpt", "spend mock:words 20", stream=False, key=key, max_tokens=100
+        ).status
+        for _ in range(23)
+    ]
+    assert statuses == [200] * 23
+
+
+def test_a_shared_refusal_caused_by_holds_in_flight_is_retryable(
+    gateways: tuple[Gateway, Gateway, str],
+) -> None:
+    first, _, _ = gateways
+    key = _create_key(first, "held", 0.009)
+    refused = held_refusals_seen(first, key)
+    assert refused, "no request was refused while others held the budget"
+    for reply in refused:
+        assert_retryable_held_refusal(reply)
+
+
+def _create_key(gw: Gateway, name: str, cap: float) -> str:
+    created = httpx.post(
+        f"{gw.base_url}/admin/keys",
+        json={"name": name, "monthly_budget_usd": cap},
+        headers={"authorization": f"Bearer {gw.admin_token}"},
+    )
+    assert created.status_code == 201, created.text
+    time.sleep(0.6)  # key caches refresh every 0.1 s
+    key: str = created.json()["key"]
+    return key

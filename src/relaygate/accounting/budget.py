@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from relaygate.core.background import BackgroundTask
-from relaygate.core.errors import BudgetExhaustedError
+from relaygate.core.errors import BudgetExhaustedError, BudgetHeldError, GatewayError
 from relaygate.settings.accounting import BudgetSettings
 from relaygate.store.errors import StoreError
 from relaygate.store.ledger_records import BudgetCounters, SpendDelta
@@ -39,6 +39,8 @@ logger = logging.getLogger("relaygate.budget")
 # Reserve at least this much, so a key at exactly its cap is refused even for unpriced models.
 MIN_RESERVATION_USD = 1e-6
 _EPSILON = 1e-9
+# Holds are released as their requests finish (and, in shared mode, written within 0.2 s).
+HELD_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,23 +91,35 @@ def month_of(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m")
 
 
-def exhausted(key: KeyRecord, counters: Counters | None, amount: float) -> BudgetExhaustedError:
-    """The 429 a caller sees, saying which limit and by how much."""
-    spent = counters.month_spent if counters else 0.0
-    reserved = counters.reserved if counters else 0.0
-    parts = []
+def refusal(key: KeyRecord, counters: Counters | None, amount: float) -> GatewayError:
+    """The 429 a caller sees, saying which limit, the spend and what is held by requests in
+    flight. When the request would fit once those holds are settled the refusal is temporary:
+    a retryable ``BudgetHeldError`` with ``Retry-After``; otherwise ``BudgetExhaustedError``."""
+    c = counters or Counters("")
+    parts, final = [], False
     if key.monthly_budget_usd is not None:
+        final = final or c.month_spent + amount > key.monthly_budget_usd + _EPSILON
         parts.append(
-            f"monthly budget ${key.monthly_budget_usd:.4f} (spent ${spent:.4f}, "
-            f"${reserved:.4f} reserved by requests in flight)"
+            f"monthly budget ${key.monthly_budget_usd:.4f} (spent ${c.month_spent:.4f}, "
+            f"${c.reserved:.4f} held by requests in flight)"
         )
     if key.balance_usd is not None:
-        used = counters.balance_spent if counters else 0.0
-        parts.append(f"prepaid balance ${max(0.0, key.balance_usd - used):.4f} left")
-    return BudgetExhaustedError(
-        f"Budget exhausted for key '{key.name}': this request's estimated cost "
-        f"${amount:.4f} does not fit in the {' and '.join(parts)}. "
-        "Ask an administrator to raise the budget or top up the balance."
+        final = final or c.balance_spent + amount > key.balance_usd + _EPSILON
+        left = max(0.0, key.balance_usd - c.balance_spent)
+        parts.append(
+            f"prepaid balance ${left:.4f} left, ${c.reserved:.4f} held by requests in flight"
+        )
+    limits = " and ".join(parts)
+    if final:
+        return BudgetExhaustedError(
+            f"Budget exhausted for key '{key.name}': this request's estimated cost "
+            f"${amount:.4f} does not fit in the {limits}. "
+            "Ask an administrator to raise the budget or top up the balance."
+        )
+    return BudgetHeldError(
+        f"Budget of key '{key.name}' is held by requests in flight: this request's estimated "
+        f"cost ${amount:.4f} does not fit in the {limits} until they finish; retry shortly.",
+        retry_after=HELD_RETRY_SECONDS,
     )
 
 
@@ -161,6 +175,11 @@ class Settler:
         self._roll()
         entry = self._pending.get(key_name)
         return (entry[1], entry[2]) if entry else (0.0, 0.0)
+
+    def releasing(self, key_name: str) -> float:
+        """Reservations of the key released here but not written yet."""
+        entry = self._pending.get(key_name)
+        return entry[0] if entry else 0.0
 
     def _roll(self) -> None:
         # Month spend still pending when the month turns belongs to the month that ended; written
@@ -266,7 +285,7 @@ class LocalBudgets:
             and counters.balance_spent + counters.reserved + amount > credit + _EPSILON
         )
         if over_cap or over_credit:
-            raise exhausted(key, counters, amount)
+            raise refusal(key, counters, amount)
         counters.reserved += amount
         return Hold(key.name, amount, credit is not None)
 

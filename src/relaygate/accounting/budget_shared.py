@@ -4,7 +4,8 @@ The trade-off (see budget.py): one round trip per request of a key that has a bu
 for caps that hold exactly across any number of gateway processes. Keys without a budget never
 reach the store on the request path. Settling (release the hold, charge the actual cost) is
 batched per key in the background; a hold stays counted until its settlement is written, so the
-delay errs toward refusing, never toward overspending. If the store cannot be reached, requests
+delay errs toward refusing, never toward overspending (a refused key's unwritten settlements are
+written at once and the reservation asked again). If the store cannot be reached, requests
 are admitted (``fail_open``, the default: availability first, the spend is settled once it is
 back) or refused with the budget error.
 """
@@ -20,8 +21,8 @@ from relaygate.accounting.budget import (
     Hold,
     MonthClock,
     Settler,
-    exhausted,
     has_budget,
+    refusal,
 )
 from relaygate.core.errors import BudgetExhaustedError
 from relaygate.settings.accounting import BudgetSettings
@@ -68,10 +69,15 @@ class SharedBudgets:
         )
         try:
             counters = await self._store.try_reserve(ask)
+            if counters is None and self._settler.releasing(key.name):
+                # Holds of finished requests are written every SETTLE_SECONDS: without this a
+                # caller sending requests back to back is refused by its own settled holds.
+                await self._settler.flush()
+                counters = await self._store.try_reserve(ask)
         except StoreError as exc:
             return self._unreachable(key, amount, exc)
         if counters is None:
-            raise exhausted(key, self._seen.get(key.name), amount)
+            raise refusal(key, await self._counters(key.name, ask.month), amount)
         self._remember(counters)
         return Hold(key.name, amount, key.balance_usd is not None, remote=True)
 
@@ -83,6 +89,22 @@ class SharedBudgets:
 
     def view(self, key_name: str) -> Counters | None:
         return self._seen.get(key_name)
+
+    async def _counters(self, key_name: str, month: str) -> Counters | None:
+        """The key's counters for a refusal's message: the store's, plus what this process has
+        settled but not written yet."""
+        try:
+            row = await self._store.budget_counters(key_name, month)
+        except StoreError:
+            row = None
+        if row is not None:
+            self._remember(row)
+        seen = self._seen.get(key_name)
+        if seen is None:
+            return None
+        spent, balance = self._settler.pending(key_name)
+        held = max(0.0, seen.reserved - self._settler.releasing(key_name))
+        return Counters(seen.month, seen.month_spent + spent, seen.balance_spent + balance, held)
 
     def _remember(self, row: BudgetCounters) -> None:
         self._seen[row.key_name] = Counters(

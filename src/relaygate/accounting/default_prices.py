@@ -4,8 +4,9 @@ Taken from the providers' public price pages (standard tier, short-context rates
 be replaced in config (``accounting.pricing``); ``accounting.default_pricing: false`` drops them
 all. OpenAI, Gemini and DeepSeek do not charge for writing their prompt cache, so their cache-write
 price is the plain input price (those tokens are reported as ordinary input anyway). Names match
-exactly or as a prefix at a ``-``/``@``/``:``/``.`` boundary, so ``claude-sonnet-4-5-20250929``
-finds ``claude-sonnet-4-5``.
+exactly or as the longest prefix at a ``-``/``@``/``:``/``.``/``#`` boundary, so
+``claude-sonnet-4-5-20250929`` finds ``claude-sonnet-4-5`` and ``gpt-4o-mini#0`` finds
+``gpt-4o-mini``, never ``gpt-4o`` (see ``PriceBook``).
 """
 
 from __future__ import annotations

@@ -159,6 +159,7 @@ def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: st
         output_tokens=u.output_tokens,
         cache_read_tokens=u.cache_read_tokens,
         cache_write_tokens=u.cache_write_tokens,
+        cache_write_1h_tokens=u.cache_write_1h_tokens,
         cost_usd=cost,
         latency_ms=elapsed * 1000.0,
         upstream_ms=ctx.upstream_seconds * 1000.0,
@@ -192,7 +193,7 @@ async def build_accounting(
     )
     ledger = None
     if settings.ledger.enabled:
-        spill = SpillFile(home, settings.ledger.spill_file)
+        spill = SpillFile(home, settings.ledger.spill_file, settings.ledger.spill_max_bytes)
         ledger = LedgerWriter(store, spill, settings.ledger)
     accounting = Accounting(settings, store, budgets, ledger, catalog)
     for deployment_id in accounting.unpriced_deployments():

@@ -8,6 +8,11 @@ inserts its rows in batches and deletes it only once every row is in the databas
 process that died are claimed and replayed by the next one. The database skips rows it already
 has (inserts are idempotent by row id), so a replay interrupted half-way is simply done again.
 A torn last line (a crash mid-write) is logged and skipped, never fatal.
+
+All spill files of one home together stay under ``max_bytes`` (``ledger.spill_max_bytes``): an
+append writes the rows that fit and reports how many; the writer decides what happens to the rest
+(see ``LedgerWriter``). The total is re-read from the directory at most every ``RESCAN_SECONDS``
+while appending, and after every replay, so other processes' files count too.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import fcntl
 import logging
 import os
 import secrets
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
@@ -26,28 +32,71 @@ import orjson
 from relaygate.store.ledger_records import LedgerRow
 
 logger = logging.getLogger("relaygate.ledger")
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+RESCAN_SECONDS = 1.0
 
 
 class SpillFile:
     """This process's spill file plus the claiming of pending ones. Used from the event loop."""
 
-    def __init__(self, directory: Path, base_name: str) -> None:
+    def __init__(self, directory: Path, base_name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.directory = directory
         self.base_name = base_name
+        self.max_bytes = max_bytes
         self._live = directory / f"{base_name}.{os.getpid()}.{secrets.token_hex(4)}"
         self._handle: IO[bytes] | None = None
+        self._bytes = 0
+        self._scanned_at = -RESCAN_SECONDS
+        self.full = False  # the last append left rows out; cleared once there is room again
 
     @property
     def live_path(self) -> Path:
         return self._live
 
-    def append(self, rows: Sequence[LedgerRow]) -> None:
-        """Append rows and hand them to the OS (flushed: a crash of this process keeps them)."""
+    @property
+    def bytes_used(self) -> int:
+        """Every spill file of this home together, as last counted."""
+        return self._bytes
+
+    def append(self, rows: Sequence[LedgerRow]) -> int:
+        """Append the leading rows that fit under ``max_bytes`` and hand them to the OS (flushed:
+        a crash of this process keeps them). Returns how many were written."""
         if not rows:
-            return
-        handle = self._open()
-        handle.write(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in rows))
-        handle.flush()
+            return 0
+        lines = [orjson.dumps(r.to_json()) + b"\n" for r in rows]
+        if time.monotonic() - self._scanned_at >= RESCAN_SECONDS:
+            self.rescan()
+        fitting = self._fitting(lines)
+        if fitting < len(lines):
+            self.rescan()  # replays elsewhere may have made room since the last count
+            fitting = self._fitting(lines)
+        self.full = fitting < len(lines)
+        if fitting:
+            data = b"".join(lines[:fitting])
+            handle = self._open()
+            handle.write(data)
+            handle.flush()
+            self._bytes += len(data)
+        return fitting
+
+    def rescan(self) -> None:
+        """Count the spill files on disk again."""
+        self._scanned_at = time.monotonic()
+        total = 0
+        for path in self._all():
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        self._bytes = total
+        if total < self.max_bytes:
+            self.full = False
+
+    def _fitting(self, lines: Sequence[bytes]) -> int:
+        room = self.max_bytes - self._bytes
+        for count, line in enumerate(lines):
+            room -= len(line)
+            if room < 0:
+                return count
+        return len(lines)
 
     def close(self) -> None:
         """fsync and close the live file (at shutdown: even a power cut keeps what was spilled)."""
@@ -68,10 +117,10 @@ class SpillFile:
                 claimed.append(ClaimedFile(path, handle))
         return claimed
 
-    def _others(self) -> Iterator[Path]:
+    def _all(self) -> Iterator[Path]:
         if not self.directory.exists():
             return iter(())
-        return (p for p in self.directory.glob(f"{self.base_name}.*") if p != self._live)
+        return self.directory.glob(f"{self.base_name}.*")
 
     def _open(self) -> IO[bytes]:
         if self._handle is None:

@@ -40,4 +40,5 @@ def billable_usage(
         cache_read_tokens=reported.cache_read_tokens,
         cache_write_tokens=reported.cache_write_tokens,
         reasoning_tokens=reported.reasoning_tokens,
+        cache_write_1h_tokens=reported.cache_write_1h_tokens,
     )

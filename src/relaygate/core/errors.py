@@ -108,6 +108,11 @@ class BudgetExhaustedError(GatewayError):
     kind = "budget_exhausted"
 
 
+class BudgetHeldError(RateLimitedError):
+    """A budget refusal only other requests' reservations in flight cause: it passes as they
+    finish, so unlike ``BudgetExhaustedError`` it is retryable (after ``retry_after``)."""
+
+
 class UpstreamError(GatewayError):
     """An upstream answered with an error or could not be reached.
 

@@ -149,6 +149,8 @@ class Usage:
     """Token counts with Anthropic semantics: ``input_tokens`` excludes cache reads and writes.
 
     OpenAI's ``prompt_tokens`` is ``prompt_total``; its ``cached_tokens`` are ``cache_read_tokens``.
+    ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` written to Anthropic's 1-hour
+    cache (priced higher than the default 5-minute one).
     """
 
     input_tokens: int = 0
@@ -156,6 +158,7 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def prompt_total(self) -> int:
@@ -169,6 +172,7 @@ class Usage:
             cache_read_tokens=later.cache_read_tokens or self.cache_read_tokens,
             cache_write_tokens=later.cache_write_tokens or self.cache_write_tokens,
             reasoning_tokens=later.reasoning_tokens or self.reasoning_tokens,
+            cache_write_1h_tokens=later.cache_write_1h_tokens or self.cache_write_1h_tokens,
         )
 
 

@@ -5,7 +5,7 @@ accounting:
   currency: CNY                 # default currency of reports
   fx: {USD: 1, CNY: 7.3}        # units of each currency per 1 USD
   pricing:                      # USD per million tokens; merged over the shipped defaults
-    my-model: {input: 0.5, output: 1.5, cache_read: 0.05, cache_write: 0.625}
+    my-model: {input: 0.5, output: 1.5, cache_read: 0.05, cache_write: 0.625, cache_write_1h: 1.0}
   ledger: {batch_size: 500, flush_interval_seconds: 0.5}
   budget: {mode: auto}
 ```
@@ -44,12 +44,14 @@ class _Frozen(BaseModel):
 
 
 class ModelPriceSettings(_Frozen):
-    """USD per million tokens. Unset cache prices default to 0.1x (read) and 1.25x (write) input."""
+    """USD per million tokens. Unset cache prices default to 0.1x (read), 1.25x (write, 5-minute
+    TTL) and 2x (write, 1-hour TTL) input."""
 
     input: Number = Field(ge=0, allow_inf_nan=False)
     output: Number = Field(ge=0, allow_inf_nan=False)
     cache_read: Number | None = Field(None, ge=0, allow_inf_nan=False)
     cache_write: Number | None = Field(None, ge=0, allow_inf_nan=False)
+    cache_write_1h: Number | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 class LedgerSettings(_Frozen):
@@ -62,6 +64,10 @@ class LedgerSettings(_Frozen):
     retry_seconds: float = Field(1.0, gt=0)
     write_timeout_seconds: float = Field(15.0, gt=0)
     spill_file: str = Field("ledger-spill.jsonl", min_length=1)
+    # Every spill file of the home together; past it rows wait in memory (queue_size), then drop.
+    spill_max_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    # Rows the database rejects for their values (JSON lines), next to the spill files.
+    dead_letter_file: str = Field("ledger-dead-letter.jsonl", min_length=1)
 
 
 class BudgetSettings(_Frozen):

@@ -1,6 +1,11 @@
 """Storage: protocols, records, errors and the SQLite / PostgreSQL backends."""
 
-from relaygate.store.errors import DuplicateNameError, StoreError, StoreUnavailableError
+from relaygate.store.errors import (
+    DuplicateNameError,
+    StoreDataError,
+    StoreError,
+    StoreUnavailableError,
+)
 from relaygate.store.factory import (
     create_key_store,
     create_ledger_store,
@@ -35,6 +40,7 @@ __all__ = [
     "LedgerStore",
     "ReserveAsk",
     "SpendDelta",
+    "StoreDataError",
     "StoreError",
     "StoreUnavailableError",
     "UsageGroup",

@@ -14,6 +14,11 @@ class StoreUnavailableError(StoreError):
     """The database cannot be reached or refused the connection; retrying later may succeed."""
 
 
+class StoreDataError(StoreError):
+    """The database rejected the values of a statement (out of range, invalid text, a violated
+    constraint): the same rows fail every time, so retrying them cannot help."""
+
+
 class DuplicateNameError(StoreError):
     """A key with this name already exists; names are unique, revoked keys included."""
 

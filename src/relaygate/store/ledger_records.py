@@ -43,6 +43,8 @@ class LedgerRow:
     cache_hit: bool
     # Every attempt, ``deployment:outcome:status:ms`` comma-separated (relay.attempts).
     attempt_log: str = ""
+    # The part of cache_write_tokens written to Anthropic's 1-hour cache (priced 2x input).
+    cache_write_1h_tokens: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for the spill file); ``from_json`` reverses it."""
@@ -144,6 +146,7 @@ def ledger_row_from(r: Sequence[Any], created_at: datetime) -> LedgerRow:
         ttft_ms=None if r[20] is None else float(r[20]),
         cache_hit=bool(r[21]),
         attempt_log=str(r[22] or ""),
+        cache_write_1h_tokens=int(r[23] or 0),
     )
 
 

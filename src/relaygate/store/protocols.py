@@ -140,6 +140,9 @@ class LedgerStore(Protocol):
     async def load_budgets(self, month: str) -> list[BudgetCounters]:
         """Every key's counters; ``month_spent_usd`` is 0 for a row last used in another month."""
 
+    async def budget_counters(self, key_name: str, month: str) -> BudgetCounters | None:
+        """One key's counters (``month_spent_usd`` as in ``load_budgets``); None if it has none."""
+
     async def apply_spend(self, month: str, deltas: Sequence[SpendDelta]) -> None:
         """Charge finished requests and release their reservations, in one transaction."""
 

@@ -16,7 +16,8 @@ KEY_COLUMNS = """
 LEDGER_COLUMNS = """
     id, request_id, created_at, key_name, route, model_requested, model_used, deployment, status,
     outcome, error_kind, attempts, stream, input_tokens, output_tokens, cache_read_tokens,
-    cache_write_tokens, cost_usd, latency_ms, upstream_ms, ttft_ms, cache_hit, attempt_log
+    cache_write_tokens, cost_usd, latency_ms, upstream_ms, ttft_ms, cache_hit, attempt_log,
+    cache_write_1h_tokens
 """
 _TOTALS = """
     count(*),

@@ -12,7 +12,7 @@ import pytest
 from tests.waiting import eventually
 
 from relaygate.accounting import LocalBudgets, MonthClock, SharedBudgets
-from relaygate.core.errors import BudgetExhaustedError
+from relaygate.core.errors import BudgetExhaustedError, BudgetHeldError
 from relaygate.settings.accounting import BudgetSettings
 from relaygate.store import LedgerStore, ReserveAsk, StoreUnavailableError, create_ledger_store
 from relaygate.store.ledger_records import BudgetCounters, SpendDelta
@@ -72,10 +72,10 @@ async def test_keys_without_a_budget_never_reserve(store: LedgerStore) -> None:
 async def test_local_reservations_stop_at_the_cap(store: LedgerStore) -> None:
     budgets = LocalBudgets(store, settings())
     holds = [await budgets.reserve(key(), 0.3) for _ in range(3)]
-    with pytest.raises(BudgetExhaustedError) as refused:
+    with pytest.raises(BudgetHeldError) as refused:  # temporary: only holds are in the way
         await budgets.reserve(key(), 0.3)
     assert refused.value.status == 429
-    assert "Budget exhausted for key 'k'" in refused.value.message
+    assert "Budget of key 'k' is held by requests in flight" in refused.value.message
     assert "monthly budget $1.0000" in refused.value.message
     for hold in holds:
         budgets.settle("k", hold, 0.05)
@@ -103,7 +103,7 @@ async def test_concurrent_requests_overspend_by_at_most_one_reservation(
         nonlocal admitted, spent
         try:
             hold = await budgets.reserve(key(), 0.1)
-        except BudgetExhaustedError:
+        except (BudgetExhaustedError, BudgetHeldError):
             return
         admitted += 1
         await asyncio.sleep(0.001)  # the request runs while others reserve: the race under test
@@ -179,7 +179,7 @@ async def test_shared_reservations_hold_across_enforcers(store: LedgerStore) -> 
     )
     admitted = [r for r in results if not isinstance(r, BaseException)]
     assert len(admitted) == 10
-    assert all(isinstance(r, BudgetExhaustedError) for r in results if r not in admitted)
+    assert all(isinstance(r, BudgetHeldError) for r in results if r not in admitted)
     for hold in admitted:
         a.settle("k", hold, 0.01)
     await a.stop()

@@ -17,7 +17,7 @@ def book(**config: object) -> PriceBook:
 
 
 def test_cost_prices_each_kind_of_token_separately() -> None:
-    price = Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)
+    price = Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75, cache_write_1h=6.0)
     usage = Usage(
         input_tokens=1_000, output_tokens=2_000, cache_read_tokens=10_000, cache_write_tokens=4_000
     )
@@ -97,7 +97,7 @@ def test_config_overrides_and_adds_prices() -> None:
         }
     )
     assert prices.lookup("gpt-4o") == Price.of(1.0, 2.0)
-    assert prices.lookup("in-house-7b") == Price(0.1, 0.2, 0.0, 0.1)
+    assert prices.lookup("in-house-7b") == Price(0.1, 0.2, 0.0, 0.1, 0.2)
     assert prices.lookup("claude-sonnet-4-5") is not None
 
 
@@ -107,14 +107,16 @@ def test_defaults_can_be_switched_off() -> None:
     assert prices.lookup("gpt-4o") is None
 
 
-def test_first_finds_the_first_priced_name() -> None:
+def test_first_finds_the_first_exact_name_else_the_longest_prefix() -> None:
     prices = book()
-    assert prices.first(["my-deployment", "mock-claude", "gpt-4o"]) == prices.lookup("mock")
+    assert prices.first(["my-deployment", "mock-claude", "gpt-4o"]) == prices.lookup("gpt-4o")
+    assert prices.first(["my-deployment", "mock-claude", "in-house"]) == prices.lookup("mock")
+    assert prices.first(["gpt-4o", "mock"]) == prices.lookup("gpt-4o")
     assert prices.first(["nope", "none"]) is None
 
 
 def test_estimate_uses_the_dearer_prompt_rate_and_all_of_max_tokens() -> None:
-    price = Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)
+    price = Price.of(3.0, 15.0, cache_read=0.3, cache_write=3.75)
     assert price.estimate(1000, 500) == pytest.approx((1000 * 3.75 + 500 * 15.0) / 1e6)
 
 
@@ -159,3 +161,45 @@ def test_deepseek_cache_hits_are_cache_reads() -> None:
         {"prompt_tokens": 100, "completion_tokens": 10, "prompt_cache_hit_tokens": 60}
     )
     assert (usage.input_tokens, usage.cache_read_tokens) == (40, 60)
+
+
+SHIPPED = sorted(default_prices())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_no_shipped_name_shadows_another(name: str) -> None:
+    # Every shipped name, its deployment id, a dated snapshot of it and the deployment-id lookup
+    # the gateway does (deployment id, model name, upstream model) all find that name's own price.
+    prices = book()
+    own = Price.of(*default_prices()[name])
+    assert prices.lookup(name) == own
+    assert prices.lookup(f"{name}#0") == own
+    assert prices.lookup(f"{name}-2025-01-01") == own
+    assert prices.lookup(f"{name}-2025-01-01#3") == own
+    assert prices.first((f"{name}#0", name, name)) == own
+    assert prices.first((f"{name}#12", name, f"{name}-20250101")) == own
+
+
+def test_gpt_4o_mini_deployment_is_not_priced_as_gpt_4o() -> None:
+    prices = PriceBook.from_settings(AccountingSettings())
+    assert prices.first(("gpt-4o-mini#0", "gpt-4o-mini")) == Price.of(0.15, 0.6, 0.075, 0.15)
+
+
+def test_an_exact_name_beats_a_prefix_match_of_an_earlier_candidate() -> None:
+    # An alias "gpt-4o-cheap" served by upstream "gpt-4o-mini": the alias only prefix-matches
+    # gpt-4o, the upstream model is priced exactly.
+    prices = book()
+    assert prices.first(("gpt-4o-cheap#0", "gpt-4o-cheap", "gpt-4o-mini")) == prices.lookup(
+        "gpt-4o-mini"
+    )
+
+
+def test_the_longest_prefix_across_candidates_wins() -> None:
+    prices = book()
+    asked = ("team-a#0", "gpt-4o-custom", "gpt-4o-mini-2024-07-18")
+    assert prices.first(asked) == prices.lookup("gpt-4o-mini")
+
+
+def test_a_configured_deployment_name_is_priced_first() -> None:
+    prices = book(pricing={"eu-primary": {"input": 9, "output": 9}})
+    assert prices.first(("eu-primary", "gpt-4o-mini", "gpt-4o-mini")) == Price.of(9.0, 9.0)

@@ -135,3 +135,29 @@ async def test_unpriced_deployments_are_reported_at_start(
     await acc.stop()
     assert acc.unpriced_deployments() == ["home-made#0"]
     assert "no price for deployment home-made#0" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("model", "upstream", "priced_as"),
+    [
+        ("gpt-4o-mini", None, "gpt-4o-mini"),
+        ("gpt-4.1-nano", None, "gpt-4.1-nano"),
+        ("claude-opus-4-5", None, "claude-opus-4-5"),
+        ("gpt-4o-cheap", "gpt-4o-mini", "gpt-4o-mini"),
+    ],
+)
+async def test_a_deployment_is_billed_at_its_own_models_price(
+    tmp_path: Path, model: str, upstream: str | None, priced_as: str
+) -> None:
+    deployment: dict[str, object] = {"provider": "mock"}
+    if upstream:
+        deployment["model"] = upstream
+    routes = catalog([{"name": model, "deployments": [deployment]}])
+    store = FakeLedgerStore()
+    budgets = LocalBudgets(store, BudgetSettings())  # type: ignore[arg-type]
+    acc = Accounting(AccountingSettings(), store, budgets, None, routes)  # type: ignore[arg-type]
+    ctx = finished(deployment=f"{model}#0", usage=Usage(input_tokens=1_000_000))
+    acc.finish(ctx)
+    await routes.close()
+    price = acc.prices.lookup(priced_as)
+    assert price is not None and ctx.cost_usd == pytest.approx(price.input)

@@ -67,12 +67,21 @@ def parse_usage(usage: object) -> Usage:
     if not isinstance(usage, dict):
         raise MalformedError("usage")
     details = usage.get("output_tokens_details")
+    writes = _count(usage, "cache_creation_input_tokens")
+    one_hour = 0
+    by_ttl = usage.get("cache_creation")
+    if by_ttl is not None:
+        if not isinstance(by_ttl, dict):
+            raise MalformedError("usage.cache_creation")
+        one_hour = _count(by_ttl, "ephemeral_1h_input_tokens")
+        writes = max(writes, _count(by_ttl, "ephemeral_5m_input_tokens") + one_hour)
     return Usage(
         input_tokens=_count(usage, "input_tokens"),
         output_tokens=_count(usage, "output_tokens"),
         cache_read_tokens=_count(usage, "cache_read_input_tokens"),
-        cache_write_tokens=_count(usage, "cache_creation_input_tokens"),
+        cache_write_tokens=writes,
         reasoning_tokens=_count(details, "thinking_tokens") if isinstance(details, dict) else 0,
+        cache_write_1h_tokens=one_hour,
     )
 
 

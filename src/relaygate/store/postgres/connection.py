@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from relaygate.store.errors import StoreError, StoreUnavailableError
+from relaygate.store.errors import StoreDataError, StoreError, StoreUnavailableError
 from relaygate.store.migrations import Migration, check_sequence
 from relaygate.store.postgres import queries
 from relaygate.store.postgres.migrations import MIGRATIONS
@@ -17,6 +17,13 @@ from relaygate.store.urls import redact_url, scrub
 CONNECT_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 30.0
 
+# Values the server (class 22 data exceptions, class 23 constraint violations) or the driver (an
+# argument it cannot encode; a subclass of InterfaceError, so checked before _UNAVAILABLE) rejects.
+_REJECTED_DATA = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions._base.DataError,
+)
 # Failures that say "the server is not there or will not talk to us now", not "this query is wrong".
 _UNAVAILABLE = (
     OSError,
@@ -110,6 +117,8 @@ class PostgresDatabase:
     def _mapped(self) -> Iterator[None]:
         try:
             yield
+        except _REJECTED_DATA as exc:
+            raise StoreDataError(self._describe("rejected the data", exc)) from exc
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(self._describe("is unavailable", exc)) from None
         except asyncpg.PostgresError as exc:

@@ -8,13 +8,14 @@ from __future__ import annotations
 from relaygate.store.ledger_records import GroupBy
 from relaygate.store.sql import LEDGER_COLUMNS, usage_group_queries
 
+# One statement and one round trip per batch: every column travels as an array.
 INSERT_ROWS = f"""
 INSERT INTO usage_ledger ({LEDGER_COLUMNS})
 SELECT * FROM unnest(
     $1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::integer[], $10::text[], $11::text[], $12::integer[], $13::boolean[],
     $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::float8[], $19::float8[],
-    $20::float8[], $21::float8[], $22::boolean[], $23::text[]
+    $20::float8[], $21::float8[], $22::boolean[], $23::text[], $24::bigint[]
 )
 ON CONFLICT (id) DO NOTHING
 """
@@ -62,6 +63,11 @@ SELECT_BUDGETS = """
 SELECT key_name, month, CASE WHEN month = $1 THEN month_spent_usd ELSE 0 END,
        balance_spent_usd, reserved_usd
 FROM key_budgets ORDER BY key_name
+"""
+SELECT_BUDGET = """
+SELECT key_name, month, CASE WHEN month = $2 THEN month_spent_usd ELSE 0 END,
+       balance_spent_usd, reserved_usd
+FROM key_budgets WHERE key_name = $1
 """
 # The check and the increment are one statement on one row: PostgreSQL locks the row for the
 # UPDATE and re-evaluates the WHERE clause on the newest version when two processes race, so

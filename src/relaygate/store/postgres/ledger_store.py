@@ -102,6 +102,10 @@ class PostgresLedgerStore(DatabaseOwner[PostgresDatabase]):
     async def load_budgets(self, month: str) -> list[BudgetCounters]:
         return [budget_counters_from(row) for row in await self._fetch(q.SELECT_BUDGETS, month)]
 
+    async def budget_counters(self, key_name: str, month: str) -> BudgetCounters | None:
+        rows = await self._fetch(q.SELECT_BUDGET, key_name, month)
+        return budget_counters_from(rows[0]) if rows else None
+
     async def apply_spend(self, month: str, deltas: Sequence[SpendDelta]) -> None:
         if not deltas:
             return
@@ -173,6 +177,7 @@ def _row_params(row: LedgerRow) -> tuple[object, ...]:
         row.ttft_ms,
         row.cache_hit,
         row.attempt_log,
+        row.cache_write_1h_tokens,
     )
 
 

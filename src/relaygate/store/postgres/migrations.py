@@ -110,4 +110,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "every upstream attempt of a request in the ledger",
         ("ALTER TABLE usage_ledger ADD COLUMN attempt_log text NOT NULL DEFAULT ''",),
     ),
+    Migration(
+        4,
+        "cache writes to the 1-hour cache, a part of cache_write_tokens priced apart",
+        ("ALTER TABLE usage_ledger ADD COLUMN cache_write_1h_tokens bigint NOT NULL DEFAULT 0",),
+    ),
 )

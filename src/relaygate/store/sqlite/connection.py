@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from relaygate.store.errors import StoreError, StoreUnavailableError
+from relaygate.store.errors import StoreDataError, StoreError, StoreUnavailableError
 from relaygate.store.migrations import Migration, check_sequence
 from relaygate.store.sqlite import queries
 from relaygate.store.sqlite.migrations import MIGRATIONS
@@ -93,6 +93,9 @@ class SqliteDatabase:
             if any(marker in text.lower() for marker in _UNAVAILABLE_MARKERS):
                 raise StoreUnavailableError(f"SQLite database {self.path}: {text}") from exc
             raise StoreError(f"SQLite database {self.path}: {text}") from exc
+        except (sqlite3.IntegrityError, sqlite3.DataError, OverflowError) as exc:
+            # OverflowError: an integer beyond 64 bits, refused by the driver while binding.
+            raise StoreDataError(f"SQLite database {self.path} rejected the data: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite database {self.path}: {exc}") from exc
 

@@ -10,7 +10,7 @@ from relaygate.store.sql import LEDGER_COLUMNS, usage_group_queries
 
 INSERT_ROW = f"""
 INSERT INTO usage_ledger ({LEDGER_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING
 """
 COUNT_ROWS = "SELECT count(*) FROM usage_ledger"
@@ -54,6 +54,11 @@ SELECT_BUDGETS = """
 SELECT key_name, month, CASE WHEN month = :month THEN month_spent_usd ELSE 0 END,
        balance_spent_usd, reserved_usd
 FROM key_budgets ORDER BY key_name
+"""
+SELECT_BUDGET = """
+SELECT key_name, month, CASE WHEN month = :month THEN month_spent_usd ELSE 0 END,
+       balance_spent_usd, reserved_usd
+FROM key_budgets WHERE key_name = :key
 """
 # Month rollover and leaked reservations are folded into the same statement that checks the
 # limits, so the check and the increment are one atomic step.

@@ -100,6 +100,10 @@ class SqliteLedgerStore(DatabaseOwner[SqliteDatabase]):
         rows = await self._fetch(q.SELECT_BUDGETS, {"month": month})
         return [budget_counters_from(row) for row in rows]
 
+    async def budget_counters(self, key_name: str, month: str) -> BudgetCounters | None:
+        rows = await self._fetch(q.SELECT_BUDGET, {"key": key_name, "month": month})
+        return budget_counters_from(tuple(rows[0])) if rows else None
+
     async def apply_spend(self, month: str, deltas: Sequence[SpendDelta]) -> None:
         if not deltas:
             return
@@ -164,6 +168,7 @@ def _row_params(row: LedgerRow) -> tuple[object, ...]:
         row.ttft_ms,
         int(row.cache_hit),
         row.attempt_log,
+        row.cache_write_1h_tokens,
     )
 
 

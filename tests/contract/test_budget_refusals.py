@@ -1,0 +1,96 @@
+"""Budget refusals tell a temporary one (other requests' holds in flight: retry shortly) from a
+final one (the spend itself leaves no room), with the real spend and held amounts, in the local
+(in-process) and the shared (atomic in the store) mode, on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from tests.unit.accounting.test_budget import key
+
+from relaygate.accounting import LocalBudgets, SharedBudgets
+from relaygate.accounting.budget import Budgets
+from relaygate.core.errors import BudgetExhaustedError, BudgetHeldError, GatewayError
+from relaygate.settings.accounting import BudgetSettings
+from relaygate.store import LedgerStore
+
+# No background settler runs in these tests (never started): what is written is what a test
+# writes, so a hold stays in the store until the enforcer itself writes its release.
+SETTINGS = BudgetSettings(sync_seconds=60.0)
+
+
+@pytest.fixture(params=["local", "shared"])
+async def budgets(request: pytest.FixtureRequest, ledger: LedgerStore) -> AsyncIterator[Budgets]:
+    enforcer: Budgets = (
+        LocalBudgets(ledger, SETTINGS)
+        if request.param == "local"
+        else SharedBudgets(ledger, SETTINGS)
+    )
+    yield enforcer
+    await enforcer.stop()
+
+
+async def refusal(budgets: Budgets, amount: float, cap: float = 1.0) -> GatewayError:
+    with pytest.raises(GatewayError) as refused:
+        await budgets.reserve(key(cap=cap), amount)
+    return refused.value
+
+
+async def test_back_to_back_requests_are_not_refused_for_settled_holds(budgets: Budgets) -> None:
+    # Each request holds 0.3 of a 1.0 cap and costs 0.01: one after another, 50 of them fit.
+    for _ in range(50):
+        hold = await budgets.reserve(key(), 0.3)
+        budgets.settle("k", hold, 0.01)
+
+
+async def test_a_refusal_caused_by_holds_in_flight_is_retryable(budgets: Budgets) -> None:
+    spent = await budgets.reserve(key(), 0.1)
+    budgets.settle("k", spent, 0.2)
+    holds = [await budgets.reserve(key(), 0.35) for _ in range(2)]
+    error = await refusal(budgets, 0.3)
+    assert isinstance(error, BudgetHeldError)
+    assert error.status == 429 and error.kind == "rate_limited"
+    assert error.retry_after is not None and 0 < error.retry_after <= 5
+    assert "spent $0.2000" in error.message and "$0.7000 held" in error.message
+    assert "retry" in error.message.lower()
+    for hold in holds:
+        budgets.settle("k", hold, 0.05)
+    assert await budgets.reserve(key(), 0.3) is not None
+
+
+async def test_a_refusal_the_spend_itself_causes_is_final(budgets: Budgets) -> None:
+    spent = await budgets.reserve(key(), 0.9)
+    budgets.settle("k", spent, 0.9)
+    held = await budgets.reserve(key(), 0.05)
+    error = await refusal(budgets, 0.2)
+    assert isinstance(error, BudgetExhaustedError) and error.retry_after is None
+    assert "Budget exhausted for key 'k'" in error.message
+    assert "spent $0.9000" in error.message and "$0.0500 held" in error.message
+    budgets.settle("k", held, 0.0)
+
+
+async def test_an_estimate_above_the_whole_cap_is_final(budgets: Budgets) -> None:
+    error = await refusal(budgets, 2.0)
+    assert isinstance(error, BudgetExhaustedError)
+    assert "spent $0.0000" in error.message
+
+
+async def test_the_prepaid_balance_refusal_shows_its_holds(budgets: Budgets) -> None:
+    prepaid = key(cap=None, credit=1.0)
+    hold = await budgets.reserve(prepaid, 0.8)
+    with pytest.raises(BudgetHeldError, match=r"prepaid balance \$1.0000 left, \$0.8000 held"):
+        await budgets.reserve(prepaid, 0.5)
+    budgets.settle("k", hold, 0.7)
+    with pytest.raises(BudgetExhaustedError, match=r"prepaid balance \$0.3000 left"):
+        await budgets.reserve(prepaid, 0.5)
+
+
+async def test_a_shared_refusal_shows_another_processes_spend(ledger: LedgerStore) -> None:
+    first, second = SharedBudgets(ledger, SETTINGS), SharedBudgets(ledger, SETTINGS)
+    first.settle("k", await first.reserve(key(), 0.1), 0.85)
+    await first.stop()
+    error = await refusal(second, 0.2)
+    assert isinstance(error, BudgetExhaustedError)
+    assert "spent $0.8500" in error.message
+    await second.stop()
