@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from relaygate.settings.accounting import AccountingSettings
 from relaygate.settings.limits import LimitSettings
 from relaygate.settings.routing import BreakerSettings, RoutingSettings
+from relaygate.settings.sessions import SessionPolicySettings, SessionSettings
 
 
 class _Frozen(BaseModel):
@@ -79,6 +80,7 @@ class ModelSettings(_Frozen):
     fallbacks: list[str] = Field(default_factory=list)
     default_max_tokens: int = Field(4096, gt=0)
     routing: RoutingSettings = RoutingSettings()
+    sessions: SessionPolicySettings = SessionPolicySettings()
 
 
 class ServerSettings(_Frozen):
@@ -107,6 +109,7 @@ class Settings(_Frozen):
     key_cache_refresh_seconds: float = Field(5.0, gt=0)
     limits: LimitSettings = LimitSettings()
     accounting: AccountingSettings = AccountingSettings()
+    sessions: SessionSettings = SessionSettings()
     models: list[ModelSettings] = Field(min_length=1)
 
     @field_validator("models")

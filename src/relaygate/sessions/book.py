@@ -1,0 +1,94 @@
+"""The session seam the request path uses: policy per key and model, history in, turn out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from relaygate.core.types import ChatRequest, ContentBlock, Message
+from relaygate.sessions.collect import AnswerCollector
+from relaygate.sessions.store import SessionStore
+from relaygate.sessions.turns import SessionPolicy, Turn, check_session_id, history, trim
+from relaygate.settings.sessions import SessionPolicySettings, SessionSettings
+
+
+class SessionBook:
+    """Turns per key and session id, kept by ``store`` under the configured policies."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        settings: SessionSettings,
+        models: Mapping[str, SessionPolicySettings] | None = None,
+    ) -> None:
+        self.store = store
+        self._defaults = SessionPolicy(
+            settings.max_turns, settings.max_tokens, settings.ttl_seconds
+        )
+        self._models = dict(models or {})
+        self._keys = dict(settings.keys)
+
+    def policy(self, key_name: str, model: str) -> SessionPolicy:
+        """The defaults, overridden field by field by the model's settings, then the key's."""
+        policy = self._defaults
+        for override in (self._models.get(model), self._keys.get(key_name)):
+            if override is not None:
+                policy = SessionPolicy(
+                    override.max_turns or policy.max_turns,
+                    policy.max_tokens if override.max_tokens is None else override.max_tokens,
+                    override.ttl_seconds or policy.ttl_seconds,
+                )
+        return policy
+
+    async def open(
+        self, session_id: str, scope: str, policy: SessionPolicy, req: ChatRequest
+    ) -> OpenSession:
+        """The request with the session's history before its own messages.
+
+        A request with history is no longer the caller's body, so ``raw`` is dropped: a
+        same-dialect provider then builds the upstream body from the neutral request (with the
+        history) instead of relaying the caller's bytes.
+        """
+        check_session_id(session_id)
+        turns = trim(await self.store.load(scope, session_id), policy)
+        prepended = history(turns)
+        full = replace(req, messages=prepended + req.messages, raw={}) if prepended else req
+        return OpenSession(self.store, scope, session_id, policy, req.messages, full)
+
+    async def turns(self, scope: str, session_id: str) -> list[Turn]:
+        check_session_id(session_id)
+        return await self.store.load(scope, session_id)
+
+    async def forget(self, scope: str, session_id: str) -> bool:
+        check_session_id(session_id)
+        return await self.store.delete(scope, session_id)
+
+
+@dataclass(slots=True)
+class OpenSession:
+    """One request's session: what it asked, and how to record the answer once it succeeded."""
+
+    store: SessionStore
+    scope: str
+    session_id: str
+    policy: SessionPolicy
+    asked: tuple[Message, ...]
+    request: ChatRequest
+    collector: AnswerCollector | None = None
+
+    def collect_stream(self) -> AnswerCollector:
+        self.collector = AnswerCollector()
+        return self.collector
+
+    async def record(self, answer: tuple[ContentBlock, ...] | None) -> bool:
+        """Append the asked messages and the answer as one turn; nothing without an answer."""
+        if not answer or not self.asked:
+            return False
+        turn = Turn.of((*self.asked, Message("assistant", answer)))
+        await self.store.append(self.scope, self.session_id, turn, self.policy)
+        return True
+
+    async def record_stream(self) -> bool:
+        """Record a stream's answer, only if it completed cleanly."""
+        content = self.collector.content() if self.collector is not None else None
+        return await self.record(content)

@@ -1,0 +1,202 @@
+"""The SessionStore contract, run against both backends: memory and Redis (real, db 15).
+
+Then what only Redis must do: appends from several OS processes on one session all land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from relaygate.core.types import Message, TextBlock, ToolResultBlock, ToolUseBlock
+from relaygate.sessions import (
+    MemorySessionStore,
+    RedisSessionStore,
+    SessionPolicy,
+    SessionStore,
+    Turn,
+)
+
+WORKER = Path(__file__).with_name("session_worker.py")
+POLICY = SessionPolicy(max_turns=10, max_tokens=0, ttl_seconds=60)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def store_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+def prefix() -> str:
+    """Keys of this test only: a concurrent run on the same Redis cannot collide."""
+    return f"test:sess:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+async def store(store_url: str, prefix: str) -> AsyncIterator[SessionStore]:
+    made: SessionStore
+    if store_url == "memory":
+        made = MemorySessionStore()
+    else:
+        made = RedisSessionStore.from_url(store_url, timeout=2.0, prefix=prefix)
+    yield made
+    await made.close()
+
+
+def turn(text: str) -> Turn:
+    return Turn.of((Message("user", (TextBlock(text),)), Message("assistant", (TextBlock("ok"),))))
+
+
+def first_texts(turns: list[Turn]) -> list[str]:
+    out = []
+    for t in turns:
+        block = t.messages[0].content[0]
+        out.append(block.text if isinstance(block, TextBlock) else "tool_result")
+    return out
+
+
+async def test_empty_session_has_no_turns(store: SessionStore) -> None:
+    assert await store.load("key1", "s") == []
+    assert await store.delete("key1", "s") is False
+
+
+async def test_turns_round_trip_in_order(store: SessionStore) -> None:
+    for text in ("one", "two", "three"):
+        await store.append("key1", "s", turn(text), POLICY)
+    loaded = await store.load("key1", "s")
+    assert first_texts(loaded) == ["one", "two", "three"]
+    assert loaded[0] == turn("one")
+
+
+async def test_tool_use_turns_are_stored_whole(store: SessionStore) -> None:
+    call = Turn.of(
+        (
+            Message("user", (TextBlock("weather?"),)),
+            Message(
+                "assistant", (TextBlock("checking"), ToolUseBlock("c1", "w", {"city": "Oslo"}))
+            ),
+        )
+    )
+    answer = Turn.of(
+        (
+            Message("user", (ToolResultBlock("c1", (TextBlock("rain"),)),)),
+            Message("assistant", (TextBlock("It rains."),)),
+        )
+    )
+    await store.append("key1", "s", call, POLICY)
+    await store.append("key1", "s", answer, POLICY)
+    assert await store.load("key1", "s") == [call, answer]
+
+
+async def test_trims_by_turns_oldest_first(store: SessionStore) -> None:
+    policy = SessionPolicy(max_turns=3, ttl_seconds=60)
+    for i in range(5):
+        kept = await store.append("key1", "s", turn(str(i)), policy)
+    assert kept == 3
+    assert first_texts(await store.load("key1", "s")) == ["2", "3", "4"]
+
+
+async def test_trims_by_tokens_oldest_first(store: SessionStore) -> None:
+    big, small = turn("x" * 800), turn("y")
+    policy = SessionPolicy(max_turns=10, max_tokens=big.tokens + small.tokens, ttl_seconds=60)
+    await store.append("key1", "s", big, policy)
+    await store.append("key1", "s", big, policy)
+    await store.append("key1", "s", small, policy)
+    assert await store.load("key1", "s") == [big, small]
+
+
+async def test_trimming_never_leaves_an_orphaned_tool_result(store: SessionStore) -> None:
+    call = Turn.of(
+        (Message("user", (TextBlock("q"),)), Message("assistant", (ToolUseBlock("c1", "f", {}),)))
+    )
+    result = Turn.of(
+        (
+            Message("user", (ToolResultBlock("c1", (TextBlock("r"),)),)),
+            Message("assistant", (TextBlock("done"),)),
+        )
+    )
+    policy = SessionPolicy(max_turns=2, ttl_seconds=60)
+    for t in (turn("a"), call, result, turn("b")):
+        await store.append("key1", "s", t, policy)
+    assert first_texts(await store.load("key1", "s")) == ["b"]
+
+
+async def test_scoped_to_the_key(store: SessionStore) -> None:
+    await store.append("key1", "s", turn("mine"), POLICY)
+    assert await store.load("key2", "s") == []
+    assert await store.delete("key2", "s") is False
+    await store.append("key2", "s", turn("theirs"), POLICY)
+    assert first_texts(await store.load("key1", "s")) == ["mine"]
+    assert first_texts(await store.load("key2", "s")) == ["theirs"]
+
+
+async def test_scope_and_id_cannot_be_confused(store: SessionStore) -> None:
+    await store.append("a:b", "c", turn("first"), POLICY)
+    assert await store.load("a", "b:c") == []
+
+
+async def test_delete_forgets(store: SessionStore) -> None:
+    await store.append("key1", "s", turn("x"), POLICY)
+    assert await store.delete("key1", "s") is True
+    assert await store.load("key1", "s") == []
+
+
+async def test_ttl_expires_the_session(store: SessionStore) -> None:
+    await store.append("key1", "s", turn("x"), SessionPolicy(ttl_seconds=0.05))
+    await asyncio.sleep(0.2)
+    assert await store.load("key1", "s") == []
+
+
+async def test_append_restarts_the_ttl(store: SessionStore) -> None:
+    policy = SessionPolicy(ttl_seconds=0.4)
+    await store.append("key1", "s", turn("a"), policy)
+    await asyncio.sleep(0.25)
+    await store.append("key1", "s", turn("b"), policy)
+    await asyncio.sleep(0.25)
+    assert first_texts(await store.load("key1", "s")) == ["a", "b"]
+
+
+async def test_concurrent_appends_keep_every_turn(store: SessionStore) -> None:
+    policy = SessionPolicy(max_turns=100, ttl_seconds=60)
+    await asyncio.gather(*(store.append("key1", "s", turn(str(i)), policy) for i in range(50)))
+    assert sorted(first_texts(await store.load("key1", "s")), key=int) == [
+        str(i) for i in range(50)
+    ]
+
+
+def test_memory_store_is_bounded() -> None:
+    store = MemorySessionStore(max_sessions=2)
+
+    async def fill() -> list[list[Turn]]:
+        for name in ("a", "b", "c"):
+            await store.append("k", name, turn(name), POLICY)
+        return [await store.load("k", name) for name in ("a", "b", "c")]
+
+    a, b, c = asyncio.run(fill())
+    assert (a, len(b), len(c)) == ([], 1, 1)
+    assert len(store) == 2 and store.evicted == 1
+
+
+@pytest.mark.redis
+async def test_appends_from_several_processes_all_land(redis_url: str, prefix: str) -> None:
+    workers = [
+        subprocess.Popen([sys.executable, str(WORKER), redis_url, prefix, str(n), "25"])
+        for n in range(4)
+    ]
+    for worker in workers:
+        assert await asyncio.to_thread(worker.wait, 60) == 0
+    store = RedisSessionStore.from_url(redis_url, timeout=2.0, prefix=prefix)
+    try:
+        loaded = first_texts(await store.load("key1", "shared"))
+    finally:
+        await store.close()
+    assert sorted(loaded) == sorted(f"{n}-{i}" for n in range(4) for i in range(25))
