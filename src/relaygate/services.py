@@ -23,6 +23,7 @@ from relaygate.observability.metrics import Metrics, model_labels
 from relaygate.recovery import DatabaseRecovery, ReadinessCollector
 from relaygate.relay.attempts import AttemptRunner, health_board
 from relaygate.routing.catalog import Catalog, build_catalog
+from relaygate.sessions import MemorySessionStore, RedisSessionStore, SessionBook, SessionStore
 from relaygate.settings import Settings, resolve_api_key
 from relaygate.settings.credentials import upstream_credentials
 from relaygate.store import (
@@ -52,6 +53,7 @@ class Services:
     metrics_access: MetricsAccess
     # Upstream credentials kept out of every error a caller gets and every log line.
     redactor: Redactor
+    sessions: SessionBook
     bootstrap: BootstrapResult | None = None
     database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
 
@@ -61,6 +63,7 @@ class Services:
         await self.admission.close()
         await self.keys.stop()
         await self.catalog.close()
+        await self.sessions.store.close()
         await self.store.close()
 
 
@@ -132,9 +135,21 @@ async def build_services(settings: Settings) -> Services:
             token=resolve_api_key(settings.server.metrics_token_env),
         ),
         redactor=redactor,
+        sessions=build_sessions(settings),
         bootstrap=bootstrap,
         database=database,
     )
+
+
+def build_sessions(settings: Settings) -> SessionBook:
+    """Sessions in Redis when ``redis_url`` is set (shared by every process), else in memory."""
+    store: SessionStore = (
+        RedisSessionStore.from_url(settings.redis_url)
+        if settings.redis_url
+        else MemorySessionStore(settings.sessions.max_sessions)
+    )
+    models = {m.name: m.sessions for m in settings.models}
+    return SessionBook(store, settings.sessions, models)
 
 
 def _start_degraded(keys: KeyCache, outage: StoreUnavailableError) -> None:

@@ -6,6 +6,7 @@ Then what only Redis must do: appends from several OS processes on one session a
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,7 @@ from relaygate.sessions import (
     RedisSessionStore,
     SessionPolicy,
     SessionStore,
+    SessionUnavailableError,
     Turn,
 )
 
@@ -200,3 +202,18 @@ async def test_appends_from_several_processes_all_land(redis_url: str, prefix: s
     finally:
         await store.close()
     assert sorted(loaded) == sorted(f"{n}-{i}" for n in range(4) for i in range(25))
+
+
+async def test_redis_down_is_a_503_never_a_silent_empty_history() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        store = RedisSessionStore.from_url(f"redis://127.0.0.1:{port}/0", timeout=0.5)
+        try:
+            with pytest.raises(SessionUnavailableError) as caught:
+                await store.load("key1", "s")
+            assert caught.value.status == 503
+            with pytest.raises(SessionUnavailableError):
+                await store.append("key1", "s", turn("x"), POLICY)
+        finally:
+            await store.close()

@@ -273,6 +273,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "relaygate.edge": (
         "handler",
         "routes",
+        "session_routes",
         "system_routes",
     ),
     "relaygate.limits": (

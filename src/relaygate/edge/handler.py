@@ -18,12 +18,14 @@ from relaygate.core.context import RequestContext
 from relaygate.core.errors import GatewayError, InternalError, RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.redact import Redactor
+from relaygate.core.types import ChatResponse
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import log_request
 from relaygate.relay.count_tokens import count_tokens
 from relaygate.relay.stream import StreamPump, open_stream
 from relaygate.relay.whole import relay_whole
 from relaygate.services import Services
+from relaygate.sessions import SESSION_HEADER, OpenSession
 from relaygate.store.records import KeyRecord
 from relaygate.web.request import Request, Send
 from relaygate.web.responses import JSON_CONTENT, Headers, send_body
@@ -71,6 +73,12 @@ async def _chat(
     ctx.stream = req.stream
     route = services.catalog.resolve(req.model, key.allowed_models)
     services.keys.check_model(key, route.name)
+    session: OpenSession | None = None
+    session_id = request.headers.get(SESSION_HEADER)
+    if session_id is not None:
+        book = services.sessions
+        session = await book.open(session_id, key.id, book.policy(key.name, route.name), req)
+        req = session.request
     ticket = await services.admission.admit(key, route, req, request.headers)
     ctx.capacity = ticket.capacity
     ctx.waited_seconds += ticket.queued_seconds
@@ -79,10 +87,18 @@ async def _chat(
         await services.accounting.reserve(ctx, key, req, route)
         if req.stream:
             opened = await open_stream(ctx, req, route, services.runner)
-            pump = StreamPump(ctx, req, dialect, opened, request, send, services.redactor)
+            observe = session.observe if session is not None else None
+            pump = StreamPump(
+                ctx, req, dialect, opened, request, send, services.redactor, on_events=observe
+            )
             await pump.run(_success_headers(ctx))
             return
-        out = await relay_whole(ctx, req, route, dialect, services.runner)
+        answers: list[ChatResponse] = []
+        on_answer = answers.append if session is not None else None
+        out = await relay_whole(ctx, req, route, dialect, services.runner, on_answer=on_answer)
+        if session is not None:
+            # Before the answer goes out: the caller's next request must already find it.
+            await session.record(answers[-1].content)
         await send_body(send, 200, out, [JSON_CONTENT, *_success_headers(ctx)])
     finally:
         services.admission.finish(ticket, ctx)

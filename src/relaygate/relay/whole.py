@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from relaygate.core.context import RequestContext
-from relaygate.core.types import ChatRequest
+from relaygate.core.types import ChatRequest, ChatResponse
 from relaygate.dialects.base import Dialect
 from relaygate.relay.attempts import AttemptRunner
 from relaygate.routing.catalog import Deployment, ModelRoute
@@ -18,8 +19,13 @@ async def relay_whole(
     route: ModelRoute,
     dialect: Dialect,
     runner: AttemptRunner,
+    *,
+    on_answer: Callable[[ChatResponse], None] | None = None,
 ) -> bytes:
-    """The caller's response body. Same-dialect upstream bytes are returned unchanged."""
+    """The caller's response body. Same-dialect upstream bytes are returned unchanged.
+
+    ``on_answer`` is given the parsed answer of the attempt that succeeded (sessions store it).
+    """
 
     async def attempt(dep: Deployment, timeouts: Timeouts) -> bytes:
         upstream = dep.provider.build_request(req, dep.target, ctx.request_id)
@@ -33,6 +39,8 @@ async def relay_whole(
             raise dep.provider.classify_error(response.status, response.headers, body)
         parsed = dep.provider.parse_response(body)
         ctx.usage = parsed.usage
+        if on_answer is not None:
+            on_answer(parsed)
         if dep.wire == req.dialect:
             return body
         return dialect.encode_response(parsed)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from relaygate.core.events import StreamEvent
 from relaygate.core.types import ChatRequest, ContentBlock, Message
 from relaygate.sessions.collect import AnswerCollector
-from relaygate.sessions.store import SessionStore
+from relaygate.sessions.store import SessionStore, SessionUnavailableError
 from relaygate.sessions.turns import SessionPolicy, Turn, check_session_id, history, trim
 from relaygate.settings.sessions import SessionPolicySettings, SessionSettings
+
+logger = logging.getLogger("relaygate.sessions")
 
 
 class SessionBook:
@@ -74,21 +78,28 @@ class OpenSession:
     policy: SessionPolicy
     asked: tuple[Message, ...]
     request: ChatRequest
-    collector: AnswerCollector | None = None
-
-    def collect_stream(self) -> AnswerCollector:
-        self.collector = AnswerCollector()
-        return self.collector
+    collector: AnswerCollector = field(default_factory=AnswerCollector)
+    recorded: bool = False
 
     async def record(self, answer: tuple[ContentBlock, ...] | None) -> bool:
-        """Append the asked messages and the answer as one turn; nothing without an answer."""
-        if not answer or not self.asked:
+        """Append the asked messages and the answer as one turn; nothing without an answer.
+
+        A store that fails now is logged, not raised: the caller's answer is already paid for.
+        """
+        if self.recorded or not answer or not self.asked:
             return False
+        self.recorded = True
         turn = Turn.of((*self.asked, Message("assistant", answer)))
-        await self.store.append(self.scope, self.session_id, turn, self.policy)
+        try:
+            await self.store.append(self.scope, self.session_id, turn, self.policy)
+        except SessionUnavailableError as err:
+            logger.error("session turn not recorded: %s", err.message)
+            return False
         return True
 
-    async def record_stream(self) -> bool:
-        """Record a stream's answer, only if it completed cleanly."""
-        content = self.collector.content() if self.collector is not None else None
-        return await self.record(content)
+    async def observe(self, events: list[StreamEvent]) -> None:
+        """Fed a stream's events before the caller gets them: records the answer as soon as
+        the stream completed cleanly (a failed or cut-off stream is never recorded)."""
+        self.collector.feed(events)
+        if self.collector.completed:
+            await self.record(self.collector.content())

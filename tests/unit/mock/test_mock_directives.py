@@ -75,3 +75,8 @@ def test_last_user_turn_skips_assistant_messages() -> None:
 def test_last_user_turn_of_no_messages_is_empty() -> None:
     turn = last_user_turn(ChatRequest(dialect="openai", model="m", messages=()))
     assert (turn.text, turn.tool_result) == ("", None)
+
+
+def test_recall() -> None:
+    assert parse_directives("what did I say? mock:recall").recall
+    assert not parse_directives("mock:words 3").recall

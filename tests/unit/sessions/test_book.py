@@ -1,0 +1,97 @@
+"""SessionBook: policies per model and key, history before the request's own messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from relaygate.core.estimate import estimate_input_tokens
+from relaygate.core.events import BlockStart, MessageStart, MessageStop, TextDelta
+from relaygate.core.types import ChatRequest, Message, TextBlock, Usage
+from relaygate.services import build_sessions
+from relaygate.sessions import MemorySessionStore, SessionBook, SessionPolicy
+from relaygate.settings import Settings
+from relaygate.settings.sessions import SessionPolicySettings, SessionSettings
+
+
+def book(store: MemorySessionStore | None = None) -> SessionBook:
+    settings = SessionSettings(
+        max_turns=10,
+        max_tokens=0,
+        ttl_seconds=3600,
+        keys={"bot": SessionPolicySettings(max_turns=3, ttl_seconds=60)},
+    )
+    models = {"big": SessionPolicySettings(max_turns=50, max_tokens=9000)}
+    return SessionBook(store or MemorySessionStore(), settings, models)
+
+
+def test_policy_defaults_then_model_then_key() -> None:
+    b = book()
+    assert b.policy("anyone", "small") == SessionPolicy(10, 0, 3600)
+    assert b.policy("anyone", "big") == SessionPolicy(50, 9000, 3600)
+    assert b.policy("bot", "big") == SessionPolicy(3, 9000, 60)
+
+
+def user(text: str) -> Message:
+    return Message("user", (TextBlock(text),))
+
+
+def request(text: str) -> ChatRequest:
+    raw = {"model": "m", "messages": [{"role": "user", "content": text}]}
+    return ChatRequest("openai", "m", (user(text),), raw=raw)
+
+
+async def test_history_goes_before_the_request_and_leaves_passthrough() -> None:
+    b = book()
+    policy = b.policy("anyone", "m")
+    first = await b.open("s1", "key1", policy, request("hello"))
+    assert first.request == request("hello")  # no history: the caller's body is relayed as is
+    assert await first.record((TextBlock("hi there"),))
+    second = await b.open("s1", "key1", policy, request("again"))
+    texts = [m.content[0] for m in second.request.messages]
+    assert texts == [TextBlock("hello"), TextBlock("hi there"), TextBlock("again")]
+    # The caller's raw body lacks the history: a same-dialect provider must not relay it.
+    assert second.request.raw == {}
+    assert estimate_input_tokens(second.request) > estimate_input_tokens(request("again"))
+
+
+async def test_a_stream_is_recorded_only_once_complete() -> None:
+    b = book()
+    policy = b.policy("anyone", "m")
+    opened = await b.open("s2", "key1", policy, request("q"))
+    await opened.observe([MessageStart("x", "m", Usage()), BlockStart(0, TextBlock(""))])
+    await opened.observe([TextDelta(0, "answer")])
+    assert await b.turns("key1", "s2") == []
+    await opened.observe([MessageStop()])
+    turns = await b.turns("key1", "s2")
+    assert [m.content for m in turns[0].messages] == [(TextBlock("q"),), (TextBlock("answer"),)]
+
+
+async def test_a_failed_request_records_nothing() -> None:
+    b = book()
+    opened = await b.open("s3", "key1", b.policy("a", "m"), request("q"))
+    assert not await opened.record(None)
+    assert await b.turns("key1", "s3") == []
+
+
+@pytest.mark.parametrize("bad", ["x" * 129, "a\x1bb"])
+async def test_bad_ids_are_refused_everywhere(bad: str) -> None:
+    b = book()
+    with pytest.raises(Exception, match="x-relaygate-session"):
+        await b.open(bad, "key1", b.policy("a", "m"), request("q"))
+    with pytest.raises(Exception, match="x-relaygate-session"):
+        await b.turns("key1", bad)
+
+
+def test_settings_per_model_and_key_reach_the_book() -> None:
+    settings = Settings.model_validate(
+        {
+            "models": [
+                {"name": "gpt", "deployments": [{"provider": "mock"}], "sessions": {"max_turns": 5}}
+            ],
+            "sessions": {"ttl_seconds": 120, "keys": {"bot": {"max_tokens": 800}}},
+        }
+    )
+    made = build_sessions(settings)
+    assert made.store.backend == "memory"
+    assert made.policy("someone", "gpt") == SessionPolicy(5, 0, 120)
+    assert made.policy("bot", "gpt") == SessionPolicy(5, 800, 120)
