@@ -24,6 +24,7 @@ from relaygate.recovery import DatabaseRecovery, ReadinessCollector
 from relaygate.relay.attempts import AttemptRunner, health_board
 from relaygate.routing.catalog import Catalog, build_catalog
 from relaygate.sessions import MemorySessionStore, RedisSessionStore, SessionBook, SessionStore
+from relaygate.sessions.metrics import SessionCollector
 from relaygate.settings import Settings, resolve_api_key
 from relaygate.settings.credentials import upstream_credentials
 from relaygate.store import (
@@ -118,6 +119,8 @@ async def build_services(settings: Settings) -> Services:
         _start_degraded(keys, outage)
         database.start(outage)
     metrics.registry.register(ReadinessCollector(keys, database))
+    sessions = build_sessions(settings)
+    metrics.registry.register(SessionCollector(sessions))
     return Services(
         settings=settings,
         store=store,
@@ -135,7 +138,7 @@ async def build_services(settings: Settings) -> Services:
             token=resolve_api_key(settings.server.metrics_token_env),
         ),
         redactor=redactor,
-        sessions=build_sessions(settings),
+        sessions=sessions,
         bootstrap=bootstrap,
         database=database,
     )

@@ -101,9 +101,8 @@ async def test_tool_use_turns_are_stored_whole(store: SessionStore) -> None:
 
 async def test_trims_by_turns_oldest_first(store: SessionStore) -> None:
     policy = SessionPolicy(max_turns=3, ttl_seconds=60)
-    for i in range(5):
-        kept = await store.append("key1", "s", turn(str(i)), policy)
-    assert kept == 3
+    dropped = [await store.append("key1", "s", turn(str(i)), policy) for i in range(5)]
+    assert dropped == [0, 0, 0, 1, 1]
     assert first_texts(await store.load("key1", "s")) == ["2", "3", "4"]
 
 
@@ -111,8 +110,8 @@ async def test_trims_by_tokens_oldest_first(store: SessionStore) -> None:
     big, small = turn("x" * 800), turn("y")
     policy = SessionPolicy(max_turns=10, max_tokens=big.tokens + small.tokens, ttl_seconds=60)
     await store.append("key1", "s", big, policy)
-    await store.append("key1", "s", big, policy)
-    await store.append("key1", "s", small, policy)
+    assert await store.append("key1", "s", big, policy) == 1
+    assert await store.append("key1", "s", small, policy) == 0
     assert await store.load("key1", "s") == [big, small]
 
 
@@ -127,8 +126,9 @@ async def test_trimming_never_leaves_an_orphaned_tool_result(store: SessionStore
         )
     )
     policy = SessionPolicy(max_turns=2, ttl_seconds=60)
-    for t in (turn("a"), call, result, turn("b")):
-        await store.append("key1", "s", t, policy)
+    dropped = [await store.append("key1", "s", t, policy) for t in (turn("a"), call, result)]
+    assert dropped == [0, 0, 1]
+    assert await store.append("key1", "s", turn("b"), policy) == 2  # the call, then its result
     assert first_texts(await store.load("key1", "s")) == ["b"]
 
 
@@ -217,3 +217,11 @@ async def test_redis_down_is_a_503_never_a_silent_empty_history() -> None:
                 await store.append("key1", "s", turn("x"), POLICY)
         finally:
             await store.close()
+
+
+async def test_a_turn_over_the_token_cap_is_not_kept(store: SessionStore) -> None:
+    await store.append("key1", "s", turn("a"), POLICY)
+    huge = turn("x" * 4000)
+    capped = SessionPolicy(max_turns=10, max_tokens=huge.tokens - 1, ttl_seconds=60)
+    assert await store.append("key1", "s", huge, capped) == 2
+    assert await store.load("key1", "s") == []

@@ -340,6 +340,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "collect",
         "codec",
         "memory",
+        "metrics",
         "redis",
         "store",
         "turns",

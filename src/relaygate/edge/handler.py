@@ -18,7 +18,6 @@ from relaygate.core.context import RequestContext
 from relaygate.core.errors import GatewayError, InternalError, RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.redact import Redactor
-from relaygate.core.types import ChatResponse
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import log_request
 from relaygate.relay.count_tokens import count_tokens
@@ -93,12 +92,14 @@ async def _chat(
             )
             await pump.run(_success_headers(ctx))
             return
-        answers: list[ChatResponse] = []
-        on_answer = answers.append if session is not None else None
-        out = await relay_whole(ctx, req, route, dialect, services.runner, on_answer=on_answer)
-        if session is not None:
+        if session is None:
+            out = await relay_whole(ctx, req, route, dialect, services.runner)
+        else:
+            out = await relay_whole(
+                ctx, req, route, dialect, services.runner, on_answer=session.answered
+            )
             # Before the answer goes out: the caller's next request must already find it.
-            await session.record(answers[-1].content)
+            await session.record(session.answer)
         await send_body(send, 200, out, [JSON_CONTENT, *_success_headers(ctx)])
     finally:
         services.admission.finish(ticket, ctx)

@@ -7,13 +7,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from relaygate.core.events import StreamEvent
-from relaygate.core.types import ChatRequest, ContentBlock, Message
+from relaygate.core.types import ChatRequest, ChatResponse, ContentBlock, Message
 from relaygate.sessions.collect import AnswerCollector
 from relaygate.sessions.store import SessionStore, SessionUnavailableError
 from relaygate.sessions.turns import SessionPolicy, Turn, check_session_id, history, trim
 from relaygate.settings.sessions import SessionPolicySettings, SessionSettings
 
 logger = logging.getLogger("relaygate.sessions")
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Counters for ``/metrics`` (``sessions/metrics.py``)."""
+
+    requests: int = 0
+    recorded: int = 0
+    trimmed: int = 0
+    failures: int = 0
 
 
 class SessionBook:
@@ -31,6 +41,7 @@ class SessionBook:
         )
         self._models = dict(models or {})
         self._keys = dict(settings.keys)
+        self.stats = SessionStats()
 
     def policy(self, key_name: str, model: str) -> SessionPolicy:
         """The defaults, overridden field by field by the model's settings, then the key's."""
@@ -54,10 +65,11 @@ class SessionBook:
         history) instead of relaying the caller's bytes.
         """
         check_session_id(session_id)
+        self.stats.requests += 1
         turns = trim(await self.store.load(scope, session_id), policy)
         prepended = history(turns)
         full = replace(req, messages=prepended + req.messages, raw={}) if prepended else req
-        return OpenSession(self.store, scope, session_id, policy, req.messages, full)
+        return OpenSession(self.store, self.stats, scope, session_id, policy, req.messages, full)
 
     async def turns(self, scope: str, session_id: str) -> list[Turn]:
         check_session_id(session_id)
@@ -73,13 +85,19 @@ class OpenSession:
     """One request's session: what it asked, and how to record the answer once it succeeded."""
 
     store: SessionStore
+    stats: SessionStats
     scope: str
     session_id: str
     policy: SessionPolicy
     asked: tuple[Message, ...]
     request: ChatRequest
     collector: AnswerCollector = field(default_factory=AnswerCollector)
+    answer: tuple[ContentBlock, ...] | None = None
     recorded: bool = False
+
+    def answered(self, response: ChatResponse) -> None:
+        """Keep a whole answer's content for ``record`` (``relay_whole``'s ``on_answer``)."""
+        self.answer = response.content
 
     async def record(self, answer: tuple[ContentBlock, ...] | None) -> bool:
         """Append the asked messages and the answer as one turn; nothing without an answer.
@@ -91,10 +109,14 @@ class OpenSession:
         self.recorded = True
         turn = Turn.of((*self.asked, Message("assistant", answer)))
         try:
-            await self.store.append(self.scope, self.session_id, turn, self.policy)
+            self.stats.trimmed += await self.store.append(
+                self.scope, self.session_id, turn, self.policy
+            )
         except SessionUnavailableError as err:
+            self.stats.failures += 1
             logger.error("session turn not recorded: %s", err.message)
             return False
+        self.stats.recorded += 1
         return True
 
     async def observe(self, events: list[StreamEvent]) -> None:

@@ -46,16 +46,17 @@ class MemorySessionStore:
     async def append(self, scope: str, session_id: str, turn: Turn, policy: SessionPolicy) -> int:
         name = (scope, session_id)
         session = self._live(name)
-        turns = trim([*(session.turns if session else []), turn], policy)
+        grown = [*(session.turns if session else []), turn]
+        turns = trim(grown, policy)
         if not turns:
             self._sessions.pop(name, None)
-            return 0
+            return len(grown)
         self._sessions[name] = _Session(turns, self._clock() + policy.ttl_seconds)
         self._sessions.move_to_end(name)
         while len(self._sessions) > self._max_sessions:
             self._sessions.popitem(last=False)
             self.evicted += 1
-        return len(turns)
+        return len(grown) - len(turns)
 
     async def delete(self, scope: str, session_id: str) -> bool:
         return self._live((scope, session_id)) is not None and bool(

@@ -61,10 +61,10 @@ class RedisSessionStore:
             max(1, round(policy.ttl_seconds * 1000)),
         ]
         try:
-            kept = await self._append(keys=[self._key(scope, session_id)], args=args)
+            dropped = await self._append(keys=[self._key(scope, session_id)], args=args)
         except RedisError as exc:
             raise _unavailable(exc) from exc
-        return int(kept)
+        return int(dropped)
 
     async def delete(self, scope: str, session_id: str) -> bool:
         try:

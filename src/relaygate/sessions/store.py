@@ -30,7 +30,8 @@ class SessionStore(Protocol):
         ...
 
     async def append(self, scope: str, session_id: str, turn: Turn, policy: SessionPolicy) -> int:
-        """Add ``turn`` at the end, trim by ``policy``, restart the TTL; the turns kept."""
+        """Add ``turn`` at the end, trim by ``policy``, restart the TTL; how many turns the
+        trimming dropped."""
         ...
 
     async def delete(self, scope: str, session_id: str) -> bool:

@@ -9,6 +9,7 @@ from relaygate.core.events import BlockStart, MessageStart, MessageStop, TextDel
 from relaygate.core.types import ChatRequest, Message, TextBlock, Usage
 from relaygate.services import build_sessions
 from relaygate.sessions import MemorySessionStore, SessionBook, SessionPolicy
+from relaygate.sessions.metrics import SessionCollector
 from relaygate.settings import Settings
 from relaygate.settings.sessions import SessionPolicySettings, SessionSettings
 
@@ -95,3 +96,22 @@ def test_settings_per_model_and_key_reach_the_book() -> None:
     assert made.store.backend == "memory"
     assert made.policy("someone", "gpt") == SessionPolicy(5, 0, 120)
     assert made.policy("bot", "gpt") == SessionPolicy(5, 800, 120)
+
+
+async def test_metrics_count_requests_turns_and_trims() -> None:
+    store = MemorySessionStore()
+    b = book(store)
+    policy = SessionPolicy(max_turns=2)
+    for text in ("a", "b", "c"):
+        opened = await b.open("s4", "key1", policy, request(text))
+        await opened.record((TextBlock("ok"),))
+    values = {
+        sample.name: sample.value
+        for family in SessionCollector(b).collect()
+        for sample in family.samples
+    }
+    assert values["relaygate_session_requests_total"] == 3
+    assert values["relaygate_session_turns_recorded_total"] == 3
+    assert values["relaygate_session_turns_trimmed_total"] == 1
+    assert values["relaygate_session_record_failures_total"] == 0
+    assert values["relaygate_sessions_active"] == 1
