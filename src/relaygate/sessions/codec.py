@@ -17,6 +17,7 @@ from relaygate.core.types import (
     ImageBlock,
     Message,
     RedactedThinkingBlock,
+    Role,
     TextBlock,
     ThinkingBlock,
     ToolResultBlock,
@@ -25,6 +26,8 @@ from relaygate.core.types import (
 from relaygate.sessions.turns import Turn
 
 logger = logging.getLogger("relaygate.sessions")
+# System turns inside messages are stored too (the Anthropic dialect accepts them in order).
+_ROLES: dict[object, Role] = {"system": "system", "user": "user", "assistant": "assistant"}
 
 
 def block_json(block: ContentBlock) -> dict[str, Any]:
@@ -78,9 +81,9 @@ def _block(data: dict[str, Any]) -> ContentBlock:
 
 
 def _message(data: dict[str, Any]) -> Message:
-    role = data["role"]
-    if role not in ("user", "assistant"):
-        raise ValueError(f"unexpected role {role!r}")
+    role = _ROLES.get(data["role"])
+    if role is None:
+        raise ValueError(f"unexpected role {data['role']!r}")
     return Message(role, tuple(_block(b) for b in data["content"]))
 
 

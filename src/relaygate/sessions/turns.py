@@ -61,9 +61,13 @@ class Turn:
 
     @property
     def opens_with_tool_result(self) -> bool:
-        if not self.messages:
-            return False
-        return any(isinstance(b, ToolResultBlock) for b in self.messages[0].content)
+        """A tool result before the turn's first assistant message answers an older turn."""
+        for message in self.messages:
+            if message.role == "assistant":
+                return False
+            if any(isinstance(b, ToolResultBlock) for b in message.content):
+                return True
+        return False
 
 
 def trim(turns: Sequence[Turn], policy: SessionPolicy) -> list[Turn]:

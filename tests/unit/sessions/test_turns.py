@@ -121,7 +121,9 @@ def test_stored_form_round_trips_every_block() -> None:
     assert decode_turn(entry) == turn
 
 
-@pytest.mark.parametrize("corrupt", [b"", b"12|0|not json", b"x|0|[]", b'3|0|[{"role":"system"}]'])
+@pytest.mark.parametrize(
+    "corrupt", [b"", b"12|0|not json", b"x|0|[]", b'3|0|[{"role":"tool","content":[]}]']
+)
 def test_corrupt_entries_are_skipped(corrupt: bytes) -> None:
     assert decode_turn(corrupt) is None
 
@@ -152,3 +154,37 @@ def test_collector_refuses_a_failed_stream() -> None:
     collector.feed([BlockStart(0, TextBlock("")), TextDelta(0, "par")])
     collector.feed([StreamError(UpstreamError("cut")), MessageStop()])
     assert collector.content() is None
+
+
+def test_system_turns_in_messages_are_stored_too() -> None:
+    # The Anthropic dialect accepts role "system" turns inside messages (Claude Code sends them).
+    turn = Turn.of(
+        (
+            Message("system", (TextBlock("be brief"),)),
+            Message("user", (TextBlock("hi"),)),
+            Message("assistant", (TextBlock("ok"),)),
+        )
+    )
+    assert decode_turn(encode_turn(turn)) == turn
+
+
+def test_a_tool_result_after_a_system_turn_still_refers_to_an_older_turn() -> None:
+    result = ToolResultBlock("call_1", (TextBlock("r"),))
+    turn = Turn.of(
+        (
+            Message("system", (TextBlock("note"),)),
+            Message("user", (result,)),
+            Message("assistant", (TextBlock("done"),)),
+        )
+    )
+    assert turn.opens_with_tool_result
+    # A tool result answering a tool call made earlier in the same turn is not an orphan.
+    inner = Turn.of(
+        (
+            Message("user", (TextBlock("q"),)),
+            Message("assistant", (ToolUseBlock("call_2", "f", {}),)),
+            Message("user", (ToolResultBlock("call_2", (TextBlock("r"),)),)),
+            Message("assistant", (TextBlock("a"),)),
+        )
+    )
+    assert not inner.opens_with_tool_result
