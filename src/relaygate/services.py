@@ -149,7 +149,7 @@ def build_sessions(settings: Settings) -> SessionBook:
     store: SessionStore = (
         RedisSessionStore.from_url(settings.redis_url)
         if settings.redis_url
-        else MemorySessionStore(settings.sessions.max_sessions)
+        else MemorySessionStore(settings.sessions.max_sessions, settings.sessions.max_memory_bytes)
     )
     models = {m.name: m.sessions for m in settings.models}
     return SessionBook(store, settings.sessions, models)

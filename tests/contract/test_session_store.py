@@ -225,3 +225,18 @@ async def test_a_turn_over_the_token_cap_is_not_kept(store: SessionStore) -> Non
     capped = SessionPolicy(max_turns=10, max_tokens=huge.tokens - 1, ttl_seconds=60)
     assert await store.append("key1", "s", huge, capped) == 2
     assert await store.load("key1", "s") == []
+
+
+def test_memory_store_is_bounded_in_bytes_too() -> None:
+    big = turn("x" * 4000)
+    store = MemorySessionStore(max_sessions=100, max_bytes=big.tokens * 4 * 3)
+
+    async def fill() -> list[int]:
+        for name in ("a", "b", "c", "d"):
+            await store.append("k", name, big, POLICY)
+        await store.delete("k", "d")
+        return [len(await store.load("k", name)) for name in ("a", "b", "c", "d")]
+
+    assert asyncio.run(fill()) == [0, 1, 1, 0]
+    assert store.evicted == 1
+    assert store.bytes_held == big.tokens * 4 * 2

@@ -36,8 +36,13 @@ class SessionCollector(Collector):
             yield GaugeMetricFamily(
                 "relaygate_sessions_active", "Sessions held in memory", value=len(store)
             )
+            yield GaugeMetricFamily(
+                "relaygate_sessions_bytes",
+                "Estimated bytes of the turns held in memory (sessions.max_memory_bytes caps it)",
+                value=store.bytes_held,
+            )
             yield CounterMetricFamily(
                 "relaygate_sessions_evicted",
-                "Sessions dropped from memory at sessions.max_sessions (least recently used)",
+                "Sessions dropped from memory at max_sessions or max_memory_bytes",
                 value=store.evicted,
             )
