@@ -320,6 +320,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "relaygate.relay": (
         "attempts",
         "count_tokens",
+        "history",
         "json_answer",
         "stream",
         "walk",

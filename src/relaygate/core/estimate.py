@@ -23,8 +23,6 @@ def estimate_input_tokens(req: ChatRequest) -> int:
         req.raw.get("system", ""),
         req.raw.get("tools", []),
     ]
-    if not req.raw:  # built by the gateway (a session's history prepended): no wire JSON
-        parts = [req.messages, req.system, req.tools]
     size = len(orjson.dumps(parts))
     return max(1, -(-size // CHARS_PER_TOKEN) + PER_MESSAGE_TOKENS * len(req.messages))
 

@@ -21,6 +21,7 @@ from relaygate.core.redact import Redactor
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import log_request
 from relaygate.relay.count_tokens import count_tokens
+from relaygate.relay.history import with_history
 from relaygate.relay.stream import StreamPump, open_stream
 from relaygate.relay.whole import relay_whole
 from relaygate.services import Services
@@ -77,7 +78,7 @@ async def _chat(
     if session_id is not None:
         book = services.sessions
         session = await book.open(session_id, key.id, book.policy(key.name, route.name), req)
-        req = session.request
+        req = with_history(req, session.history)
     ticket = await services.admission.admit(key, route, req, request.headers)
     ctx.capacity = ticket.capacity
     ctx.waited_seconds += ticket.queued_seconds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from relaygate.core.events import StreamEvent
 from relaygate.core.types import ChatRequest, ChatResponse, ContentBlock, Message
@@ -58,18 +58,13 @@ class SessionBook:
     async def open(
         self, session_id: str, scope: str, policy: SessionPolicy, req: ChatRequest
     ) -> OpenSession:
-        """The request with the session's history before its own messages.
-
-        A request with history is no longer the caller's body, so ``raw`` is dropped: a
-        same-dialect provider then builds the upstream body from the neutral request (with the
-        history) instead of relaying the caller's bytes.
-        """
+        """The session's stored history (trimmed by ``policy``) for ``req``."""
         check_session_id(session_id)
         self.stats.requests += 1
         turns = trim(await self.store.load(scope, session_id), policy)
-        prepended = history(turns)
-        full = replace(req, messages=prepended + req.messages, raw={}) if prepended else req
-        return OpenSession(self.store, self.stats, scope, session_id, policy, req.messages, full)
+        return OpenSession(
+            self.store, self.stats, scope, session_id, policy, req.messages, history(turns)
+        )
 
     async def turns(self, scope: str, session_id: str) -> list[Turn]:
         check_session_id(session_id)
@@ -90,7 +85,8 @@ class OpenSession:
     session_id: str
     policy: SessionPolicy
     asked: tuple[Message, ...]
-    request: ChatRequest
+    # The stored turns' messages, to go before the request's own (``relay.history``).
+    history: tuple[Message, ...]
     collector: AnswerCollector = field(default_factory=AnswerCollector)
     answer: tuple[ContentBlock, ...] | None = None
     recorded: bool = False

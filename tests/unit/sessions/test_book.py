@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.events import BlockStart, MessageStart, MessageStop, TextDelta
 from relaygate.core.types import ChatRequest, Message, TextBlock, Usage
 from relaygate.services import build_sessions
@@ -41,18 +40,15 @@ def request(text: str) -> ChatRequest:
     return ChatRequest("openai", "m", (user(text),), raw=raw)
 
 
-async def test_history_goes_before_the_request_and_leaves_passthrough() -> None:
+async def test_history_is_the_recorded_turns() -> None:
     b = book()
     policy = b.policy("anyone", "m")
     first = await b.open("s1", "key1", policy, request("hello"))
-    assert first.request == request("hello")  # no history: the caller's body is relayed as is
+    assert first.history == ()
     assert await first.record((TextBlock("hi there"),))
     second = await b.open("s1", "key1", policy, request("again"))
-    texts = [m.content[0] for m in second.request.messages]
-    assert texts == [TextBlock("hello"), TextBlock("hi there"), TextBlock("again")]
-    # The caller's raw body lacks the history: a same-dialect provider must not relay it.
-    assert second.request.raw == {}
-    assert estimate_input_tokens(second.request) > estimate_input_tokens(request("again"))
+    assert second.history == (user("hello"), Message("assistant", (TextBlock("hi there"),)))
+    assert second.asked == (user("again"),)
 
 
 async def test_a_stream_is_recorded_only_once_complete() -> None:
