@@ -14,6 +14,7 @@ from relaygate.admin import handle_admin, is_admin_path
 from relaygate.core.errors import GatewayError, NotFoundError
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import configure_logging
+from relaygate.openapi import handle_openapi
 from relaygate.relay.context import RequestContext
 from relaygate.relay.handler import handle_chat, handle_count_tokens, new_request_id, send_error
 from relaygate.services import Services, build_services
@@ -52,6 +53,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/healthz"): handle_healthz,
     ("GET", "/readyz"): handle_readyz,
     ("GET", "/metrics"): handle_metrics,
+    ("GET", "/openapi.json"): handle_openapi,
     ("HEAD", "/"): handle_probe,
     ("HEAD", "/api/hello"): handle_probe,
     ("GET", "/"): handle_probe,
