@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -74,6 +75,8 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.registry.register(_RuntimeCollector())
+
     def breaker_changed(self, deployment: str, old: BreakerState | None, new: BreakerState) -> None:
         """A breaker changed state (``old`` is None when its deployment is first seen)."""
         self.breaker_state.labels(deployment).set(new.value)
@@ -135,3 +138,19 @@ class _DeploymentCollector(Collector):
                 latency.add_metric((item.deployment,), item.latency)
         yield outstanding
         yield latency
+
+
+class _RuntimeCollector(Collector):
+    """The event loop's task count at scrape time: a leak shows as growth under steady load."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # scraped outside an event loop
+            tasks = 0
+        yield GaugeMetricFamily(
+            "relaygate_asyncio_tasks", "asyncio tasks alive in this process's event loop", tasks
+        )
