@@ -66,6 +66,22 @@ _NON_JSON = (
     b"{'model': 'fz-gpt'}",
 )
 
+# Tool inputs for the mock's ``mock:tool NAME {json}`` directive that no JSON encoder can send
+# back. Deeper than 64 levels the mock refuses them; 64 levels still fit through the gateway.
+TOOL_INPUTS = (
+    '{"a": "\\ud800"}',
+    '{"a": "\\udfff\\ud800"}',
+    '{"a": 123456789012345678901234567890}',
+    '{"a": -9223372036854775809}',
+    '{"a": NaN, "b": Infinity, "c": -Infinity}',
+    '{"a": 1e999}',
+    '{"a": ' + "[" * 63 + "]" * 63 + "}",
+    '{"a": ' + "[" * 65 + "]" * 65 + "}",
+    '{"a": ' + "[" * 5000 + "]" * 5000 + "}",
+    '{"a": {"a": {"a"',
+    '{"\\u0000": "\\u0000"}',
+)
+
 _NUMERIC_FIELDS = (
     "max_tokens",
     "temperature",

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzz.common import FAULT_MODELS
-from tests.fuzz.hostile import hostile_bodies, odd_headers
+from tests.fuzz.hostile import TOOL_INPUTS, hostile_bodies, odd_headers
 from tests.fuzz.oracle import Dialect, FuzzTarget, Kind
 from tests.fuzz.profile import fuzz_settings
 
@@ -60,6 +60,29 @@ def test_the_other_dialects_body(target: FuzzTarget, dialect: Dialect, kind: Kin
     """An Anthropic body on the OpenAI route (and the reverse): answered in the route's dialect."""
     other = BASE[("anthropic", "chat")] if dialect == "openai" else BASE[("openai", "chat")]
     target.check(target.post(dialect, kind, orjson.dumps(other)), dialect, kind)
+
+
+_TOOLS: dict[Dialect, list[dict[str, Any]]] = {
+    "openai": [{"type": "function", "function": {"name": "t", "parameters": {"type": "object"}}}],
+    "anthropic": [{"name": "t", "input_schema": {"type": "object"}}],
+}
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@fuzz_settings(40)
+@given(
+    tool_input=st.sampled_from(TOOL_INPUTS),
+    model=st.sampled_from(["fz-gpt", "fz-claude"]),
+    stream=st.booleans(),
+)
+def test_tool_directives_the_mock_cannot_answer(
+    target: FuzzTarget, dialect: Dialect, tool_input: str, model: str, stream: bool
+) -> None:
+    base = BASE[(dialect, "chat")]
+    messages = [{"role": "user", "content": f"mock:tool t {tool_input}"}]
+    body = {**base, "model": model, "stream": stream, "tools": _TOOLS[dialect]}
+    body["messages"] = messages
+    target.check(target.post(dialect, "chat", orjson.dumps(body)), dialect)
 
 
 _PATHS = st.sampled_from(
