@@ -6,6 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from relaygate.mock.engine import thinking_signature
 from tests.fuzz.common import (
     PNG_BASE64,
     json_objects,
@@ -40,9 +41,28 @@ _image_block = st.sampled_from(
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
     ]
 )
-_user_content = st.one_of(
-    solid_texts, st.lists(st.one_of(_text_block(), _image_block), min_size=1, max_size=3)
+_document_block = st.builds(
+    lambda text: {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": text},
+        "title": "notes",
+    },
+    solid_text,
 )
+_user_content = st.one_of(
+    solid_texts,
+    st.lists(st.one_of(_text_block(), _image_block, _document_block), min_size=1, max_size=3),
+)
+
+
+@st.composite
+def _thinking_blocks(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """What Claude Code sends back from an earlier turn: signed thinking, or redacted thinking.
+    The signature is the mock's own (it checks it, as Anthropic's API does)."""
+    thought = draw(solid_text)
+    signed = {"type": "thinking", "thinking": thought, "signature": thinking_signature(thought)}
+    redacted = {"type": "redacted_thinking", "data": "c2VjcmV0"}
+    return draw(st.sampled_from([[], [signed], [redacted]]))
 
 
 @st.composite
@@ -69,7 +89,9 @@ def _tool_round(draw: st.DrawFn) -> list[dict[str, Any]]:
         results.append(result)
     if draw(st.booleans()):
         results.append({"type": "text", "text": draw(solid_texts)})
-    return [{"role": "assistant", "content": lead + uses}, {"role": "user", "content": results}]
+    thinking = draw(_thinking_blocks())
+    assistant = {"role": "assistant", "content": thinking + lead + uses}
+    return [assistant, {"role": "user", "content": results}]
 
 
 @st.composite
@@ -94,7 +116,19 @@ def _tools(draw: st.DrawFn) -> list[dict[str, Any]]:
         optional(draw, tool, "description", solid_text)
         optional(draw, tool, "cache_control", st.just(_EPHEMERAL))
         tools.append(tool)
+    if draw(st.booleans()):
+        tools.append(draw(_SERVER_TOOLS))
     return tools
+
+
+# Server tools carry a versioned type and no input schema.
+_SERVER_TOOLS = st.sampled_from(
+    [
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 2},
+        {"type": "bash_20250124", "name": "bash"},
+        {"type": "text_editor_20250429", "name": "str_replace_based_edit_tool"},
+    ]
+)
 
 
 _system = st.one_of(solid_text, st.lists(_text_block(), min_size=1, max_size=2))
