@@ -79,8 +79,16 @@ def _messages(draw: st.DrawFn) -> list[dict[str, Any]]:
         if draw(st.booleans()):
             messages += draw(_tool_round())
         else:
-            messages.append({"role": "assistant", "content": draw(plain_text)})
+            reply = draw(st.sampled_from(["content", "refusal", "parts"]))
+            if reply == "refusal":
+                messages.append({"role": "assistant", "content": None, "refusal": "no"})
+            elif reply == "parts":
+                messages.append({"role": "assistant", "content": draw(st.lists(_text_part))})
+            else:
+                messages.append({"role": "assistant", "content": draw(plain_text)})
     messages.append({"role": "user", "content": draw(_user_content)})
+    if draw(st.booleans()):
+        messages[-1]["name"] = draw(short_ids)
     return messages
 
 
@@ -123,6 +131,12 @@ def chat_bodies(draw: st.DrawFn) -> dict[str, Any]:
     optional(draw, body, "presence_penalty", st.floats(-2, 2))
     optional(draw, body, "metadata", st.dictionaries(short_ids, plain_text, max_size=3))
     optional(draw, body, "response_format", _response_formats())
+    optional(draw, body, "frequency_penalty", st.floats(-2, 2))
+    optional(draw, body, "reasoning_effort", st.sampled_from(["low", "medium", "high"]))
+    optional(draw, body, "store", st.booleans())
+    if draw(st.booleans()):
+        body["logprobs"] = True
+        body["top_logprobs"] = draw(st.integers(0, 5))
     return body
 
 
