@@ -34,7 +34,7 @@ ROUTES = sorted(BASE)
 
 
 @pytest.mark.parametrize(("dialect", "kind"), ROUTES)
-@fuzz_settings(70)
+@fuzz_settings(100)
 @given(data=st.data())
 def test_hostile_bodies(target: FuzzTarget, dialect: Dialect, kind: Kind, data: Any) -> None:
     base = {**BASE[(dialect, kind)], "model": data.draw(st.sampled_from(["fz-gpt", "fz-claude"]))}

@@ -25,37 +25,37 @@ def _ok(target: FuzzTarget, dialect: Any, kind: Any, body: dict[str, Any]) -> No
     assert response.status_code == 200, f"a valid request was refused: {response.text[:500]}"
 
 
-@fuzz_settings(80)
+@fuzz_settings(120)
 @given(body=chat_bodies())
 def test_valid_openai_chat_succeeds(target: FuzzTarget, body: dict[str, Any]) -> None:
     _ok(target, "openai", "chat", body)
 
 
-@fuzz_settings(80)
+@fuzz_settings(120)
 @given(body=message_bodies())
 def test_valid_anthropic_messages_succeed(target: FuzzTarget, body: dict[str, Any]) -> None:
     _ok(target, "anthropic", "chat", body)
 
 
-@fuzz_settings(30)
+@fuzz_settings(40)
 @given(body=count_tokens_bodies())
 def test_valid_count_tokens_succeeds(target: FuzzTarget, body: dict[str, Any]) -> None:
     _ok(target, "anthropic", "count_tokens", body)
 
 
-@fuzz_settings(100)
+@fuzz_settings(150)
 @given(body=nearly_valid(chat_bodies()))
 def test_nearly_valid_openai_chat(target: FuzzTarget, body: dict[str, Any]) -> None:
     target.check(target.post("openai", "chat", orjson.dumps(body)), "openai")
 
 
-@fuzz_settings(100)
+@fuzz_settings(150)
 @given(body=nearly_valid(message_bodies()))
 def test_nearly_valid_anthropic_messages(target: FuzzTarget, body: dict[str, Any]) -> None:
     target.check(target.post("anthropic", "chat", orjson.dumps(body)), "anthropic")
 
 
-@fuzz_settings(30)
+@fuzz_settings(50)
 @given(body=nearly_valid(count_tokens_bodies()))
 def test_nearly_valid_count_tokens(target: FuzzTarget, body: dict[str, Any]) -> None:
     response = target.post("anthropic", "count_tokens", orjson.dumps(body))
