@@ -7,8 +7,10 @@ removed, given a value of the wrong type, pushed out of range, or given an unkno
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
+import orjson
 from hypothesis import strategies as st
 
 Container = dict[str, Any] | list[Any]
@@ -66,3 +68,11 @@ def nearly_valid(draw: st.DrawFn, bodies: st.SearchStrategy[dict[str, Any]]) -> 
     else:
         container[key] = _replacement(draw, container[key])  # type: ignore[index]
     return body
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """JSON bytes; integers past 64 bits (which orjson refuses) through the standard library."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, ensure_ascii=False).encode()

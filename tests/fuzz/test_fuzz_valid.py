@@ -13,7 +13,7 @@ import orjson
 from hypothesis import given
 
 from tests.fuzz.anthropic_bodies import count_tokens_bodies, message_bodies
-from tests.fuzz.mutations import nearly_valid
+from tests.fuzz.mutations import encode, nearly_valid
 from tests.fuzz.openai_bodies import chat_bodies
 from tests.fuzz.oracle import FuzzTarget
 from tests.fuzz.profile import fuzz_settings
@@ -46,17 +46,17 @@ def test_valid_count_tokens_succeeds(target: FuzzTarget, body: dict[str, Any]) -
 @fuzz_settings(150)
 @given(body=nearly_valid(chat_bodies()))
 def test_nearly_valid_openai_chat(target: FuzzTarget, body: dict[str, Any]) -> None:
-    target.check(target.post("openai", "chat", orjson.dumps(body)), "openai")
+    target.check(target.post("openai", "chat", encode(body)), "openai")
 
 
 @fuzz_settings(150)
 @given(body=nearly_valid(message_bodies()))
 def test_nearly_valid_anthropic_messages(target: FuzzTarget, body: dict[str, Any]) -> None:
-    target.check(target.post("anthropic", "chat", orjson.dumps(body)), "anthropic")
+    target.check(target.post("anthropic", "chat", encode(body)), "anthropic")
 
 
 @fuzz_settings(50)
 @given(body=nearly_valid(count_tokens_bodies()))
 def test_nearly_valid_count_tokens(target: FuzzTarget, body: dict[str, Any]) -> None:
-    response = target.post("anthropic", "count_tokens", orjson.dumps(body))
+    response = target.post("anthropic", "count_tokens", encode(body))
     target.check(response, "anthropic", "count_tokens")
