@@ -256,6 +256,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.edge": (
         "handler",
+        "openapi",
         "routes",
         "system_routes",
     ),

@@ -26,7 +26,7 @@ from relaygate.core.types import (
     ToolUseBlock,
 )
 
-_ROLES: dict[object, Role] = {"user": "user", "assistant": "assistant", "system": "system"}
+_ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant", "system": "system"}
 
 
 def invalid(path: str, problem: str) -> InvalidRequestError:
@@ -60,7 +60,8 @@ def decode_messages(value: object) -> tuple[Message, ...]:
 def _message(item: object, path: str) -> Message:
     if not isinstance(item, dict):
         raise invalid(path, "expected a message object")
-    role = _ROLES.get(item.get("role"))
+    given = item.get("role")
+    role = _ROLES.get(given) if isinstance(given, str) else None
     if role is None:
         raise invalid(f"{path}.role", "expected 'user', 'assistant' or 'system'")
     return Message(role, decode_content(item.get("content"), f"{path}.content"))

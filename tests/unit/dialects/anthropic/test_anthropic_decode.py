@@ -328,6 +328,19 @@ def test_count_tokens_needs_no_max_tokens() -> None:
             "tool_choice.name",
         ),
         ({"model": "m", "max_tokens": 1, "messages": [], "thinking": "on"}, "thinking"),
+        # Found by tests/fuzz: JSON arrays and objects are unhashable; they used to be 500s.
+        (
+            {"model": "m", "max_tokens": 1, "messages": [{"role": [], "content": "hi"}]},
+            "messages[0].role",
+        ),
+        (
+            {"model": "m", "max_tokens": 1, "messages": [{"role": {}, "content": "hi"}]},
+            "messages[0].role",
+        ),
+        (
+            {"model": "m", "max_tokens": 1, "messages": [], "tool_choice": {"type": ["auto"]}},
+            "tool_choice",
+        ),
         ({"model": "m", "max_tokens": 1, "messages": [], "metadata": []}, "metadata"),
     ],
 )
