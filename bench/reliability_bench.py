@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -31,8 +28,9 @@ import aiohttp
 import orjson
 import yaml
 
+from bench.oneshot import run_once
 from bench.openloop import new_session
-from bench.procs import BenchError, Server, start_gateway, start_mock
+from bench.procs import Server, start_gateway, start_mock
 from bench.stats import summarize_ms
 
 MODEL = "reliable"
@@ -272,19 +270,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="relaygate-reliability-"))
-    try:
-        result = run(args, workdir)
-    except BenchError as exc:
-        print(f"reliability bench failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(render(result))
-    if args.out is not None:
-        args.out.write_text(json.dumps(result, indent=2))
-    return 0 if result["meets_target"] else 3
+    return run_once("reliability", build_parser().parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ final one (the spend itself leaves no room), with the real spend and held amount
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from tests.unit.accounting.test_budget import key
@@ -13,7 +14,8 @@ from relaygate.accounting import LocalBudgets, SharedBudgets
 from relaygate.accounting.budget import Budgets
 from relaygate.core.errors import BudgetExhaustedError, BudgetHeldError, GatewayError
 from relaygate.settings.accounting import BudgetSettings
-from relaygate.store import LedgerStore
+from relaygate.store import LedgerStore, ReserveAsk
+from relaygate.store.ledger_records import BudgetCounters
 
 # No background settler runs in these tests (never started): what is written is what a test
 # writes, so a hold stays in the store until the enforcer itself writes its release.
@@ -94,3 +96,40 @@ async def test_a_shared_refusal_shows_another_processes_spend(ledger: LedgerStor
     assert isinstance(error, BudgetExhaustedError)
     assert "spent $0.8500" in error.message
     await second.stop()
+
+
+class HoldsSettledDuringRefusal:
+    """The store as another process sees it: the holds that refused a reservation are settled
+    (written) by their process right after the refusal, before the refused one reads counters."""
+
+    def __init__(self, store: LedgerStore, settle: Callable[[], Awaitable[None]]) -> None:
+        self._store = store
+        self._settle: Callable[[], Awaitable[None]] | None = settle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def try_reserve(self, ask: ReserveAsk) -> BudgetCounters | None:
+        counters = await self._store.try_reserve(ask)
+        if counters is None and self._settle is not None:
+            settle, self._settle = self._settle, None
+            await settle()
+        return counters
+
+
+async def test_holds_settled_while_a_shared_refusal_is_explained_do_not_refuse(
+    ledger: LedgerStore,
+) -> None:
+    other = SharedBudgets(ledger, SETTINGS)
+    holds = [await other.reserve(key(), 0.4) for _ in range(2)]
+
+    async def settle_them() -> None:
+        for hold in holds:
+            other.settle("k", hold, 0.01)
+        await other.stop()  # writes the releases, as the other process's settler would
+
+    racing = SharedBudgets(HoldsSettledDuringRefusal(ledger, settle_them), SETTINGS)  # type: ignore[arg-type]
+    # Refused while the 0.8 was held, but it fits once the holds are gone: never a refusal
+    # that reads "$0.0000 held by requests in flight".
+    assert await racing.reserve(key(), 0.3) is not None
+    await racing.stop()

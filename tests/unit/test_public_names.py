@@ -272,6 +272,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.edge": (
         "handler",
+        "openapi",
         "routes",
         "session_routes",
         "system_routes",

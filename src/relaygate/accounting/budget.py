@@ -91,6 +91,15 @@ def month_of(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m")
 
 
+def over_limits(key: KeyRecord, counters: Counters, amount: float) -> bool:
+    """Whether holding ``amount`` more would pass the key's monthly cap or prepaid balance."""
+    cap, credit = key.monthly_budget_usd, key.balance_usd
+    held = counters.reserved + amount
+    return (cap is not None and counters.month_spent + held > cap + _EPSILON) or (
+        credit is not None and counters.balance_spent + held > credit + _EPSILON
+    )
+
+
 def refusal(key: KeyRecord, counters: Counters | None, amount: float) -> GatewayError:
     """The 429 a caller sees, saying which limit, the spend and what is held by requests in
     flight. When the request would fit once those holds are settled the refusal is temporary:
@@ -276,18 +285,10 @@ class LocalBudgets:
             return None
         amount = max(amount_usd, MIN_RESERVATION_USD)
         counters = self._current(key.name)
-        cap, credit = key.monthly_budget_usd, key.balance_usd
-        over_cap = (
-            cap is not None and counters.month_spent + counters.reserved + amount > cap + _EPSILON
-        )
-        over_credit = (
-            credit is not None
-            and counters.balance_spent + counters.reserved + amount > credit + _EPSILON
-        )
-        if over_cap or over_credit:
+        if over_limits(key, counters, amount):
             raise refusal(key, counters, amount)
         counters.reserved += amount
-        return Hold(key.name, amount, credit is not None)
+        return Hold(key.name, amount, key.balance_usd is not None)
 
     def settle(self, key_name: str, hold: Hold | None, cost_usd: float) -> None:
         counters = self._current(key_name)

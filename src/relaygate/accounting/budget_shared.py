@@ -22,6 +22,7 @@ from relaygate.accounting.budget import (
     MonthClock,
     Settler,
     has_budget,
+    over_limits,
     refusal,
 )
 from relaygate.core.errors import BudgetExhaustedError
@@ -34,6 +35,8 @@ from relaygate.store.records import KeyRecord
 logger = logging.getLogger("relaygate.budget")
 SETTLE_SECONDS = 0.2
 WARN_EVERY_SECONDS = 30.0
+# Asks again after a refusal whose holds were settled before it was explained (see reserve).
+_RESERVE_RETRIES = 2
 
 
 class SharedBudgets:
@@ -76,6 +79,19 @@ class SharedBudgets:
                 counters = await self._store.try_reserve(ask)
         except StoreError as exc:
             return self._unreachable(key, amount, exc)
+        for _ in range(_RESERVE_RETRIES):
+            if counters is not None:
+                break
+            # The refusal is explained with counters read after it: holds that refused it may
+            # have been settled meanwhile (other requests finished). When the request fits now,
+            # asking again is the honest answer; a refusal always matches what it reports.
+            seen = await self._counters(key.name, ask.month)
+            if seen is None or over_limits(key, seen, amount):
+                raise refusal(key, seen, amount)
+            try:
+                counters = await self._store.try_reserve(ask)
+            except StoreError as exc:
+                return self._unreachable(key, amount, exc)
         if counters is None:
             raise refusal(key, await self._counters(key.name, ask.month), amount)
         self._remember(counters)

@@ -127,7 +127,12 @@ def parse_month(value: str) -> tuple[datetime, datetime]:
     match = MONTH_PATTERN.match(value)
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise ValueError(f"month: expected YYYY-MM, got '{value[:20]}'")
-    return month_bounds(datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=UTC))
+    try:
+        return month_bounds(datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=UTC))
+    except ValueError:  # year 0, or a next month in year 10000
+        raise ValueError(
+            f"month: expected YYYY-MM from 0001-01 to 9999-11, got '{value}'"
+        ) from None
 
 
 def month_bounds(moment: datetime) -> tuple[datetime, datetime]:

@@ -49,10 +49,7 @@ async def handle_chat(services: Services, request: Request, send: Send, dialect:
     except GatewayError as err:
         await send_error(ctx, send, dialect, err, services.redactor)
     except Exception:
-        logger.exception("unhandled error", extra={"fields": {"request_id": ctx.request_id}})
-        if not ctx.response_started:
-            internal = InternalError("Internal gateway error")
-            await send_error(ctx, send, dialect, internal, services.redactor)
+        await _unhandled(ctx, send, dialect, services)
     finally:
         services.metrics.in_flight.dec()
         services.metrics.observe(ctx)
@@ -136,10 +133,20 @@ async def handle_count_tokens(services: Services, request: Request, send: Send) 
         await send_body(send, 200, dialect.encode_count_tokens(counted), [JSON_CONTENT, *headers])
     except GatewayError as err:
         await send_error(ctx, send, dialect, err, services.redactor)
+    except Exception:
+        await _unhandled(ctx, send, dialect, services)
     finally:
         services.metrics.observe(ctx)
         services.accounting.finish(ctx)
         log_request(logger, ctx)
+
+
+async def _unhandled(ctx: RequestContext, send: Send, dialect: Dialect, services: Services) -> None:
+    """A bug: logged once with its traceback; the caller gets a 500 in its dialect if it can."""
+    logger.exception("unhandled error", extra={"fields": {"request_id": ctx.request_id}})
+    if not ctx.response_started:
+        internal = InternalError("Internal gateway error")
+        await send_error(ctx, send, dialect, internal, services.redactor)
 
 
 def _success_headers(ctx: RequestContext) -> Headers:

@@ -13,6 +13,7 @@ from relaygate.core.context import RequestContext
 from relaygate.core.errors import GatewayError, NotFoundError, clip
 from relaygate.dialects.base import Dialect
 from relaygate.edge.handler import handle_chat, handle_count_tokens, new_request_id, send_error
+from relaygate.edge.openapi import handle_openapi
 from relaygate.edge.session_routes import SESSION_PREFIX, handle_session
 from relaygate.edge.system_routes import (
     handle_healthz,
@@ -46,6 +47,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/healthz"): handle_healthz,
     ("GET", "/readyz"): handle_readyz,
     ("GET", "/metrics"): handle_metrics,
+    ("GET", "/openapi.json"): handle_openapi,
     ("HEAD", "/"): handle_probe,
     ("HEAD", "/api/hello"): handle_probe,
     ("GET", "/"): handle_probe,

@@ -12,10 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
+
 from relaygate.core.errors import InvalidRequestError
 from relaygate.core.types import ChatRequest, TextBlock, ToolResultBlock
 
 MAX_WORDS = 65_536
+MAX_TOOL_INPUT_DEPTH = 64
 _DIRECTIVE = re.compile(r"mock:(tool|words|fault|recall)\b[ \t]*(\S*)")
 _DECODER = json.JSONDecoder()
 
@@ -94,11 +97,37 @@ def _tool_input(text: str, start: int) -> dict[str, Any]:
     try:
         value, _ = _DECODER.raw_decode(rest)
     except json.JSONDecodeError as exc:
-        raise InvalidRequestError(
-            f"messages: the mock:tool directive's input is not valid JSON ({exc.msg})",
-            param="messages",
-        ) from exc
+        raise _bad_tool_input(f"is not valid JSON ({exc.msg})") from exc
+    except RecursionError:
+        raise _bad_tool_input(f"is nested deeper than {MAX_TOOL_INPUT_DEPTH} levels") from None
+    # Python's decoder takes what the answer's encoder refuses (lone surrogates, integers past
+    # 64 bits, any depth): refuse it here, or the mock fails while answering.
+    if _deeper_than(value, MAX_TOOL_INPUT_DEPTH):
+        raise _bad_tool_input(f"is nested deeper than {MAX_TOOL_INPUT_DEPTH} levels")
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise _bad_tool_input(f"cannot be sent back as JSON ({exc})") from None
     return cast(dict[str, Any], value)  # decoding from "{" always yields an object
+
+
+def _bad_tool_input(problem: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"messages: the mock:tool directive's input {problem}", param="messages"
+    )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        if children and depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _word_count(arg: str) -> int:

@@ -133,7 +133,8 @@ def _block_events(index: int, block: ContentBlock) -> list[StreamEvent]:
 
 def _thinking_on(req: ChatRequest) -> bool:
     thinking = req.thinking
-    return thinking is not None and thinking.get("type") in _THINKING_MODES
+    mode = thinking.get("type") if thinking is not None else None
+    return isinstance(mode, str) and mode in _THINKING_MODES
 
 
 def _thinking_block(user_text: str) -> ThinkingBlock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -92,6 +93,7 @@ class Metrics:
             ("model",),
             registry=self.registry,
         )
+        self.registry.register(_RuntimeCollector())
 
     def breaker_panicked(self, model: str) -> None:
         self.breaker_panic.labels(model).inc()
@@ -171,3 +173,19 @@ class _DeploymentCollector(Collector):
                 latency.add_metric((item.deployment,), item.latency)
         yield outstanding
         yield latency
+
+
+class _RuntimeCollector(Collector):
+    """The event loop's task count at scrape time: a leak shows as growth under steady load."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # scraped outside an event loop
+            tasks = 0
+        yield GaugeMetricFamily(
+            "relaygate_asyncio_tasks", "asyncio tasks alive in this process's event loop", tasks
+        )

@@ -137,6 +137,7 @@ def test_parse_month() -> None:
         datetime(2031, 12, 1, tzinfo=UTC),
         datetime(2032, 1, 1, tzinfo=UTC),
     )
-    for bad in ("2031-13", "2031-1", "May"):
+    # 0000 and 9999-12 (whose next month is in year 10000) are outside what dates can hold.
+    for bad in ("2031-13", "2031-1", "May", "0000-01", "9999-12"):
         with pytest.raises(ValueError, match="month: expected YYYY-MM"):
             parse_month(bad)

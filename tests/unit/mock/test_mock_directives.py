@@ -77,6 +77,23 @@ def test_last_user_turn_of_no_messages_is_empty() -> None:
     assert (turn.text, turn.tool_result) == ("", None)
 
 
+@pytest.mark.parametrize(
+    "tool_json",
+    [
+        '{"a": "\\ud800"}',  # a lone surrogate: valid for Python's json, not UTF-8
+        '{"a": 123456789012345678901234567890}',  # past 64 bits
+        '{"a": ' + "[" * 300 + "]" * 300 + "}",  # deeper than a JSON encoder goes
+        '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}",  # deeper than Python's decoder goes
+    ],
+)
+def test_tool_input_the_mock_cannot_send_back_is_invalid(tool_json: str) -> None:
+    """Found by fuzzing: such input crashed the mock while encoding its answer (a 502)."""
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_directives(f"mock:tool lookup {tool_json}")
+    assert caught.value.param == "messages"
+    assert caught.value.status == 400
+
+
 def test_recall() -> None:
     assert parse_directives("what did I say? mock:recall").recall
     assert not parse_directives("mock:words 3").recall

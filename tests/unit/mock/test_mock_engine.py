@@ -271,7 +271,13 @@ def test_thinking_on_the_anthropic_wire_comes_first_with_a_signature(mode: str) 
 
 @pytest.mark.parametrize(
     ("dialect", "thinking"),
-    [("openai", {"type": "enabled", "budget_tokens": 2048}), ("anthropic", {"type": "disabled"})],
+    [
+        ("openai", {"type": "enabled", "budget_tokens": 2048}),
+        ("anthropic", {"type": "disabled"}),
+        # Found by tests/fuzz: an unhashable type crashed the mock (a 502 through the gateway).
+        ("anthropic", {"type": ["enabled"]}),
+        ("anthropic", {"type": {}}),
+    ],
 )
 def test_no_thinking_block_otherwise(dialect: DialectName, thinking: dict[str, Any]) -> None:
     resp = build_reply(request("think", dialect, thinking=thinking), 1)

@@ -1,7 +1,8 @@
 """Anthropic message content (wire) -> neutral messages and content blocks.
 
-Known block types are validated field by field. Block types the neutral model has no room for
-(``document``, ``search_result``, server-tool results, ...) are skipped here, not rejected: they
+Known block types are validated field by field. A plain-text ``document`` becomes text (its title
+first), so a translated request loses nothing of it. Block types the neutral model has no room for
+(PDF documents, ``search_result``, server-tool results, ...) are skipped here, not rejected: they
 stay in ``ChatRequest.raw`` and reach a same-dialect upstream unchanged; a translated request
 goes without them. Only clearly malformed blocks (not an object, no string ``type``, a known type
 with fields of the wrong type) raise ``InvalidRequestError``.
@@ -26,7 +27,7 @@ from relaygate.core.types import (
     ToolUseBlock,
 )
 
-_ROLES: dict[object, Role] = {"user": "user", "assistant": "assistant", "system": "system"}
+_ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant", "system": "system"}
 
 
 def invalid(path: str, problem: str) -> InvalidRequestError:
@@ -60,7 +61,8 @@ def decode_messages(value: object) -> tuple[Message, ...]:
 def _message(item: object, path: str) -> Message:
     if not isinstance(item, dict):
         raise invalid(path, "expected a message object")
-    role = _ROLES.get(item.get("role"))
+    given = item.get("role")
+    role = _ROLES.get(given) if isinstance(given, str) else None
     if role is None:
         raise invalid(f"{path}.role", "expected 'user', 'assistant' or 'system'")
     return Message(role, decode_content(item.get("content"), f"{path}.content"))
@@ -110,6 +112,19 @@ def _image(block: JSONObject, path: str) -> ImageBlock | None:
     return None
 
 
+def _document(block: JSONObject, path: str) -> TextBlock | None:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise invalid(f"{path}.source", "expected an object")
+    if source.get("type") != "text":
+        return None
+    text = expect_str(source, "data", f"{path}.source")
+    title = block.get("title")
+    if isinstance(title, str) and title:
+        text = f"{title}\n\n{text}"
+    return TextBlock(text, cache_control(block, path))
+
+
 def _tool_use(block: JSONObject, path: str) -> ToolUseBlock:
     arguments = block.get("input", {})
     if not isinstance(arguments, dict):
@@ -148,6 +163,7 @@ def _redacted(block: JSONObject, path: str) -> RedactedThinkingBlock:
 _DECODERS: dict[str, Callable[[dict[str, Any], str], ContentBlock | None]] = {
     "text": _text,
     "image": _image,
+    "document": _document,
     "tool_use": _tool_use,
     "tool_result": _tool_result,
     "thinking": _thinking,

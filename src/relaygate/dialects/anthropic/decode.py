@@ -165,9 +165,12 @@ def _tool(item: object, path: str) -> Tool:
 def _tool_choice(value: object) -> ToolChoice | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or value.get("type") not in _CHOICES:
+    # A JSON array or object as ``type`` is unhashable: test for a string before the set lookup.
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         raise invalid("tool_choice", "expected an object with type auto, any, tool or none")
     kind = value["type"]
+    if kind not in _CHOICES:
+        raise invalid("tool_choice", "expected an object with type auto, any, tool or none")
     name = expect_str(value, "name", "tool_choice") if kind == "tool" else None
     disable = value.get("disable_parallel_tool_use", False)
     if not isinstance(disable, bool):

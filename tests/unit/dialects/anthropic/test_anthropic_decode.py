@@ -167,7 +167,7 @@ def test_tool_result_block_content_and_error_flag() -> None:
 
 
 def test_unknown_block_types_are_kept_only_in_raw() -> None:
-    doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}
+    doc = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf"}}
     body = minimal(messages=[{"role": "user", "content": [doc, {"type": "text", "text": "sum"}]}])
     req = decode(body)
     assert req.messages[0].content == (TextBlock("sum"),)
@@ -328,6 +328,19 @@ def test_count_tokens_needs_no_max_tokens() -> None:
             "tool_choice.name",
         ),
         ({"model": "m", "max_tokens": 1, "messages": [], "thinking": "on"}, "thinking"),
+        # Found by tests/fuzz: JSON arrays and objects are unhashable; they used to be 500s.
+        (
+            {"model": "m", "max_tokens": 1, "messages": [{"role": [], "content": "hi"}]},
+            "messages[0].role",
+        ),
+        (
+            {"model": "m", "max_tokens": 1, "messages": [{"role": {}, "content": "hi"}]},
+            "messages[0].role",
+        ),
+        (
+            {"model": "m", "max_tokens": 1, "messages": [], "tool_choice": {"type": ["auto"]}},
+            "tool_choice",
+        ),
         ({"model": "m", "max_tokens": 1, "messages": [], "metadata": []}, "metadata"),
     ],
 )
@@ -392,3 +405,20 @@ def test_deepest_accepted_schema_still_translates_for_an_openai_upstream() -> No
         dialect.decode_request(
             deep_body(f'[{{"name":"t","input_schema":{nested(MAX_DEPTH - 2)}}}]'), {}
         )
+
+
+def test_a_text_document_becomes_text_so_translation_loses_nothing() -> None:
+    document = {
+        "type": "document",
+        "title": "Return policy",
+        "source": {"type": "text", "media_type": "text/plain", "data": "30 days, receipt."},
+    }
+    pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf"}}
+    req = decode(minimal(messages=[{"role": "user", "content": [document, pdf]}]))
+    assert req.messages[0].content == (TextBlock("Return policy\n\n30 days, receipt."),)
+
+
+def test_a_document_without_a_source_object_names_the_field() -> None:
+    bad = {"role": "user", "content": [{"type": "document", "source": "x"}]}
+    with pytest.raises(InvalidRequestError, match=r"messages\[0\]\.content\[0\]\.source"):
+        decode(minimal(messages=[bad]))
