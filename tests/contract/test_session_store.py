@@ -6,6 +6,7 @@ Then what only Redis must do: appends from several OS processes on one session a
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import subprocess
 import sys
@@ -240,3 +241,39 @@ def test_memory_store_is_bounded_in_bytes_too() -> None:
     assert asyncio.run(fill()) == [0, 1, 1, 0]
     assert store.evicted == 1
     assert store.bytes_held == big.tokens * 4 * 2
+
+
+@pytest.mark.redis
+async def test_redis_trims_exactly_like_memory(redis_url: str, prefix: str) -> None:
+    """The Lua script mirrors turns.trim: random turns and policies, both stores, same turns."""
+    rng = random.Random(11)
+    memory = MemorySessionStore()
+    shared = RedisSessionStore.from_url(redis_url, timeout=2.0, prefix=prefix)
+    try:
+        for n in range(300):
+            kind = rng.choice(["said", "said", "call", "answer"])
+            made = (
+                Turn.of(
+                    (
+                        Message("user", (TextBlock(f"q{n}"),)),
+                        Message("assistant", (ToolUseBlock(f"c{n}", "f", {}),)),
+                    )
+                )
+                if kind == "call"
+                else Turn.of(
+                    (
+                        Message("user", (ToolResultBlock(f"c{n - 1}", (TextBlock("r"),)),)),
+                        Message("assistant", (TextBlock("a"),)),
+                    )
+                )
+                if kind == "answer"
+                else turn("x" * rng.randint(0, 300))
+            )
+            policy = SessionPolicy(
+                max_turns=rng.randint(1, 8), max_tokens=rng.choice([0, 60, 150]), ttl_seconds=60
+            )
+            dropped = await memory.append("k", "s", made, policy)
+            assert await shared.append("k", "s", made, policy) == dropped
+            assert await shared.load("k", "s") == await memory.load("k", "s")
+    finally:
+        await shared.close()

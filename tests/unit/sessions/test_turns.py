@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relaygate.core.errors import InvalidRequestError, UpstreamError
 from relaygate.core.events import (
@@ -188,3 +190,29 @@ def test_a_tool_result_after_a_system_turn_still_refers_to_an_older_turn() -> No
         )
     )
     assert not inner.opens_with_tool_result
+
+
+TURN_KINDS = st.sampled_from(["said", "call", "answer"])
+
+
+def build(kind: str, n: int, size: int) -> Turn:
+    if kind == "call":
+        return tool_call(n)
+    if kind == "answer":
+        return tool_answer(n)
+    return said("x" * size)
+
+
+@given(
+    st.lists(st.tuples(TURN_KINDS, st.integers(0, 400)), max_size=30),
+    st.integers(1, 12),
+    st.integers(0, 600),
+)
+def test_trim_invariants(kinds: list[tuple[str, int]], max_turns: int, max_tokens: int) -> None:
+    turns = [build(kind, n, size) for n, (kind, size) in enumerate(kinds)]
+    kept = trim(turns, SessionPolicy(max_turns=max_turns, max_tokens=max_tokens))
+    assert kept == turns[len(turns) - len(kept) :]  # the newest ones, in order
+    assert len(kept) <= max_turns
+    if max_tokens:
+        assert sum(t.tokens for t in kept) <= max_tokens
+    assert not kept or not kept[0].opens_with_tool_result
