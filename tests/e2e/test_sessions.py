@@ -173,7 +173,12 @@ def test_another_key_cannot_read_extend_or_delete_a_session(gateway: Gateway) ->
     wait_key_known(gateway, other)
     refused = session_of(gateway, sid, other)
     assert refused.status_code == 404
-    assert refused.json()["error"]["type"] == "not_found_error" or refused.json()["error"]
+    assert refused.json()["error"]["type"] == "not_found_error"
+    in_anthropic = httpx.get(
+        f"{gateway.base_url}/v1/sessions/{sid}",
+        headers={"x-api-key": other, "anthropic-version": "2023-06-01"},
+    )
+    assert in_anthropic.status_code == 404 and in_anthropic.json()["type"] == "error"
     gone = httpx.delete(
         f"{gateway.base_url}/v1/sessions/{sid}", headers={"authorization": f"Bearer {other}"}
     )
