@@ -10,7 +10,14 @@ from relaygate.core.events import StreamEvent
 from relaygate.core.types import ChatRequest, ChatResponse, ContentBlock, Message
 from relaygate.sessions.collect import AnswerCollector
 from relaygate.sessions.store import SessionStore, SessionUnavailableError
-from relaygate.sessions.turns import SessionPolicy, Turn, check_session_id, history, trim
+from relaygate.sessions.turns import (
+    SessionPolicy,
+    Turn,
+    answerable,
+    check_session_id,
+    history,
+    trim,
+)
 from relaygate.settings.sessions import SessionPolicySettings, SessionSettings
 
 logger = logging.getLogger("relaygate.sessions")
@@ -62,8 +69,9 @@ class SessionBook:
         check_session_id(session_id)
         self.stats.requests += 1
         turns = trim(await self.store.load(scope, session_id), policy)
+        prepended = answerable(history(turns), req.messages)
         return OpenSession(
-            self.store, self.stats, scope, session_id, policy, req.messages, history(turns)
+            self.store, self.stats, scope, session_id, policy, req.messages, prepended
         )
 
     async def turns(self, scope: str, session_id: str) -> list[Turn]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from relaygate.core.errors import InvalidRequestError
 from relaygate.core.estimate import estimate_message_tokens
-from relaygate.core.types import Message, ToolResultBlock
+from relaygate.core.types import Message, ToolResultBlock, ToolUseBlock
 
 SESSION_HEADER = "x-relaygate-session"
 MAX_SESSION_ID_CHARS = 128
@@ -87,3 +87,41 @@ def trim(turns: Sequence[Turn], policy: SessionPolicy) -> list[Turn]:
 def history(turns: Sequence[Turn]) -> tuple[Message, ...]:
     """The turns' messages in order: what is prepended to a request's own."""
     return tuple(m for turn in turns for m in turn.messages)
+
+
+def answerable(history: tuple[Message, ...], asked: tuple[Message, ...]) -> tuple[Message, ...]:
+    """``history`` without the tool calls that no tool result answers before the next assistant
+    message (in the history, or in ``asked`` for the last answer).
+
+    Upstreams reject a tool call not followed by its result; a caller that moved on from one
+    would otherwise get a 400 on every later request of the session. The stored turns keep it.
+    """
+    if not any(isinstance(b, ToolUseBlock) for m in history for b in m.content):
+        return history
+    following = (*history, *asked)
+    out: list[Message] = []
+    for index, message in enumerate(history):
+        if message.role == "assistant":
+            answered = _answered_after(following, index + 1)
+            message = Message(
+                "assistant",
+                tuple(
+                    b
+                    for b in message.content
+                    if not isinstance(b, ToolUseBlock) or b.id in answered
+                ),
+            )
+            if not message.content:
+                continue
+        out.append(message)
+    return tuple(out)
+
+
+def _answered_after(messages: tuple[Message, ...], start: int) -> set[str]:
+    """Tool-use ids answered from ``start`` up to the next assistant message."""
+    answered: set[str] = set()
+    for message in messages[start:]:
+        if message.role == "assistant":
+            break
+        answered.update(b.tool_use_id for b in message.content if isinstance(b, ToolResultBlock))
+    return answered

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from relaygate.core.events import BlockStart, MessageStart, MessageStop, TextDelta
-from relaygate.core.types import ChatRequest, Message, TextBlock, Usage
+from relaygate.core.types import (
+    ChatRequest,
+    Message,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
 from relaygate.services import build_sessions
 from relaygate.sessions import MemorySessionStore, SessionBook, SessionPolicy
 from relaygate.sessions.metrics import SessionCollector
@@ -111,3 +118,44 @@ async def test_metrics_count_requests_turns_and_trims() -> None:
     assert values["relaygate_session_turns_trimmed_total"] == 1
     assert values["relaygate_session_record_failures_total"] == 0
     assert values["relaygate_sessions_active"] == 1
+
+
+async def test_a_tool_call_the_caller_does_not_answer_is_left_out_of_the_history() -> None:
+    """Upstreams reject a tool call not followed by its result: without this, a caller that
+    moved on from a tool call would get a 400 on every later request of the session."""
+    b = book()
+    policy = b.policy("anyone", "m")
+    call = ToolUseBlock("call_1", "lookup", {})
+    first = await b.open("s5", "key1", policy, request("look it up"))
+    assert await first.record((TextBlock("Calling lookup."), call))
+    moved_on = await b.open("s5", "key1", policy, request("never mind"))
+    assert moved_on.history == (
+        user("look it up"),
+        Message("assistant", (TextBlock("Calling lookup."),)),
+    )
+    result = Message("user", (ToolResultBlock("call_1", (TextBlock("found"),)),))
+    answered = await b.open(
+        "s5", "key1", policy, ChatRequest("openai", "m", (result,), raw={"messages": []})
+    )
+    assert answered.history[-1] == Message("assistant", (TextBlock("Calling lookup."), call))
+
+
+async def test_an_unanswered_tool_call_alone_leaves_no_empty_assistant_turn() -> None:
+    b = book()
+    policy = b.policy("anyone", "m")
+    first = await b.open("s6", "key1", policy, request("q"))
+    assert await first.record((ToolUseBlock("call_9", "f", {}),))
+    later = await b.open("s6", "key1", policy, request("other"))
+    assert later.history == (user("q"),)
+
+
+async def test_an_unanswered_tool_call_deeper_in_the_history_is_left_out_too() -> None:
+    b = book()
+    policy = b.policy("anyone", "m")
+    first = await b.open("s7", "key1", policy, request("look it up"))
+    await first.record((TextBlock("Calling."), ToolUseBlock("call_1", "f", {})))
+    second = await b.open("s7", "key1", policy, request("never mind"))
+    await second.record((TextBlock("ok"),))
+    third = await b.open("s7", "key1", policy, request("and now?"))
+    assert not any(isinstance(blk, ToolUseBlock) for m in third.history for blk in m.content)
+    assert len(third.history) == 4
