@@ -25,12 +25,24 @@ HEADER = "x-relaygate-session"
 BOTH_WIRES = ["mock-gpt", "mock-claude"]  # OpenAI-wire upstream / Anthropic-wire upstream
 
 
+@pytest.fixture
+def sdk(gateway: Gateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=f"{gateway.base_url}/v1", api_key=gateway.api_key, max_retries=0
+    ) as client:
+        yield client
+
+
 def new_session() -> str:
     return f"shopper-{uuid.uuid4().hex[:12]}"
 
 
 def openai_turn(gw: Gateway, model: str, sid: str, text: str, *, stream: bool) -> str:
-    client = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=gw.api_key, max_retries=0)
+    with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=gw.api_key, max_retries=0) as client:
+        return openai_said(client, model, sid, text, stream=stream)
+
+
+def openai_said(client: openai.OpenAI, model: str, sid: str, text: str, *, stream: bool) -> str:
     messages: Any = [{"role": "user", "content": text}]
     headers = {HEADER: sid}
     if not stream:
@@ -43,18 +55,18 @@ def openai_turn(gw: Gateway, model: str, sid: str, text: str, *, stream: bool) -
 
 
 def anthropic_turn(gw: Gateway, model: str, sid: str, text: str, *, stream: bool) -> str:
-    client = anthropic.Anthropic(base_url=gw.base_url, api_key=gw.api_key, max_retries=0)
     messages: Any = [{"role": "user", "content": text}]
     headers = {HEADER: sid}
-    if not stream:
-        done = client.messages.create(
+    with anthropic.Anthropic(base_url=gw.base_url, api_key=gw.api_key, max_retries=0) as client:
+        if not stream:
+            done = client.messages.create(
+                model=model, max_tokens=300, messages=messages, extra_headers=headers
+            )
+            return "".join(b.text for b in done.content if b.type == "text")
+        with client.messages.stream(
             model=model, max_tokens=300, messages=messages, extra_headers=headers
-        )
-        return "".join(b.text for b in done.content if b.type == "text")
-    with client.messages.stream(
-        model=model, max_tokens=300, messages=messages, extra_headers=headers
-    ) as events:
-        return events.get_final_text()
+        ) as events:
+            return events.get_final_text()
 
 
 def session_of(gw: Gateway, sid: str, key: str | None = None) -> httpx.Response:
@@ -107,8 +119,10 @@ def test_a_session_is_shared_across_dialects(gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize("model", BOTH_WIRES)
-def test_tool_use_turns_are_stored_whole_and_replayed_valid(gateway: Gateway, model: str) -> None:
-    client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=gateway.api_key)
+def test_tool_use_turns_are_stored_whole_and_replayed_valid(
+    gateway: Gateway, sdk: openai.OpenAI, model: str
+) -> None:
+    client = sdk
     sid = new_session()
     headers = {HEADER: sid}
     tool: Any = {
@@ -184,13 +198,9 @@ def test_another_key_cannot_read_extend_or_delete_a_session(gateway: Gateway) ->
     )
     assert gone.status_code == 404
     # The other key's request under the same id starts its own, empty session.
-    client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=other, max_retries=0)
-    theirs = client.chat.completions.create(
-        model="mock-gpt",
-        messages=[{"role": "user", "content": "mock:recall"}],
-        extra_headers={HEADER: sid},
-    )
-    assert theirs.choices[0].message.content == "Recall: mock:recall"
+    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=other, max_retries=0) as theirs:
+        said = openai_said(theirs, "mock-gpt", sid, "mock:recall", stream=False)
+    assert said == "Recall: mock:recall"
     assert user_texts(session_of(gateway, sid)) == ["private"]
 
 
