@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from relaygate.accounting.budget import Budgets, Hold, LocalBudgets, has_budget
+from relaygate.accounting.budget_carry import UnwrittenSpend
 from relaygate.accounting.budget_shared import SharedBudgets
 from relaygate.accounting.fx import FxTable
 from relaygate.accounting.ledger import LedgerWriter
@@ -188,8 +189,11 @@ async def build_accounting(
     shared = settings.budget.mode == "shared" or (
         settings.budget.mode == "auto" and is_shared_url(database_url)
     )
+    carry = UnwrittenSpend(home)
     budgets: Budgets = (
-        SharedBudgets(store, settings.budget) if shared else LocalBudgets(store, settings.budget)
+        SharedBudgets(store, settings.budget, carry=carry)
+        if shared
+        else LocalBudgets(store, settings.budget, carry=carry)
     )
     ledger = None
     if settings.ledger.enabled:
