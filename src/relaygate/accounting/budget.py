@@ -223,10 +223,16 @@ class Settler:
             await self._loop.join()
         if await self.flush() or not self._pending:
             return
+        lost = f"budget counters of {len(self._pending)} keys lost: the store is down"
         if self._carry is None:
-            logger.error("budget counters of %d keys lost: the store is down", len(self._pending))
+            logger.error("%s", lost)
             return
-        path = self._carry.save(self._month, self._deltas(self._pending))
+        try:
+            path = self._carry.save(self._month, self._deltas(self._pending))
+        except OSError as exc:
+            # Files claimed at start stay on disk for the next start; what came since is lost.
+            logger.error("%s and they could not be saved: %s", lost, exc)
+            return
         logger.warning("budget counters not written; saved to %s for the next start", path)
         carried, self._carried = self._carried, []
         for claimed in carried:  # their deltas are in the file just saved

@@ -197,3 +197,17 @@ async def test_an_outage_is_logged_once_then_at_most_once_a_minute_and_recovery_
     assert sum("not re-read" in m for m in messages) == 1, messages
     assert sum("written again" in m for m in messages) == 1, messages
     assert sum("re-read again" in m for m in messages) == 1, messages
+
+
+async def test_spend_that_cannot_be_saved_either_is_logged_as_lost(
+    store: LedgerStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky = FlakyStore(store)
+    home = tmp_path / "home"
+    home.write_text("not a directory")  # the carry-over file cannot be written
+    budgets = enforcer("local", flaky, home)
+    flaky.down = True
+    budgets.settle("k", None, 0.5)
+    with caplog.at_level(logging.ERROR, logger="relaygate.budget"):
+        await budgets.stop()  # must not raise: the gateway still shuts down
+    assert any("lost" in r.getMessage() for r in caplog.records)
