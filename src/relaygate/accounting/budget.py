@@ -12,7 +12,8 @@ touching the database on the request path, and persists them in the background; 
 one process and, with several processes on one SQLite file, within ``sync_seconds`` of exact.
 ``SharedBudgets`` (budget_shared.py) makes each reservation one atomic UPDATE in PostgreSQL, so
 any number of processes share a cap exactly; it costs one round trip per request, and only for
-keys that have a budget. Settling is batched per key in the background in both.
+keys that have a budget. Settling is batched per key in the background in both; what the store
+cannot take before the process stops is carried to the next start (budget_carry.py).
 """
 
 from __future__ import annotations
