@@ -32,6 +32,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "SharedBudgets",
         "SpillFile",
         "UnknownCurrencyError",
+        "UnwrittenSpend",
         "UsageReport",
         "billable_usage",
         "build_accounting",
@@ -177,6 +178,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.accounting": (
         "budget",
+        "budget_carry",
         "budget_shared",
         "credit",
         "dead_letter",

@@ -25,6 +25,7 @@ from relaygate.accounting.budget import (
     over_limits,
     refusal,
 )
+from relaygate.accounting.budget_carry import UnwrittenSpend
 from relaygate.core.errors import BudgetExhaustedError
 from relaygate.settings.accounting import BudgetSettings
 from relaygate.store.errors import StoreError
@@ -43,13 +44,18 @@ class SharedBudgets:
     """Reservations checked and counted by the store, atomically."""
 
     def __init__(
-        self, store: LedgerStore, settings: BudgetSettings, months: MonthClock | None = None
+        self,
+        store: LedgerStore,
+        settings: BudgetSettings,
+        months: MonthClock | None = None,
+        carry: UnwrittenSpend | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._months = months or MonthClock()
         self._seen: dict[str, Counters] = {}
-        self._settler = Settler(store, min(SETTLE_SECONDS, settings.sync_seconds), self._months)
+        interval = min(SETTLE_SECONDS, settings.sync_seconds)
+        self._settler = Settler(store, interval, self._months, carry=carry)
         self._warned_at = -WARN_EVERY_SECONDS
 
     async def start(self) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from relaygate.admin import keys, usage
 from relaygate.admin.http import AdminError, send_admin_error
 from relaygate.auth.keys import bearer_token
-from relaygate.core.errors import GatewayError
+from relaygate.core.errors import GatewayError, clip
 from relaygate.services import Services
 from relaygate.store.errors import DuplicateNameError, StoreError, StoreUnavailableError
 from relaygate.web.request import Request, Send
@@ -102,8 +102,9 @@ async def _dispatch(services: Services, request: Request, send: Send) -> None:
             await handler(services, request, send, name)
             return
         if any(method_suffix == suffix for _, method_suffix in KEY_ROUTES):
-            raise AdminError(405, "method_not_allowed", f"{request.method} is not allowed here")
-    raise AdminError.not_found(f"No admin route for {request.method} {request.path}")
+            method = clip(request.method)
+            raise AdminError(405, "method_not_allowed", f"{method} is not allowed here")
+    raise AdminError.not_found(f"No admin route for {clip(request.method)} {clip(request.path)}")
 
 
 def _require_database(services: Services, request: Request) -> None:
