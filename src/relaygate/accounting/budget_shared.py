@@ -36,8 +36,9 @@ from relaygate.store.records import KeyRecord
 logger = logging.getLogger("relaygate.budget")
 SETTLE_SECONDS = 0.2
 WARN_EVERY_SECONDS = 30.0
-# Asks again after a refusal whose holds were settled before it was explained (see reserve).
-_RESERVE_RETRIES = 2
+# How often a reservation is asked: again after writing this process's settled holds, or after a
+# refusal whose holds were settled before it was explained (see reserve).
+_RESERVE_TRIES = 3
 
 
 class SharedBudgets:
@@ -76,29 +77,25 @@ class SharedBudgets:
             credit_usd=key.balance_usd,
             ttl_seconds=self._settings.reservation_ttl_seconds,
         )
-        try:
-            counters = await self._store.try_reserve(ask)
-            if counters is None and self._settler.releasing(key.name):
+        for _ in range(_RESERVE_TRIES):
+            try:
+                counters = await self._store.try_reserve(ask)
+            except StoreError as exc:
+                return self._unreachable(key, amount, exc)
+            if counters is not None:
+                break
+            if self._settler.releasing(key.name):
                 # Holds of finished requests are written every SETTLE_SECONDS: without this a
                 # caller sending requests back to back is refused by its own settled holds.
                 await self._settler.flush()
-                counters = await self._store.try_reserve(ask)
-        except StoreError as exc:
-            return self._unreachable(key, amount, exc)
-        for _ in range(_RESERVE_RETRIES):
-            if counters is not None:
-                break
+                continue
             # The refusal is explained with counters read after it: holds that refused it may
             # have been settled meanwhile (other requests finished). When the request fits now,
             # asking again is the honest answer; a refusal always matches what it reports.
             seen = await self._counters(key.name, ask.month)
             if seen is None or over_limits(key, seen, amount):
                 raise refusal(key, seen, amount)
-            try:
-                counters = await self._store.try_reserve(ask)
-            except StoreError as exc:
-                return self._unreachable(key, amount, exc)
-        if counters is None:
+        else:
             raise refusal(key, await self._counters(key.name, ask.month), amount)
         self._remember(counters)
         return Hold(key.name, amount, key.balance_usd is not None, remote=True)
