@@ -303,6 +303,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "stats",
     ),
     "relaygate.observability": (
+        "cache_metrics",
         "logging",
         "metrics",
     ),
@@ -327,6 +328,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.relay": (
         "attempts",
+        "cache_plan",
+        "cached",
         "count_tokens",
         "json_answer",
         "stream",
@@ -345,6 +348,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.settings": (
         "accounting",
+        "cache",
         "credentials",
         "defaults",
         "limits",

@@ -29,6 +29,11 @@ class Flight:
         self.events: list[StreamEvent] = []
         self.done = False
         self.followers = 0
+        # Set by the producer for the followers' ledger rows: the leader's request id, and the
+        # model and deployment that answered.
+        self.leader: str | None = None
+        self.model: str | None = None
+        self.deployment: str | None = None
         self._changed = asyncio.Event()
         self._readers = 0
         self._task: asyncio.Task[None] | None = None
