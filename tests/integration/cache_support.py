@@ -15,6 +15,8 @@ from relaygate.app import RelaygateApp
 from relaygate.services import Services, build_services
 from relaygate.settings import load_settings
 
+CHAT = "/v1/chat/completions"
+MESSAGES = "/v1/messages"
 CONFIG = """
 limits:
   overload:
@@ -49,6 +51,12 @@ class Gateway:
 
     def anthropic_headers(self, key: str | None = None, **extra: str) -> dict[str, str]:
         return {"x-api-key": key or self.api_key, "anthropic-version": "2023-06-01", **extra}
+
+    async def openai(self, body: Any, key: str | None = None) -> httpx.Response:
+        return await self.client.post(CHAT, json=body, headers=self.openai_headers(key))
+
+    async def anthropic(self, body: Any, key: str | None = None) -> httpx.Response:
+        return await self.client.post(MESSAGES, json=body, headers=self.anthropic_headers(key))
 
     def upstream_calls(self, model: str) -> int:
         """Model requests the in-process mock behind ``model`` received."""

@@ -3,12 +3,13 @@ and whole, translated or not; what is cacheable; bad headers; ledger rows and me
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from tests.integration.cache_support import (
+    CHAT,
     CONFIG,
+    MESSAGES,
     Gateway,
     anthropic_chat,
     anthropic_stream_text,
@@ -20,65 +21,48 @@ from tests.integration.cache_support import (
 from relaygate.auth import new_api_key
 from relaygate.store.records import KeySpec
 
-CHAT = "/v1/chat/completions"
-MESSAGES = "/v1/messages"
 
-
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
-    gw = await start_gateway(tmp_path)
-    yield gw
-    await gw.client.aclose()
-    await gw.services.close()
-
-
-async def test_a_repeated_request_is_a_hit_with_the_same_answer(gateway: Gateway) -> None:
-    first = await gateway.client.post(CHAT, json=openai_chat(), headers=gateway.openai_headers())
-    again = await gateway.client.post(
+async def test_a_repeated_request_is_a_hit_with_the_same_answer(cache_gateway: Gateway) -> None:
+    first = await cache_gateway.openai(openai_chat())
+    again = await cache_gateway.client.post(
         CHAT,
         json=openai_chat(user="someone", metadata={"a": "b"}),
-        headers=gateway.openai_headers(),
+        headers=cache_gateway.openai_headers(),
     )
     assert first.status_code == again.status_code == 200
     assert first.headers["x-relaygate-cache"] == "miss"
     assert again.headers["x-relaygate-cache"] == "hit"
     assert again.json()["choices"] == first.json()["choices"]
-    assert gateway.upstream_calls("gpt") == 1
+    assert cache_gateway.upstream_calls("gpt") == 1
 
 
 async def test_a_stream_serves_a_whole_request_and_the_reverse_across_dialects(
-    gateway: Gateway,
+    cache_gateway: Gateway,
 ) -> None:
-    streamed = await gateway.client.post(
+    streamed = await cache_gateway.client.post(
         MESSAGES,
         json=anthropic_chat("one", model="gpt", stream=True),
-        headers=gateway.anthropic_headers(),
+        headers=cache_gateway.anthropic_headers(),
     )
     assert streamed.headers["x-relaygate-cache"] == "miss"
-    whole = await gateway.client.post(
-        MESSAGES, json=anthropic_chat("one", model="gpt"), headers=gateway.anthropic_headers()
-    )
+    whole = await cache_gateway.anthropic(anthropic_chat("one", model="gpt"))
     assert whole.headers["x-relaygate-cache"] == "hit"
     text = anthropic_stream_text(streamed.content)
     assert text and whole.json()["content"][0]["text"] == text
     # The reverse: a whole answer first, then a stream of it, same dialect.
-    first = await gateway.client.post(
-        CHAT, json=openai_chat("two"), headers=gateway.openai_headers()
-    )
-    replayed = await gateway.client.post(
-        CHAT, json=openai_chat("two", stream=True), headers=gateway.openai_headers()
-    )
+    first = await cache_gateway.openai(openai_chat("two"))
+    replayed = await cache_gateway.openai(openai_chat("two", stream=True))
     assert replayed.headers["x-relaygate-cache"] == "hit"
     assert replayed.headers["content-type"].startswith("text/event-stream")
     assert openai_stream_text(replayed.content) == first.json()["choices"][0]["message"]["content"]
     assert replayed.content.rstrip().endswith(b"data: [DONE]")
-    assert gateway.upstream_calls("gpt") == 2
+    assert cache_gateway.upstream_calls("gpt") == 2
 
 
-async def test_anthropic_stream_replays_with_the_same_events(gateway: Gateway) -> None:
+async def test_anthropic_stream_replays_with_the_same_events(cache_gateway: Gateway) -> None:
     body = anthropic_chat("three", stream=True)
-    first = await gateway.client.post(MESSAGES, json=body, headers=gateway.anthropic_headers())
-    again = await gateway.client.post(MESSAGES, json=body, headers=gateway.anthropic_headers())
+    first = await cache_gateway.anthropic(body)
+    again = await cache_gateway.anthropic(body)
     assert again.headers["x-relaygate-cache"] == "hit"
 
     def event_types(raw: bytes) -> list[str]:
@@ -90,42 +74,42 @@ async def test_anthropic_stream_replays_with_the_same_events(gateway: Gateway) -
 
     assert collapsed(event_types(again.content)) == collapsed(event_types(first.content))
     assert anthropic_stream_text(again.content) == anthropic_stream_text(first.content)
-    assert gateway.upstream_calls("claude") == 1
+    assert cache_gateway.upstream_calls("claude") == 1
 
 
-async def test_alias_and_key_order_share_an_entry(gateway: Gateway) -> None:
-    await gateway.client.post(CHAT, json=openai_chat("four"), headers=gateway.openai_headers())
+async def test_alias_and_key_order_share_an_entry(cache_gateway: Gateway) -> None:
+    await cache_gateway.openai(openai_chat("four"))
     reordered = dict(reversed(list(openai_chat("four", model="gpt-alias").items())))
-    again = await gateway.client.post(CHAT, json=reordered, headers=gateway.openai_headers())
+    again = await cache_gateway.openai(reordered)
     assert again.headers["x-relaygate-cache"] == "hit"
 
 
-async def test_only_deterministic_requests_are_cached(gateway: Gateway) -> None:
+async def test_only_deterministic_requests_are_cached(cache_gateway: Gateway) -> None:
     warm = openai_chat("five", temperature=0.7)
     for _ in range(2):
-        answer = await gateway.client.post(CHAT, json=warm, headers=gateway.openai_headers())
+        answer = await cache_gateway.openai(warm)
         assert answer.headers["x-relaygate-cache"] == "skip"
     no_temperature = {k: v for k, v in openai_chat("five").items() if k != "temperature"}
-    answer = await gateway.client.post(CHAT, json=no_temperature, headers=gateway.openai_headers())
+    answer = await cache_gateway.openai(no_temperature)
     assert answer.headers["x-relaygate-cache"] == "skip"
-    assert gateway.upstream_calls("gpt") == 3
+    assert cache_gateway.upstream_calls("gpt") == 3
 
 
-async def test_skip_and_refresh_headers(gateway: Gateway) -> None:
+async def test_skip_and_refresh_headers(cache_gateway: Gateway) -> None:
     body = openai_chat("six")
-    await gateway.client.post(CHAT, json=body, headers=gateway.openai_headers())
-    skipped = await gateway.client.post(
-        CHAT, json=body, headers=gateway.openai_headers(**{"x-relaygate-cache": "skip"})
+    await cache_gateway.openai(body)
+    skipped = await cache_gateway.client.post(
+        CHAT, json=body, headers=cache_gateway.openai_headers(**{"x-relaygate-cache": "skip"})
     )
     assert skipped.headers["x-relaygate-cache"] == "skip"
-    refreshed = await gateway.client.post(
-        CHAT, json=body, headers=gateway.openai_headers(**{"x-relaygate-cache": "Refresh"})
+    refreshed = await cache_gateway.client.post(
+        CHAT, json=body, headers=cache_gateway.openai_headers(**{"x-relaygate-cache": "Refresh"})
     )
     assert refreshed.headers["x-relaygate-cache"] == "miss"
-    hit = await gateway.client.post(CHAT, json=body, headers=gateway.openai_headers())
+    hit = await cache_gateway.openai(body)
     assert hit.headers["x-relaygate-cache"] == "hit"
     assert hit.json()["id"] == refreshed.json()["id"]  # the refreshed answer overwrote the entry
-    assert gateway.upstream_calls("gpt") == 3
+    assert cache_gateway.upstream_calls("gpt") == 3
 
 
 @pytest.mark.parametrize(
@@ -138,27 +122,27 @@ async def test_skip_and_refresh_headers(gateway: Gateway) -> None:
     ],
 )
 async def test_bad_cache_headers_are_a_400_naming_the_header(
-    gateway: Gateway, header: str, value: str
+    cache_gateway: Gateway, header: str, value: str
 ) -> None:
-    openai = await gateway.client.post(
-        CHAT, json=openai_chat(), headers=gateway.openai_headers(**{header: value})
+    openai = await cache_gateway.client.post(
+        CHAT, json=openai_chat(), headers=cache_gateway.openai_headers(**{header: value})
     )
     assert openai.status_code == 400
     assert header in openai.json()["error"]["message"]
-    anthropic = await gateway.client.post(
-        MESSAGES, json=anthropic_chat(), headers=gateway.anthropic_headers(**{header: value})
+    anthropic = await cache_gateway.client.post(
+        MESSAGES, json=anthropic_chat(), headers=cache_gateway.anthropic_headers(**{header: value})
     )
     assert anthropic.status_code == 400
     assert anthropic.json()["type"] == "error"
     assert header in anthropic.json()["error"]["message"]
-    assert gateway.upstream_calls("gpt") == gateway.upstream_calls("claude") == 0
+    assert cache_gateway.upstream_calls("gpt") == cache_gateway.upstream_calls("claude") == 0
 
 
-async def test_ttl_header_bounds_the_entry(gateway: Gateway) -> None:
+async def test_ttl_header_bounds_the_entry(cache_gateway: Gateway) -> None:
     body = openai_chat("seven")
-    headers = gateway.openai_headers(**{"x-relaygate-cache-ttl": "0.001"})
-    await gateway.client.post(CHAT, json=body, headers=headers)
-    again = await gateway.client.post(CHAT, json=body, headers=gateway.openai_headers())
+    headers = cache_gateway.openai_headers(**{"x-relaygate-cache-ttl": "0.001"})
+    await cache_gateway.client.post(CHAT, json=body, headers=headers)
+    again = await cache_gateway.openai(body)
     assert again.headers["x-relaygate-cache"] == "miss"
 
 
@@ -172,7 +156,7 @@ async def test_entries_are_per_key_unless_global(tmp_path: Path) -> None:
         await gw.services.store.create_key(KeySpec("other", made.key_hash, made.key_prefix))
         await gw.services.keys.refresh()
         other_key = made.raw_key
-        await gw.client.post(CHAT, json=openai_chat("eight"), headers=gw.openai_headers())
+        await gw.openai(openai_chat("eight"))
         theirs = await gw.client.post(
             CHAT, json=openai_chat("eight"), headers=gw.openai_headers(other_key)
         )
@@ -187,17 +171,17 @@ async def test_entries_are_per_key_unless_global(tmp_path: Path) -> None:
         await gw.services.close()
 
 
-async def test_a_hit_is_a_free_ledger_row_with_the_tokens_it_saved(gateway: Gateway) -> None:
+async def test_a_hit_is_a_free_ledger_row_with_the_tokens_it_saved(cache_gateway: Gateway) -> None:
     body = openai_chat("nine")
-    first = await gateway.client.post(CHAT, json=body, headers=gateway.openai_headers())
-    hit = await gateway.client.post(CHAT, json=body, headers=gateway.openai_headers())
-    [miss_row] = await gateway.ledger_rows(first.headers["x-request-id"])
-    [hit_row] = await gateway.ledger_rows(hit.headers["x-request-id"])
+    first = await cache_gateway.openai(body)
+    hit = await cache_gateway.openai(body)
+    [miss_row] = await cache_gateway.ledger_rows(first.headers["x-request-id"])
+    [hit_row] = await cache_gateway.ledger_rows(hit.headers["x-request-id"])
     assert not miss_row.cache_hit and hit_row.cache_hit
     assert hit_row.cost_usd == 0 and hit_row.attempts == 0
     assert hit_row.output_tokens == miss_row.output_tokens > 0
     assert hit_row.input_tokens == miss_row.input_tokens
-    metrics = (await gateway.client.get("/metrics")).text
+    metrics = (await cache_gateway.client.get("/metrics")).text
     assert 'relaygate_cache_requests_total{model="gpt",result="hit"} 1.0' in metrics
     assert 'relaygate_cache_hit_ratio{model="gpt"} 0.5' in metrics
     assert "relaygate_cache_bytes " in metrics and "relaygate_cache_evictions_total" in metrics
@@ -205,8 +189,8 @@ async def test_a_hit_is_a_free_ledger_row_with_the_tokens_it_saved(gateway: Gate
     assert f'relaygate_cache_tokens_saved_total{{model="gpt"}} {float(tokens)}' in metrics
 
 
-async def test_cached_entries_hold_no_caller_secret(gateway: Gateway) -> None:
-    await gateway.client.post(CHAT, json=openai_chat("ten"), headers=gateway.openai_headers())
-    backend = gateway.services.cache.backend if gateway.services.cache else None
+async def test_cached_entries_hold_no_caller_secret(cache_gateway: Gateway) -> None:
+    await cache_gateway.openai(openai_chat("ten"))
+    backend = cache_gateway.services.cache.backend if cache_gateway.services.cache else None
     entries = list(backend._entries.values())  # type: ignore[union-attr]
-    assert entries and all(gateway.api_key.encode() not in e.value for e in entries)
+    assert entries and all(cache_gateway.api_key.encode() not in e.value for e in entries)

@@ -170,7 +170,11 @@ async def send_error(
     ctx.status = err.status
     ctx.outcome = "error"
     ctx.error_kind = err.kind
-    headers: Headers = [JSON_CONTENT, (b"x-request-id", ctx.request_id.encode())]
+    headers: Headers = [
+        JSON_CONTENT,
+        (b"x-request-id", ctx.request_id.encode()),
+        (b"x-relaygate-cache", _CACHE_STATUS.get(ctx.cache_status, b"skip")),
+    ]
     if err.retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
     if err.kind == "budget_exhausted":

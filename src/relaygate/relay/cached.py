@@ -121,6 +121,7 @@ class ResponseCachePath:
             ctx.cache_status = "miss"
             produce = functools.partial(self._produce, ctx, caller.req, route, plan)
             flight = self.flights.start(plan.key if shared else object(), produce)
+            flight.leader = ctx.request_id
             self._metrics.record(route.name, "miss")
             await deliver(caller, flight)
             return
@@ -164,7 +165,6 @@ class ResponseCachePath:
         flight: Flight,
     ) -> None:
         """The one upstream call of a flight (on the leader's context), then the store."""
-        flight.leader = ctx.request_id
         try:
             if req.stream:
                 await self._produce_stream(ctx, req, route, flight)
