@@ -209,6 +209,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "usage",
     ),
     "relaygate.admin": (
+        "cache",
         "http",
         "keys",
         "payloads",
@@ -244,6 +245,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "slots",
     ),
     "relaygate.cli": (
+        "cache",
         "keys",
         "keys_manage",
         "main",
