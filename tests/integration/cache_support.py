@@ -73,6 +73,7 @@ class Gateway:
 
 
 async def start_gateway(tmp_path: Path, config: str = CONFIG) -> Gateway:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "relaygate.yaml"
     path.write_text(config)
     overrides = {"home": str(tmp_path), "database_url": f"sqlite:///{tmp_path / 'rg.db'}"}
