@@ -55,7 +55,7 @@ async def test_a_corrupt_entry_is_a_miss(tmp_path: Path, redis_url: str) -> None
         answer = await gw.openai(body)
         assert answer.status_code == 200 and answer.headers["x-relaygate-cache"] == "miss"
         stored = await client.get(redis_name(key))  # the same name: overwritten by a good entry
-        assert stored is not None and decode_entry(stored[8:]) is not None
+        assert isinstance(stored, bytes) and decode_entry(stored[8:]) is not None
         again = await gw.openai(body)
         assert again.headers["x-relaygate-cache"] == "hit"  # the miss stored a good entry
     finally:
