@@ -140,6 +140,11 @@ class ResponseCachePath:
         ctx.model_used = route.name
         ctx.usage = answer.usage
         self._saved(ctx, route, route.deployments[0].id, status)
+        if not caller.req.stream:
+            # The common hit: straight to the caller's encoding, no events in between.
+            body = caller.dialect.encode_response(answer)
+            await send_body(caller.send, 200, body, [JSON_CONTENT, *caller.headers(ctx)])
+            return
         flight = Flight()
         flight.push(answer_events(answer))
         flight.finish()
