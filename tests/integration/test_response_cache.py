@@ -194,3 +194,22 @@ async def test_cached_entries_hold_no_caller_secret(cache_gateway: Gateway) -> N
     backend = cache_gateway.services.cache.backend if cache_gateway.services.cache else None
     entries = list(backend._entries.values())  # type: ignore[union-attr]
     assert entries and all(cache_gateway.api_key.encode() not in e.value for e in entries)
+
+
+async def test_hit_charge_full_prices_a_hit_like_the_call_it_saved(tmp_path: Path) -> None:
+    config = CONFIG.replace("  enabled: true", "  enabled: true\n  hit_charge: full")
+    config = "accounting:\n  pricing:\n    gpt-mock: {input: 1000, output: 2000}\n" + config
+    gw = await start_gateway(tmp_path, config)
+    try:
+        first = await gw.openai(openai_chat("priced"))
+        hit = await gw.openai(openai_chat("priced"))
+        assert hit.headers["x-relaygate-cache"] == "hit"
+        [miss_row] = await gw.ledger_rows(first.headers["x-request-id"])
+        [hit_row] = await gw.ledger_rows(hit.headers["x-request-id"])
+        assert miss_row.cost_usd > 0 and hit_row.cost_usd == pytest.approx(miss_row.cost_usd)
+        assert hit_row.cache_hit and hit_row.attempts == 0
+        metrics = (await gw.client.get("/metrics")).text
+        assert f'relaygate_cache_saved_usd_total{{model="gpt"}} {miss_row.cost_usd}' in metrics
+    finally:
+        await gw.client.aclose()
+        await gw.services.close()

@@ -28,6 +28,7 @@ class Flight:
     def __init__(self) -> None:
         self.events: list[StreamEvent] = []
         self.done = False
+        self.abandoned = False  # every caller left: the call is being cancelled
         self.followers = 0
         # Set by the producer for the followers' ledger rows: the leader's request id, and the
         # model and deployment that answered.
@@ -68,6 +69,7 @@ class Flight:
             self._readers -= 1
             if self._readers == 0 and not self.done and self._task is not None:
                 # Nobody is left to answer: stop paying for the upstream call.
+                self.abandoned = True
                 self._task.cancel()
 
     def _wake(self) -> None:
@@ -87,8 +89,9 @@ class Flights:
     def join(self, key: Hashable) -> Flight | None:
         """The flight in progress for ``key``, counting the caller as a follower."""
         flight = self._flights.get(key)
-        if flight is not None:
-            flight.followers += 1
+        if flight is None or flight.abandoned:
+            return None
+        flight.followers += 1
         return flight
 
     def start(self, key: Hashable, produce: Producer) -> Flight:

@@ -83,3 +83,17 @@ async def test_a_failure_reaches_every_reader() -> None:
     flight = flights.start("k", produce)
     results = await asyncio.gather(collect(flight), collect(flight))
     assert results[0] == results[1] == [StreamError(err)]
+
+
+async def test_a_flight_whose_callers_all_left_is_not_joined() -> None:
+    flights = Flights()
+
+    async def produce(flight: Flight) -> None:
+        flight.push([TextDelta(0, "a")])
+        await asyncio.Event().wait()
+
+    flight = flights.start("k", produce)
+    reader = flight.read()
+    await anext(reader)
+    await reader.aclose()  # the only caller left: the call is being cancelled
+    assert flights.join("k") is None  # a newcomer starts a call of its own, not this dead one
