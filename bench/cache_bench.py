@@ -8,6 +8,9 @@ One gateway, two standalone mocks, all on 127.0.0.1, started here and stopped at
   for ``--rounds``); after one warm-up request every ``bench-hit`` request is a cache hit.
   Reported per path: req/s and the gateway's own CPU time per request (from ``/proc``).
   Target: a hit costs at most half the gateway CPU of a relayed request.
+* **Dedup.** ``--dedup-requests`` requests of which ``--repeat-share`` (34%, the extraction
+  pipeline's figure) repeat an earlier one, through ``bench-relay`` and then ``bench-hit``:
+  upstream calls (should drop by that share) and the added p50 (target: at most 1 ms).
 * **Coalescing.** ``--burst`` identical non-streamed requests, sent open-loop evenly over
   ``--spread-ms`` against a mock answering in ``--latency-ms``. Reported: upstream calls (the
   mock's own count), and each caller's latency from its own send time. Target: 1 upstream call,
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import tempfile
 import time
@@ -136,6 +140,60 @@ async def burst(url: str, key: str, args: argparse.Namespace) -> list[tuple[int,
         return await asyncio.gather(*(one(i) for i in range(args.burst)))
 
 
+def workload(count: int, repeat_share: float, tag: str, seed: int = 7) -> list[str]:
+    """``count`` prompts of which about ``repeat_share`` repeat an earlier one."""
+    rng = random.Random(seed)
+    prompts: list[str] = []
+    for index in range(count):
+        if prompts and rng.random() < repeat_share:
+            prompts.append(rng.choice(prompts))
+        else:
+            prompts.append(f"{tag} extraction document {index}")
+    return prompts
+
+
+async def replay(url: str, key: str, model: str, prompts: list[str], clients: int) -> list[float]:
+    """Send ``prompts`` in order from ``clients`` workers; each request's latency in ms."""
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    queue = list(reversed(prompts))
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while queue:
+                payload = body(model, queue.pop())
+                sent = time.perf_counter()
+                async with session.post(url, data=payload, headers=headers) as answer:
+                    await answer.read()
+                latencies.append((time.perf_counter() - sent) * 1000)
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    return sorted(latencies)
+
+
+def dedup(gateway: Server, key: str, fast: Server, args: argparse.Namespace) -> dict[str, Any]:
+    """The same repeating workload through the cache and without it."""
+    url = f"{gateway.base_url}/v1/chat/completions"
+    result: dict[str, Any] = {"requests": args.dedup_requests, "repeat_share": args.repeat_share}
+    for label, model in (("cache_off", RELAY_MODEL), ("cache_on", HIT_MODEL)):
+        prompts = workload(args.dedup_requests, args.repeat_share, f"{label}-{time.time()}")
+        before = mock_requests(fast)
+        latencies = asyncio.run(replay(url, key, model, prompts, args.clients))
+        result[label] = {
+            "upstream_calls": mock_requests(fast) - before,
+            "p50_ms": percentile(latencies, 50),
+            "p99_ms": percentile(latencies, 99),
+        }
+    calls_off, calls_on = (
+        result["cache_off"]["upstream_calls"],
+        result["cache_on"]["upstream_calls"],
+    )
+    result["upstream_drop"] = 1 - calls_on / calls_off if calls_off else None
+    result["added_p50_ms"] = result["cache_on"]["p50_ms"] - result["cache_off"]["p50_ms"]
+    return result
+
+
 def mock_requests(mock: Server) -> int:
     with urllib.request.urlopen(f"{mock.base_url}/mock/stats", timeout=5) as answer:
         return int(json.load(answer)["requests"])
@@ -167,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--spread-ms", type=float, default=100.0)
     parser.add_argument("--latency-ms", type=float, default=200.0)
+    parser.add_argument("--dedup-requests", type=int, default=1000)
+    parser.add_argument("--repeat-share", type=float, default=0.34)
     parser.add_argument("--out", type=Path, help="write the JSON record here too")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="relaygate-cache-bench-") as tmp:
@@ -182,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             started.append(gateway)
             record = {
                 "hit_path": hit_path(gateway, key, args),
+                "dedup": dedup(gateway, key, fast, args),
                 "coalescing": coalescing(gateway, key, slow, args),
                 "args": vars(args) | {"out": str(args.out) if args.out else None},
             }
