@@ -19,6 +19,8 @@ from tests.integration.cache_support import (
 )
 
 from relaygate.auth import new_api_key
+from relaygate.core.context import RequestContext
+from relaygate.observability.logging import request_fields
 from relaygate.store.records import KeySpec
 
 
@@ -213,3 +215,11 @@ async def test_hit_charge_full_prices_a_hit_like_the_call_it_saved(tmp_path: Pat
     finally:
         await gw.client.aclose()
         await gw.services.close()
+
+
+def test_the_request_log_says_how_the_cache_answered() -> None:
+    ctx = RequestContext("req_1", "openai.chat", "openai")
+    assert "cache" not in request_fields(ctx)
+    ctx.cache_status, ctx.coalesced_with = "coalesced", "req_0"
+    fields = request_fields(ctx)
+    assert fields["cache"] == "coalesced" and fields["coalesced_with"] == "req_0"
