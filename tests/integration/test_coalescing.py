@@ -19,6 +19,7 @@ from tests.integration.cache_support import (
     raw_call,
     start_gateway,
 )
+from tests.waiting import eventually
 
 LONG = "mock:words 60"  # 60 chunks 5 ms apart: long enough to join mid-way
 
@@ -61,7 +62,10 @@ async def test_leader_leaving_does_not_end_the_call_for_followers(cache_gateway:
     leader, leading = start(cache_gateway, body)
     await leader.started.wait()
     following = asyncio.create_task(cache_gateway.openai(body))
-    await asyncio.sleep(0.02)  # let the follower join before the leader goes
+    cache = cache_gateway.services.cache
+    assert cache is not None
+    [flight] = await eventually(lambda: list(cache.flights._flights.values()))
+    await eventually(lambda: flight.followers == 1, what="the follower joined")
     leader.leave.set()
     await leading
     follower = await following
