@@ -15,13 +15,16 @@ from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
 from relaygate.auth.metrics_access import MetricsAccess
 from relaygate.auth.snapshot import SNAPSHOT_FILE
+from relaygate.cache import MemoryCache, RedisCache, ResponseCache
 from relaygate.core.redact import Redactor
 from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
+from relaygate.observability.cache_metrics import CacheMetrics
 from relaygate.observability.logging import redact_logs
 from relaygate.observability.metrics import Metrics, model_labels
 from relaygate.recovery import DatabaseRecovery, ReadinessCollector
 from relaygate.relay.attempts import AttemptRunner, health_board
+from relaygate.relay.cached import ResponseCachePath
 from relaygate.routing.catalog import Catalog, build_catalog
 from relaygate.settings import Settings, resolve_api_key
 from relaygate.settings.credentials import upstream_credentials
@@ -54,8 +57,12 @@ class Services:
     redactor: Redactor
     bootstrap: BootstrapResult | None = None
     database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
+    # The response cache and coalescing; None (the default) when no model or key turns it on.
+    cache: ResponseCachePath | None = None
 
     async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
         await self.database.stop()
         await self.accounting.stop()
         await self.admission.close()
@@ -115,12 +122,13 @@ async def build_services(settings: Settings) -> Services:
         _start_degraded(keys, outage)
         database.start(outage)
     metrics.registry.register(ReadinessCollector(keys, database))
+    runner = AttemptRunner(catalog.get, board, random.Random())
     return Services(
         settings=settings,
         store=store,
         keys=keys,
         catalog=catalog,
-        runner=AttemptRunner(catalog.get, board, random.Random()),
+        runner=runner,
         metrics=metrics,
         openai=OpenAIDialect(),
         anthropic=AnthropicDialect(),
@@ -134,7 +142,30 @@ async def build_services(settings: Settings) -> Services:
         redactor=redactor,
         bootstrap=bootstrap,
         database=database,
+        cache=build_cache(settings, runner, metrics, redactor, accounting),
     )
+
+
+def build_cache(
+    settings: Settings,
+    runner: AttemptRunner,
+    metrics: Metrics,
+    redactor: Redactor,
+    accounting: Accounting,
+) -> ResponseCachePath | None:
+    """The response cache when some model or key turns it on: Redis when ``backend`` says so
+    (``auto``: when ``redis_url`` is set), else the in-process LRU."""
+    config = settings.cache
+    if not config.used:
+        return None
+    backend: ResponseCache
+    redis = config.backend == "redis" or (config.backend == "auto" and settings.redis_url)
+    if redis and settings.redis_url:
+        backend = RedisCache(settings.redis_url, stale_seconds=config.stale_seconds)
+    else:
+        backend = MemoryCache(config.max_bytes, stale_seconds=config.stale_seconds)
+    cache_metrics = CacheMetrics(metrics.registry, backend.stats)
+    return ResponseCachePath(config, backend, runner, cache_metrics, redactor, accounting.price_of)
 
 
 def _start_degraded(keys: KeyCache, outage: StoreUnavailableError) -> None:

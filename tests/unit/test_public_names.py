@@ -75,6 +75,23 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "key_status",
         "new_api_key",
     ),
+    "relaygate.cache": (
+        "GLOBAL_SCOPE",
+        "AnswerBuilder",
+        "CacheKey",
+        "CacheStats",
+        "CacheUnavailableError",
+        "Flight",
+        "Flights",
+        "Found",
+        "MemoryCache",
+        "RedisCache",
+        "ResponseCache",
+        "cache_key",
+        "decode_entry",
+        "encode_entry",
+        "normalized_request",
+    ),
     "relaygate.capacity": (
         "AdaptiveLimits",
         "DeploymentSlots",
@@ -194,6 +211,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "usage",
     ),
     "relaygate.admin": (
+        "cache",
         "http",
         "keys",
         "payloads",
@@ -216,11 +234,20 @@ MODULES: dict[str, tuple[str, ...]] = {
         "metrics_access",
         "snapshot",
     ),
+    "relaygate.cache": (
+        "base",
+        "entry",
+        "flights",
+        "keys",
+        "memory",
+        "redis",
+    ),
     "relaygate.capacity": (
         "adaptive",
         "slots",
     ),
     "relaygate.cli": (
+        "cache",
         "keys",
         "keys_manage",
         "main",
@@ -281,6 +308,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "stats",
     ),
     "relaygate.observability": (
+        "cache_metrics",
         "logging",
         "metrics",
     ),
@@ -305,6 +333,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.relay": (
         "attempts",
+        "cache_plan",
+        "cached",
         "count_tokens",
         "json_answer",
         "stream",
@@ -323,6 +353,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.settings": (
         "accounting",
+        "cache",
         "credentials",
         "defaults",
         "limits",

@@ -115,6 +115,11 @@ class Accounting:
         if self.ledger is not None:
             self.ledger.record(ledger_row(ctx, usage, cost, self._row_ids.next()))
 
+    def price_of(self, deployment: str, usage: Usage) -> float:
+        """What ``usage`` costs at ``deployment``'s price (0 when it has none)."""
+        price = self._by_deployment.get(deployment)
+        return price.cost(usage) if price is not None else 0.0
+
     def _route_price(self, route: ModelRoute) -> Price | None:
         if route.name in self._by_route:
             return self._by_route[route.name]
@@ -171,7 +176,11 @@ def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: st
         upstream_ms=ctx.upstream_seconds * 1000.0,
         ttft_ms=None if ttft is None else ttft * 1000.0,
         cache_hit=ctx.cache_hit,
-        attempt_log=summarize_attempts(ctx.attempts),
+        attempt_log=(
+            f"coalesced:{ctx.coalesced_with}"
+            if ctx.coalesced_with is not None
+            else summarize_attempts(ctx.attempts)
+        ),
     )
 
 
