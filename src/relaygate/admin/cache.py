@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from relaygate.admin.http import AdminError, query_params, send_ok
 from relaygate.cache import CacheUnavailableError
+from relaygate.core.errors import clip
 from relaygate.services import Services
 from relaygate.web.request import Request, Send
 
@@ -24,7 +25,7 @@ async def clear_cache(services: Services, request: Request, send: Send) -> None:
     if model is not None:
         route = services.catalog.get(model)
         if route is None:
-            raise AdminError.bad_request(f"model: no model or alias named {model!r}", "model")
+            raise AdminError.bad_request(f"model: no model or alias named {clip(model)!r}", "model")
         model = route.name
     key = params.get("key")
     if key == "":
