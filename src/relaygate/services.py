@@ -15,13 +15,16 @@ from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
 from relaygate.auth.metrics_access import MetricsAccess
 from relaygate.auth.snapshot import SNAPSHOT_FILE
+from relaygate.cache import MemoryCache, RedisCache, ResponseCache
 from relaygate.core.redact import Redactor
 from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
+from relaygate.observability.cache_metrics import CacheMetrics
 from relaygate.observability.logging import redact_logs
 from relaygate.observability.metrics import Metrics, model_labels
 from relaygate.recovery import DatabaseRecovery, ReadinessCollector
 from relaygate.relay.attempts import AttemptRunner, health_board
+from relaygate.relay.cached import ResponseCachePath
 from relaygate.routing.catalog import Catalog, build_catalog
 from relaygate.sessions import MemorySessionStore, RedisSessionStore, SessionBook, SessionStore
 from relaygate.sessions.metrics import SessionCollector
@@ -57,8 +60,12 @@ class Services:
     sessions: SessionBook
     bootstrap: BootstrapResult | None = None
     database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
+    # The response cache and coalescing; None (the default) when no model or key turns it on.
+    cache: ResponseCachePath | None = None
 
     async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
         await self.database.stop()
         await self.accounting.stop()
         await self.admission.close()
@@ -119,6 +126,7 @@ async def build_services(settings: Settings) -> Services:
         _start_degraded(keys, outage)
         database.start(outage)
     metrics.registry.register(ReadinessCollector(keys, database))
+    runner = AttemptRunner(catalog.get, board, random.Random())
     sessions = build_sessions(settings)
     metrics.registry.register(SessionCollector(sessions))
     return Services(
@@ -126,7 +134,7 @@ async def build_services(settings: Settings) -> Services:
         store=store,
         keys=keys,
         catalog=catalog,
-        runner=AttemptRunner(catalog.get, board, random.Random()),
+        runner=runner,
         metrics=metrics,
         openai=OpenAIDialect(),
         anthropic=AnthropicDialect(),
@@ -141,6 +149,7 @@ async def build_services(settings: Settings) -> Services:
         sessions=sessions,
         bootstrap=bootstrap,
         database=database,
+        cache=build_cache(settings, runner, metrics, redactor, accounting),
     )
 
 
@@ -153,6 +162,28 @@ def build_sessions(settings: Settings) -> SessionBook:
     )
     models = {m.name: m.sessions for m in settings.models}
     return SessionBook(store, settings.sessions, models)
+
+
+def build_cache(
+    settings: Settings,
+    runner: AttemptRunner,
+    metrics: Metrics,
+    redactor: Redactor,
+    accounting: Accounting,
+) -> ResponseCachePath | None:
+    """The response cache when some model or key turns it on: Redis when ``backend`` says so
+    (``auto``: when ``redis_url`` is set), else the in-process LRU."""
+    config = settings.cache
+    if not config.used:
+        return None
+    backend: ResponseCache
+    redis = config.backend == "redis" or (config.backend == "auto" and settings.redis_url)
+    if redis and settings.redis_url:
+        backend = RedisCache(settings.redis_url, stale_seconds=config.stale_seconds)
+    else:
+        backend = MemoryCache(config.max_bytes, stale_seconds=config.stale_seconds)
+    cache_metrics = CacheMetrics(metrics.registry, backend.stats)
+    return ResponseCachePath(config, backend, runner, cache_metrics, redactor, accounting.price_of)
 
 
 def _start_degraded(keys: KeyCache, outage: StoreUnavailableError) -> None:

@@ -20,10 +20,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 @pytest.fixture(scope="module")
-def mocks() -> Iterator[dict[str, MockServer]]:
-    """Standalone mocks A, B and C for a module's scripted-fault tests."""
+def mocks(request: pytest.FixtureRequest) -> Iterator[dict[str, MockServer]]:
+    """Standalone mocks A, B and C for a module's scripted-fault tests, started with the
+    module's ``MOCK_ARGS`` (``relaygate mock serve`` options) when it sets them."""
+    args: list[str] | None = getattr(request.module, "MOCK_ARGS", None)
     with ThreadPoolExecutor(len(MOCKS)) as pool:
-        started = dict(zip(MOCKS, pool.map(lambda _: start_mock(), MOCKS), strict=True))
+        started = dict(zip(MOCKS, pool.map(lambda _: start_mock(args), MOCKS), strict=True))
     yield started
     for server in started.values():
         stop(server.process)

@@ -17,9 +17,10 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.server import Gateway, MockServer, start_gateway, start_mock, stop
+from tests.e2e.server import MOCKS, Gateway, MockServer, fault, start_gateway, stats, stop
 
-MOCKS = ("a", "b", "c")
+pytestmark = pytest.mark.usefixtures("clean_mocks")
+# The shared ``mocks`` fixture (conftest.py) starts the module's mocks with these options.
 MOCK_ARGS = ["--latency-ms", "400", "--max-concurrency", "1"]
 
 
@@ -50,15 +51,6 @@ def _config(mocks: dict[str, MockServer]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def mocks() -> Iterator[dict[str, MockServer]]:
-    with ThreadPoolExecutor(len(MOCKS)) as pool:
-        started = dict(zip(MOCKS, pool.map(lambda _: start_mock(MOCK_ARGS), MOCKS), strict=True))
-    yield started
-    for server in started.values():
-        stop(server.process)
-
-
-@pytest.fixture(scope="module")
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, mocks: dict[str, MockServer]
 ) -> Iterator[Gateway]:
@@ -70,40 +62,16 @@ def gateway(
     stop(gw.process)
 
 
-@pytest.fixture(autouse=True)
-def clean_mocks(mocks: dict[str, MockServer]) -> Iterator[None]:
-    for name in MOCKS:
-        fault(mocks, name, "none")
-    yield
-    for name in MOCKS:
-        fault(mocks, name, "none")
-
-
-def fault(mocks: dict[str, MockServer], name: str, kind: str) -> None:
-    body: dict[str, Any] = {"kind": kind}
-    if kind != "none":
-        body["rate"] = 1.0
-    base = mocks[name].base_url
-    assert httpx.put(f"{base}/mock/faults", json=body).status_code == 200
-    assert httpx.post(f"{base}/mock/stats/reset").status_code == 200
-
-
-def stats(mocks: dict[str, MockServer], name: str) -> dict[str, Any]:
-    data: dict[str, Any] = httpx.get(f"{mocks[name].base_url}/mock/stats").json()
-    return data
-
-
-def post(gw: Gateway, model: str) -> httpx.Response:
+def post(http: httpx.Client, model: str) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
-    headers = {"Authorization": f"Bearer {gw.api_key}"}
-    return httpx.post(f"{gw.base_url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    return http.post("/v1/chat/completions", json=body, timeout=30)
 
 
 def test_load_spreads_over_both_capped_deployments_then_the_fallbacks_cap_is_honoured(
-    gateway: Gateway, mocks: dict[str, MockServer]
+    http: httpx.Client, mocks: dict[str, MockServer]
 ) -> None:
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: post(gateway, "duo"), range(4)))
+        results = list(pool.map(lambda _: post(http, "duo"), range(4)))
     statuses = sorted(r.status_code for r in results)
     assert statuses == [200, 200, 200, 429], [r.text for r in results]
     busy = next(r for r in results if r.status_code == 429)
@@ -118,11 +86,11 @@ def test_load_spreads_over_both_capped_deployments_then_the_fallbacks_cap_is_hon
 
 
 def test_failing_deployment_fails_over_to_the_models_other_capped_one(
-    gateway: Gateway, mocks: dict[str, MockServer]
+    http: httpx.Client, mocks: dict[str, MockServer]
 ) -> None:
     fault(mocks, "a", "500")
     started = time.monotonic()
-    results = [post(gateway, "duo") for _ in range(4)]
+    results = [post(http, "duo") for _ in range(4)]
     assert [r.status_code for r in results] == [200] * 4, [r.text for r in results]
     assert all(r.headers["x-relaygate-model"] == "duo" for r in results)
     assert stats(mocks, "b")["by_status"] == {"200": 4}

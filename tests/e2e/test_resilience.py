@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,16 +57,24 @@ async def sends_only_its_head(request: web.Request) -> web.StreamResponse:
     return response
 
 
-class ScriptedUpstream:
-    """An OpenAI-wire upstream on its own event loop in a daemon thread."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STALLING: dict[str, Handler] = {
+    "/stall/v1/chat/completions": stalls_after_two_chunks,
+    "/silent/v1/chat/completions": sends_only_its_head,
+}
 
-    def __init__(self) -> None:
+
+class ScriptedUpstream:
+    """An upstream answering POSTs to ``routes`` (path -> handler) on its own event loop in a
+    daemon thread."""
+
+    def __init__(self, routes: dict[str, Handler] = STALLING) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         app = web.Application()
-        app.router.add_post("/stall/v1/chat/completions", stalls_after_two_chunks)
-        app.router.add_post("/silent/v1/chat/completions", sends_only_its_head)
+        for path, handler in routes.items():
+            app.router.add_post(path, handler)
         self.runner = web.AppRunner(app, shutdown_timeout=0.1)
         self.base_url = self._call(self._start())
 

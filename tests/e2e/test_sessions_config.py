@@ -17,6 +17,7 @@ from tests.waiting import wait_until
 
 HEADER = "x-relaygate-session"
 CONFIG: dict[str, Any] = {
+    "cache": {"enabled": True},
     "models": [
         {
             "name": "slow",
@@ -41,9 +42,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     stop(gw.process)
 
 
-def chat(gw: Gateway, model: str, sid: str, text: str) -> httpx.Response:
-    body = {"model": model, "messages": [{"role": "user", "content": text}]}
-    headers = {"authorization": f"Bearer {gw.api_key}", HEADER: sid}
+def chat(gw: Gateway, model: str, sid: str | None, text: str) -> httpx.Response:
+    body = {"model": model, "temperature": 0, "messages": [{"role": "user", "content": text}]}
+    headers = {"authorization": f"Bearer {gw.api_key}"}
+    if sid is not None:
+        headers[HEADER] = sid
     return httpx.post(f"{gw.base_url}/v1/chat/completions", json=body, headers=headers, timeout=30)
 
 
@@ -66,6 +69,18 @@ def test_the_models_turn_limit_applies(gateway: Gateway) -> None:
         answer(chat(gateway, "short", sid, text))
     assert said(gateway, sid) == ["two", "three"]
     assert answer(chat(gateway, "short", sid, "mock:recall")) == "Recall: two | three | mock:recall"
+
+
+def test_session_requests_skip_the_response_cache(gateway: Gateway) -> None:
+    question = f"is the coupon valid? {uuid.uuid4().hex}"
+    assert chat(gateway, "short", None, question).headers["x-relaygate-cache"] == "miss"
+    assert chat(gateway, "short", None, question).headers["x-relaygate-cache"] == "hit"
+    # The same body in a session is not answered from the cache: its turn must be recorded.
+    sid = uuid.uuid4().hex
+    answered = chat(gateway, "short", sid, question)
+    assert answered.status_code == 200
+    assert answered.headers["x-relaygate-cache"] == "skip"
+    assert said(gateway, sid) == [question]
 
 
 def in_flight(gw: Gateway) -> float:

@@ -22,7 +22,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "relaygate"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
     ("settings", "store", "web"),
-    ("dialects", "providers", "limits", "auth", "sessions"),
+    ("dialects", "providers", "limits", "auth", "cache", "sessions"),
     ("mock", "transport"),
     ("routing",),
     ("capacity", "accounting", "observability", "recovery"),

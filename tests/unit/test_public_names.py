@@ -32,6 +32,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "SharedBudgets",
         "SpillFile",
         "UnknownCurrencyError",
+        "UnwrittenSpend",
         "UsageReport",
         "billable_usage",
         "build_accounting",
@@ -73,6 +74,23 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "hash_key",
         "key_status",
         "new_api_key",
+    ),
+    "relaygate.cache": (
+        "GLOBAL_SCOPE",
+        "AnswerBuilder",
+        "CacheKey",
+        "CacheStats",
+        "CacheUnavailableError",
+        "Flight",
+        "Flights",
+        "Found",
+        "MemoryCache",
+        "RedisCache",
+        "ResponseCache",
+        "cache_key",
+        "decode_entry",
+        "encode_entry",
+        "normalized_request",
     ),
     "relaygate.capacity": (
         "AdaptiveLimits",
@@ -193,6 +211,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.accounting": (
         "budget",
+        "budget_carry",
         "budget_shared",
         "credit",
         "dead_letter",
@@ -208,6 +227,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "usage",
     ),
     "relaygate.admin": (
+        "cache",
         "http",
         "keys",
         "payloads",
@@ -230,11 +250,20 @@ MODULES: dict[str, tuple[str, ...]] = {
         "metrics_access",
         "snapshot",
     ),
+    "relaygate.cache": (
+        "base",
+        "entry",
+        "flights",
+        "keys",
+        "memory",
+        "redis",
+    ),
     "relaygate.capacity": (
         "adaptive",
         "slots",
     ),
     "relaygate.cli": (
+        "cache",
         "keys",
         "keys_manage",
         "main",
@@ -296,6 +325,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "stats",
     ),
     "relaygate.observability": (
+        "cache_metrics",
         "logging",
         "metrics",
     ),
@@ -320,6 +350,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.relay": (
         "attempts",
+        "cache_plan",
+        "cached",
         "count_tokens",
         "history",
         "json_answer",
@@ -349,6 +381,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.settings": (
         "accounting",
+        "cache",
         "credentials",
         "defaults",
         "limits",

@@ -1,6 +1,7 @@
 """Money: prices, FX, the usage ledger, budgets, reports and bills."""
 
 from relaygate.accounting.budget import Budgets, Hold, LocalBudgets, MonthClock, has_budget
+from relaygate.accounting.budget_carry import UnwrittenSpend
 from relaygate.accounting.budget_shared import SharedBudgets
 from relaygate.accounting.fx import FxTable, UnknownCurrencyError
 from relaygate.accounting.ledger import LedgerStats, LedgerWriter
@@ -36,6 +37,7 @@ __all__ = [
     "SharedBudgets",
     "SpillFile",
     "UnknownCurrencyError",
+    "UnwrittenSpend",
     "UsageReport",
     "billable_usage",
     "build_accounting",

@@ -12,7 +12,8 @@ touching the database on the request path, and persists them in the background; 
 one process and, with several processes on one SQLite file, within ``sync_seconds`` of exact.
 ``SharedBudgets`` (budget_shared.py) makes each reservation one atomic UPDATE in PostgreSQL, so
 any number of processes share a cap exactly; it costs one round trip per request, and only for
-keys that have a budget. Settling is batched per key in the background in both.
+keys that have a budget. Settling is batched per key in the background in both; what the store
+cannot take before the process stops is carried to the next start (budget_carry.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from relaygate.accounting.budget_carry import ClaimedSpend, OutageLog, UnwrittenSpend
 from relaygate.core.background import BackgroundTask
 from relaygate.core.errors import BudgetExhaustedError, BudgetHeldError, GatewayError
 from relaygate.settings.accounting import BudgetSettings
@@ -159,6 +161,7 @@ class Settler:
         interval: float,
         months: MonthClock,
         after_flush: Callable[[], Awaitable[None]] | None = None,
+        carry: UnwrittenSpend | None = None,
     ) -> None:
         self._store = store
         self._interval = interval
@@ -168,6 +171,12 @@ class Settler:
         self._loop = BackgroundTask("relaygate-budget-settler", self._run)
         self._stopping = asyncio.Event()
         self._after_flush = after_flush
+        self._carry = carry
+        self._carried: list[ClaimedSpend] = []  # counted in _pending, deleted once written
+        self._outage = OutageLog(
+            "budget counters not written yet (will retry)", "budget counters written again"
+        )
+        self._took_carried = False
 
     def add(self, key_name: str, released: float, spent: float, balance: float) -> None:
         self._roll()
@@ -200,7 +209,21 @@ class Settler:
             for entry in self._pending.values():
                 entry[1] = 0.0
 
+    def take_carried(self) -> None:
+        """Count the spend earlier processes could not write (budget_carry.py) as pending."""
+        if self._carry is None or self._took_carried:
+            return
+        self._took_carried = True
+        self._roll()
+        self._carried = self._carry.claim()
+        for claimed in self._carried:
+            same_month = claimed.month == self._month
+            for d in claimed.deltas:
+                spent = d.spent_usd if same_month else 0.0
+                self.add(d.key_name, d.released_usd, spent, d.balance_spent_usd)
+
     async def start(self) -> None:
+        self.take_carried()
         self._loop.start()
 
     async def stop(self) -> None:
@@ -208,7 +231,22 @@ class Settler:
         if self._loop.running:
             self._stopping.set()
             await self._loop.join()
-        await self.flush()
+        if await self.flush() or not self._pending:
+            return
+        lost = f"budget counters of {len(self._pending)} keys lost: the store is down"
+        if self._carry is None:
+            logger.error("%s", lost)
+            return
+        try:
+            path = self._carry.save(self._month, self._deltas(self._pending))
+        except OSError as exc:
+            # Files claimed at start stay on disk for the next start; what came since is lost.
+            logger.error("%s and they could not be saved: %s", lost, exc)
+            return
+        logger.warning("budget counters not written; saved to %s for the next start", path)
+        carried, self._carried = self._carried, []
+        for claimed in carried:  # their deltas are in the file just saved
+            claimed.done()
 
     async def flush(self) -> bool:
         """Write pending deltas; on failure keep them for the next try. True when written."""
@@ -216,15 +254,25 @@ class Settler:
         taken, self._pending = self._pending, {}
         if not taken:
             return True
-        deltas = [SpendDelta(k, v[0], v[1], v[2]) for k, v in taken.items()]
+        # The carried files whose deltas this write includes; deleted only once it commits.
+        carried, self._carried = self._carried, []
+        deltas = self._deltas(taken)
         try:
             await self._store.apply_spend(self._months.current(), deltas)
         except StoreError as exc:
-            logger.warning("budget counters not written yet (will retry): %s", exc)
+            self._outage.failed(exc)
+            self._carried += carried
             for d in deltas:
                 self.add(d.key_name, d.released_usd, d.spent_usd, d.balance_spent_usd)
             return False
+        self._outage.succeeded()
+        for claimed in carried:
+            claimed.done()
         return True
+
+    @staticmethod
+    def _deltas(pending: dict[str, list[float]]) -> list[SpendDelta]:
+        return [SpendDelta(k, v[0], v[1], v[2]) for k, v in pending.items()]
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -246,14 +294,22 @@ class LocalBudgets:
     """Counters in memory; persisted and re-read from the store every ``sync_seconds``."""
 
     def __init__(
-        self, store: LedgerStore, settings: BudgetSettings, months: MonthClock | None = None
+        self,
+        store: LedgerStore,
+        settings: BudgetSettings,
+        months: MonthClock | None = None,
+        carry: UnwrittenSpend | None = None,
     ) -> None:
         self._store = store
         self._months = months or MonthClock()
         self._counters: dict[str, Counters] = {}
-        self._settler = Settler(store, settings.sync_seconds, self._months, self.reload)
+        self._settler = Settler(store, settings.sync_seconds, self._months, self.reload, carry)
+        self._reads = OutageLog(
+            "budget counters not re-read (keeping the local view)", "budget counters re-read again"
+        )
 
     async def start(self) -> None:
+        self._settler.take_carried()  # before reading the counters, so the view includes it
         with contextlib.suppress(StoreError):
             await self.reload()
         await self._settler.start()
@@ -267,8 +323,9 @@ class LocalBudgets:
         try:
             rows = await self._store.load_budgets(month)
         except StoreError as exc:
-            logger.warning("budget counters not re-read (keeping the local view): %s", exc)
+            self._reads.failed(exc)
             return
+        self._reads.succeeded()
         for row in rows:
             self._merge(row, month)
 
@@ -307,7 +364,9 @@ class LocalBudgets:
         month = self._months.current()
         counters = self._counters.get(key_name)
         if counters is None:
-            counters = self._counters[key_name] = Counters(month)
+            # Not read from the store yet: at least what this process has not written counts.
+            spent, balance = self._settler.pending(key_name)
+            counters = self._counters[key_name] = Counters(month, spent, balance)
         elif counters.month != month:
             counters.month, counters.month_spent = month, 0.0
         return counters

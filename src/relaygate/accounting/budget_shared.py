@@ -25,6 +25,7 @@ from relaygate.accounting.budget import (
     over_limits,
     refusal,
 )
+from relaygate.accounting.budget_carry import UnwrittenSpend
 from relaygate.core.errors import BudgetExhaustedError
 from relaygate.settings.accounting import BudgetSettings
 from relaygate.store.errors import StoreError
@@ -35,21 +36,27 @@ from relaygate.store.records import KeyRecord
 logger = logging.getLogger("relaygate.budget")
 SETTLE_SECONDS = 0.2
 WARN_EVERY_SECONDS = 30.0
-# Asks again after a refusal whose holds were settled before it was explained (see reserve).
-_RESERVE_RETRIES = 2
+# How often a reservation is asked: again after writing this process's settled holds, or after a
+# refusal whose holds were settled before it was explained (see reserve).
+_RESERVE_TRIES = 3
 
 
 class SharedBudgets:
     """Reservations checked and counted by the store, atomically."""
 
     def __init__(
-        self, store: LedgerStore, settings: BudgetSettings, months: MonthClock | None = None
+        self,
+        store: LedgerStore,
+        settings: BudgetSettings,
+        months: MonthClock | None = None,
+        carry: UnwrittenSpend | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._months = months or MonthClock()
         self._seen: dict[str, Counters] = {}
-        self._settler = Settler(store, min(SETTLE_SECONDS, settings.sync_seconds), self._months)
+        interval = min(SETTLE_SECONDS, settings.sync_seconds)
+        self._settler = Settler(store, interval, self._months, carry=carry)
         self._warned_at = -WARN_EVERY_SECONDS
 
     async def start(self) -> None:
@@ -70,29 +77,25 @@ class SharedBudgets:
             credit_usd=key.balance_usd,
             ttl_seconds=self._settings.reservation_ttl_seconds,
         )
-        try:
-            counters = await self._store.try_reserve(ask)
-            if counters is None and self._settler.releasing(key.name):
+        for _ in range(_RESERVE_TRIES):
+            try:
+                counters = await self._store.try_reserve(ask)
+            except StoreError as exc:
+                return self._unreachable(key, amount, exc)
+            if counters is not None:
+                break
+            if self._settler.releasing(key.name):
                 # Holds of finished requests are written every SETTLE_SECONDS: without this a
                 # caller sending requests back to back is refused by its own settled holds.
                 await self._settler.flush()
-                counters = await self._store.try_reserve(ask)
-        except StoreError as exc:
-            return self._unreachable(key, amount, exc)
-        for _ in range(_RESERVE_RETRIES):
-            if counters is not None:
-                break
+                continue
             # The refusal is explained with counters read after it: holds that refused it may
             # have been settled meanwhile (other requests finished). When the request fits now,
             # asking again is the honest answer; a refusal always matches what it reports.
             seen = await self._counters(key.name, ask.month)
             if seen is None or over_limits(key, seen, amount):
                 raise refusal(key, seen, amount)
-            try:
-                counters = await self._store.try_reserve(ask)
-            except StoreError as exc:
-                return self._unreachable(key, amount, exc)
-        if counters is None:
+        else:
             raise refusal(key, await self._counters(key.name, ask.month), amount)
         self._remember(counters)
         return Hold(key.name, amount, key.balance_usd is not None, remote=True)

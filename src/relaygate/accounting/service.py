@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from relaygate.accounting.budget import Budgets, Hold, LocalBudgets, has_budget
+from relaygate.accounting.budget_carry import UnwrittenSpend
 from relaygate.accounting.budget_shared import SharedBudgets
 from relaygate.accounting.fx import FxTable
 from relaygate.accounting.ledger import LedgerWriter
@@ -22,6 +23,7 @@ from relaygate.accounting.pricing import Price, PriceBook
 from relaygate.accounting.spill import SpillFile
 from relaygate.accounting.usage import billable_usage
 from relaygate.core.context import RequestContext, summarize_attempts
+from relaygate.core.errors import clip
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.types import ChatRequest, Usage
 from relaygate.routing.catalog import Catalog, ModelRoute
@@ -32,6 +34,9 @@ from relaygate.store.protocols import LedgerStore
 from relaygate.store.records import KeyRecord
 
 logger = logging.getLogger("relaygate.accounting")
+# Characters of the caller's model name kept in its ledger row: a caller must not be able to
+# write 100 kB into the database per junk request.
+MODEL_NAME_LIMIT = 256
 
 
 class Accounting:
@@ -110,6 +115,11 @@ class Accounting:
         if self.ledger is not None:
             self.ledger.record(ledger_row(ctx, usage, cost, self._row_ids.next()))
 
+    def price_of(self, deployment: str, usage: Usage) -> float:
+        """What ``usage`` costs at ``deployment``'s price (0 when it has none)."""
+        price = self._by_deployment.get(deployment)
+        return price.cost(usage) if price is not None else 0.0
+
     def _route_price(self, route: ModelRoute) -> Price | None:
         if route.name in self._by_route:
             return self._by_route[route.name]
@@ -141,13 +151,14 @@ def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: st
     elapsed = ctx.elapsed()
     ttft = ctx.ttft_seconds()
     u = usage or Usage()
+    model = ctx.model_requested
     return LedgerRow(
         id=row_id,
         request_id=ctx.request_id,
         created_at=datetime.fromtimestamp(time.time() - elapsed, UTC),
         key_name=ctx.key_name,
         route=ctx.route,
-        model_requested=ctx.model_requested,
+        model_requested=None if model is None else clip(model, MODEL_NAME_LIMIT),
         model_used=ctx.model_used,
         deployment=ctx.deployment,
         status=ctx.status,
@@ -165,7 +176,11 @@ def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: st
         upstream_ms=ctx.upstream_seconds * 1000.0,
         ttft_ms=None if ttft is None else ttft * 1000.0,
         cache_hit=ctx.cache_hit,
-        attempt_log=summarize_attempts(ctx.attempts),
+        attempt_log=(
+            f"coalesced:{ctx.coalesced_with}"
+            if ctx.coalesced_with is not None
+            else summarize_attempts(ctx.attempts)
+        ),
     )
 
 
@@ -188,8 +203,11 @@ async def build_accounting(
     shared = settings.budget.mode == "shared" or (
         settings.budget.mode == "auto" and is_shared_url(database_url)
     )
+    carry = UnwrittenSpend(home)
     budgets: Budgets = (
-        SharedBudgets(store, settings.budget) if shared else LocalBudgets(store, settings.budget)
+        SharedBudgets(store, settings.budget, carry=carry)
+        if shared
+        else LocalBudgets(store, settings.budget, carry=carry)
     )
     ledger = None
     if settings.ledger.enabled:

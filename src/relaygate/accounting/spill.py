@@ -112,7 +112,7 @@ class SpillFile:
             self.close()  # releases our lock; the file is claimed again just below
         claimed: list[ClaimedFile] = []
         for path in sorted(self.directory.glob(f"{self.base_name}.*")):
-            handle = _try_lock(path)
+            handle = try_lock(path)
             if handle is not None:
                 claimed.append(ClaimedFile(path, handle))
         return claimed
@@ -179,7 +179,7 @@ class ClaimedFile:
         self._handle.close()
 
 
-def _try_lock(path: Path) -> IO[bytes] | None:
+def try_lock(path: Path) -> IO[bytes] | None:
     try:
         handle = path.open("rb")
     except FileNotFoundError:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from relaygate.core.errors import clip
 from relaygate.web.request import Request, Send
 from relaygate.web.responses import send_json
 
@@ -83,7 +84,7 @@ def validation_error(exc: ValidationError) -> AdminError:
     first: str | None = None
     for error in exc.errors():
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-        loc = loc.lstrip(".") or "body"
+        loc = clip(loc.lstrip(".") or "body")
         first = first or loc
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
@@ -102,6 +103,9 @@ def query_params(request: Request, allowed: frozenset[str]) -> dict[str, str]:
     for name, value in pairs:
         if name not in allowed:
             known = ", ".join(sorted(allowed)) or "none"
-            raise AdminError.bad_request(f"{name}: unknown query parameter (known: {known})", name)
+            shown = clip(name)
+            raise AdminError.bad_request(
+                f"{shown}: unknown query parameter (known: {known})", shown
+            )
         params[name] = value
     return params

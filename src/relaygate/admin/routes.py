@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from relaygate.admin import keys, usage
+from relaygate.admin import cache, keys, usage
 from relaygate.admin.http import AdminError, send_admin_error
 from relaygate.auth.keys import bearer_token
-from relaygate.core.errors import GatewayError
+from relaygate.core.errors import GatewayError, clip
 from relaygate.services import Services
 from relaygate.store.errors import DuplicateNameError, StoreError, StoreUnavailableError
 from relaygate.web.request import Request, Send
@@ -32,6 +32,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/admin/bill"): usage.bill,
     ("GET", "/admin/pricing"): usage.pricing,
     ("GET", "/admin/ledger"): usage.ledger,
+    ("DELETE", "/admin/cache"): cache.clear_cache,
 }
 
 
@@ -57,7 +58,9 @@ KEY_ROUTES: dict[tuple[str, str], KeyRoute] = {
 }
 _SUFFIXES = ("/top-up", "/balance")
 # Answered from memory, so they work while the database is unreachable since start-up.
-WITHOUT_DATABASE = frozenset({("GET", "/admin/pricing"), ("GET", "/admin/ledger")})
+WITHOUT_DATABASE = frozenset(
+    {("GET", "/admin/pricing"), ("GET", "/admin/ledger"), ("DELETE", "/admin/cache")}
+)
 DATABASE_DOWN = (
     "The database is unreachable (the gateway started without it and keeps retrying); this call "
     'needs it. Retry once GET /readyz reports "database": "ok".'
@@ -102,8 +105,9 @@ async def _dispatch(services: Services, request: Request, send: Send) -> None:
             await handler(services, request, send, name)
             return
         if any(method_suffix == suffix for _, method_suffix in KEY_ROUTES):
-            raise AdminError(405, "method_not_allowed", f"{request.method} is not allowed here")
-    raise AdminError.not_found(f"No admin route for {request.method} {request.path}")
+            method = clip(request.method)
+            raise AdminError(405, "method_not_allowed", f"{method} is not allowed here")
+    raise AdminError.not_found(f"No admin route for {clip(request.method)} {clip(request.path)}")
 
 
 def _require_database(services: Services, request: Request) -> None:

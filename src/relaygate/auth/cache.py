@@ -15,7 +15,7 @@ from pathlib import Path
 
 from relaygate.auth.snapshot import load_snapshot, save_snapshot
 from relaygate.core.background import BackgroundTask
-from relaygate.core.errors import AuthenticationError, GatewayError, PermissionDeniedError
+from relaygate.core.errors import AuthenticationError, GatewayError, PermissionDeniedError, clip
 from relaygate.store.errors import StoreError
 from relaygate.store.protocols import KeyStore
 from relaygate.store.records import KeyRecord
@@ -218,7 +218,7 @@ def check_model(record: KeyRecord, model: str) -> None:
     allowed = record.allowed_models
     if allowed and model not in allowed:
         raise PermissionDeniedError(
-            f"This key may not use model '{model}'. Allowed: {', '.join(allowed)}",
+            f"This key may not use model '{clip(model)}'. Allowed: {', '.join(allowed)}",
             param="model",
         )
 

@@ -46,6 +46,10 @@ class RequestContext:
     first_token_at: float | None = None
     usage: Usage | None = None
     cache_hit: bool = False
+    # The response cache: hit, stale, miss or coalesced (None: not used, said as ``skip``), and
+    # for a coalesced answer the request id of the call it shared.
+    cache_status: str | None = None
+    coalesced_with: str | None = None
     response_started: bool = False
     # Accounting: the decoded request (for estimates), the budget hold, characters of text
     # relayed in a stream (to bill a stream cut short), and the request's cost.

@@ -1,8 +1,10 @@
-"""Caller JSON the gateway could parse but not serialize again.
+"""JSON the gateway could parse but not serialize again.
 
 orjson parses up to 1,024 levels of nesting but serializes at most 254, so a request nested deeper
 (a tool schema 300 levels deep, an unknown field relayed as is) would decode and then fail in a
 request builder as an internal error. The decoders refuse it up front with a 400 naming the field.
+Upstream answers are held to the same limit (``nests_too_deep``): the provider parsers refuse a
+tool input nested deeper as a malformed answer (a 502), before a caller's encoder meets it.
 ``MAX_DEPTH`` stays below orjson's limit because translation re-embeds caller values a few levels
 deeper than they came (an Anthropic ``input_schema`` becomes an OpenAI ``function.parameters``).
 """
@@ -25,6 +27,15 @@ def check_depth(value: object, path: str = "") -> None:
 
     ``path`` is where ``value`` sits in the request ("" for the whole body).
     """
+    if nests_too_deep(value):
+        field = _too_deep(value, path)
+        raise InvalidRequestError(
+            f"{field}: JSON nested more than {MAX_DEPTH} levels deep", param=field
+        ) from None
+
+
+def nests_too_deep(value: object) -> bool:
+    """Whether ``value`` has containers nested more than ``MAX_DEPTH`` levels deep."""
     wrapped = value
     for _ in range(_SERIALIZABLE_DEPTH - MAX_DEPTH):
         wrapped = [wrapped]
@@ -32,10 +43,13 @@ def check_depth(value: object, path: str = "") -> None:
         # orjson in C costs a fraction of the parse; a Python walk of every request would not.
         orjson.dumps(wrapped)
     except orjson.JSONEncodeError:
-        field = _too_deep(value, path)
-        raise InvalidRequestError(
-            f"{field}: JSON nested more than {MAX_DEPTH} levels deep", param=field
-        ) from None
+        return True
+    return False
+
+
+def too_deep(where: str) -> str:
+    """What to say of an upstream value at ``where`` that ``nests_too_deep``."""
+    return f"{where} nested more than {MAX_DEPTH} levels deep"
 
 
 def _too_deep(value: object, path: str) -> str:

@@ -20,6 +20,7 @@ from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.redact import Redactor
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import log_request
+from relaygate.relay.cached import Caller
 from relaygate.relay.count_tokens import count_tokens
 from relaygate.relay.history import with_history
 from relaygate.relay.stream import StreamPump, open_stream
@@ -32,6 +33,9 @@ from relaygate.web.responses import JSON_CONTENT, Headers, send_body
 
 logger = logging.getLogger("relaygate.request")
 _REQUEST_ID_CHARS = frozenset(string.ascii_letters + string.digits + "-_.:")
+_CACHE_STATUS: dict[str | None, bytes] = {
+    s: s.encode() for s in ("hit", "stale", "miss", "coalesced")
+}
 
 
 def new_request_id(request: Request) -> str:
@@ -76,12 +80,24 @@ async def _chat(
         book = services.sessions
         session = await book.open(session_id, key.id, book.policy(key.name, route.name), req)
         req = with_history(req, session.history)
+    # A session request is never answered from the cache: its turn must be recorded.
+    cache = services.cache if session is None else None
+    if cache is not None and _serves_stale(services, route.name):
+        plan = cache.plan(key.name, route, req, request.headers)
+        caller = Caller(ctx, req, route, dialect, request, send, _success_headers)
+        if plan is not None and await cache.serve_stale(caller, plan):
+            return
     ticket = await services.admission.admit(key, route, req, request.headers)
     ctx.capacity = ticket.capacity
     ctx.waited_seconds += ticket.queued_seconds
     route = ticket.route
     try:
         await services.accounting.reserve(ctx, key, req, route)
+        plan = cache.plan(key.name, route, req, request.headers) if cache is not None else None
+        if cache is not None and plan is not None:
+            caller = Caller(ctx, req, route, dialect, request, send, _success_headers)
+            await cache.answer(caller, plan)
+            return
         if req.stream:
             opened = await open_stream(ctx, req, route, services.runner)
             observe = session.observe if session is not None else None
@@ -101,6 +117,15 @@ async def _chat(
         await send_body(send, 200, out, [JSON_CONTENT, *_success_headers(ctx)])
     finally:
         services.admission.finish(ticket, ctx)
+
+
+def _serves_stale(services: Services, model: str) -> bool:
+    """Whether ``model``'s degradation level says to answer from expired cache entries."""
+    degrade = services.admission.degrade
+    if not degrade.enabled:
+        return False
+    actions = degrade.get(model).actions()
+    return actions is not None and actions.serve_stale
 
 
 def _shed_early(services: Services, ctx: RequestContext, request: Request) -> KeyRecord:
@@ -153,6 +178,7 @@ def _success_headers(ctx: RequestContext) -> Headers:
     headers: Headers = [
         (b"x-request-id", ctx.request_id.encode()),
         (b"x-relaygate-overhead-ms", f"{ctx.overhead_seconds() * 1000:.3f}".encode()),
+        (b"x-relaygate-cache", _CACHE_STATUS.get(ctx.cache_status, b"skip")),
     ]
     if ctx.model_used:
         headers.append((b"x-relaygate-model", ctx.model_used.encode()))
@@ -170,7 +196,11 @@ async def send_error(
     ctx.status = err.status
     ctx.outcome = "error"
     ctx.error_kind = err.kind
-    headers: Headers = [JSON_CONTENT, (b"x-request-id", ctx.request_id.encode())]
+    headers: Headers = [
+        JSON_CONTENT,
+        (b"x-request-id", ctx.request_id.encode()),
+        (b"x-relaygate-cache", _CACHE_STATUS.get(ctx.cache_status, b"skip")),
+    ]
     if err.retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
     if err.kind == "budget_exhausted":

@@ -258,6 +258,15 @@ def _paths() -> dict[str, Schema]:
             "get": _admin("The price table in use", params=[_query("currency", "Price currency")])
         },
         "/admin/ledger": {"get": _admin("Ledger writer state")},
+        "/admin/cache": {
+            "delete": _admin(
+                "Forget cached answers: all, one key's own, or one model's (both: their overlap)",
+                params=[
+                    _query("key", "Only this key's own entries"),
+                    _query("model", "Only this model's (a name or alias)"),
+                ],
+            )
+        },
     }
 
 

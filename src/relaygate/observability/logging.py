@@ -79,6 +79,10 @@ def request_fields(ctx: RequestContext) -> dict[str, Any]:
         fields["cache_write_tokens"] = ctx.usage.cache_write_tokens
     if ctx.cost_usd:
         fields["cost_usd"] = round(ctx.cost_usd, 8)
+    if ctx.cache_status is not None:
+        fields["cache"] = ctx.cache_status
+        if ctx.coalesced_with is not None:
+            fields["coalesced_with"] = ctx.coalesced_with
     return fields
 
 

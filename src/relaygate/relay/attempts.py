@@ -110,7 +110,7 @@ class AttemptRunner:
                     held = await self._model(walk, model, attempt, hold, skipped)
                     if held is not None:
                         return held
-                    if walk.out_of_time or len(ctx.attempts) >= walk.max_attempts:
+                    if walk.stopped or len(ctx.attempts) >= walk.max_attempts:
                         break
                 if panic or not walk.blackholed(skipped):
                     break
@@ -213,8 +213,11 @@ class AttemptRunner:
             await self._sleep(wait)
             now = self._clock()
         left = walk.deadline.remaining(now)
-        if left < MIN_ATTEMPT_SECONDS or (walk.timed_out and left < dep.timeouts.first_byte):
+        if left < MIN_ATTEMPT_SECONDS:
             walk.out_of_time = True
+            return False
+        if walk.timed_out and left < dep.timeouts.first_byte:
+            walk.first_byte_stop = (dep.timeouts.first_byte, left)
             return False
         return True
 

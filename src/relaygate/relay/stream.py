@@ -245,7 +245,7 @@ class StreamPump:
                 out = self._redactor.raw(out)
         if out:
             await send_chunk(self._send, out)
-            self._ctx.delivered_chars += _text_chars(events)
+            self._ctx.delivered_chars += text_chars(events)
         if failure is not None:
             self._mark_failed(failure.error)
             if self._encoder is None and not failure.from_upstream:
@@ -289,7 +289,7 @@ class StreamPump:
         self._ctx.error_kind = err.kind
 
 
-def _text_chars(events: list[StreamEvent]) -> int:
+def text_chars(events: list[StreamEvent]) -> int:
     """Characters of answer text in ``events``: what a stream cut short is billed for."""
     total = 0
     for event in events:

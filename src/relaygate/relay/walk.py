@@ -39,6 +39,7 @@ class Walk:
         "ctx",
         "deadline",
         "failed_otherwise",
+        "first_byte_stop",
         "last_error",
         "max_attempts",
         "out_of_time",
@@ -57,6 +58,8 @@ class Walk:
         self.last_error: UpstreamError | None = None
         self.out_of_time = False
         self.timed_out = False  # an attempt timed out: later ones need a whole first-byte timeout
+        # (first-byte timeout, seconds left) when a timeout left too little for another attempt.
+        self.first_byte_stop: tuple[float, float] | None = None
         self.retry_after: float | None = None
         self.busy: float | None = None  # soonest room on a deployment found at capacity
         self.rate_limited = False  # some deployment refused for rate limiting (or is held back)
@@ -64,6 +67,12 @@ class Walk:
         self.failed_otherwise = False  # some attempt failed for another reason
         self.refused = 0  # deployments skipped because their breaker refused
         self.panic = False  # walking the plan again with breakers overridden
+
+    @property
+    def stopped(self) -> bool:
+        """No further attempt may start: the deadline is spent, or too little of it is left
+        after a timeout (``first_byte_stop``)."""
+        return self.out_of_time or self.first_byte_stop is not None
 
     def blackholed(self, skipped: Sequence[str]) -> bool:
         """True when nothing was tried because breakers refused every deployment of the plan."""
@@ -95,11 +104,16 @@ class Walk:
         attempts = self.ctx.attempts
         last = self.last_error
         lone = len({a.deployment for a in attempts}) == 1 and not skipped
+        if last is not None and lone and self.first_byte_stop is not None:
+            return UpstreamTimeoutError(f"{last.message}; {self._not_retried()}")
         if last is not None and lone and (not self.out_of_time or timed_out(last)):
             # One deployment only: its own error (a 429 stays a 429 with Retry-After) says most.
             return last
         tried = [describe(a) for a in attempts] + list(skipped)
         detail = "; ".join(tried) or "no deployment could be tried"
+        if self.first_byte_stop is not None and not self.out_of_time:
+            message = f"The upstream attempts timed out ({detail}); {self._not_retried()}"
+            return GatewayTimeoutError(message, tried)
         if self.out_of_time or (attempts and all(a.outcome == "timeout" for a in attempts)):
             seconds = f"{self.deadline.seconds:g}"
             message = f"No upstream answered within the request deadline of {seconds} s ({detail})"
@@ -114,6 +128,15 @@ class Walk:
             return NoRouteError(message, tried, retry_after=self.retry_after)
         message = f"All upstream attempts failed ({detail})"
         return NoRouteError(message, tried, retry_after=self.retry_after)
+
+    def _not_retried(self) -> str:
+        """Why a timed-out request stopped before its deadline (see ``first_byte_stop``)."""
+        assert self.first_byte_stop is not None
+        first_byte, left = self.first_byte_stop
+        return (
+            f"not retried: {left:.1f} s of the {self.deadline.seconds:g} s request deadline left, "
+            f"less than the {first_byte:g} s first-byte timeout another attempt needs"
+        )
 
 
 def describe(record: AttemptRecord) -> str:

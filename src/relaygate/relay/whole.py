@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from relaygate.core.context import RequestContext
 from relaygate.core.types import ChatRequest, ChatResponse
 from relaygate.dialects.base import Dialect
-from relaygate.relay.attempts import AttemptRunner
+from relaygate.relay.attempts import Attempt, AttemptRunner
 from relaygate.routing.catalog import Deployment, ModelRoute
 from relaygate.transport.base import Timeouts
+
+T = TypeVar("T")
 
 
 async def relay_whole(
@@ -27,7 +30,31 @@ async def relay_whole(
     ``on_answer`` is given the parsed answer of the attempt that succeeded (sessions store it).
     """
 
-    async def attempt(dep: Deployment, timeouts: Timeouts) -> bytes:
+    def encode(dep: Deployment, body: bytes, parsed: ChatResponse) -> bytes:
+        if on_answer is not None:
+            on_answer(parsed)
+        if dep.wire == req.dialect:
+            return body
+        return dialect.encode_response(parsed)
+
+    return await runner.run(ctx, route, _attempt(ctx, req, encode))
+
+
+async def fetch_answer(
+    ctx: RequestContext, req: ChatRequest, route: ModelRoute, runner: AttemptRunner
+) -> ChatResponse:
+    """The answer in the neutral form (the response cache stores and replays it)."""
+    return await runner.run(ctx, route, _attempt(ctx, req, _parsed))
+
+
+def _parsed(dep: Deployment, body: bytes, parsed: ChatResponse) -> ChatResponse:
+    return parsed
+
+
+def _attempt(
+    ctx: RequestContext, req: ChatRequest, finish: Callable[[Deployment, bytes, ChatResponse], T]
+) -> Attempt[T]:
+    async def attempt(dep: Deployment, timeouts: Timeouts) -> T:
         upstream = dep.provider.build_request(req, dep.target, ctx.request_id)
         started = time.perf_counter()
         try:
@@ -39,10 +66,6 @@ async def relay_whole(
             raise dep.provider.classify_error(response.status, response.headers, body)
         parsed = dep.provider.parse_response(body)
         ctx.usage = parsed.usage
-        if on_answer is not None:
-            on_answer(parsed)
-        if dep.wire == req.dialect:
-            return body
-        return dialect.encode_response(parsed)
+        return finish(dep, body, parsed)
 
-    return await runner.run(ctx, route, attempt)
+    return attempt

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from relaygate.settings.accounting import AccountingSettings
+from relaygate.settings.cache import CacheSettings
 from relaygate.settings.limits import LimitSettings
 from relaygate.settings.routing import BreakerSettings, RoutingSettings
 from relaygate.settings.sessions import SessionPolicySettings, SessionSettings
@@ -109,6 +110,7 @@ class Settings(_Frozen):
     key_cache_refresh_seconds: float = Field(5.0, gt=0)
     limits: LimitSettings = LimitSettings()
     accounting: AccountingSettings = AccountingSettings()
+    cache: CacheSettings = CacheSettings()
     sessions: SessionSettings = SessionSettings()
     models: list[ModelSettings] = Field(min_length=1)
 
@@ -131,6 +133,16 @@ class Settings(_Frozen):
                 if fallback not in names:
                     message = f"model '{model.name}' falls back to unknown model '{fallback}'"
                     raise ValueError(message)
+        return self
+
+    @model_validator(mode="after")
+    def _cache_models_exist(self) -> Settings:
+        names = {m.name for m in self.models}
+        for name in self.cache.models:
+            if name not in names:
+                raise ValueError(f"cache.models names unknown model '{name}' (use its name)")
+        if self.cache.backend == "redis" and not self.redis_url:
+            raise ValueError("cache.backend is redis but redis_url is not set")
         return self
 
     @property

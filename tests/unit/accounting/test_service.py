@@ -10,7 +10,14 @@ import pytest
 from tests.unit.accounting.test_budget import key
 from tests.unit.accounting.test_ledger_writer import FakeLedgerStore
 
-from relaygate.accounting import Accounting, LedgerWriter, LocalBudgets, SpillFile, build_accounting
+from relaygate.accounting import (
+    Accounting,
+    LedgerWriter,
+    LocalBudgets,
+    SpillFile,
+    build_accounting,
+    ledger_row,
+)
 from relaygate.core.context import RequestContext
 from relaygate.core.types import ChatRequest, Message, TextBlock, Usage
 from relaygate.routing.catalog import Catalog, build_catalog
@@ -161,3 +168,10 @@ async def test_a_deployment_is_billed_at_its_own_models_price(
     await routes.close()
     price = acc.prices.lookup(priced_as)
     assert price is not None and ctx.cost_usd == pytest.approx(price.input)
+
+
+def test_the_ledger_row_holds_a_clipped_model_name() -> None:
+    ctx = finished(model_requested="m" * 100_000)
+    row = ledger_row(ctx, None, 0.0, "row-1")
+    assert row.model_requested is not None and len(row.model_requested) <= 300
+    assert row.model_requested.startswith("m" * 256)

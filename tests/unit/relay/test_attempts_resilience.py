@@ -84,6 +84,32 @@ async def test_timeout_does_not_fail_over_into_an_attempt_the_deadline_would_cut
     assert time.now - start == pytest.approx(60.0)
 
 
+async def test_a_lone_timeout_stopped_by_the_first_byte_rule_says_so_not_deadline() -> None:
+    catalog, runner, time = setup(model("m", ["a", "b"], deadline_seconds=100.0))
+    first_byte(catalog, "m", 60.0)
+    script = Script(time, a=["hang"])
+    with pytest.raises(UpstreamError) as info:
+        await run(catalog, runner, script)
+    message = info.value.message
+    assert info.value.status == 504
+    assert "did not answer before the first-byte timeout" in message
+    assert "not retried" in message and "60 s first-byte timeout" in message
+    assert "of the 100 s request deadline left" in message
+
+
+async def test_timeouts_stopped_by_the_first_byte_rule_do_not_blame_the_deadline() -> None:
+    catalog, runner, time = setup(model("m", ["a", "b", "c"], deadline_seconds=150.0))
+    first_byte(catalog, "m", 60.0)
+    script = Script(time, a=["hang"], b=["hang"])
+    with pytest.raises(GatewayTimeoutError) as info:
+        await run(catalog, runner, script)
+    message = info.value.message
+    assert script.order == ["a", "b"]
+    assert "within the request deadline" not in message
+    assert "timed out" in message and "not retried" in message
+    assert "60 s first-byte timeout" in message and "150 s request deadline" in message
+
+
 async def test_after_a_timeout_other_failures_still_fail_over_within_the_deadline() -> None:
     catalog, runner, time = setup(model("m", ["a", "b", "c"], deadline_seconds=200.0))
     first_byte(catalog, "m", 60.0)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from relaygate.core.errors import InvalidRequestError
+from relaygate.core.errors import InvalidRequestError, clip
 from relaygate.core.json_depth import check_depth
 from relaygate.core.types import ChatRequest, JSONObject, ResponseFormat, Tool, ToolChoice
 from relaygate.dialects.openai.messages import decode_messages
@@ -142,7 +142,8 @@ def _tool(item: Any, path: str) -> Tool:
         raise InvalidRequestError(f"{path}: expected an object", param=path)
     if item.get("type") != "function":
         raise InvalidRequestError(
-            f"{path}.type: expected 'function', got {item.get('type')!r}", param=f"{path}.type"
+            f"{path}.type: expected 'function', got {clip(repr(item.get('type')))}",
+            param=f"{path}.type",
         )
     function = item.get("function")
     if not isinstance(function, dict):

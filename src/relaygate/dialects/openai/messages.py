@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from relaygate.core.errors import InvalidRequestError
+from relaygate.core.errors import InvalidRequestError, clip
 from relaygate.core.json_depth import check_depth
 from relaygate.core.types import (
     ContentBlock,
@@ -58,7 +58,7 @@ def decode_messages(value: Any) -> tuple[tuple[Message, ...], tuple[TextBlock, .
         else:
             raise InvalidRequestError(
                 f"{path}.role: expected one of 'system', 'developer', 'user', 'assistant', "
-                f"'tool', got {role!r}",
+                f"'tool', got {clip(repr(role))}",
                 param=f"{path}.role",
             )
     if pending_results:
@@ -114,7 +114,8 @@ def _text_part(part: Any, path: str, allowed: str) -> TextBlock:
             raise InvalidRequestError(f"{path}.{kind}: expected a string", param=f"{path}.{kind}")
         return TextBlock(text)
     raise InvalidRequestError(
-        f"{path}.type: expected {allowed}, got {kind!r} (other part types are not supported)",
+        f"{path}.type: expected {allowed}, got {clip(repr(kind))} "
+        "(other part types are not supported)",
         param=f"{path}.type",
     )
 
@@ -171,7 +172,8 @@ def _tool_call(call: Any, path: str) -> ToolUseBlock:
         raise InvalidRequestError(f"{path}: expected an object", param=path)
     if call.get("type", "function") != "function":
         raise InvalidRequestError(
-            f"{path}.type: expected 'function', got {call.get('type')!r}", param=f"{path}.type"
+            f"{path}.type: expected 'function', got {clip(repr(call.get('type')))}",
+            param=f"{path}.type",
         )
     call_id = call.get("id")
     function = call.get("function")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import orjson
 
 from relaygate.core.errors import UpstreamError
+from relaygate.core.json_depth import nests_too_deep, too_deep
 from relaygate.core.types import (
     TOKEN_COUNT_LIMIT,
     ChatResponse,
@@ -103,6 +104,8 @@ def parse_block(block: object) -> ContentBlock | None:
         arguments = block.get("input")
         if not isinstance(arguments, dict):
             raise MalformedError("tool_use.input")
+        if nests_too_deep(arguments):
+            raise MalformedError(too_deep("tool_use.input"))
         return ToolUseBlock(_str(block, "id"), _str(block, "name"), arguments)
     if kind == "thinking":
         signature = block.get("signature")

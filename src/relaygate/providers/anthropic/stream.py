@@ -27,6 +27,7 @@ from relaygate.core.events import (
     ThinkingDelta,
     ToolArgsDelta,
 )
+from relaygate.core.json_depth import nests_too_deep, too_deep
 from relaygate.core.sse import SSEFrame
 from relaygate.core.types import (
     FinishReason,
@@ -80,6 +81,8 @@ def _opening(index: int, block: JSONObject) -> list[StreamEvent] | None:
     if kind == "tool_use":
         start = BlockStart(index, ToolUseBlock(_str(block, "id"), _str(block, "name"), {}))
         arguments = block.get("input")
+        if arguments and nests_too_deep(arguments):
+            raise MalformedError(too_deep("content_block_start.content_block.input"))
         if arguments:
             return [start, ToolArgsDelta(index, orjson.dumps(arguments).decode())]
         return [start]

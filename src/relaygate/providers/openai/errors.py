@@ -135,8 +135,12 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
-def malformed_response() -> UpstreamError:
+def malformed_response(what: str = "") -> UpstreamError:
     """A 200 reply whose body is not a chat completion: retry elsewhere."""
+    detail = f": {what}" if what else ""
     return UpstreamError(
-        "upstream returned a malformed response", status=502, upstream_status=200, retryable=True
+        f"upstream returned a malformed response{detail}",
+        status=502,
+        upstream_status=200,
+        retryable=True,
     )

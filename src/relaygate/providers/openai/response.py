@@ -2,7 +2,8 @@
 
 Only choice 0 is read. ``reasoning_content`` (DeepSeek, vLLM) or ``reasoning`` (OpenRouter, newer
 vLLM) becomes a leading ``ThinkingBlock``. Tool-call arguments that are not a JSON object are kept
-as ``{"_raw": "<the string>"}`` so the caller sees what the model wrote; an empty string is ``{}``.
+as ``{"_raw": "<the string>"}`` so the caller sees what the model wrote; an empty string is ``{}``;
+an object nested deeper than the gateway can serialize is a malformed answer (core/json_depth.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from relaygate.core.json_depth import nests_too_deep, too_deep
 from relaygate.core.types import (
     TOKEN_COUNT_LIMIT,
     ChatResponse,
@@ -92,7 +94,11 @@ def parse_arguments(arguments: Any) -> JSONObject:
         parsed = orjson.loads(arguments)
     except orjson.JSONDecodeError:
         return {"_raw": arguments}
-    return parsed if isinstance(parsed, dict) else {"_raw": arguments}
+    if not isinstance(parsed, dict):
+        return {"_raw": arguments}
+    if nests_too_deep(parsed):
+        raise malformed_response(too_deep("tool_calls.function.arguments"))
+    return parsed
 
 
 def reasoning_text(source: dict[str, Any]) -> str | None:

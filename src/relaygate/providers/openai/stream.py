@@ -41,6 +41,7 @@ from relaygate.core.events import (
     ThinkingDelta,
     ToolArgsDelta,
 )
+from relaygate.core.json_depth import nests_too_deep, too_deep
 from relaygate.core.sse import SSEFrame
 from relaygate.core.types import FinishReason, TextBlock, ThinkingBlock, ToolUseBlock, Usage
 from relaygate.providers.openai.errors import malformed_response, stream_error
@@ -122,7 +123,10 @@ class OpenAIStreamParser:
             return self._fail(malformed_response())
         if chunk.get("error") or frame.event == "error":
             return self._fail(stream_error(chunk), from_upstream=True)
-        return self._on_chunk(chunk)
+        try:
+            return self._on_chunk(chunk)
+        except UpstreamError as err:  # a chunk this parser cannot relay
+            return self._fail(err)
 
     def finish(self) -> list[StreamEvent]:
         """End of input: complete the answer if it finished, else report the early end."""
@@ -203,6 +207,8 @@ class OpenAIStreamParser:
         key = self._tool_key(call)
         arguments = function.get("arguments")
         if isinstance(arguments, dict):  # some servers send the arguments as an object
+            if nests_too_deep(arguments):
+                raise malformed_response(too_deep("tool_calls.function.arguments"))
             arguments = orjson.dumps(arguments).decode()
         fragment = arguments if isinstance(arguments, str) else ""
         if key == self._open:

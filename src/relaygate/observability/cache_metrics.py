@@ -1,0 +1,91 @@
+"""Response-cache metrics: lookups by result, tokens and USD saved, and the backend's state.
+
+Labels take only configured model names (the resolved model of a cacheable request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from relaygate.cache import CacheStats
+
+RESULTS = ("hit", "stale", "miss", "coalesced")
+
+
+class CacheMetrics:
+    def __init__(self, registry: CollectorRegistry, stats: Callable[[], CacheStats]) -> None:
+        self.requests = Counter(
+            "relaygate_cache_requests",
+            "Cacheable requests by model and result (hit, stale, miss, coalesced)",
+            ("model", "result"),
+            registry=registry,
+        )
+        self.tokens_saved = Counter(
+            "relaygate_cache_tokens_saved",
+            "Tokens answered from the cache or a shared in-flight call instead of an upstream",
+            ("model",),
+            registry=registry,
+        )
+        self.usd_saved = Counter(
+            "relaygate_cache_saved_usd",
+            "Upstream cost avoided by cache hits and coalesced requests (USD)",
+            ("model",),
+            registry=registry,
+        )
+        self._counts: dict[str, dict[str, int]] = {}
+        registry.register(_CacheCollector(stats, self._counts))
+
+    def record(self, model: str, result: str, tokens: int = 0, usd: float = 0.0) -> None:
+        self.requests.labels(model, result).inc()
+        counts = self._counts.setdefault(model, dict.fromkeys(RESULTS, 0))
+        counts[result] += 1
+        if tokens:
+            self.tokens_saved.labels(model).inc(tokens)
+        if usd:
+            self.usd_saved.labels(model).inc(usd)
+
+
+class _CacheCollector(Collector):
+    """The backend's bytes, entries, evictions and errors, and each model's hit ratio, read only
+    when scraped."""
+
+    def __init__(self, stats: Callable[[], CacheStats], counts: dict[str, dict[str, int]]) -> None:
+        self._stats = stats
+        self._counts = counts
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        yield GaugeMetricFamily(
+            "relaygate_cache_bytes", "Bytes held by the in-process cache", value=stats.bytes
+        )
+        yield GaugeMetricFamily(
+            "relaygate_cache_entries", "Entries held by the in-process cache", value=stats.entries
+        )
+        yield CounterMetricFamily(
+            "relaygate_cache_evictions",
+            "Entries evicted to stay within the cache's byte bound",
+            value=stats.evictions,
+        )
+        yield CounterMetricFamily(
+            "relaygate_cache_backend_errors",
+            "Cache backend failures (each one served as a miss)",
+            value=stats.errors,
+        )
+        ratio = GaugeMetricFamily(
+            "relaygate_cache_hit_ratio",
+            "Share of cacheable requests answered without an upstream call of their own",
+            labels=("model",),
+        )
+        for model, counts in self._counts.items():
+            total = sum(counts.values())
+            if total:
+                saved = counts["hit"] + counts["stale"] + counts["coalesced"]
+                ratio.add_metric((model,), saved / total)
+        yield ratio

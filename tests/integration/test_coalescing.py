@@ -1,0 +1,153 @@
+"""Request coalescing in one process (issue 11): identical requests in flight share one upstream
+call; followers get every event from the start, whoever leaves; a failure reaches everyone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.integration.cache_support import (
+    CHAT,
+    CONFIG,
+    MESSAGES,
+    Gateway,
+    RawCall,
+    anthropic_chat,
+    anthropic_stream_text,
+    openai_chat,
+    openai_stream_text,
+    raw_call,
+    start_gateway,
+)
+from tests.waiting import eventually
+
+LONG = "mock:words 60"  # 60 chunks 5 ms apart: long enough to join mid-way
+
+
+def start(gw: Gateway, body: object, path: str = CHAT) -> tuple[RawCall, asyncio.Task[None]]:
+    call = RawCall()
+    headers = gw.openai_headers() if path == CHAT else gw.anthropic_headers()
+    headers["content-type"] = "application/json"
+    return call, asyncio.create_task(raw_call(gw.app, path, headers, body, call))
+
+
+async def test_100_identical_streams_make_one_upstream_call(cache_gateway: Gateway) -> None:
+    body = openai_chat(LONG, stream=True)
+    answers = await asyncio.gather(*(cache_gateway.openai(body) for _ in range(100)))
+    assert cache_gateway.upstream_calls("gpt") == 1
+    statuses = sorted(a.headers["x-relaygate-cache"] for a in answers)
+    assert statuses.count("miss") == 1
+    assert set(statuses) <= {"miss", "coalesced", "hit"} and statuses.count("coalesced") > 50
+    texts = {openai_stream_text(a.content) for a in answers}
+    assert len(texts) == 1 and len(texts.pop().split()) >= 60
+    assert all(a.content.rstrip().endswith(b"data: [DONE]") for a in answers)
+
+
+async def test_a_follower_joining_mid_stream_gets_every_event(cache_gateway: Gateway) -> None:
+    body = anthropic_chat(LONG, stream=True)
+    leader, leading = start(cache_gateway, body, MESSAGES)
+    await leader.started.wait()
+    follower = await cache_gateway.anthropic(body)
+    await leading
+    assert follower.headers["x-relaygate-cache"] == "coalesced"
+    assert leader.headers["x-relaygate-cache"] == "miss"
+    text = anthropic_stream_text(bytes(leader.body))
+    assert len(text.split()) >= 60 and anthropic_stream_text(follower.content) == text
+    assert follower.content.count(b"event: message_start") == 1
+    assert cache_gateway.upstream_calls("claude") == 1
+
+
+async def test_leader_leaving_does_not_end_the_call_for_followers(cache_gateway: Gateway) -> None:
+    body = openai_chat(LONG, stream=True)
+    leader, leading = start(cache_gateway, body)
+    await leader.started.wait()
+    following = asyncio.create_task(cache_gateway.openai(body))
+    cache = cache_gateway.services.cache
+    assert cache is not None
+    [flight] = await eventually(lambda: list(cache.flights._flights.values()))
+    await eventually(lambda: flight.followers == 1, what="the follower joined")
+    leader.leave.set()
+    await leading
+    follower = await following
+    assert follower.headers["x-relaygate-cache"] == "coalesced"
+    assert len(openai_stream_text(follower.content).split()) >= 60
+    assert follower.content.rstrip().endswith(b"data: [DONE]")
+    assert cache_gateway.upstream_calls("gpt") == 1
+    assert (await cache_gateway.openai(body)).headers[
+        "x-relaygate-cache"
+    ] == "hit"  # the whole answer was stored although its first caller left
+
+
+async def test_a_follower_leaving_disturbs_nobody(cache_gateway: Gateway) -> None:
+    body = openai_chat(LONG, stream=True)
+    leader, leading = start(cache_gateway, body)
+    await leader.started.wait()
+    quitter, quitting = start(cache_gateway, body)
+    await quitter.started.wait()
+    quitter.leave.set()
+    await quitting
+    await leading
+    assert quitter.headers["x-relaygate-cache"] == "coalesced"
+    assert len(openai_stream_text(bytes(leader.body)).split()) >= 60
+    assert bytes(leader.body).rstrip().endswith(b"data: [DONE]")
+
+
+async def test_an_upstream_failure_reaches_every_caller_once(cache_gateway: Gateway) -> None:
+    body = openai_chat("mock:fault 500", stream=True)
+    answers = await asyncio.gather(*(cache_gateway.openai(body) for _ in range(10)))
+    assert {a.status_code for a in answers} == {answers[0].status_code}
+    assert answers[0].status_code >= 500
+    assert all(a.json()["error"]["message"] for a in answers)
+    calls = cache_gateway.upstream_calls("gpt")
+    assert calls <= 3  # the leader's own attempts only, not ten callers' retries
+    again = await cache_gateway.openai(body)
+    assert again.headers["x-relaygate-cache"] == "miss"  # nothing was stored
+
+
+async def test_a_stream_broken_mid_way_ends_every_follower_with_the_error(
+    cache_gateway: Gateway,
+) -> None:
+    body = anthropic_chat("mock:fault drop mock:words 40", stream=True)
+    answers = await asyncio.gather(*(cache_gateway.anthropic(body) for _ in range(5)))
+    assert cache_gateway.upstream_calls("claude") == 1
+    for answer in answers:
+        assert answer.status_code == 200
+        assert b"event: error" in answer.content
+    again = await cache_gateway.anthropic(body)
+    assert again.headers["x-relaygate-cache"] == "miss"  # a broken stream is never stored
+
+
+async def test_each_caller_gets_its_own_ledger_row_marked_coalesced(cache_gateway: Gateway) -> None:
+    body = openai_chat(LONG)
+    answers = await asyncio.gather(*(cache_gateway.openai(body) for _ in range(5)))
+    leader = next(a for a in answers if a.headers["x-relaygate-cache"] == "miss")
+    [leader_row] = await cache_gateway.ledger_rows(leader.headers["x-request-id"])
+    assert leader_row.cost_usd >= 0 and leader_row.attempts == 1
+    for answer in answers:
+        if answer is leader:
+            continue
+        assert answer.headers["x-relaygate-cache"] in ("coalesced", "hit")
+        [row] = await cache_gateway.ledger_rows(answer.headers["x-request-id"])
+        assert row.cost_usd == 0 and row.attempts == 0
+        assert row.output_tokens == leader_row.output_tokens
+        if answer.headers["x-relaygate-cache"] == "coalesced":
+            assert row.attempt_log == f"coalesced:{leader.headers['x-request-id']}"
+            assert not row.cache_hit
+
+
+async def test_coalescing_can_be_turned_off_per_model(tmp_path: Path) -> None:
+    config = CONFIG.replace(
+        "  enabled: true", "  enabled: true\n  models: {gpt: {coalesce: false}}"
+    )
+    gw = await start_gateway(tmp_path, config)
+    try:
+        body = openai_chat(LONG, stream=True)
+        answers = await asyncio.gather(*(gw.openai(body) for _ in range(5)))
+        assert all(a.headers["x-relaygate-cache"] in ("miss", "hit") for a in answers)
+        assert gw.upstream_calls("gpt") == sum(
+            a.headers["x-relaygate-cache"] == "miss" for a in answers
+        )
+        assert gw.upstream_calls("gpt") > 1
+    finally:
+        await gw.client.aclose()
+        await gw.services.close()
