@@ -156,6 +156,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "StoreError",
         "StoreUnavailableError",
         "UPDATABLE_FIELDS",
+        "UsageFilter",
         "UsageGroup",
         "create_key_store",
         "create_ledger_store",
@@ -176,6 +177,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "services",
     ),
     "relaygate.accounting": (
+        "attribution",
         "budget",
         "budget_shared",
         "credit",

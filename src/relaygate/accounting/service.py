@@ -166,6 +166,8 @@ def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: st
         ttft_ms=None if ttft is None else ttft * 1000.0,
         cache_hit=ctx.cache_hit,
         attempt_log=summarize_attempts(ctx.attempts),
+        end_user=ctx.end_user,
+        tags=ctx.tags,
     )
 
 

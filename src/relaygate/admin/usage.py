@@ -5,23 +5,27 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from relaygate.accounting import check_group_by, month_bill, parse_month, usage_report
+from relaygate.accounting.attribution import parse_tag_filter
 from relaygate.accounting.reports import parse_time
 from relaygate.admin.http import AdminError, query_params, send_ok
 from relaygate.services import Services
 from relaygate.web.request import Request, Send
 
 MAX_ROWS = 1000
-_REPORT_PARAMS = frozenset({"by", "since", "until", "currency", "key"})
+_REPORT_PARAMS = frozenset({"by", "since", "until", "currency", "key", "user", "tag"})
 _BILL_PARAMS = frozenset({"month", "currency"})
 _ROWS_PARAMS = frozenset({"limit", "key"})
 _PRICING_PARAMS = frozenset({"currency"})
 
 
 async def usage(services: Services, request: Request, send: Send) -> None:
-    """Totals by key, model or day: ``?by=model&since=7d&currency=CNY&key=name``."""
+    """Totals by key, model, day, end user or tag:
+    ``?by=tag:workflow&since=7d&currency=CNY&key=name&user=u1&tag=team=cs``."""
     params = query_params(request, _REPORT_PARAMS)
     try:
-        by = check_group_by(params.get("by", "key"))
+        by = params.get("by", "key")
+        check_group_by(by)
+        tag = parse_tag_filter(params["tag"]) if params.get("tag") else None
         since = parse_time(params["since"], "since") if params.get("since") else None
         until = parse_time(params["until"], "until") if params.get("until") else None
         currency = services.accounting.fx.check(params.get("currency") or None)
@@ -35,6 +39,8 @@ async def usage(services: Services, request: Request, send: Send) -> None:
         until=until,
         currency=currency,
         key_name=params.get("key") or None,
+        end_user=params.get("user") or None,
+        tag=tag,
     )
     await send_ok(send, report.to_json())
 

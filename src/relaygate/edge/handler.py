@@ -12,6 +12,7 @@ import math
 import secrets
 import string
 
+from relaygate.accounting.attribution import request_attribution
 from relaygate.admission.messages import busy_message
 from relaygate.auth.keys import extract_api_key
 from relaygate.core.context import RequestContext
@@ -53,8 +54,8 @@ async def handle_chat(services: Services, request: Request, send: Send, dialect:
             await send_error(ctx, send, dialect, internal, services.redactor)
     finally:
         services.metrics.in_flight.dec()
-        services.metrics.observe(ctx)
         services.accounting.finish(ctx)
+        services.metrics.observe(ctx)
         log_request(logger, ctx)
 
 
@@ -69,6 +70,7 @@ async def _chat(
     req = dialect.decode_request(body, request.headers)
     ctx.model_requested = req.model
     ctx.stream = req.stream
+    ctx.end_user, ctx.tags = request_attribution(request.headers, req.user)
     route = services.catalog.resolve(req.model, key.allowed_models)
     services.keys.check_model(key, route.name)
     ticket = await services.admission.admit(key, route, req, request.headers)
@@ -119,8 +121,8 @@ async def handle_count_tokens(services: Services, request: Request, send: Send) 
     except GatewayError as err:
         await send_error(ctx, send, dialect, err, services.redactor)
     finally:
-        services.metrics.observe(ctx)
         services.accounting.finish(ctx)
+        services.metrics.observe(ctx)
         log_request(logger, ctx)
 
 

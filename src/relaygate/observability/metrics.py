@@ -69,6 +69,13 @@ class Metrics:
             ("model", "kind"),
             registry=self.registry,
         )
+        self.cost = Counter(
+            "relaygate_cost_usd",
+            "Cost of answered requests in USD, by model and key name (no end users or tags: "
+            "those are in the ledger's reports)",
+            ("model", "key"),
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "relaygate_requests_in_flight", "Requests being handled", registry=self.registry
         )
@@ -107,6 +114,7 @@ class Metrics:
         self.registry.register(_DeploymentCollector(snapshot))
 
     def observe(self, ctx: RequestContext) -> None:
+        """Count a finished request (after accounting priced it: ``ctx.cost_usd`` is set)."""
         model = self._model_label(ctx)
         status = _STATUS_LABELS.get(ctx.status, "other")
         self.requests.labels(ctx.route, model, status).inc()
@@ -117,6 +125,9 @@ class Metrics:
             self.ttft.labels(ctx.route, model).observe(ttft)
         for attempt in ctx.attempts:
             self.attempts.labels(attempt.deployment, attempt.outcome).inc()
+        if ctx.cost_usd and ctx.key_name is not None:
+            # Key names are the operator's (a bounded set), never the caller's text.
+            self.cost.labels(model, ctx.key_name).inc(ctx.cost_usd)
         usage = ctx.usage
         if usage is not None:
             for kind, count in (

@@ -15,6 +15,7 @@ from relaygate.store.ledger_records import (
     LedgerRow,
     ReserveAsk,
     SpendDelta,
+    UsageFilter,
     UsageGroup,
 )
 from relaygate.store.records import KeyRecord, KeySpec
@@ -123,8 +124,13 @@ class LedgerStore(Protocol):
         since: datetime | None = None,
         until: datetime | None = None,
         key_name: str | None = None,
+        *,
+        where: UsageFilter | None = None,
+        tag_key: str | None = None,
     ) -> list[UsageGroup]:
-        """Totals per key, model or UTC day for ``since <= created_at < until``."""
+        """Totals per key, model, UTC day, end user or value of tag ``tag_key`` (``by="tag"``)
+        for ``since <= created_at < until``, of the rows ``where`` matches (default: of
+        ``key_name``, or all)."""
 
     async def top_up(
         self, key_name: str, amount_usd: float, kind: str, note: str | None = None
