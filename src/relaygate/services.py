@@ -11,6 +11,7 @@ from pathlib import Path
 from relaygate.accounting import Accounting, build_accounting
 from relaygate.accounting.metrics import LedgerCollector
 from relaygate.admission import Admitter, build_admitter
+from relaygate.alerts import AlertCollector, Alerts, build_alerts
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
 from relaygate.auth.metrics_access import MetricsAccess
@@ -52,10 +53,12 @@ class Services:
     metrics_access: MetricsAccess
     # Upstream credentials kept out of every error a caller gets and every log line.
     redactor: Redactor
+    alerts: Alerts
     bootstrap: BootstrapResult | None = None
     database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
 
     async def close(self) -> None:
+        await self.alerts.stop()
         await self.database.stop()
         await self.accounting.stop()
         await self.admission.close()
@@ -95,7 +98,9 @@ async def build_services(settings: Settings) -> Services:
     catalog = build_catalog(settings, HttpTransport())
     redactor = Redactor(upstream_credentials(settings))
     redact_logs(redactor)
-    metrics = Metrics(model_labels(settings))
+    rules = settings.alerts.rules
+    window = max(rules.latency.window_seconds, rules.errors.window_seconds)
+    metrics = Metrics(model_labels(settings), window_seconds=window)
     board = health_board(catalog, metrics.breaker_changed, on_panic=metrics.breaker_panicked)
     metrics.watch_deployments(board.snapshot)
     admission = await build_admitter(
@@ -115,6 +120,17 @@ async def build_services(settings: Settings) -> Services:
         _start_degraded(keys, outage)
         database.start(outage)
     metrics.registry.register(ReadinessCollector(keys, database))
+    alerts = build_alerts(
+        settings.alerts,
+        window=metrics.window,
+        breakers=board.snapshot,
+        levels=admission.degrade.levels,
+        keys=keys.records,
+        budget_counters=accounting.budgets.view,
+        ledger=accounting.ledger,
+    )
+    metrics.registry.register(AlertCollector(alerts))
+    alerts.start()
     return Services(
         settings=settings,
         store=store,
@@ -132,6 +148,7 @@ async def build_services(settings: Settings) -> Services:
             token=resolve_api_key(settings.server.metrics_token_env),
         ),
         redactor=redactor,
+        alerts=alerts,
         bootstrap=bootstrap,
         database=database,
     )

@@ -46,6 +46,15 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "handle_admin",
         "is_admin_path",
     ),
+    "relaygate.alerts": (
+        "AlertCollector",
+        "AlertEngine",
+        "Alerts",
+        "Finding",
+        "Notification",
+        "Rule",
+        "build_alerts",
+    ),
     "relaygate.admission": (
         "AdmissionQueue",
         "Admitter",
@@ -194,11 +203,19 @@ MODULES: dict[str, tuple[str, ...]] = {
         "usage",
     ),
     "relaygate.admin": (
+        "alerts",
         "http",
         "keys",
         "payloads",
         "routes",
         "usage",
+    ),
+    "relaygate.alerts": (
+        "delivery",
+        "engine",
+        "formats",
+        "rules",
+        "service",
     ),
     "relaygate.admission": (
         "build",
@@ -282,6 +299,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "relaygate.observability": (
         "logging",
         "metrics",
+        "window",
     ),
     "relaygate.providers": (
         "base",
@@ -322,6 +340,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.settings": (
         "accounting",
+        "alerts",
         "credentials",
         "defaults",
         "limits",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from relaygate.admin import keys, usage
+from relaygate.admin import alerts, keys, usage
 from relaygate.admin.http import AdminError, send_admin_error
 from relaygate.auth.keys import bearer_token
 from relaygate.core.errors import GatewayError
@@ -32,6 +32,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/admin/bill"): usage.bill,
     ("GET", "/admin/pricing"): usage.pricing,
     ("GET", "/admin/ledger"): usage.ledger,
+    ("GET", "/admin/alerts"): alerts.alerts,
 }
 
 
@@ -57,7 +58,9 @@ KEY_ROUTES: dict[tuple[str, str], KeyRoute] = {
 }
 _SUFFIXES = ("/top-up", "/balance")
 # Answered from memory, so they work while the database is unreachable since start-up.
-WITHOUT_DATABASE = frozenset({("GET", "/admin/pricing"), ("GET", "/admin/ledger")})
+WITHOUT_DATABASE = frozenset(
+    {("GET", "/admin/pricing"), ("GET", "/admin/ledger"), ("GET", "/admin/alerts")}
+)
 DATABASE_DOWN = (
     "The database is unreachable (the gateway started without it and keeps retrying); this call "
     'needs it. Retry once GET /readyz reports "database": "ok".'

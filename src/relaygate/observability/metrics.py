@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from relaygate.core.context import RequestContext
+from relaygate.observability.window import RequestWindow
 from relaygate.routing.breaker import BreakerState
 from relaygate.routing.health import HealthSnapshot
 from relaygate.settings import Settings
@@ -26,9 +27,13 @@ class Metrics:
     text: each label set lives in the registry forever, so one per caller-chosen model name would
     grow memory and the ``/metrics`` answer without bound."""
 
-    def __init__(self, model_labels: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, model_labels: Mapping[str, str] | None = None, *, window_seconds: float = 300.0
+    ) -> None:
         # Configured model names and aliases -> the model's name: the only model labels.
         self._model_labels = dict(model_labels or {})
+        # The recent requests in-process alert rules read (latency, error rate).
+        self.window = RequestWindow(window_seconds)
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "relaygate_requests",
@@ -118,7 +123,9 @@ class Metrics:
         model = self._model_label(ctx)
         status = _STATUS_LABELS.get(ctx.status, "other")
         self.requests.labels(ctx.route, model, status).inc()
-        self.latency.labels(ctx.route, model).observe(ctx.elapsed())
+        elapsed = ctx.elapsed()
+        self.latency.labels(ctx.route, model).observe(elapsed)
+        self.window.record(elapsed, ctx.status)
         self.overhead.labels(ctx.route).observe(ctx.overhead_seconds())
         ttft = ctx.ttft_seconds()
         if ttft is not None:

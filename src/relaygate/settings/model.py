@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from relaygate.settings.accounting import AccountingSettings
+from relaygate.settings.alerts import AlertSettings
 from relaygate.settings.limits import LimitSettings
 from relaygate.settings.routing import BreakerSettings, RoutingSettings
 
@@ -107,6 +108,7 @@ class Settings(_Frozen):
     key_cache_refresh_seconds: float = Field(5.0, gt=0)
     limits: LimitSettings = LimitSettings()
     accounting: AccountingSettings = AccountingSettings()
+    alerts: AlertSettings = AlertSettings()
     models: list[ModelSettings] = Field(min_length=1)
 
     @field_validator("models")
