@@ -8,7 +8,7 @@ package would add a dead-letter rule that way); nothing here needs to change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -108,28 +108,34 @@ class BudgetUse:
         self._keys = keys
         self._counters = counters
 
-    def check(self, now: float) -> Iterable[Finding]:
-        threshold = self._settings.threshold
+    def used(self) -> Iterator[tuple[KeyRecord, str, float, float]]:
+        """(key, "monthly budget" | "prepaid balance", used USD, limit USD) of every enabled key
+        with a budget or balance this process has counters for."""
         for key in self._keys():
-            if key.disabled:
-                continue
-            seen = self._counters(key.name)
+            seen = None if key.disabled else self._counters(key.name)
             if seen is None:
                 continue
             for what, used, limit in (
                 ("monthly budget", seen.month_spent, key.monthly_budget_usd),
                 ("prepaid balance", seen.balance_spent, key.balance_usd),
             ):
-                if limit is not None and limit > 0 and used / limit >= threshold:
-                    yield Finding(
-                        self.name,
-                        key.name,
-                        f"key {key.name} has used {used / limit:.0%} of its {what} "
-                        f"(${used:.2f} of ${limit:.2f})",
-                        used / limit,
-                        threshold,
-                    )
-                    break
+                if limit is not None and limit > 0:
+                    yield key, what, used, limit
+
+    def check(self, now: float) -> Iterable[Finding]:
+        threshold = self._settings.threshold
+        fired: set[str] = set()
+        for key, what, used, limit in self.used():
+            if key.name not in fired and used / limit >= threshold:
+                fired.add(key.name)
+                yield Finding(
+                    self.name,
+                    key.name,
+                    f"key {key.name} has used {used / limit:.0%} of its {what} "
+                    f"(${used:.2f} of ${limit:.2f})",
+                    used / limit,
+                    threshold,
+                )
 
 
 class BreakerOpen:

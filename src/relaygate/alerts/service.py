@@ -32,11 +32,17 @@ OUTCOMES = ("sent", "failed", "dropped", "retried")
 
 class Alerts:
     def __init__(
-        self, settings: AlertSettings, engine: AlertEngine, dispatcher: WebhookDispatcher
+        self,
+        settings: AlertSettings,
+        engine: AlertEngine,
+        dispatcher: WebhookDispatcher,
+        budget: BudgetUse,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.dispatcher = dispatcher
+        # Also read at scrape time for relaygate_key_budget_used_ratio (on even if the rule is off).
+        self.budget = budget
 
     def start(self) -> None:
         if self.settings.enabled:
@@ -63,12 +69,13 @@ def build_alerts(
     package with its own state, such as a jobs queue's dead letters, adds a rule here)."""
     r = settings.rules
     rules: list[Rule] = []
+    budget = BudgetUse(r.budget, keys, budget_counters)
     if r.latency.enabled:
         rules.append(LatencyP99(r.latency, window))
     if r.errors.enabled:
         rules.append(ErrorRate(r.errors, window))
     if r.budget.enabled:
-        rules.append(BudgetUse(r.budget, keys, budget_counters))
+        rules.append(budget)
     if r.breaker.enabled:
         rules.append(BreakerOpen(r.breaker, breakers))
     if r.degradation.enabled:
@@ -92,7 +99,7 @@ def build_alerts(
         repeat_seconds=settings.repeat_seconds,
         recent=settings.recent,
     )
-    return Alerts(settings, engine, dispatcher)
+    return Alerts(settings, engine, dispatcher, budget)
 
 
 class AlertCollector(Collector):
@@ -125,3 +132,11 @@ class AlertCollector(Collector):
             for outcome in OUTCOMES:
                 sent.add_metric((label, outcome), counts[(label, outcome)])
         yield sent
+        ratio = GaugeMetricFamily(
+            "relaygate_key_budget_used_ratio",
+            "Share of each key's monthly budget or prepaid balance used (as this process sees it)",
+            labels=("key", "limit"),
+        )
+        for key, what, used, limit in self._alerts.budget.used():
+            ratio.add_metric((key.name, what.split()[0]), used / limit)
+        yield ratio
