@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relaygate.observability.window import RequestWindow
 
@@ -61,3 +65,28 @@ def test_a_reused_slot_starts_empty() -> None:
     window.record(0.001, 200)
     stats = window.stats(3)
     assert (stats.requests, stats.errors) == (1, 0)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 12), st.floats(0.0005, 3.0), st.sampled_from([200, 429, 502])),
+        max_size=60,
+    )
+)
+def test_the_running_totals_match_a_recount(events: list[tuple[int, float, int]]) -> None:
+    """Whatever the gaps between requests, the full-window totals (kept incrementally) equal a
+    recount of the requests still inside the window."""
+    clock = Clock()
+    window = RequestWindow(5, clock)
+    kept: list[tuple[int, float, int]] = []
+    for gap, latency, status in events:
+        clock.now += gap
+        window.record(latency, status)
+        kept.append((int(clock.now), latency, status))
+        inside = [e for e in kept if e[0] > int(clock.now) - 5]
+        stats = window.stats(5)
+        assert stats.requests == len(inside)
+        assert stats.errors == sum(1 for e in inside if e[2] >= 500)
+        latencies = sorted(e[1] * 1000 for e in inside)
+        true_p99 = latencies[math.ceil(0.99 * len(latencies)) - 1]
+        assert true_p99 - 1e-9 <= stats.p99_ms <= max(1.0, true_p99 * 1.25 + 1e-9)
