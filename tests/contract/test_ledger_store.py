@@ -181,6 +181,25 @@ async def test_usage_groups_by_end_user_and_tag_with_filters(ledger: LedgerStore
     ]
 
 
+async def test_recent_rows_of_an_end_user_or_a_tag(ledger: LedgerStore) -> None:
+    base = datetime(2031, 5, 6, tzinfo=UTC)
+    rows = [
+        dataclasses.replace(
+            row("a" if i % 2 else "b", at=base + timedelta(seconds=i)),
+            end_user=f"u{i % 3}",
+            tags={"team": "cs" if i < 4 else "ops"},
+        )
+        for i in range(8)
+    ]
+    await ledger.insert_rows(rows)
+    u1 = await ledger.recent_rows(10, where=UsageFilter(end_user="u1"))
+    assert [r.created_at.second for r in u1] == [7, 4, 1]
+    cs_a = await ledger.recent_rows(10, where=UsageFilter(key_name="a", tag=("team", "cs")))
+    assert [r.created_at.second for r in cs_a] == [3, 1]
+    assert all(r.tags == {"team": "cs"} for r in cs_a)
+    assert len(await ledger.recent_rows(2, where=UsageFilter(tag=("team", "ops")))) == 2
+
+
 async def test_recent_rows(ledger: LedgerStore) -> None:
     base = datetime(2031, 5, 6, tzinfo=UTC)
     await ledger.insert_rows(

@@ -82,6 +82,10 @@ def test_end_users_and_tags_reach_the_ledger_and_the_reports(gateway: Gateway) -
     assert by_workflow["filter"] == {"tag": "team=cs"}
     one_user = admin(gateway, "GET", "/admin/usage?by=tag:workflow&user=shopper-2").json()
     assert {x["group"]: x["requests"] for x in one_user["rows"]} == {"wf_1": 1, "(none)": 1}
+    listed = admin(gateway, "GET", "/admin/usage/requests?user=shopper-2&tag=team=ops").json()
+    assert [(r["end_user"], r["tags"]) for r in listed["requests"]] == [
+        ("shopper-2", {"team": "ops", "workflow": "wf_1"})
+    ]
     bad = admin(gateway, "GET", "/admin/usage?by=tag:")
     assert bad.status_code == 400 and "by" in bad.text
     bad = admin(gateway, "GET", "/admin/usage?tag=nokey")

@@ -115,8 +115,11 @@ class LedgerStore(Protocol):
     async def rows_for_request(self, request_id: str) -> list[LedgerRow]:
         """Rows with this request id, oldest first."""
 
-    async def recent_rows(self, limit: int, key_name: str | None = None) -> list[LedgerRow]:
-        """The newest rows first, optionally of one key."""
+    async def recent_rows(
+        self, limit: int, key_name: str | None = None, *, where: UsageFilter | None = None
+    ) -> list[LedgerRow]:
+        """The newest rows first, of the rows ``where`` matches (default: of ``key_name``, or
+        all)."""
 
     async def usage_groups(
         self,

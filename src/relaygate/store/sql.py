@@ -80,14 +80,34 @@ class UsageSql(ABC):
         else:
             group = self.day if by == "day" else _GROUPS[by]
         conditions = [f"created_at >= {arg(since)}", f"created_at < {arg(until)}"]
+        conditions += self._matching(where, arg)
+        sql = (
+            f"SELECT {group} AS grp, {_TOTALS} FROM usage_ledger "
+            f"WHERE {' AND '.join(conditions)} GROUP BY grp ORDER BY grp"
+        )
+        return sql, params
+
+    def recent_rows(self, limit: int, where: UsageFilter) -> tuple[str, list[object]]:
+        """The newest ``limit`` ledger rows ``where`` matches (columns: LEDGER_COLUMNS)."""
+        params: list[object] = []
+
+        def arg(value: object) -> str:
+            params.append(value)
+            return self.placeholder(len(params))
+
+        conditions = self._matching(where, arg)
+        sql = f"SELECT {LEDGER_COLUMNS} FROM usage_ledger"
+        if conditions:
+            sql += f" WHERE {' AND '.join(conditions)}"
+        sql += f" ORDER BY created_at DESC LIMIT {arg(limit)}"
+        return sql, params
+
+    def _matching(self, where: UsageFilter, arg: Callable[[object], str]) -> list[str]:
+        conditions = []
         if where.key_name is not None:
             conditions.append(f"key_name = {arg(where.key_name)}")
         if where.end_user is not None:
             conditions.append(f"end_user = {arg(where.end_user)}")
         if where.tag is not None:
             conditions.append(self.tag_match(*where.tag, arg))
-        sql = (
-            f"SELECT {group} AS grp, {_TOTALS} FROM usage_ledger "
-            f"WHERE {' AND '.join(conditions)} GROUP BY grp ORDER BY grp"
-        )
-        return sql, params
+        return conditions

@@ -27,16 +27,11 @@ COUNT_ROWS_SINCE = "SELECT count(*) FROM usage_ledger WHERE created_at >= $1"
 SELECT_BY_REQUEST = (
     f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE request_id = $1 ORDER BY created_at"
 )
-SELECT_RECENT = f"SELECT {LEDGER_COLUMNS} FROM usage_ledger ORDER BY created_at DESC LIMIT $1"
-SELECT_RECENT_FOR_KEY = (
-    f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE key_name = $1 "
-    "ORDER BY created_at DESC LIMIT $2"
-)
 
 
 class PostgresUsageSql(UsageSql):
-    """Usage totals on PostgreSQL: ``tags`` is jsonb; a tag filter is a containment test the
-    GIN index (migration 5) serves."""
+    """Usage totals and recent rows on PostgreSQL: ``tags`` is jsonb; a tag filter is a
+    containment test the GIN index (migration 5) serves."""
 
     day = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 

@@ -63,12 +63,11 @@ class PostgresLedgerStore(DatabaseOwner[PostgresDatabase]):
             ledger_row_from(r, r[2]) for r in await self._fetch(q.SELECT_BY_REQUEST, request_id)
         ]
 
-    async def recent_rows(self, limit: int, key_name: str | None = None) -> list[LedgerRow]:
-        if key_name is None:
-            rows = await self._fetch(q.SELECT_RECENT, limit)
-        else:
-            rows = await self._fetch(q.SELECT_RECENT_FOR_KEY, key_name, limit)
-        return [ledger_row_from(r, r[2]) for r in rows]
+    async def recent_rows(
+        self, limit: int, key_name: str | None = None, *, where: UsageFilter | None = None
+    ) -> list[LedgerRow]:
+        sql, params = q.USAGE_SQL.recent_rows(limit, where or UsageFilter(key_name=key_name))
+        return [ledger_row_from(r, r[2]) for r in await self._fetch(sql, *params)]
 
     async def usage_groups(
         self,

@@ -19,14 +19,10 @@ COUNT_ROWS_SINCE = "SELECT count(*) FROM usage_ledger WHERE created_at >= ?"
 SELECT_BY_REQUEST = (
     f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE request_id = ? ORDER BY created_at"
 )
-SELECT_RECENT = f"SELECT {LEDGER_COLUMNS} FROM usage_ledger ORDER BY created_at DESC LIMIT ?"
-SELECT_RECENT_FOR_KEY = (
-    f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE key_name = ? ORDER BY created_at DESC LIMIT ?"
-)
 
 
 class SqliteUsageSql(UsageSql):
-    """Usage totals on SQLite: ``tags`` is JSON text read with ``json_extract``."""
+    """Usage totals and recent rows on SQLite: ``tags`` is JSON text read with ``json_extract``."""
 
     day = "substr(created_at, 1, 10)"
 
