@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 WebhookFormat = Literal["json", "slack", "feishu", "dingtalk", "wecom"]
 
@@ -91,6 +91,14 @@ class WebhookSettings(_Frozen):
     # Attempts per notification; waits double from backoff_seconds between them.
     attempts: int = Field(4, ge=1, le=20)
     backoff_seconds: float = Field(1.0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            # Not quoted back: a webhook URL usually carries its access token.
+            raise ValueError("expected an http:// or https:// URL")
+        return url
 
 
 class AlertSettings(_Frozen):
