@@ -61,11 +61,23 @@ def test_the_most_tags_of_the_longest_length_are_accepted() -> None:
     assert tags is not None and len(tags) == MAX_TAGS
 
 
-def test_bad_end_users_are_refused_naming_their_source() -> None:
-    with pytest.raises(InvalidRequestError, match="x-relaygate-user"):
-        request_attribution({"x-relaygate-user": "u" * (MAX_USER_CHARS + 1)}, None)
-    with pytest.raises(InvalidRequestError, match="user"):
-        request_attribution({}, "bad\x00user")
+def test_a_bad_user_header_is_refused_naming_it() -> None:
+    for bad in ("u" * (MAX_USER_CHARS + 1), "bad\x00user"):
+        with pytest.raises(InvalidRequestError, match="x-relaygate-user") as caught:
+            request_attribution({"x-relaygate-user": bad}, None)
+        assert caught.value.param == "x-relaygate-user"
+
+
+def test_the_body_field_never_fails_a_request() -> None:
+    # Claude Code's metadata.user_id is a JSON string of a device id, an account and a session.
+    claude_code = (
+        '{"device_id":"' + "a" * 64 + '","account_uuid":"","session_id":"' + "b" * 36 + '"}'
+    )
+    assert request_attribution({}, claude_code) == (claude_code, None)
+    user, _ = request_attribution({}, "bad\x00user\n")
+    assert user == "bad\ufffduser"
+    user, _ = request_attribution({}, "u" * 1000)
+    assert user is not None and len(user) == MAX_USER_CHARS and user.endswith("...")
 
 
 def test_report_filters_and_groupings() -> None:

@@ -3,8 +3,11 @@
 The end user comes from the ``x-relaygate-user`` header, else the body's own field (OpenAI
 ``user``, Anthropic ``metadata.user_id``; the dialect decoders put either in ``ChatRequest.user``).
 Tags come from ``x-relaygate-tags: workflow=wf_123,team=cs``. Both are bounded so a caller cannot
-grow the ledger or a report without limit; a malformed header is refused (400) rather than
-recorded partly. Nothing is parsed unless the header is present.
+grow the ledger or a report without limit. Our own headers are checked strictly: a malformed one is
+refused (400) rather than recorded partly. The body field is the upstream's and clients fill it
+for their own reasons (Claude Code puts a JSON string there), so it never fails a request: control
+characters are replaced and an over-long value is recorded cut, marked with "...".
+Nothing is parsed unless the header or field is present.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from relaygate.core.errors import InvalidRequestError
 
 USER_HEADER = "x-relaygate-user"
 TAGS_HEADER = "x-relaygate-tags"
-MAX_USER_CHARS = 256
+MAX_USER_CHARS = 512
 MAX_TAGS = 10
 MAX_TAG_CHARS = 64
 # Keys are also embedded in SQLite JSON paths ($."key"): no quotes or dots can appear in one.
 TAG_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TAG_VALUE = re.compile(r"[A-Za-z0-9_.:@/+-]{1,64}")
 _PRINTABLE = re.compile(r"[\x20-\x7e\u00a0-\U0010ffff]+")
+_CONTROL = re.compile(r"[^\x20-\x7e\u00a0-\U0010ffff]")
 
 
 def request_attribution(
@@ -32,7 +36,7 @@ def request_attribution(
     if header_user is not None:
         user: str | None = check_end_user(header_user, USER_HEADER)
     elif body_user is not None:
-        user = check_end_user(body_user, "user")
+        user = body_end_user(body_user)
     else:
         user = None
     raw_tags = headers.get(TAGS_HEADER)
@@ -50,6 +54,19 @@ def check_end_user(value: str, source: str) -> str | None:
             f"{source}: expected an end-user id of at most {MAX_USER_CHARS} printable characters",
             param=source,
         )
+    return text
+
+
+def body_end_user(value: str) -> str | None:
+    """The body's end-user field as recorded: trimmed, control characters replaced, at most
+    MAX_USER_CHARS (cut and marked with "...")."""
+    text = value.strip()
+    if not text:
+        return None
+    if not _PRINTABLE.fullmatch(text):
+        text = _CONTROL.sub("\ufffd", text)
+    if len(text) > MAX_USER_CHARS:
+        text = text[: MAX_USER_CHARS - 3] + "..."
     return text
 
 
