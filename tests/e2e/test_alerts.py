@@ -31,6 +31,8 @@ def write_config(home: Path, receiver: WebhookReceiver) -> Path:
     hooks.append({"url": receiver.url("/flaky/flaky"), "format": "json", "backoff_seconds": 0.05})
     window = {"window_seconds": WINDOW_SECONDS, "min_requests": 3}
     config = {
+        # No shedding on event-loop lag: on a loaded machine busy 429s would blur the rates.
+        "limits": {"overload": {"enabled": False}},
         "models": [
             *EMBEDDED_DEFAULTS["models"],
             {
