@@ -36,6 +36,17 @@ def write_config(home: Path, receiver: WebhookReceiver) -> Path:
         "models": [
             *EMBEDDED_DEFAULTS["models"],
             {
+                "name": "mock-breaker",
+                "deployments": [
+                    {
+                        "provider": "mock",
+                        "name": "mock-breaker-dep",
+                        "mock": {"dialect": "openai"},
+                        "breaker": {"consecutive_failures": 2, "cooldown_seconds": 1.5},
+                    }
+                ],
+            },
+            {
                 "name": "mock-slow",
                 "deployments": [
                     {"provider": "mock", "mock": {"dialect": "openai", "latency_ms": 250}}
@@ -47,7 +58,7 @@ def write_config(home: Path, receiver: WebhookReceiver) -> Path:
             "rules": {
                 "latency": {"threshold_ms": 100, **window},
                 "errors": {"threshold": 0.2, **window},
-                "breaker": {"enabled": False},
+                "breaker": {"open_seconds": 0.5},
             },
             "webhooks": hooks,
         },
@@ -109,6 +120,7 @@ def statuses(receiver: WebhookReceiver, name: str, fmt: str, rule: str) -> list[
 
 
 def wait_fired_and_resolved(receiver: WebhookReceiver, rule: str) -> None:
+    """``rule`` (or ``rule [subject``) fired and then resolved, once each, in every format."""
     for fmt in FORMATS:
         wait_until(
             lambda fmt=fmt: statuses(receiver, fmt, fmt, rule) == ["firing", "resolved"],
@@ -157,6 +169,22 @@ def test_failing_answers_fire_the_error_alert_then_resolve(
     codes = send(gateway, "mock-fast", "mock:fault 500", 5)
     assert all(code >= 500 for code in codes), codes
     wait_fired_and_resolved(receiver, "error_rate")
+
+
+def test_an_open_breaker_fires_and_resolves_once_a_probe_succeeds(
+    gateway: Gateway, receiver: WebhookReceiver
+) -> None:
+    codes = send(gateway, "mock-breaker", "mock:fault 500", 3)
+    assert all(code >= 500 for code in codes), codes
+    alert = "breaker_open [mock-breaker-dep"
+    wait_until(
+        lambda: statuses(receiver, "json", "json", alert)[:1] == ["firing"],
+        timeout=15,
+        what="breaker alert firing",
+    )
+    # After the cooldown one probe goes through; its success closes the breaker.
+    wait_until(lambda: send(gateway, "mock-breaker", "hello", 1) == [200], timeout=15, what="probe")
+    wait_fired_and_resolved(receiver, alert)
 
 
 def admin_alerts(gw: Gateway) -> dict[str, Any]:
