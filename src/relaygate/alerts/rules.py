@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from relaygate.accounting.budget import Counters
@@ -103,20 +104,25 @@ class BudgetUse:
         settings: BudgetRule,
         keys: Callable[[], Iterable[KeyRecord]],
         counters: Callable[[str], Counters | None],
+        month: Callable[[], str] = lambda: datetime.now(UTC).strftime("%Y-%m"),
     ) -> None:
         self._settings = settings
         self._keys = keys
         self._counters = counters
+        self._month = month
 
     def used(self) -> Iterator[tuple[KeyRecord, str, float, float]]:
         """(key, "monthly budget" | "prepaid balance", used USD, limit USD) of every enabled key
         with a budget or balance this process has counters for."""
+        month = self._month()
         for key in self._keys():
             seen = None if key.disabled else self._counters(key.name)
             if seen is None:
                 continue
+            # Counters of a key idle since last month still hold that month's spend.
+            month_spent = seen.month_spent if seen.month == month else 0.0
             for what, used, limit in (
-                ("monthly budget", seen.month_spent, key.monthly_budget_usd),
+                ("monthly budget", month_spent, key.monthly_budget_usd),
                 ("prepaid balance", seen.balance_spent, key.balance_usd),
             ):
                 if limit is not None and limit > 0:

@@ -136,8 +136,11 @@ def test_budget_rule_fires_per_key_past_the_threshold() -> None:
         "none": Counters("2031-05", month_spent=100.0),
         "revoked": Counters("2031-05", month_spent=100.0),
     }
-    rule = BudgetUse(BudgetRule(threshold=0.8), lambda: keys, spent.get)
+    rule = BudgetUse(BudgetRule(threshold=0.8), lambda: keys, spent.get, lambda: "2031-05")
     assert sorted(f.subject for f in rule.check(0)) == ["near", "prepaid"]
+    # In June, May's spend no longer counts against the monthly budget; the balance still does.
+    june = BudgetUse(BudgetRule(threshold=0.8), lambda: keys, spent.get, lambda: "2031-06")
+    assert [f.subject for f in june.check(0)] == ["prepaid"]
 
 
 def test_breaker_rule_waits_for_open_seconds_and_forgets_closed_breakers() -> None:
