@@ -47,6 +47,15 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "handle_admin",
         "is_admin_path",
     ),
+    "relaygate.alerts": (
+        "AlertCollector",
+        "AlertEngine",
+        "Alerts",
+        "Finding",
+        "Notification",
+        "Rule",
+        "build_alerts",
+    ),
     "relaygate.admission": (
         "AdmissionQueue",
         "Admitter",
@@ -174,6 +183,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "StoreError",
         "StoreUnavailableError",
         "UPDATABLE_FIELDS",
+        "UsageFilter",
         "UsageGroup",
         "create_key_store",
         "create_ledger_store",
@@ -194,6 +204,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "services",
     ),
     "relaygate.accounting": (
+        "attribution",
         "budget",
         "budget_carry",
         "budget_shared",
@@ -211,12 +222,20 @@ MODULES: dict[str, tuple[str, ...]] = {
         "usage",
     ),
     "relaygate.admin": (
+        "alerts",
         "cache",
         "http",
         "keys",
         "payloads",
         "routes",
         "usage",
+    ),
+    "relaygate.alerts": (
+        "delivery",
+        "engine",
+        "formats",
+        "rules",
+        "service",
     ),
     "relaygate.admission": (
         "build",
@@ -311,6 +330,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "cache_metrics",
         "logging",
         "metrics",
+        "window",
     ),
     "relaygate.providers": (
         "base",
@@ -353,6 +373,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.settings": (
         "accounting",
+        "alerts",
         "cache",
         "credentials",
         "defaults",
