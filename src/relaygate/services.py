@@ -11,6 +11,7 @@ from pathlib import Path
 from relaygate.accounting import Accounting, build_accounting
 from relaygate.accounting.metrics import LedgerCollector
 from relaygate.admission import Admitter, build_admitter
+from relaygate.alerts import AlertCollector, Alerts, build_alerts
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.auth.cache import KeyCache
 from relaygate.auth.metrics_access import MetricsAccess
@@ -58,6 +59,7 @@ class Services:
     # Upstream credentials kept out of every error a caller gets and every log line.
     redactor: Redactor
     sessions: SessionBook
+    alerts: Alerts
     bootstrap: BootstrapResult | None = None
     database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
     # The response cache and coalescing; None (the default) when no model or key turns it on.
@@ -66,6 +68,7 @@ class Services:
     async def close(self) -> None:
         if self.cache is not None:
             await self.cache.close()
+        await self.alerts.stop()
         await self.database.stop()
         await self.accounting.stop()
         await self.admission.close()
@@ -106,7 +109,9 @@ async def build_services(settings: Settings) -> Services:
     catalog = build_catalog(settings, HttpTransport())
     redactor = Redactor(upstream_credentials(settings))
     redact_logs(redactor)
-    metrics = Metrics(model_labels(settings))
+    rules = settings.alerts.rules
+    window = max(rules.latency.window_seconds, rules.errors.window_seconds)
+    metrics = Metrics(model_labels(settings), window_seconds=window)
     board = health_board(catalog, metrics.breaker_changed, on_panic=metrics.breaker_panicked)
     metrics.watch_deployments(board.snapshot)
     admission = await build_admitter(
@@ -129,6 +134,17 @@ async def build_services(settings: Settings) -> Services:
     runner = AttemptRunner(catalog.get, board, random.Random())
     sessions = build_sessions(settings)
     metrics.registry.register(SessionCollector(sessions))
+    alerts = build_alerts(
+        settings.alerts,
+        window=metrics.window,
+        breakers=board.snapshot,
+        levels=admission.degrade.levels,
+        keys=keys.records,
+        budget_counters=accounting.budgets.view,
+        ledger=accounting.ledger,
+    )
+    metrics.registry.register(AlertCollector(alerts))
+    alerts.start()
     return Services(
         settings=settings,
         store=store,
@@ -147,6 +163,7 @@ async def build_services(settings: Settings) -> Services:
         ),
         redactor=redactor,
         sessions=sessions,
+        alerts=alerts,
         bootstrap=bootstrap,
         database=database,
         cache=build_cache(settings, runner, metrics, redactor, accounting),

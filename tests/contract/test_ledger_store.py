@@ -17,6 +17,7 @@ from relaygate.store import (
     ReserveAsk,
     SpendDelta,
     StoreDataError,
+    UsageFilter,
     create_ledger_store,
     open_store,
 )
@@ -80,6 +81,8 @@ async def test_rows_round_trip_every_field(ledger: LedgerStore) -> None:
             "attempt_log": "a#0:overloaded:529:12,b#0:ok:200:48",
             "cache_write_tokens": 3000,
             "cache_write_1h_tokens": 2000,
+            "end_user": "shopper-7",
+            "tags": {"workflow": "wf_123", "team": "cs"},
         }
     )
     assert await ledger.insert_rows([wanted, streamed]) == 2
@@ -146,6 +149,55 @@ async def test_usage_groups_by_key_model_and_day(ledger: LedgerStore) -> None:
     assert [(g.group, g.requests) for g in since] == [("a", 1)]
     until = await ledger.usage_groups("day", until=d2)
     assert [(g.group, g.requests) for g in until] == [("2031-05-06", 1)]
+
+
+async def test_usage_groups_by_end_user_and_tag_with_filters(ledger: LedgerStore) -> None:
+    def tagged(user: str | None, tags: dict[str, str] | None, cost: float) -> LedgerRow:
+        return dataclasses.replace(row(cost=cost), end_user=user, tags=tags)
+
+    await ledger.insert_rows(
+        [
+            tagged("u1", {"workflow": "wf_1", "team": "cs"}, 1.0),
+            tagged("u1", {"workflow": "wf_2", "team": "cs"}, 2.0),
+            tagged("u2", {"workflow": "wf_1", "team": "ops"}, 4.0),
+            tagged(None, None, 8.0),
+        ]
+    )
+    by_user = {g.group: g.cost_usd for g in await ledger.usage_groups("user")}
+    assert by_user == pytest.approx({"u1": 3.0, "u2": 4.0, "(none)": 8.0})
+    by_workflow = await ledger.usage_groups("tag", tag_key="workflow")
+    assert {g.group: g.requests for g in by_workflow} == {"wf_1": 2, "wf_2": 1, "(none)": 1}
+    cs_only = UsageFilter(tag=("team", "cs"))
+    cs = await ledger.usage_groups("tag", where=cs_only, tag_key="workflow")
+    assert {g.group: g.cost_usd for g in cs} == pytest.approx({"wf_1": 1.0, "wf_2": 2.0})
+    u1_by_team = await ledger.usage_groups("tag", where=UsageFilter(end_user="u1"), tag_key="team")
+    assert [(g.group, g.requests) for g in u1_by_team] == [("cs", 2)]
+    # A tag filter matches the whole value, not a prefix or another key's value.
+    assert await ledger.usage_groups("key", where=UsageFilter(tag=("team", "c"))) == []
+    assert await ledger.usage_groups("key", where=UsageFilter(tag=("workflow", "cs"))) == []
+    both = UsageFilter(key_name="team-a", end_user="u2", tag=("workflow", "wf_1"))
+    assert [(g.group, g.cost_usd) for g in await ledger.usage_groups("key", where=both)] == [
+        ("team-a", 4.0)
+    ]
+
+
+async def test_recent_rows_of_an_end_user_or_a_tag(ledger: LedgerStore) -> None:
+    base = datetime(2031, 5, 6, tzinfo=UTC)
+    rows = [
+        dataclasses.replace(
+            row("a" if i % 2 else "b", at=base + timedelta(seconds=i)),
+            end_user=f"u{i % 3}",
+            tags={"team": "cs" if i < 4 else "ops"},
+        )
+        for i in range(8)
+    ]
+    await ledger.insert_rows(rows)
+    u1 = await ledger.recent_rows(10, where=UsageFilter(end_user="u1"))
+    assert [r.created_at.second for r in u1] == [7, 4, 1]
+    cs_a = await ledger.recent_rows(10, where=UsageFilter(key_name="a", tag=("team", "cs")))
+    assert [r.created_at.second for r in cs_a] == [3, 1]
+    assert all(r.tags == {"team": "cs"} for r in cs_a)
+    assert len(await ledger.recent_rows(2, where=UsageFilter(tag=("team", "ops")))) == 2
 
 
 async def test_recent_rows(ledger: LedgerStore) -> None:

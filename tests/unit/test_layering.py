@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("routing",),
     ("capacity", "accounting", "observability", "recovery"),
     ("admission",),
-    ("relay",),
+    ("relay", "alerts"),
     ("services",),
     ("admin",),
     ("edge",),

@@ -47,6 +47,15 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "handle_admin",
         "is_admin_path",
     ),
+    "relaygate.alerts": (
+        "AlertCollector",
+        "AlertEngine",
+        "Alerts",
+        "Finding",
+        "Notification",
+        "Rule",
+        "build_alerts",
+    ),
     "relaygate.admission": (
         "AdmissionQueue",
         "Admitter",
@@ -190,6 +199,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "StoreError",
         "StoreUnavailableError",
         "UPDATABLE_FIELDS",
+        "UsageFilter",
         "UsageGroup",
         "create_key_store",
         "create_ledger_store",
@@ -210,6 +220,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "services",
     ),
     "relaygate.accounting": (
+        "attribution",
         "budget",
         "budget_carry",
         "budget_shared",
@@ -227,12 +238,20 @@ MODULES: dict[str, tuple[str, ...]] = {
         "usage",
     ),
     "relaygate.admin": (
+        "alerts",
         "cache",
         "http",
         "keys",
         "payloads",
         "routes",
         "usage",
+    ),
+    "relaygate.alerts": (
+        "delivery",
+        "engine",
+        "formats",
+        "rules",
+        "service",
     ),
     "relaygate.admission": (
         "build",
@@ -328,6 +347,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "cache_metrics",
         "logging",
         "metrics",
+        "window",
     ),
     "relaygate.providers": (
         "base",
@@ -381,6 +401,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.settings": (
         "accounting",
+        "alerts",
         "cache",
         "credentials",
         "defaults",

@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from relaygate.accounting.attribution import TAG_KEY
 from relaygate.accounting.fx import FxTable
-from relaygate.store.ledger_records import GROUP_BY_CHOICES, GroupBy, UsageGroup
+from relaygate.store.ledger_records import GROUP_BY_CHOICES, GroupBy, UsageFilter, UsageGroup
 from relaygate.store.protocols import LedgerStore
 from relaygate.store.records import KeyRecord
 
@@ -35,12 +36,13 @@ class ReportLine:
 
 @dataclass(frozen=True, slots=True)
 class UsageReport:
-    by: GroupBy
+    by: str
     since: datetime | None
     until: datetime | None
     currency: str
     lines: tuple[ReportLine, ...]
     total: ReportLine
+    where: dict[str, str]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class UsageReport:
             "since": _iso(self.since),
             "until": _iso(self.until),
             "currency": self.currency,
+            "filter": self.where,
             "rows": [asdict(line) for line in self.lines],
             "total": asdict(self.total),
         }
@@ -94,12 +97,16 @@ class Bill:
         }
 
 
-def check_group_by(value: str) -> GroupBy:
-    """``value`` as a report grouping, or ValueError naming the field."""
+def check_group_by(value: str) -> tuple[GroupBy, str | None]:
+    """``value`` (``key``, ``model``, ``day``, ``user`` or ``tag:<key>``) as a report grouping
+    and, for a tag, its key; ValueError naming the field."""
+    by, _, tag_key = value.partition(":")
     for choice in GROUP_BY_CHOICES:
-        if value == choice:
-            return choice
-    raise ValueError(f"by: expected one of {', '.join(GROUP_BY_CHOICES)}, got '{value[:20]}'")
+        if by == choice and (by == "tag") == bool(tag_key):
+            if tag_key and not TAG_KEY.fullmatch(tag_key):
+                raise ValueError(f"by: '{tag_key[:64]}' is not a tag key")
+            return choice, tag_key or None
+    raise ValueError(f"by: expected one of key, model, day, user or tag:<key>, got '{value[:20]}'")
 
 
 def parse_time(value: str, field: str, now: datetime | None = None) -> datetime:
@@ -144,19 +151,25 @@ def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
 async def usage_report(
     store: LedgerStore,
     fx: FxTable,
-    by: GroupBy,
+    by: str,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
     currency: str | None = None,
     key_name: str | None = None,
+    end_user: str | None = None,
+    tag: tuple[str, str] | None = None,
 ) -> UsageReport:
-    """Totals per key, model or UTC day, amounts in ``currency`` (the configured default)."""
+    """Totals per key, model, UTC day, end user or value of one tag (``by="tag:workflow"``) of
+    the rows of ``key_name``, ``end_user`` and ``tag`` (each None: all), amounts in
+    ``currency`` (the configured default). Raises ValueError for a bad ``by``."""
+    group_by, tag_key = check_group_by(by)
     code = fx.check(currency)
     rate = fx.rate(code)
-    groups = await store.usage_groups(by, since, until, key_name)
+    where = UsageFilter(key_name, end_user, tag)
+    groups = await store.usage_groups(group_by, since, until, where=where, tag_key=tag_key)
     lines = tuple(_line(g, rate) for g in groups)
-    return UsageReport(by, since, until, code, lines, _sum_lines(lines))
+    return UsageReport(by, since, until, code, lines, _sum_lines(lines), _filter_json(where))
 
 
 async def month_bill(
@@ -235,6 +248,13 @@ def _sum_lines(lines: Sequence[ReportLine]) -> ReportLine:
         sum(x.cache_write_tokens for x in lines),
         sum(x.cost for x in lines),
     )
+
+
+def _filter_json(where: UsageFilter) -> dict[str, str]:
+    shown = {"key": where.key_name, "user": where.end_user}
+    if where.tag is not None:
+        shown["tag"] = "=".join(where.tag)
+    return {name: value for name, value in shown.items() if value is not None}
 
 
 def _scaled(amount: float | None, rate: float) -> float | None:

@@ -181,6 +181,8 @@ def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: st
             if ctx.coalesced_with is not None
             else summarize_attempts(ctx.attempts)
         ),
+        end_user=ctx.end_user,
+        tags=ctx.tags,
     )
 
 

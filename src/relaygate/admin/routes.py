@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from relaygate.admin import cache, keys, usage
+from relaygate.admin import alerts, cache, keys, usage
 from relaygate.admin.http import AdminError, send_admin_error
 from relaygate.auth.keys import bearer_token
 from relaygate.core.errors import GatewayError, clip
@@ -33,6 +33,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/admin/pricing"): usage.pricing,
     ("GET", "/admin/ledger"): usage.ledger,
     ("DELETE", "/admin/cache"): cache.clear_cache,
+    ("GET", "/admin/alerts"): alerts.alerts,
 }
 
 
@@ -59,7 +60,12 @@ KEY_ROUTES: dict[tuple[str, str], KeyRoute] = {
 _SUFFIXES = ("/top-up", "/balance")
 # Answered from memory, so they work while the database is unreachable since start-up.
 WITHOUT_DATABASE = frozenset(
-    {("GET", "/admin/pricing"), ("GET", "/admin/ledger"), ("DELETE", "/admin/cache")}
+    {
+        ("GET", "/admin/pricing"),
+        ("GET", "/admin/ledger"),
+        ("DELETE", "/admin/cache"),
+        ("GET", "/admin/alerts"),
+    }
 )
 DATABASE_DOWN = (
     "The database is unreachable (the gateway started without it and keeps retrying); this call "

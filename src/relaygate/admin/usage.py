@@ -5,23 +5,28 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from relaygate.accounting import check_group_by, month_bill, parse_month, usage_report
+from relaygate.accounting.attribution import parse_tag_filter
 from relaygate.accounting.reports import parse_time
 from relaygate.admin.http import AdminError, query_params, send_ok
 from relaygate.services import Services
+from relaygate.store.ledger_records import UsageFilter
 from relaygate.web.request import Request, Send
 
 MAX_ROWS = 1000
-_REPORT_PARAMS = frozenset({"by", "since", "until", "currency", "key"})
+_REPORT_PARAMS = frozenset({"by", "since", "until", "currency", "key", "user", "tag"})
 _BILL_PARAMS = frozenset({"month", "currency"})
-_ROWS_PARAMS = frozenset({"limit", "key"})
+_ROWS_PARAMS = frozenset({"limit", "key", "user", "tag"})
 _PRICING_PARAMS = frozenset({"currency"})
 
 
 async def usage(services: Services, request: Request, send: Send) -> None:
-    """Totals by key, model or day: ``?by=model&since=7d&currency=CNY&key=name``."""
+    """Totals by key, model, day, end user or tag:
+    ``?by=tag:workflow&since=7d&currency=CNY&key=name&user=u1&tag=team=cs``."""
     params = query_params(request, _REPORT_PARAMS)
     try:
-        by = check_group_by(params.get("by", "key"))
+        by = params.get("by", "key")
+        check_group_by(by)
+        tag = _tag(params)
         since = parse_time(params["since"], "since") if params.get("since") else None
         until = parse_time(params["until"], "until") if params.get("until") else None
         currency = services.accounting.fx.check(params.get("currency") or None)
@@ -35,6 +40,8 @@ async def usage(services: Services, request: Request, send: Send) -> None:
         until=until,
         currency=currency,
         key_name=params.get("key") or None,
+        end_user=params.get("user") or None,
+        tag=tag,
     )
     await send_ok(send, report.to_json())
 
@@ -57,12 +64,13 @@ async def bill(services: Services, request: Request, send: Send) -> None:
 
 
 async def requests(services: Services, request: Request, send: Send) -> None:
-    """The newest ledger rows: ``?limit=100&key=name``."""
+    """The newest ledger rows: ``?limit=100&key=name&user=u1&tag=team=cs``."""
     params = query_params(request, _ROWS_PARAMS)
     text = params.get("limit", "100")
     if not text.isdigit() or not 1 <= int(text) <= MAX_ROWS:
         raise AdminError.bad_request(f"limit: expected a whole number from 1 to {MAX_ROWS}")
-    rows = await services.accounting.store.recent_rows(int(text), params.get("key") or None)
+    where = UsageFilter(params.get("key") or None, params.get("user") or None, _tag(params))
+    rows = await services.accounting.store.recent_rows(int(text), where=where)
     await send_ok(send, {"requests": [r.to_json() for r in rows]})
 
 
@@ -97,3 +105,13 @@ async def ledger(services: Services, request: Request, send: Send) -> None:
         await send_ok(send, {"enabled": False})
         return
     await send_ok(send, {"enabled": True, "queued": writer.queued, **asdict(writer.stats)})
+
+
+def _tag(params: dict[str, str]) -> tuple[str, str] | None:
+    """The ``tag=key=value`` filter, or a 400 naming ``tag`` when it is malformed."""
+    if not params.get("tag"):
+        return None
+    try:
+        return parse_tag_filter(params["tag"])
+    except ValueError as exc:
+        raise AdminError.bad_request(str(exc)) from None

@@ -177,6 +177,10 @@ class DegradeLevels:
     def enabled(self) -> bool:
         return self._settings.enabled
 
+    def levels(self) -> dict[str, Level]:
+        """Each model's current level (models not seen yet are normal)."""
+        return {model: c.current() for model, c in self._controllers.items()}
+
     def get(self, model: str) -> DegradeController:
         found = self._controllers.get(model)
         if found is None:

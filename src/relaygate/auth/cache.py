@@ -162,6 +162,10 @@ class KeyCache:
         except OSError as exc:
             logger.warning("cannot save the key snapshot to %s: %s", path, exc)
 
+    def records(self) -> list[KeyRecord]:
+        """Every loaded key (revoked and disabled ones included)."""
+        return [entry[0] for entry in self._by_hash.values()]
+
     def authenticate(self, raw_key: str | None) -> KeyRecord:
         """The key's record, or AuthenticationError saying what is wrong with the key."""
         if not raw_key:

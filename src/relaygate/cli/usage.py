@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,10 @@ from relaygate.accounting import (
     parse_month,
     usage_report,
 )
+from relaygate.accounting.attribution import parse_tag_filter
 from relaygate.accounting.reports import parse_time
 from relaygate.settings import ConfigError, Settings, load_settings
-from relaygate.store import GROUP_BY_CHOICES, StoreError, create_key_store, create_ledger_store
+from relaygate.store import StoreError, create_key_store, create_ledger_store
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -38,11 +39,15 @@ def add_usage_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     usage = subparsers.add_parser("usage", help="usage reports and monthly bills")
     actions = usage.add_subparsers(dest="usage_command", required=True, metavar="ACTION")
 
-    report = actions.add_parser("report", help="totals by key, model or day")
-    report.add_argument("--by", choices=GROUP_BY_CHOICES, default="key", help="grouping")
+    report = actions.add_parser("report", help="totals by key, model, day, end user or tag")
+    report.add_argument(
+        "--by", type=_group_by, default="key", help="key, model, day, user or tag:<key>"
+    )
     report.add_argument("--since", help="2031-05-01, an ISO time, or 7d / 24h / 30m ago")
     report.add_argument("--until", help="same forms as --since (exclusive)")
     report.add_argument("--key", help="only this key")
+    report.add_argument("--user", help="only this end user")
+    report.add_argument("--tag", type=_tag, help="only rows tagged key=value")
     _add_common(report)
     report.set_defaults(handler=run_report)
 
@@ -63,13 +68,20 @@ def run_bill(args: argparse.Namespace) -> int:
 async def report_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     fx = FxTable.from_settings(settings.accounting)
-    by = check_group_by(args.by)
     since = parse_time(args.since, "--since") if args.since else None
     until = parse_time(args.until, "--until") if args.until else None
     currency = fx.check(args.currency)
     async with create_ledger_store(_database_url(args, settings)) as store:
         report = await usage_report(
-            store, fx, by, since=since, until=until, currency=currency, key_name=args.key
+            store,
+            fx,
+            args.by,
+            since=since,
+            until=until,
+            currency=currency,
+            key_name=args.key,
+            end_user=args.user,
+            tag=args.tag,
         )
     if args.json:
         print(orjson.dumps(report.to_json()).decode())
@@ -165,12 +177,28 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML config (prices, FX, database_url)")
 
 
-def _month(text: str) -> str:
+def _checked_text(check: Callable[[str], object], field: str) -> Callable[[str], str]:
+    """An argparse type: the text itself once ``check`` accepts it (ValueError naming ``field``)."""
+
+    def convert(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{field}: ")) from None
+        return text
+
+    return convert
+
+
+_group_by = _checked_text(check_group_by, "by")
+_month = _checked_text(parse_month, "month")
+
+
+def _tag(text: str) -> tuple[str, str]:
     try:
-        parse_month(text)
+        return parse_tag_filter(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("month: ")) from None
-    return text
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("tag: ")) from None
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -57,6 +57,9 @@ class RequestContext:
     budget_hold: Hold | None = None
     delivered_chars: int = 0
     cost_usd: float = 0.0
+    # Cost attribution (accounting.attribution): the caller's end user and its tags.
+    end_user: str | None = None
+    tags: dict[str, str] | None = None
     # Deployment caps to take per attempt (set by admission; None when no deployment has any).
     capacity: Capacity[Any] | None = None
 

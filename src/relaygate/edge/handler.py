@@ -12,6 +12,7 @@ import math
 import secrets
 import string
 
+from relaygate.accounting.attribution import request_attribution
 from relaygate.admission.messages import busy_message
 from relaygate.auth.keys import extract_api_key
 from relaygate.core.context import RequestContext
@@ -56,8 +57,8 @@ async def handle_chat(services: Services, request: Request, send: Send, dialect:
         await _unhandled(ctx, send, dialect, services)
     finally:
         services.metrics.in_flight.dec()
-        services.metrics.observe(ctx)
         services.accounting.finish(ctx)
+        services.metrics.observe(ctx)
         log_request(logger, ctx)
 
 
@@ -72,6 +73,7 @@ async def _chat(
     req = dialect.decode_request(body, request.headers)
     ctx.model_requested = req.model
     ctx.stream = req.stream
+    ctx.end_user, ctx.tags = request_attribution(request.headers, req.user)
     route = services.catalog.resolve(req.model, key.allowed_models)
     services.keys.check_model(key, route.name)
     session: OpenSession | None = None
@@ -161,8 +163,8 @@ async def handle_count_tokens(services: Services, request: Request, send: Send) 
     except Exception:
         await _unhandled(ctx, send, dialect, services)
     finally:
-        services.metrics.observe(ctx)
         services.accounting.finish(ctx)
+        services.metrics.observe(ctx)
         log_request(logger, ctx)
 
 

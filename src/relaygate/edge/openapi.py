@@ -172,11 +172,13 @@ def _admin(
 
 _NAME = _param("name", "path", "The key's name")
 _USAGE_PARAMS = [
-    _query("by", "Group by key, model or day (default key)"),
+    _query("by", "Group by key, model, day, user or tag:<name> (default key)"),
     _query("since", "Start: an ISO date or time, or a span such as 7d"),
     _query("until", "End: an ISO date or time"),
     _query("currency", "Report currency (default: accounting.currency)"),
     _query("key", "Only this key"),
+    _query("user", "Only this end user"),
+    _query("tag", "Only requests with this tag, as name=value"),
 ]
 
 
@@ -245,7 +247,12 @@ def _paths() -> dict[str, Schema]:
         "/admin/usage/requests": {
             "get": _admin(
                 "The newest ledger rows",
-                params=[_query("limit", "How many (default 100)"), _query("key", "Only this key")],
+                params=[
+                    _query("limit", "How many (default 100)"),
+                    _query("key", "Only this key"),
+                    _query("user", "Only this end user"),
+                    _query("tag", "Only requests with this tag, as name=value"),
+                ],
             )
         },
         "/admin/bill": {
@@ -258,6 +265,7 @@ def _paths() -> dict[str, Schema]:
             "get": _admin("The price table in use", params=[_query("currency", "Price currency")])
         },
         "/admin/ledger": {"get": _admin("Ledger writer state")},
+        "/admin/alerts": {"get": _admin("The alerts firing now and the recently resolved ones")},
         "/admin/cache": {
             "delete": _admin(
                 "Forget cached answers: all, one key's own, or one model's (both: their overlap)",

@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from relaygate.core.context import RequestContext
+from relaygate.observability.window import RequestWindow
 from relaygate.routing.breaker import BreakerState
 from relaygate.routing.health import HealthSnapshot
 from relaygate.settings import Settings
@@ -27,9 +28,13 @@ class Metrics:
     text: each label set lives in the registry forever, so one per caller-chosen model name would
     grow memory and the ``/metrics`` answer without bound."""
 
-    def __init__(self, model_labels: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, model_labels: Mapping[str, str] | None = None, *, window_seconds: float = 300.0
+    ) -> None:
         # Configured model names and aliases -> the model's name: the only model labels.
         self._model_labels = dict(model_labels or {})
+        # The recent requests in-process alert rules read (latency, error rate).
+        self.window = RequestWindow(window_seconds)
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "relaygate_requests",
@@ -70,6 +75,14 @@ class Metrics:
             ("model", "kind"),
             registry=self.registry,
         )
+        self.cost = Counter(
+            "relaygate_cost_usd",
+            "Cost of answered requests in USD, by model and key name (no end users or tags: "
+            "those are in the ledger's reports)",
+            ("model", "key"),
+            registry=self.registry,
+        )
+        self._cost_children: dict[tuple[str, str], Counter] = {}
         self.in_flight = Gauge(
             "relaygate_requests_in_flight", "Requests being handled", registry=self.registry
         )
@@ -109,16 +122,22 @@ class Metrics:
         self.registry.register(_DeploymentCollector(snapshot))
 
     def observe(self, ctx: RequestContext) -> None:
+        """Count a finished request (after accounting priced it: ``ctx.cost_usd`` is set)."""
         model = self._model_label(ctx)
         status = _STATUS_LABELS.get(ctx.status, "other")
         self.requests.labels(ctx.route, model, status).inc()
-        self.latency.labels(ctx.route, model).observe(ctx.elapsed())
+        elapsed = ctx.elapsed()
+        self.latency.labels(ctx.route, model).observe(elapsed)
+        self.window.record(elapsed, ctx.status)
         self.overhead.labels(ctx.route).observe(ctx.overhead_seconds())
         ttft = ctx.ttft_seconds()
         if ttft is not None:
             self.ttft.labels(ctx.route, model).observe(ttft)
         for attempt in ctx.attempts:
             self.attempts.labels(attempt.deployment, attempt.outcome).inc()
+        if ctx.cost_usd and ctx.key_name is not None:
+            # Key names are the operator's (a bounded set), never the caller's text.
+            self._cost_of(model, ctx.key_name).inc(ctx.cost_usd)
         usage = ctx.usage
         if usage is not None:
             for kind, count in (
@@ -129,6 +148,13 @@ class Metrics:
             ):
                 if count:
                     self.tokens.labels(model, kind).inc(count)
+
+    def _cost_of(self, model: str, key: str) -> Counter:
+        # ``labels()`` costs ~5 us a call; the children are kept for the process's life anyway.
+        child = self._cost_children.get((model, key))
+        if child is None:
+            child = self._cost_children[(model, key)] = self.cost.labels(model, key)
+        return child
 
     def _model_label(self, ctx: RequestContext) -> str:
         if ctx.model_used is not None:

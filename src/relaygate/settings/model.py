@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from relaygate.settings.accounting import AccountingSettings
+from relaygate.settings.alerts import AlertSettings
 from relaygate.settings.cache import CacheSettings
 from relaygate.settings.limits import LimitSettings
 from relaygate.settings.routing import BreakerSettings, RoutingSettings
@@ -112,6 +113,7 @@ class Settings(_Frozen):
     accounting: AccountingSettings = AccountingSettings()
     cache: CacheSettings = CacheSettings()
     sessions: SessionSettings = SessionSettings()
+    alerts: AlertSettings = AlertSettings()
     models: list[ModelSettings] = Field(min_length=1)
 
     @field_validator("models")

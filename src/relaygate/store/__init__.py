@@ -20,6 +20,7 @@ from relaygate.store.ledger_records import (
     LedgerRow,
     ReserveAsk,
     SpendDelta,
+    UsageFilter,
     UsageGroup,
 )
 from relaygate.store.protocols import KeyStore, LedgerStore
@@ -43,6 +44,7 @@ __all__ = [
     "StoreDataError",
     "StoreError",
     "StoreUnavailableError",
+    "UsageFilter",
     "UsageGroup",
     "create_key_store",
     "create_ledger_store",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-GroupBy = Literal["key", "model", "day"]
-GROUP_BY_CHOICES: tuple[GroupBy, ...] = ("key", "model", "day")
+GroupBy = Literal["key", "model", "day", "user", "tag"]
+GROUP_BY_CHOICES: tuple[GroupBy, ...] = ("key", "model", "day", "user", "tag")
 
 
 # Not frozen: one is built per request on the request path, and a frozen dataclass's __init__
@@ -45,6 +46,9 @@ class LedgerRow:
     attempt_log: str = ""
     # The part of cache_write_tokens written to Anthropic's 1-hour cache (priced 2x input).
     cache_write_1h_tokens: int = 0
+    # Cost attribution: the caller's end user and its tags (accounting.attribution).
+    end_user: str | None = None
+    tags: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for the spill file); ``from_json`` reverses it."""
@@ -60,8 +64,18 @@ class LedgerRow:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageFilter:
+    """Which ledger rows a usage report adds up (besides its time range); None matches all."""
+
+    key_name: str | None = None
+    end_user: str | None = None
+    tag: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UsageGroup:
-    """Totals of ledger rows sharing one ``group`` value (a key name, a model or a UTC day)."""
+    """Totals of ledger rows sharing one ``group`` value (a key name, a model, a UTC day, an end
+    user or one tag's value)."""
 
     group: str
     requests: int
@@ -147,7 +161,19 @@ def ledger_row_from(r: Sequence[Any], created_at: datetime) -> LedgerRow:
         cache_hit=bool(r[21]),
         attempt_log=str(r[22] or ""),
         cache_write_1h_tokens=int(r[23] or 0),
+        end_user=r[24],
+        tags=tags_from(r[25]),
     )
+
+
+def tags_from(text: str | None) -> dict[str, str] | None:
+    """The ``tags`` column (a JSON object in both backends) as a dict."""
+    return None if not text else dict(json.loads(text))
+
+
+def tags_text(tags: dict[str, str] | None) -> str | None:
+    """Tags as the ``tags`` column stores them: canonical JSON (sorted keys, no spaces)."""
+    return None if not tags else json.dumps(tags, sort_keys=True, separators=(",", ":"))
 
 
 def usage_group_from(r: Sequence[Any]) -> UsageGroup:

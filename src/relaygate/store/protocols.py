@@ -15,6 +15,7 @@ from relaygate.store.ledger_records import (
     LedgerRow,
     ReserveAsk,
     SpendDelta,
+    UsageFilter,
     UsageGroup,
 )
 from relaygate.store.records import KeyRecord, KeySpec
@@ -114,8 +115,11 @@ class LedgerStore(Protocol):
     async def rows_for_request(self, request_id: str) -> list[LedgerRow]:
         """Rows with this request id, oldest first."""
 
-    async def recent_rows(self, limit: int, key_name: str | None = None) -> list[LedgerRow]:
-        """The newest rows first, optionally of one key."""
+    async def recent_rows(
+        self, limit: int, key_name: str | None = None, *, where: UsageFilter | None = None
+    ) -> list[LedgerRow]:
+        """The newest rows first, of the rows ``where`` matches (default: of ``key_name``, or
+        all)."""
 
     async def usage_groups(
         self,
@@ -123,8 +127,13 @@ class LedgerStore(Protocol):
         since: datetime | None = None,
         until: datetime | None = None,
         key_name: str | None = None,
+        *,
+        where: UsageFilter | None = None,
+        tag_key: str | None = None,
     ) -> list[UsageGroup]:
-        """Totals per key, model or UTC day for ``since <= created_at < until``."""
+        """Totals per key, model, UTC day, end user or value of tag ``tag_key`` (``by="tag"``)
+        for ``since <= created_at < until``, of the rows ``where`` matches (default: of
+        ``key_name``, or all)."""
 
     async def top_up(
         self, key_name: str, amount_usd: float, kind: str, note: str | None = None

@@ -7,7 +7,10 @@ queries. Statements that differ by more than their placeholders stay in each bac
 
 from __future__ import annotations
 
-from relaygate.store.ledger_records import GroupBy
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from relaygate.store.ledger_records import GroupBy, UsageFilter
 
 KEY_COLUMNS = """
     id, name, key_hash, key_prefix, owner, team, allowed_models, priority, rps, burst, rpm, tpm,
@@ -17,7 +20,7 @@ LEDGER_COLUMNS = """
     id, request_id, created_at, key_name, route, model_requested, model_used, deployment, status,
     outcome, error_kind, attempts, stream, input_tokens, output_tokens, cache_read_tokens,
     cache_write_tokens, cost_usd, latency_ms, upstream_ms, ttft_ms, cache_hit, attempt_log,
-    cache_write_1h_tokens
+    cache_write_1h_tokens, end_user, tags
 """
 _TOTALS = """
     count(*),
@@ -25,25 +28,86 @@ _TOTALS = """
     sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
     sum(cost_usd)
 """
+_GROUPS: dict[str, str] = {
+    "key": "coalesce(key_name, '(none)')",
+    "model": "coalesce(model_used, model_requested, '(none)')",
+    "user": "coalesce(end_user, '(none)')",
+}
 
 
-def usage_group_queries(
-    day: str, since: str, until: str, key: str
-) -> dict[tuple[GroupBy, bool], str]:
-    """Totals per group for every ``(by, keyed)``: ``day`` is the backend's expression for a
-    row's UTC date, ``since``/``until``/``key`` its placeholders for those parameters."""
-    expressions: dict[GroupBy, str] = {
-        "key": "coalesce(key_name, '(none)')",
-        "model": "coalesce(model_used, model_requested, '(none)')",
-        "day": day,
-    }
-    return {
-        (by, keyed): (
-            f"SELECT {expr} AS grp, {_TOTALS} FROM usage_ledger "
-            f"WHERE created_at >= {since} AND created_at < {until}"
-            + (f" AND key_name = {key}" if keyed else "")
-            + " GROUP BY grp ORDER BY grp"
+class UsageSql(ABC):
+    """What a backend brings to the usage-totals query: placeholders, its UTC-day expression and
+    how it reads one tag of the ``tags`` JSON column."""
+
+    day: str
+
+    @abstractmethod
+    def placeholder(self, number: int) -> str:
+        """The ``number``-th (from 1) parameter's placeholder."""
+
+    @abstractmethod
+    def tag_value(self, key_param: str) -> str:
+        """An expression for the value of the tag whose key is the parameter ``key_param``."""
+
+    @abstractmethod
+    def tag_key_param(self, key: str) -> object:
+        """The parameter value ``tag_value`` expects for ``key``."""
+
+    @abstractmethod
+    def tag_match(self, key: str, value: str, arg: Callable[[object], str]) -> str:
+        """A condition true for rows tagged ``key=value``; ``arg`` adds a parameter."""
+
+    def usage_groups(
+        self,
+        by: GroupBy,
+        since: object,
+        until: object,
+        where: UsageFilter,
+        tag_key: str | None = None,
+    ) -> tuple[str, list[object]]:
+        """Totals per group for ``since <= created_at < until`` rows matching ``where``; by
+        ``tag`` groups by the value of tag ``tag_key``. Returns the SQL and its parameters."""
+        params: list[object] = []
+
+        def arg(value: object) -> str:
+            params.append(value)
+            return self.placeholder(len(params))
+
+        if by == "tag":
+            if tag_key is None:
+                raise ValueError("grouping by tag needs a tag key")
+            group = f"coalesce({self.tag_value(arg(self.tag_key_param(tag_key)))}, '(none)')"
+        else:
+            group = self.day if by == "day" else _GROUPS[by]
+        conditions = [f"created_at >= {arg(since)}", f"created_at < {arg(until)}"]
+        conditions += self._matching(where, arg)
+        sql = (
+            f"SELECT {group} AS grp, {_TOTALS} FROM usage_ledger "
+            f"WHERE {' AND '.join(conditions)} GROUP BY grp ORDER BY grp"
         )
-        for by, expr in expressions.items()
-        for keyed in (False, True)
-    }
+        return sql, params
+
+    def recent_rows(self, limit: int, where: UsageFilter) -> tuple[str, list[object]]:
+        """The newest ``limit`` ledger rows ``where`` matches (columns: LEDGER_COLUMNS)."""
+        params: list[object] = []
+
+        def arg(value: object) -> str:
+            params.append(value)
+            return self.placeholder(len(params))
+
+        conditions = self._matching(where, arg)
+        sql = f"SELECT {LEDGER_COLUMNS} FROM usage_ledger"
+        if conditions:
+            sql += f" WHERE {' AND '.join(conditions)}"
+        sql += f" ORDER BY created_at DESC LIMIT {arg(limit)}"
+        return sql, params
+
+    def _matching(self, where: UsageFilter, arg: Callable[[object], str]) -> list[str]:
+        conditions = []
+        if where.key_name is not None:
+            conditions.append(f"key_name = {arg(where.key_name)}")
+        if where.end_user is not None:
+            conditions.append(f"end_user = {arg(where.end_user)}")
+        if where.tag is not None:
+            conditions.append(self.tag_match(*where.tag, arg))
+        return conditions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +128,49 @@ def test_bad_month_and_grouping_are_argument_errors(
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert "--month" in err or "--by" in err
+
+
+def test_report_by_tag_filtered_by_user_and_tag(cli: Cli) -> None:
+    add_rows(cli.db_url, ("a", "m1", 1.0))
+
+    async def tagged() -> None:
+        async with create_ledger_store(cli.db_url) as ledger:
+            base = (await ledger.recent_rows(1))[0]
+            await ledger.insert_rows(
+                [
+                    dataclasses.replace(
+                        base, id=uuid.uuid4().hex, end_user=user, tags=tags, cost_usd=cost
+                    )
+                    for user, tags, cost in (
+                        ("u1", {"workflow": "wf_1", "team": "cs"}, 2.0),
+                        ("u1", {"workflow": "wf_2", "team": "ops"}, 4.0),
+                        ("u2", {"workflow": "wf_1", "team": "cs"}, 8.0),
+                    )
+                ]
+            )
+
+    asyncio.run(tagged())
+    report = cli.json("usage", "report", "--by", "tag:workflow", "--tag", "team=cs")
+    assert [(r["group"], r["cost"]) for r in report["rows"]] == [("wf_1", 10.0)]
+    assert report["by"] == "tag:workflow" and report["filter"] == {"tag": "team=cs"}
+    by_user = cli.json("usage", "report", "--by", "user")
+    assert {r["group"]: r["requests"] for r in by_user["rows"]} == {"(none)": 1, "u1": 2, "u2": 1}
+    code, out, _ = cli.run("usage", "report", "--by", "tag:team", "--user", "u1")
+    assert code == 0 and "Usage by tag:team" in out and "ops" in out
+
+
+def test_bad_tag_filters_and_groupings_are_argument_errors(
+    cli: Cli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv, option in (
+        (["usage", "report", "--by", "tag:"], "--by"),
+        (["usage", "report", "--by", "tag:a.b"], "--by"),
+        (["usage", "report", "--tag", "team"], "--tag"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.run(*argv)
+        assert exit_info.value.code == 2
+        assert option in capsys.readouterr().err
 
 
 def test_update_budget_and_top_up(cli: Cli) -> None:

@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
-from relaygate.store.ledger_records import GroupBy
-from relaygate.store.sql import LEDGER_COLUMNS, usage_group_queries
+import json
+from collections.abc import Callable
+
+from relaygate.store.sql import LEDGER_COLUMNS, UsageSql
 
 # One statement and one round trip per batch: every column travels as an array.
 INSERT_ROWS = f"""
@@ -15,7 +17,8 @@ SELECT * FROM unnest(
     $1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::integer[], $10::text[], $11::text[], $12::integer[], $13::boolean[],
     $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::float8[], $19::float8[],
-    $20::float8[], $21::float8[], $22::boolean[], $23::text[], $24::bigint[]
+    $20::float8[], $21::float8[], $22::boolean[], $23::text[], $24::bigint[], $25::text[],
+    $26::jsonb[]
 )
 ON CONFLICT (id) DO NOTHING
 """
@@ -24,20 +27,28 @@ COUNT_ROWS_SINCE = "SELECT count(*) FROM usage_ledger WHERE created_at >= $1"
 SELECT_BY_REQUEST = (
     f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE request_id = $1 ORDER BY created_at"
 )
-SELECT_RECENT = f"SELECT {LEDGER_COLUMNS} FROM usage_ledger ORDER BY created_at DESC LIMIT $1"
-SELECT_RECENT_FOR_KEY = (
-    f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE key_name = $1 "
-    "ORDER BY created_at DESC LIMIT $2"
-)
-
-_GROUP_QUERIES = usage_group_queries(
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')", "$1", "$2", "$3"
-)
 
 
-def group_query(by: GroupBy, keyed: bool) -> str:
-    """Totals grouped ``by``; parameters: since, until and, if ``keyed``, a key name."""
-    return _GROUP_QUERIES[(by, keyed)]
+class PostgresUsageSql(UsageSql):
+    """Usage totals and recent rows on PostgreSQL: ``tags`` is jsonb; a tag filter is a
+    containment test the GIN index (migration 5) serves."""
+
+    day = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+    def placeholder(self, number: int) -> str:
+        return f"${number}"
+
+    def tag_value(self, key_param: str) -> str:
+        return f"(tags ->> {key_param}::text)"
+
+    def tag_key_param(self, key: str) -> object:
+        return key
+
+    def tag_match(self, key: str, value: str, arg: Callable[[object], str]) -> str:
+        return f"tags @> {arg(json.dumps({key: value}))}::jsonb"
+
+
+USAGE_SQL = PostgresUsageSql()
 
 
 INSERT_BALANCE_ENTRY = """

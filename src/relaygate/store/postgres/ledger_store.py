@@ -15,9 +15,11 @@ from relaygate.store.ledger_records import (
     LedgerRow,
     ReserveAsk,
     SpendDelta,
+    UsageFilter,
     UsageGroup,
     budget_counters_from,
     ledger_row_from,
+    tags_text,
     usage_group_from,
 )
 from relaygate.store.lifecycle import DatabaseOwner
@@ -61,12 +63,11 @@ class PostgresLedgerStore(DatabaseOwner[PostgresDatabase]):
             ledger_row_from(r, r[2]) for r in await self._fetch(q.SELECT_BY_REQUEST, request_id)
         ]
 
-    async def recent_rows(self, limit: int, key_name: str | None = None) -> list[LedgerRow]:
-        if key_name is None:
-            rows = await self._fetch(q.SELECT_RECENT, limit)
-        else:
-            rows = await self._fetch(q.SELECT_RECENT_FOR_KEY, key_name, limit)
-        return [ledger_row_from(r, r[2]) for r in rows]
+    async def recent_rows(
+        self, limit: int, key_name: str | None = None, *, where: UsageFilter | None = None
+    ) -> list[LedgerRow]:
+        sql, params = q.USAGE_SQL.recent_rows(limit, where or UsageFilter(key_name=key_name))
+        return [ledger_row_from(r, r[2]) for r in await self._fetch(sql, *params)]
 
     async def usage_groups(
         self,
@@ -74,12 +75,15 @@ class PostgresLedgerStore(DatabaseOwner[PostgresDatabase]):
         since: datetime | None = None,
         until: datetime | None = None,
         key_name: str | None = None,
+        *,
+        where: UsageFilter | None = None,
+        tag_key: str | None = None,
     ) -> list[UsageGroup]:
-        params: list[object] = [since or FAR_PAST, until or FAR_FUTURE]
-        if key_name is not None:
-            params.append(key_name)
-        rows = await self._fetch(q.group_query(by, key_name is not None), *params)
-        return [usage_group_from(row) for row in rows]
+        where = where or UsageFilter(key_name=key_name)
+        sql, params = q.USAGE_SQL.usage_groups(
+            by, since or FAR_PAST, until or FAR_FUTURE, where, tag_key
+        )
+        return [usage_group_from(row) for row in await self._fetch(sql, *params)]
 
     async def top_up(
         self, key_name: str, amount_usd: float, kind: str, note: str | None = None
@@ -178,6 +182,8 @@ def _row_params(row: LedgerRow) -> tuple[object, ...]:
         row.cache_hit,
         row.attempt_log,
         row.cache_write_1h_tokens,
+        _text(row.end_user),
+        tags_text(row.tags),
     )
 
 

@@ -115,4 +115,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "cache writes to the 1-hour cache, a part of cache_write_tokens priced apart",
         ("ALTER TABLE usage_ledger ADD COLUMN cache_write_1h_tokens bigint NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        5,
+        "cost attribution: the end user and the tags (jsonb) of each request",
+        (
+            "ALTER TABLE usage_ledger ADD COLUMN end_user text",
+            "ALTER TABLE usage_ledger ADD COLUMN tags jsonb",
+            "CREATE INDEX usage_ledger_user_created ON usage_ledger (end_user, created_at)",
+            "CREATE INDEX usage_ledger_tags ON usage_ledger USING gin (tags jsonb_path_ops)",
+        ),
+    ),
 )

@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
-from relaygate.store.ledger_records import GroupBy
-from relaygate.store.sql import LEDGER_COLUMNS, usage_group_queries
+from collections.abc import Callable
+
+from relaygate.store.sql import LEDGER_COLUMNS, UsageSql
 
 INSERT_ROW = f"""
 INSERT INTO usage_ledger ({LEDGER_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING
 """
 COUNT_ROWS = "SELECT count(*) FROM usage_ledger"
@@ -18,17 +19,28 @@ COUNT_ROWS_SINCE = "SELECT count(*) FROM usage_ledger WHERE created_at >= ?"
 SELECT_BY_REQUEST = (
     f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE request_id = ? ORDER BY created_at"
 )
-SELECT_RECENT = f"SELECT {LEDGER_COLUMNS} FROM usage_ledger ORDER BY created_at DESC LIMIT ?"
-SELECT_RECENT_FOR_KEY = (
-    f"SELECT {LEDGER_COLUMNS} FROM usage_ledger WHERE key_name = ? ORDER BY created_at DESC LIMIT ?"
-)
-
-_GROUP_QUERIES = usage_group_queries("substr(created_at, 1, 10)", "?", "?", "?")
 
 
-def group_query(by: GroupBy, keyed: bool) -> str:
-    """Totals grouped ``by``; parameters: since, until (ISO text) and, if ``keyed``, a key."""
-    return _GROUP_QUERIES[(by, keyed)]
+class SqliteUsageSql(UsageSql):
+    """Usage totals and recent rows on SQLite: ``tags`` is JSON text read with ``json_extract``."""
+
+    day = "substr(created_at, 1, 10)"
+
+    def placeholder(self, number: int) -> str:
+        return "?"
+
+    def tag_value(self, key_param: str) -> str:
+        return f"json_extract(tags, {key_param})"
+
+    def tag_key_param(self, key: str) -> object:
+        # Tag keys never hold quotes (accounting.attribution.TAG_KEY).
+        return f'$."{key}"'
+
+    def tag_match(self, key: str, value: str, arg: Callable[[object], str]) -> str:
+        return f"{self.tag_value(arg(self.tag_key_param(key)))} = {arg(value)}"
+
+
+USAGE_SQL = SqliteUsageSql()
 
 
 INSERT_BALANCE_ENTRY = """

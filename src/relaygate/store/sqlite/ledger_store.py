@@ -14,9 +14,11 @@ from relaygate.store.ledger_records import (
     LedgerRow,
     ReserveAsk,
     SpendDelta,
+    UsageFilter,
     UsageGroup,
     budget_counters_from,
     ledger_row_from,
+    tags_text,
     usage_group_from,
 )
 from relaygate.store.lifecycle import DatabaseOwner
@@ -56,12 +58,11 @@ class SqliteLedgerStore(DatabaseOwner[SqliteDatabase]):
             for r in await self._fetch(q.SELECT_BY_REQUEST, (request_id,))
         ]
 
-    async def recent_rows(self, limit: int, key_name: str | None = None) -> list[LedgerRow]:
-        if key_name is None:
-            rows = await self._fetch(q.SELECT_RECENT, (limit,))
-        else:
-            rows = await self._fetch(q.SELECT_RECENT_FOR_KEY, (key_name, limit))
-        return [ledger_row_from(r, _time(r[2])) for r in rows]
+    async def recent_rows(
+        self, limit: int, key_name: str | None = None, *, where: UsageFilter | None = None
+    ) -> list[LedgerRow]:
+        sql, params = q.USAGE_SQL.recent_rows(limit, where or UsageFilter(key_name=key_name))
+        return [ledger_row_from(r, _time(r[2])) for r in await self._fetch(sql, params)]
 
     async def usage_groups(
         self,
@@ -69,12 +70,15 @@ class SqliteLedgerStore(DatabaseOwner[SqliteDatabase]):
         since: datetime | None = None,
         until: datetime | None = None,
         key_name: str | None = None,
+        *,
+        where: UsageFilter | None = None,
+        tag_key: str | None = None,
     ) -> list[UsageGroup]:
-        params: list[object] = [to_text(since or FAR_PAST), to_text(until or FAR_FUTURE)]
-        if key_name is not None:
-            params.append(key_name)
-        rows = await self._fetch(q.group_query(by, key_name is not None), params)
-        return [usage_group_from(row) for row in rows]
+        where = where or UsageFilter(key_name=key_name)
+        sql, params = q.USAGE_SQL.usage_groups(
+            by, to_text(since or FAR_PAST), to_text(until or FAR_FUTURE), where, tag_key
+        )
+        return [usage_group_from(row) for row in await self._fetch(sql, params)]
 
     async def top_up(
         self, key_name: str, amount_usd: float, kind: str, note: str | None = None
@@ -169,6 +173,8 @@ def _row_params(row: LedgerRow) -> tuple[object, ...]:
         int(row.cache_hit),
         row.attempt_log,
         row.cache_write_1h_tokens,
+        row.end_user,
+        tags_text(row.tags),
     )
 
 

@@ -118,4 +118,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "cache writes to the 1-hour cache, a part of cache_write_tokens priced apart",
         ("ALTER TABLE usage_ledger ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        5,
+        "cost attribution: the end user and the tags (a JSON object) of each request",
+        (
+            "ALTER TABLE usage_ledger ADD COLUMN end_user TEXT",
+            "ALTER TABLE usage_ledger ADD COLUMN tags TEXT",
+            "CREATE INDEX usage_ledger_user_created ON usage_ledger (end_user, created_at)",
+        ),
+    ),
 )
