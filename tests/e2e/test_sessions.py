@@ -6,6 +6,7 @@ each round trip proves what the upstream saw, not only what the gateway stored.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -162,14 +163,21 @@ def test_failed_requests_leave_the_session_unchanged(gateway: Gateway) -> None:
 
 
 def concurrent_turns(gw: Gateway, sid: str, count: int) -> None:
-    def call(n: int) -> int:
+    def call(n: int) -> str:
         body = {"model": "mock-gpt", "messages": [{"role": "user", "content": f"turn {n}"}]}
         headers = {"authorization": f"Bearer {gw.api_key}", HEADER: sid}
         url = f"{gw.base_url}/v1/chat/completions"
-        return httpx.post(url, json=body, headers=headers, timeout=30).status_code
+        for _ in range(20):
+            answered = httpx.post(url, json=body, headers=headers, timeout=30)
+            # A loaded shared machine may shed a request as busy: a client retries those.
+            if answered.status_code != 429:
+                break
+            time.sleep(float(answered.headers.get("retry-after", "0.2")))
+        return f"{answered.status_code} {answered.text[:200]}"
 
     with ThreadPoolExecutor(count) as pool:
-        assert list(pool.map(call, range(count))) == [200] * count
+        outcomes = list(pool.map(call, range(count)))
+    assert [o.split()[0] for o in outcomes] == ["200"] * count, outcomes
 
 
 def test_concurrent_requests_on_one_session_keep_every_turn(gateway: Gateway) -> None:
