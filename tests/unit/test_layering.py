@@ -21,6 +21,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "relaygate"
 # Bottom to top.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
+    ("extraction",),
     ("settings", "store", "web"),
     ("dialects", "providers", "limits", "auth"),
     ("mock", "transport"),

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from relaygate.settings.accounting import AccountingSettings
 from relaygate.settings.limits import LimitSettings
+from relaygate.settings.pipelines import PipelineSettings
 from relaygate.settings.routing import BreakerSettings, RoutingSettings
 
 
@@ -108,6 +109,7 @@ class Settings(_Frozen):
     limits: LimitSettings = LimitSettings()
     accounting: AccountingSettings = AccountingSettings()
     models: list[ModelSettings] = Field(min_length=1)
+    pipelines: list[PipelineSettings] = Field(default_factory=list)
 
     @field_validator("models")
     @classmethod
