@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
     ("extraction",),
     ("settings", "store", "web"),
-    ("dialects", "providers", "limits", "auth"),
+    ("dialects", "providers", "limits", "auth", "jobs"),
     ("mock", "transport"),
     ("routing",),
     ("capacity", "accounting", "observability", "recovery"),

@@ -92,3 +92,13 @@ def test_migration_lists_are_numbered_without_gaps() -> None:
     with pytest.raises(ValueError, match="migration 'c' has version 3, expected 2"):
         check_sequence(broken)
     assert pending(broken, {1}) == [broken[1]]
+
+
+def test_only_a_reserved_version_may_be_skipped() -> None:
+    # 5 is held for a migration on a parallel branch; jobs took 6 (issue 10).
+    held = [Migration(v, f"m{v}", ()) for v in (1, 2, 3, 4, 6)]
+    check_sequence(held)
+    check_sequence([*held[:4], Migration(5, "m5", ()), held[4]])
+    with pytest.raises(ValueError, match="migration 'm7' has version 7, expected 6"):
+        check_sequence([*held[:4], Migration(7, "m7", ())])
+    assert pending([*held[:4], Migration(5, "m5", ()), held[4]], {1, 2, 3, 4, 6})[0].version == 5
