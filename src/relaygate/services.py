@@ -20,6 +20,8 @@ from relaygate.dialects.anthropic import AnthropicDialect
 from relaygate.dialects.openai import OpenAIDialect
 from relaygate.observability.logging import redact_logs
 from relaygate.observability.metrics import Metrics, model_labels
+from relaygate.pipelines import GatewayPath, Pipelines
+from relaygate.pipelines.build import build_pipelines
 from relaygate.recovery import DatabaseRecovery, ReadinessCollector
 from relaygate.relay.attempts import AttemptRunner, health_board
 from relaygate.routing.catalog import Catalog, build_catalog
@@ -54,8 +56,11 @@ class Services:
     redactor: Redactor
     bootstrap: BootstrapResult | None = None
     database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
+    pipelines: Pipelines | None = None
 
     async def close(self) -> None:
+        if self.pipelines is not None:
+            await self.pipelines.close()
         await self.database.stop()
         await self.accounting.stop()
         await self.admission.close()
@@ -64,8 +69,9 @@ class Services:
         await self.store.close()
 
 
-async def build_services(settings: Settings) -> Services:
-    """Open the store, bootstrap credentials on first start, load keys, build the catalog.
+async def build_services(settings: Settings, *, pipeline_workers: bool = True) -> Services:
+    """Open the store, bootstrap credentials on first start, load keys, build the catalog, and
+    (with pipelines configured) open the job store and start this process's pipeline workers.
 
     A shared (PostgreSQL) database that cannot be reached does not stop the start: the gateway
     serves the keys of the last snapshot (or is not ready) and reconnects in the background.
@@ -115,7 +121,7 @@ async def build_services(settings: Settings) -> Services:
         _start_degraded(keys, outage)
         database.start(outage)
     metrics.registry.register(ReadinessCollector(keys, database))
-    return Services(
+    services = Services(
         settings=settings,
         store=store,
         keys=keys,
@@ -135,6 +141,9 @@ async def build_services(settings: Settings) -> Services:
         bootstrap=bootstrap,
         database=database,
     )
+    path = GatewayPath(keys, catalog, admission, accounting, services.runner, metrics, redactor)
+    services.pipelines = await build_pipelines(settings, path, start=pipeline_workers)
+    return services
 
 
 def _start_degraded(keys: KeyCache, outage: StoreUnavailableError) -> None:

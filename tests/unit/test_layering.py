@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("capacity", "accounting", "observability", "recovery"),
     ("admission",),
     ("relay",),
+    ("pipelines",),
     ("services",),
     ("admin",),
     ("edge",),

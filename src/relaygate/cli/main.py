@@ -11,6 +11,7 @@ from relaygate.cli.keys import add_keys_parser
 from relaygate.cli.mock import add_mock_parser
 from relaygate.cli.serve import add_serve_parser
 from relaygate.cli.usage import add_usage_parser
+from relaygate.cli.worker import add_worker_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_keys_parser(subparsers)
     add_mock_parser(subparsers)
     add_usage_parser(subparsers)
+    add_worker_parser(subparsers)
     return parser
 
 

@@ -30,6 +30,7 @@ class PipelineSettings(BaseModel):
     concurrency: int = Field(8, ge=1, le=1024)
     timeout_seconds: float = Field(120.0, gt=0)
     lease_seconds: float = Field(60.0, gt=0)
+    retry_base_seconds: float = Field(2.0, gt=0)  # backoff: doubles per attempt, jittered
     callback_url: str | None = None
     callback_secret_env: str | None = None
 
