@@ -303,6 +303,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.edge": (
         "handler",
+        "pipeline_routes",
         "routes",
         "system_routes",
     ),
