@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,8 +62,11 @@ def pipeline_config(tmp_path: Path, database_url: str | None = None, **pipeline:
 
 
 @asynccontextmanager
-async def gateway(config: Path, *, workers: bool = True) -> AsyncIterator[Services]:
-    services = await build_services(load_settings(config, env={}), pipeline_workers=workers)
+async def gateway(
+    config: Path, *, workers: bool = True, env: Mapping[str, str] | None = None
+) -> AsyncIterator[Services]:
+    settings = load_settings(config, env=env or {})
+    services = await build_services(settings, pipeline_workers=workers)
     try:
         yield services
     finally:

@@ -121,6 +121,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "relaygate.observability": (),
     "relaygate.pipelines": (
         "AttemptEnd",
+        "Callbacks",
         "CompiledPipeline",
         "Failed",
         "GatewayPath",
@@ -131,6 +132,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "ask_as_key",
         "compile_pipelines",
         "run_attempt",
+        "signature",
     ),
     "relaygate.providers": (),
     "relaygate.providers.anthropic": (
@@ -326,7 +328,15 @@ MODULES: dict[str, tuple[str, ...]] = {
         "schema",
         "stats",
     ),
-    "relaygate.pipelines": ("attempt", "build", "compiled", "gateway", "runtime", "worker"),
+    "relaygate.pipelines": (
+        "attempt",
+        "build",
+        "callbacks",
+        "compiled",
+        "gateway",
+        "runtime",
+        "worker",
+    ),
     "relaygate.observability": (
         "logging",
         "metrics",

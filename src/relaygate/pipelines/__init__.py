@@ -5,6 +5,7 @@
 """
 
 from relaygate.pipelines.attempt import AttemptEnd, Failed, Succeeded, run_attempt
+from relaygate.pipelines.callbacks import Callbacks, signature
 from relaygate.pipelines.compiled import CompiledPipeline, compile_pipelines
 from relaygate.pipelines.gateway import GatewayPath, Spent, ask_as_key
 from relaygate.pipelines.runtime import Pipelines
@@ -12,6 +13,7 @@ from relaygate.pipelines.worker import PipelineWorker
 
 __all__ = [
     "AttemptEnd",
+    "Callbacks",
     "CompiledPipeline",
     "Failed",
     "GatewayPath",
@@ -22,4 +24,5 @@ __all__ = [
     "ask_as_key",
     "compile_pipelines",
     "run_attempt",
+    "signature",
 ]

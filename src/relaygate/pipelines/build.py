@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from relaygate.jobs import create_job_store
+from relaygate.pipelines.callbacks import Callbacks
 from relaygate.pipelines.compiled import compile_pipelines
 from relaygate.pipelines.gateway import GatewayPath
 from relaygate.pipelines.runtime import Pipelines
@@ -27,7 +28,9 @@ async def build_pipelines(
     except StoreUnavailableError as exc:
         logger.error("pipelines are unavailable: the job store cannot be opened: %s", exc)
         return None
-    pipelines = Pipelines(compile_pipelines(settings.pipelines), store, path)
+    callbacks = Callbacks(store)
+    compiled = compile_pipelines(settings.pipelines)
+    pipelines = Pipelines(compiled, store, path, callbacks.on_end, callbacks)
     if start:
         pipelines.start_workers()
     return pipelines

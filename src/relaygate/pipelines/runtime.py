@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relaygate.jobs import Job, JobPage, JobStatus, JobStore, NewJob
+from relaygate.pipelines.callbacks import Callbacks
 from relaygate.pipelines.compiled import CompiledPipeline
 from relaygate.pipelines.gateway import GatewayPath
 from relaygate.pipelines.worker import OnEnd, PipelineWorker
@@ -20,11 +21,13 @@ class Pipelines:
         store: JobStore,
         path: GatewayPath,
         on_end: OnEnd | None = None,
+        callbacks: Callbacks | None = None,
     ) -> None:
         self.pipelines = dict(pipelines)
         self.store = store
         self._path = path
         self._on_end = on_end
+        self.callbacks = callbacks
         self._workers: dict[str, PipelineWorker] = {}
 
     def get(self, name: str) -> CompiledPipeline | None:
@@ -46,6 +49,8 @@ class Pipelines:
 
     async def close(self) -> None:
         await self.stop_workers()
+        if self.callbacks is not None:
+            await self.callbacks.close()
         await self.store.close()
 
     async def submit(

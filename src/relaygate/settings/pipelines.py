@@ -33,6 +33,9 @@ class PipelineSettings(BaseModel):
     retry_base_seconds: float = Field(2.0, gt=0)  # backoff: doubles per attempt, jittered
     callback_url: str | None = None
     callback_secret_env: str | None = None
+    callback_max_attempts: int = Field(5, ge=1, le=50)
+    callback_retry_base_seconds: float = Field(1.0, gt=0)
+    callback_timeout_seconds: float = Field(10.0, gt=0)
 
     @field_validator("name")
     @classmethod
