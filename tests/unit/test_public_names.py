@@ -267,6 +267,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "slots",
     ),
     "relaygate.cli": (
+        "batch",
         "keys",
         "keys_manage",
         "main",
@@ -330,6 +331,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.pipelines": (
         "attempt",
+        "batch",
         "build",
         "callbacks",
         "compiled",

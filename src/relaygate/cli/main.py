@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from relaygate import __version__
+from relaygate.cli.batch import add_batch_parser
 from relaygate.cli.keys import add_keys_parser
 from relaygate.cli.mock import add_mock_parser
 from relaygate.cli.serve import add_serve_parser
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mock_parser(subparsers)
     add_usage_parser(subparsers)
     add_worker_parser(subparsers)
+    add_batch_parser(subparsers)
     return parser
 
 

@@ -25,7 +25,7 @@ class Pipelines:
     ) -> None:
         self.pipelines = dict(pipelines)
         self.store = store
-        self._path = path
+        self.path = path
         self._on_end = on_end
         self.callbacks = callbacks
         self._workers: dict[str, PipelineWorker] = {}
@@ -38,7 +38,7 @@ class Pipelines:
             if name in self._workers:
                 continue
             options = {} if poll_seconds is None else {"poll_seconds": poll_seconds}
-            worker = PipelineWorker(pipeline, self.store, self._path, self._on_end, **options)
+            worker = PipelineWorker(pipeline, self.store, self.path, self._on_end, **options)
             self._workers[name] = worker
             worker.start()
 
