@@ -158,3 +158,27 @@ async def test_lists_page_by_cursor_and_filter_by_status_then_a_dead_job_is_retr
     assert retried.status_code == 202 and retried.json()["status"] == "queued"
     again = await api.job_when(dead_id, "dead")
     assert len(again["errors"]) == 4  # every attempt's error kept across the retry
+
+
+async def test_metrics_count_events_attempts_validity_and_jobs_by_configured_pipeline(
+    api: Api,
+) -> None:
+    event = {"event_id": "m-1", "data": {"content": content("reask")}}
+    job_id = (await api.event(event)).json()["job_id"]
+    await api.event(event)
+    await api.event({"event_id": "m-2", "data": {}}, pipeline="sneaky-name")
+    await api.job_when(job_id, "succeeded")
+    assert api.services.pipelines is not None and api.services.pipelines.metrics is not None
+    await api.services.pipelines.metrics.refresh(api.services.pipelines.store)
+    text = (await api.client.get("/metrics")).text
+    for sample in (
+        'relaygate_pipeline_events_total{pipeline="orders",result="queued"} 1.0',
+        'relaygate_pipeline_events_total{pipeline="orders",result="duplicate"} 1.0',
+        'relaygate_pipeline_attempts_total{outcome="succeeded",pipeline="orders"} 1.0',
+        'relaygate_pipeline_extractions_total{pipeline="orders",validity="after_reask"} 1.0',
+        'relaygate_pipeline_jobs{pipeline="orders",status="succeeded"} 1.0',
+        'relaygate_pipeline_jobs{pipeline="orders",status="queued"} 0.0',
+        'relaygate_pipeline_job_duration_seconds_count{pipeline="orders",status="succeeded"} 1.0',
+    ):
+        assert sample in text, sample
+    assert "sneaky-name" not in text

@@ -336,6 +336,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "callbacks",
         "compiled",
         "gateway",
+        "metrics",
         "runtime",
         "worker",
     ),

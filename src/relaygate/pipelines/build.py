@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from relaygate.jobs import create_job_store
+from relaygate.jobs import Job, create_job_store
+from relaygate.pipelines.attempt import AttemptEnd
 from relaygate.pipelines.callbacks import Callbacks
-from relaygate.pipelines.compiled import compile_pipelines
+from relaygate.pipelines.compiled import CompiledPipeline, compile_pipelines
 from relaygate.pipelines.gateway import GatewayPath
+from relaygate.pipelines.metrics import PipelineMetrics
 from relaygate.pipelines.runtime import Pipelines
 from relaygate.settings import Settings
 from relaygate.store import StoreUnavailableError
@@ -30,7 +32,14 @@ async def build_pipelines(
         return None
     callbacks = Callbacks(store)
     compiled = compile_pipelines(settings.pipelines)
-    pipelines = Pipelines(compiled, store, path, callbacks.on_end, callbacks)
+    metrics = PipelineMetrics(path.metrics.registry, compiled)
+
+    async def on_end(pipeline: CompiledPipeline, job: Job, end: AttemptEnd) -> None:
+        metrics.attempt_ended(pipeline, job, end)
+        await callbacks.on_end(pipeline, job, end)
+
+    pipelines = Pipelines(compiled, store, path, on_end, callbacks, metrics)
     if start:
         pipelines.start_workers()
+        metrics.start_refreshing(store)
     return pipelines

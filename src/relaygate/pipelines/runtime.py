@@ -11,6 +11,7 @@ from relaygate.jobs import Job, JobPage, JobStatus, JobStore, NewJob
 from relaygate.pipelines.callbacks import Callbacks
 from relaygate.pipelines.compiled import CompiledPipeline
 from relaygate.pipelines.gateway import GatewayPath
+from relaygate.pipelines.metrics import PipelineMetrics
 from relaygate.pipelines.worker import OnEnd, PipelineWorker
 
 
@@ -22,12 +23,14 @@ class Pipelines:
         path: GatewayPath,
         on_end: OnEnd | None = None,
         callbacks: Callbacks | None = None,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         self.pipelines = dict(pipelines)
         self.store = store
         self.path = path
         self._on_end = on_end
         self.callbacks = callbacks
+        self.metrics = metrics
         self._workers: dict[str, PipelineWorker] = {}
 
     def get(self, name: str) -> CompiledPipeline | None:
@@ -49,6 +52,8 @@ class Pipelines:
 
     async def close(self) -> None:
         await self.stop_workers()
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.callbacks is not None:
             await self.callbacks.close()
         await self.store.close()
@@ -73,6 +78,8 @@ class Pipelines:
             callback_url or settings.callback_url,
         )
         job, created = await self.store.insert(new, datetime.now(UTC))
+        if self.metrics is not None:
+            self.metrics.event(settings.name, created)
         worker = self._workers.get(settings.name)
         if created and worker is not None:
             worker.wake()
