@@ -170,3 +170,15 @@ async def test_lists_filter_by_status_and_key_and_page_by_cursor(jobs: JobStore)
     running = await jobs.list_jobs("orders", status="running")
     assert [j.id for j in running.jobs] == [ids[0]]
     assert await jobs.count_by_status() == {("orders", "queued"): 4, ("orders", "running"): 1}
+
+
+async def test_a_released_job_is_queued_again_without_counting_the_stopped_attempt(
+    jobs: JobStore,
+) -> None:
+    job, _ = await jobs.insert(event(), T0)
+    (running,) = await jobs.claim("orders", 1, T0, T0 + LEASE)
+    assert running.lease_token
+    assert await jobs.release(job.id, running.lease_token, T0)
+    assert not await jobs.release(job.id, running.lease_token, T0)  # no longer held
+    (again,) = await jobs.claim("orders", 1, T0, T0 + LEASE)
+    assert (again.attempts, again.errors) == (1, ())

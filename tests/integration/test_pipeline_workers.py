@@ -86,3 +86,27 @@ async def test_a_key_not_allowed_the_model_fails_its_job(tmp_path: Path) -> None
         dead = await finished(services, job.id)
         assert dead.status == "dead"
         assert dead.error is not None and "403" in dead.error and "mock-x" in dead.error
+
+
+async def test_stopping_the_workers_gives_running_jobs_back_to_the_queue(tmp_path: Path) -> None:
+    config = pipeline_config(tmp_path)
+    config.write_text(
+        config.read_text().replace(
+            "provider: mock", "mock:\n      latency_ms: 5000\n    provider: mock"
+        )
+    )
+    async with gateway(config) as services:
+        job = await submit(services, "ev-1", content("plain"))
+        assert services.pipelines is not None
+        pipelines = services.pipelines
+
+        async def running() -> Job | None:
+            found = await pipelines.job(job.id)
+            return found if found is not None and found.status == "running" else None
+
+        await poll(running)
+        await pipelines.stop_workers()
+        released = await pipelines.job(job.id)
+        assert released is not None
+        assert (released.status, released.attempts, released.errors) == ("queued", 0, ())
+        assert released.lease_token is None

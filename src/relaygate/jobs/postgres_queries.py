@@ -83,6 +83,11 @@ UPDATE pipeline_jobs SET
 WHERE id = $7 AND lease_token = $8 AND status = 'running'
 RETURNING {COLUMNS}
 """
+RELEASE = """
+UPDATE pipeline_jobs SET status = 'queued', attempts = attempts - 1, run_after = $1,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = $2 AND lease_token = $3 AND status = 'running'
+"""
 REQUEUE = f"""
 UPDATE pipeline_jobs SET status = 'queued', attempts = 0, run_after = $1, finished_at = NULL,
     callback_status = NULL, callback_attempts = 0, callback_error = NULL

@@ -73,6 +73,11 @@ class PostgresJobStore(DatabaseOwner[PostgresDatabase]):
                   retry_at, job_id, token)  # fmt: skip
         return await self._fetch_one(q.FAIL, params)
 
+    async def release(self, job_id: str, token: str, now: datetime) -> bool:
+        async with self._db.connection() as conn:
+            status: str = await conn.execute(q.RELEASE, now, job_id, token)
+        return status.endswith(" 1")
+
     async def requeue(self, job_id: str, now: datetime) -> Job | None:
         return await self._fetch_one(q.REQUEUE, (now, job_id))
 

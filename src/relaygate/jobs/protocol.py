@@ -46,6 +46,11 @@ class JobStore(Protocol):
         """Record a failed attempt: failed (due at ``retry_at``) or, at max_attempts, dead."""
         ...
 
+    async def release(self, job_id: str, token: str, now: datetime) -> bool:
+        """Give back a job whose attempt was stopped (a graceful shutdown): queued again at once,
+        the unfinished attempt not counted. False when the lease was no longer held."""
+        ...
+
     async def requeue(self, job_id: str, now: datetime) -> Job | None:
         """A dead or failed job queued again with a fresh set of attempts; None otherwise."""
         ...

@@ -68,6 +68,11 @@ UPDATE pipeline_jobs SET
 WHERE id = ?7 AND lease_token = ?8 AND status = 'running'
 RETURNING {JOB_COLUMNS}
 """
+RELEASE = """
+UPDATE pipeline_jobs SET status = 'queued', attempts = attempts - 1, run_after = ?,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = ? AND lease_token = ? AND status = 'running'
+"""
 REQUEUE = f"""
 UPDATE pipeline_jobs SET status = 'queued', attempts = 0, run_after = ?, finished_at = NULL,
     callback_status = NULL, callback_attempts = 0, callback_error = NULL

@@ -90,6 +90,11 @@ class SqliteJobStore(DatabaseOwner[SqliteDatabase]):
         )  # fmt: skip
         return await self._write_one(q.FAIL, params)
 
+    async def release(self, job_id: str, token: str, now: datetime) -> bool:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(q.RELEASE, (to_text(now), job_id, token))
+            return cursor.rowcount == 1
+
     async def requeue(self, job_id: str, now: datetime) -> Job | None:
         return await self._write_one(q.REQUEUE, (to_text(now), job_id))
 

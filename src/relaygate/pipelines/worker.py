@@ -54,8 +54,8 @@ class PipelineWorker:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop claiming and cancel running attempts; their leases lapse and another worker
-        (or this one after a restart) runs them again."""
+        """Stop claiming and cancel running attempts; their jobs are released to the queue (the
+        stopped attempt not counted), or, if that fails, run again once their leases end."""
         await self._loop.cancel()
         tasks = list(self._running)
         for task in tasks:
@@ -105,6 +105,7 @@ class PipelineWorker:
             if attempt.cancelled() and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 logger.warning("job %s: lease lost to another worker; attempt dropped", job.id)
                 return
+            await self._release(job)  # stopping: the job goes back to the queue now
             raise
         finally:
             renewer.cancel()
@@ -113,6 +114,15 @@ class PipelineWorker:
         except StoreError as exc:
             # The lease lapses and the job runs again: nothing is lost, at worst repeated.
             logger.warning("job %s: cannot record the attempt's end: %s", job.id, exc)
+
+    async def _release(self, job: Job) -> None:
+        assert job.lease_token is not None
+        try:
+            await self._store.release(job.id, job.lease_token, utc_now())
+        except StoreError as exc:
+            logger.warning(
+                "job %s: not released (it runs again once its lease ends): %s", job.id, exc
+            )
 
     async def _attempt(self, job: Job, spent: Spent) -> AttemptEnd:
         timeout = self.pipeline.settings.timeout_seconds
