@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from aiohttp import web
 from tests.integration.pipeline_support import ORDER, content, gateway, pipeline_config, poll
 
-from relaygate.jobs import Job
+from relaygate.jobs import Job, NewJob, Usage
 from relaygate.services import Services
 
 SECRET = "whsec-test-secret"
@@ -118,3 +119,31 @@ async def test_a_dead_job_is_called_back_and_a_failing_receiver_is_recorded(
     assert (job.status, job.callback_status, job.callback_attempts) == ("dead", "failed", 3)
     assert job.callback_error == "HTTP 503: busy"
     assert orjson.loads(receiver.calls[0][1])["status"] == "dead"
+
+
+async def test_a_callback_left_pending_by_a_stopped_process_is_swept_and_delivered(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_SECRET", SECRET)
+    async with gateway(config(tmp_path), workers=False, env=os.environ) as services:
+        pipelines = services.pipelines
+        assert pipelines is not None and pipelines.callbacks is not None
+        store = pipelines.store
+        new = NewJob("orders", "ev-left", "default", {"content": "x"}, 1, receiver.url)
+        job, _ = await store.insert(new, datetime.now(UTC))
+        (running,) = await store.claim("orders", 1, datetime.now(UTC), datetime.now(UTC))
+        assert running.lease_token
+        now = datetime.now(UTC)
+        ended = await store.succeed(job.id, running.lease_token, ORDER, "first_try", Usage(), now)
+        assert ended is not None and ended.callback_status == "pending"
+        assert await pipelines.callbacks.sweep(pipelines.pipelines, grace_seconds=3600) == 0
+        assert await pipelines.callbacks.sweep(pipelines.pipelines, grace_seconds=0) == 1
+
+        async def delivered() -> Job | None:
+            found = await store.get(job.id)
+            return found if found is not None and found.callback_status == "delivered" else None
+
+        await poll(delivered)
+    assert len(receiver.calls) == 1
+    headers, body = receiver.calls[0]
+    assert verify(SECRET, headers["x-relaygate-signature"], body)

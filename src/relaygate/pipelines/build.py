@@ -42,4 +42,5 @@ async def build_pipelines(
     if start:
         pipelines.start_workers()
         metrics.start_refreshing(store)
+        callbacks.start_sweeping(compiled)
     return pipelines

@@ -12,10 +12,13 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import orjson
 
+from relaygate.core.background import BackgroundTask
 from relaygate.jobs import CallbackStatus, Job, JobStore, retry_delay
 from relaygate.pipelines.attempt import AttemptEnd
 from relaygate.pipelines.compiled import CompiledPipeline
@@ -24,6 +27,9 @@ from relaygate.store import StoreError
 logger = logging.getLogger("relaygate.pipelines")
 SIGNATURE_HEADER = "x-relaygate-signature"
 MAX_ERROR_CHARS = 300
+SWEEP_SECONDS = 30.0
+SWEEP_GRACE_SECONDS = 60.0
+SWEEP_BATCH = 100
 
 
 def signature(secret: str, body: bytes, timestamp: int) -> str:
@@ -38,13 +44,51 @@ class Callbacks:
         self._store = store
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[bool]] = set()
+        self._in_flight: set[str] = set()
+        self._sweeper: BackgroundTask | None = None
 
     async def on_end(self, pipeline: CompiledPipeline, job: Job, end: AttemptEnd) -> None:
         if job.callback_status != "pending" or job.callback_url is None:
             return
+        self._start(pipeline, job)
+
+    def _start(self, pipeline: CompiledPipeline, job: Job) -> None:
+        self._in_flight.add(job.id)
         task = asyncio.create_task(self.deliver(pipeline, job), name=f"callback-{job.id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def done(task: asyncio.Task[bool]) -> None:
+            self._tasks.discard(task)
+            self._in_flight.discard(job.id)
+
+        task.add_done_callback(done)
+
+    async def sweep(
+        self, pipelines: Mapping[str, CompiledPipeline], grace_seconds: float = SWEEP_GRACE_SECONDS
+    ) -> int:
+        """Deliver callbacks still pending ``grace_seconds`` after their job ended: their process
+        stopped before delivering. At least once: a receiver may see a job twice (dedupe by id)."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
+        started = 0
+        for job in await self._store.pending_callbacks(SWEEP_BATCH):
+            pipeline = pipelines.get(job.pipeline)
+            ended = job.finished_at is not None and job.finished_at <= cutoff
+            if pipeline is not None and ended and job.id not in self._in_flight:
+                self._start(pipeline, job)
+                started += 1
+        return started
+
+    def start_sweeping(self, pipelines: Mapping[str, CompiledPipeline]) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(SWEEP_SECONDS)
+                try:
+                    await self.sweep(pipelines)
+                except StoreError as exc:
+                    logger.warning("pending callbacks not swept: %s", exc)
+
+        self._sweeper = BackgroundTask("pipeline-callbacks", loop)
+        self._sweeper.start()
 
     async def deliver(self, pipeline: CompiledPipeline, job: Job) -> bool:
         """POST until a 2xx or ``callback_max_attempts``; the outcome is recorded on the job."""
@@ -89,6 +133,8 @@ class Callbacks:
 
     async def close(self, grace_seconds: float = 5.0) -> None:
         """Let deliveries in flight finish for a moment, then cancel the rest."""
+        if self._sweeper is not None:
+            await self._sweeper.cancel()
         tasks = list(self._tasks)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
