@@ -110,3 +110,18 @@ async def test_stopping_the_workers_gives_running_jobs_back_to_the_queue(tmp_pat
         assert released is not None
         assert (released.status, released.attempts, released.errors) == ("queued", 0, ())
         assert released.lease_token is None
+
+
+async def test_an_unexpected_error_in_an_attempt_is_recorded_on_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relaygate.pipelines import worker
+
+    async def broken(*args: object) -> object:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(worker, "run_attempt", broken)
+    async with gateway(pipeline_config(tmp_path, max_attempts=1)) as services:
+        job = await submit(services, "ev-1", content("plain"))
+        dead = await finished(services, job.id)
+        assert (dead.status, dead.error) == ("dead", "internal gateway error (KeyError)")

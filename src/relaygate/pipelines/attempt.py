@@ -29,7 +29,7 @@ class Succeeded:
 class Failed:
     error: str
     # What failed: "invalid" (no schema-valid JSON after the re-ask), "gateway" (the model
-    # call was refused or failed), "template" or "timeout".
+    # call was refused or failed), "template", "timeout" or "internal" (a gateway defect).
     reason: str
 
 

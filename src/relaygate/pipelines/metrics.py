@@ -37,7 +37,7 @@ class PipelineMetrics:
         )
         self.attempts = Counter(
             "relaygate_pipeline_attempts",
-            "Job attempts ended, by outcome: succeeded, invalid, gateway, timeout, template",
+            "Job attempts ended, by outcome (succeeded or why it failed)",
             ("pipeline", "outcome"),
             registry=registry,
         )

@@ -76,6 +76,13 @@ class PipelineWorker:
                     logger.warning("pipeline %s: claiming jobs failed: %s", settings.name, exc)
                     await asyncio.sleep(ERROR_PAUSE_SECONDS)
                     continue
+                except Exception:
+                    # The loop is this task's top handler: the pipeline must keep running.
+                    logger.exception(
+                        "pipeline %s: claiming jobs failed unexpectedly", settings.name
+                    )
+                    await asyncio.sleep(ERROR_PAUSE_SECONDS)
+                    continue
             for job in claimed:
                 task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
                 self._running.add(task)
@@ -131,6 +138,10 @@ class PipelineWorker:
                 return await run_attempt(self.pipeline, job, self._path, spent)
         except TimeoutError:
             return Failed(f"the attempt timed out after {timeout:g} s", "timeout")
+        except Exception as exc:
+            # A defect, not the job's fault: recorded on the job as a failed attempt, not lost.
+            logger.exception("job %s: the attempt failed unexpectedly", job.id)
+            return Failed(f"internal gateway error ({type(exc).__name__})", "internal")
 
     async def _renew(self, job: Job, attempt: asyncio.Task[AttemptEnd]) -> None:
         lease = self.pipeline.settings.lease_seconds
