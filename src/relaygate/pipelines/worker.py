@@ -18,6 +18,7 @@ from relaygate.store import StoreError
 logger = logging.getLogger("relaygate.pipelines")
 POLL_SECONDS = 0.5
 ERROR_PAUSE_SECONDS = 2.0
+CLAIM_BATCH_SECONDS = 0.005
 OnEnd = Callable[[CompiledPipeline, Job, AttemptEnd], Awaitable[None]]
 
 
@@ -44,6 +45,7 @@ class PipelineWorker:
         self._poll_seconds = poll_seconds
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._freed = asyncio.Event()
         self._loop = BackgroundTask(f"pipeline-{pipeline.name}", self._claim_loop)
 
     def start(self) -> None:
@@ -78,9 +80,7 @@ class PipelineWorker:
                     continue
                 except Exception:
                     # The loop is this task's top handler: the pipeline must keep running.
-                    logger.exception(
-                        "pipeline %s: claiming jobs failed unexpectedly", settings.name
-                    )
+                    logger.exception("pipeline %s: claiming failed unexpectedly", settings.name)
                     await asyncio.sleep(ERROR_PAUSE_SECONDS)
                     continue
             for job in claimed:
@@ -88,19 +88,26 @@ class PipelineWorker:
                 self._running.add(task)
                 task.add_done_callback(self._done)
             if len(claimed) < free:
-                await self._idle()
+                # Nothing more is due: wait for new work (or the poll), not for free slots.
+                await self._wait(self._wake, self._poll_seconds)
+            elif len(claimed) == free:
+                # Every slot is busy and more may be due: claim again once some have freed,
+                # a few at a time rather than one claim per finished job.
+                await self._wait(self._freed, self._poll_seconds)
+                await asyncio.sleep(CLAIM_BATCH_SECONDS)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._wake.set()
+        self._freed.set()
 
-    async def _idle(self) -> None:
+    @staticmethod
+    async def _wait(event: asyncio.Event, seconds: float) -> None:
         try:
-            async with asyncio.timeout(self._poll_seconds):
-                await self._wake.wait()
+            async with asyncio.timeout(seconds):
+                await event.wait()
         except TimeoutError:
             pass
-        self._wake.clear()
+        event.clear()
 
     async def _run_job(self, job: Job) -> None:
         spent = Spent()
