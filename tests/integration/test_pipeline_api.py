@@ -95,6 +95,17 @@ async def test_simultaneous_duplicates_make_one_job(api: Api) -> None:
         ({"event_id": "e", "data": "text"}, "orders", 400, "data is required"),
         (b"{not json", "orders", 400, "not valid JSON"),
         ({"event_id": "e", "data": {}, "callback_url": "ftp://x"}, "orders", 400, "callback_url"),
+        *(
+            ({"event_id": "e", "data": {}, "callback_url": url}, "orders", 400, "loopback")
+            for url in (
+                "http://127.0.0.1:6379/",
+                "http://localhost/hook",
+                "http://10.1.2.3/hook",
+                "http://169.254.169.254/latest/meta-data",
+                "http://[::1]/hook",
+                "http://0.0.0.0/",
+            )
+        ),
         ({"event_id": "e", "data": {}}, "invoices", 404, "Unknown pipeline 'invoices'"),
         (
             b'{"event_id": "e", "data": {"content": "' + b"x" * 1_100_000 + b'"}}',

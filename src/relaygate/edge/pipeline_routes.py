@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
@@ -113,6 +114,8 @@ async def _post_event(services: Services, request: Request, send: Send, name: st
     pipeline = _pipeline(services, pipelines, key, name)
     limit = min(MAX_EVENT_BYTES, services.settings.server.max_body_bytes)
     event = _event(await request.body(limit))
+    if event["callback_url"] is not None:
+        _check_callback_host(event["callback_url"], pipeline.settings.callback_hosts)
     job, created = await pipelines.submit(
         pipeline,
         event_id=event["event_id"],
@@ -156,6 +159,39 @@ def _event(body: bytes) -> dict[str, Any]:
             "callback_url must be an http:// or https:// URL", param="callback_url"
         )
     return {"event_id": event_id, "data": data, "callback_url": callback}
+
+
+def _check_callback_host(url: str, allowed: list[str] | None) -> None:
+    """An event's own callback URL may not make the gateway POST into its own network."""
+    host = (urlsplit(url).hostname or "").lower()
+    if allowed is not None:
+        if host not in {h.lower() for h in allowed}:
+            raise InvalidRequestError(
+                f"callback_url: host '{clip(host)}' is not in this pipeline's callback_hosts",
+                param="callback_url",
+            )
+        return
+    if not host or host == "localhost" or host.endswith(".localhost") or _internal_ip(host):
+        raise InvalidRequestError(
+            "callback_url: a loopback, private or link-local address is refused (the "
+            "pipeline's callback_hosts can allow a host)",
+            param="callback_url",
+        )
+
+
+def _internal_ip(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name; what it resolves to is not checked here (see callback_hosts)
+    return (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_reserved
+        or address.is_multicast
+    )
 
 
 async def _own_job(pipelines: Pipelines, key: KeyRecord, job_id: str) -> Job:

@@ -32,6 +32,10 @@ class PipelineSettings(BaseModel):
     lease_seconds: float = Field(60.0, gt=0)
     retry_base_seconds: float = Field(2.0, gt=0)  # backoff: doubles per attempt, jittered
     callback_url: str | None = None
+    # Hosts an event's own callback_url may name. Unset: any host but a loopback, private,
+    # link-local or unspecified IP address (or "localhost"), so an event cannot make the gateway
+    # POST into its own network. The pipeline's own callback_url (operator config) is not checked.
+    callback_hosts: list[str] | None = None
     callback_secret_env: str | None = None
     callback_max_attempts: int = Field(5, ge=1, le=50)
     callback_retry_base_seconds: float = Field(1.0, gt=0)
