@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import orjson
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _KEY = re.compile(rb"rg-[A-Za-z0-9_-]{40}")
 _RELAYGATE = [sys.executable, "-m", "relaygate.cli.main"]
@@ -157,6 +159,17 @@ def start_mock(name: str, workdir: Path, options: dict[str, float]) -> Server:
         args += [f"--{option}", str(value)]
     server = _spawn(name, args, workdir, port)
     wait_ready(server, "/mock/stats")
+    return server
+
+
+def start_floor(workdir: Path, keys: list[str], upstreams: dict[str, str]) -> Server:
+    """``python -m bench.floor`` on a free port; ``upstreams``: model -> base URL (``.../v1``)."""
+    port = free_port()
+    config = workdir / "floor.json"
+    config.write_bytes(orjson.dumps({"keys": keys, "upstreams": upstreams}))
+    args = [sys.executable, "-m", "bench.floor", "--port", str(port), "--config", str(config)]
+    server = _spawn("floor", args, workdir, port)
+    wait_ready(server, "/healthz")
     return server
 
 
