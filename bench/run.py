@@ -21,6 +21,7 @@ from bench.hiccup import wait_until_quiet
 from bench.latency import run_latency
 from bench.plan import FULL, QUICK, Plan
 from bench.procs import BenchError
+from bench.refusals import run_refusals
 from bench.report import render, targets, write_json
 from bench.rig import Rig, start_rig
 from bench.streaming import run_streaming
@@ -28,7 +29,7 @@ from bench.throughput import run_throughput
 from bench.wrk import find_wrk
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PHASES = ("throughput", "latency", "streaming")
+PHASES = ("throughput", "latency", "streaming", "refusals")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +90,8 @@ def _run_phases(
             results[phase] = run_throughput(rig, wrk, workdir, plan)
         elif phase == "latency":
             results[phase] = run_latency(rig, plan)
+        elif phase == "refusals":
+            results[phase] = run_refusals(rig, wrk, workdir, plan)
         else:
             results[phase] = run_streaming(rig, plan)
         results[phase]["seconds"] = round(time.monotonic() - started, 1)
@@ -110,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: unknown phase(s) {sorted(unknown)}; choose from {PHASES}", file=sys.stderr)
         return 2
     try:
-        wrk = find_wrk() if "throughput" in phases or args.profile else ""
+        needs_wrk = {"throughput", "refusals"} & set(phases) or args.profile
+        wrk = find_wrk() if needs_wrk else ""
         py_spy = profile.find_py_spy(args.py_spy) if args.profile else ""
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
