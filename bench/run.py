@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="exit 3 when a target is missed")
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway afterwards")
     parser.add_argument("--py-spy", dest="py_spy", help="path of the py-spy executable")
+    parser.add_argument(
+        "--profile-seconds", type=float, help="seconds of each profiled load (default: load period)"
+    )
     return parser
 
 
@@ -126,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             results.update(_run_phases(rig, wrk, workdir, plan, phases))
             if py_spy:
-                results["profile"] = profile.profile_gateway(rig, wrk, plan, py_spy, RESULTS)
+                results["profile"] = profile.profile_gateway(
+                    rig, wrk, plan, py_spy, RESULTS, args.profile_seconds
+                )
         finally:
             rig.stop()
     except BenchError as exc:
