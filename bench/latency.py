@@ -6,15 +6,15 @@ from typing import Any
 
 from bench.gwlog import GatewayLog, read_request_log
 from bench.openloop import OpenLoopResult, Sample, new_session, run_open_loop
-from bench.plan import Plan
+from bench.plan import PATHS, Plan
 from bench.rig import SLOW_MODEL, Rig, chat_body, cpu_window, run_async
-from bench.stats import summarize_ms, worst_stalls
+from bench.stats import ratio, summarize_ms, worst_stalls
 
 PATH = "/v1/chat/completions"
 
 
 async def _measure(
-    rig: Rig, url: str, plan: Plan
+    rig: Rig, path: str, url: str, plan: Plan
 ) -> tuple[OpenLoopResult, GatewayLog, dict[str, Any]]:
     body = chat_body(SLOW_MODEL)
     async with new_session() as session:
@@ -32,7 +32,11 @@ async def _measure(
             "errors": result.errors,
             "latency_ms": result.latency_ms(),
             "send_lag_ms": result.send_lag_ms(),
-            "gateway_cpu_ms_per_req": window.per_item_ms("gateway", count),
+            "relay_cpu_ms_per_req": (
+                float("nan")
+                if path == "direct"
+                else window.per_item_ms(rig.relay(path).name, count)
+            ),
             "mock_cpu_ms_per_req": window.per_item_ms(rig.slow.name, count),
             "gateway_logged_requests": log.requests,
             "gateway_overhead_ms": log.overhead_ms,
@@ -42,13 +46,14 @@ async def _measure(
 
 
 async def _run_all(rig: Rig, plan: Plan) -> dict[str, Any]:
-    urls = {"direct": rig.slow.base_url + PATH, "gateway": rig.gateway.base_url + PATH}
-    rounds: dict[str, list[dict[str, Any]]] = {"direct": [], "gateway": []}
-    pooled: dict[str, list[Sample]] = {"direct": [], "gateway": []}
+    urls = {"direct": rig.slow.base_url + PATH}
+    urls.update({path: rig.relay(path).base_url + PATH for path in PATHS if path != "direct"})
+    rounds: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
+    pooled: dict[str, list[Sample]] = {path: [] for path in PATHS}
     overhead: list[float] = []
     for round_no in range(plan.rounds):
         for path in plan.order(round_no):
-            result, log, record = await _measure(rig, urls[path], plan)
+            result, log, record = await _measure(rig, path, urls[path], plan)
             rounds[path].append(record)
             pooled[path].extend(result.samples)
             if path == "gateway":
@@ -77,9 +82,18 @@ def summarize(
             "machine_stalls": stalls,
             "requests": len(samples),
         }
-    gateway_runs = rounds["gateway"]
-    cpu = sum(r["gateway_cpu_ms_per_req"] * r["requests"] for r in gateway_runs)
-    summary["gateway"]["cpu_ms_per_req"] = cpu / max(1, summary["gateway"]["requests"])
-    direct, gateway = summary["direct"]["latency_ms"], summary["gateway"]["latency_ms"]
+    for path in ("floor", "gateway"):
+        cpu = sum(r["relay_cpu_ms_per_req"] * r["requests"] for r in rounds[path])
+        summary[path]["cpu_ms_per_req"] = cpu / max(1, summary[path]["requests"])
+    direct = summary["direct"]["latency_ms"]
+    floor, gateway = summary["floor"]["latency_ms"], summary["gateway"]["latency_ms"]
     summary["added_ms"] = {q: gateway[q] - direct[q] for q in ("p50", "p90", "p99")}
+    summary["floor_added_ms"] = {q: floor[q] - direct[q] for q in ("p50", "p90", "p99")}
+    summary["vs_floor"] = {
+        "cpu_ms_per_req": ratio(
+            summary["gateway"]["cpu_ms_per_req"], summary["floor"]["cpu_ms_per_req"]
+        ),
+        "added_p50": ratio(summary["added_ms"]["p50"], summary["floor_added_ms"]["p50"]),
+        "added_p99": ratio(summary["added_ms"]["p99"], summary["floor_added_ms"]["p99"]),
+    }
     return summary

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The three paths of every phase: client -> mock, client -> floor relay -> mock, client ->
+# gateway -> mock (the floor relay is bench/floor.py: the least work any Python relay must do).
+PATHS = ("direct", "floor", "gateway")
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -19,9 +23,9 @@ class Plan:
     stream_concurrency: int = 10
     quiet_wait_s: float = 30.0
 
-    def order(self, round_no: int) -> tuple[str, str]:
-        """Direct first on even rounds, gateway first on odd ones, so drift hits both alike."""
-        return ("direct", "gateway") if round_no % 2 == 0 else ("gateway", "direct")
+    def order(self, round_no: int) -> tuple[str, ...]:
+        """Direct first on even rounds, gateway first on odd ones, so drift hits all alike."""
+        return PATHS if round_no % 2 == 0 else PATHS[::-1]
 
 
 FULL = Plan()

@@ -16,9 +16,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+import orjson
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _KEY = re.compile(rb"rg-[A-Za-z0-9_-]{40}")
@@ -149,7 +152,7 @@ def wait_ready(server: Server, path: str, timeout: float = 30.0) -> None:
     raise BenchError(f"{server.name} did not answer {path} within {timeout:.0f} s")
 
 
-def start_mock(name: str, workdir: Path, options: dict[str, float]) -> Server:
+def start_mock(name: str, workdir: Path, options: Mapping[str, float]) -> Server:
     """``relaygate mock serve`` on a free port with ``--<option> value`` for each option."""
     port = free_port()
     args = [*_RELAYGATE, "mock", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -160,8 +163,36 @@ def start_mock(name: str, workdir: Path, options: dict[str, float]) -> Server:
     return server
 
 
-def start_gateway(config: Path, workdir: Path) -> tuple[Server, str]:
-    """``relaygate serve`` on a free port with a fresh store; returns it and its first API key."""
+def start_floor(workdir: Path, keys: list[str], upstreams: dict[str, str]) -> Server:
+    """``python -m bench.floor`` on a free port; ``upstreams``: model -> base URL (``.../v1``)."""
+    port = free_port()
+    config = workdir / "floor.json"
+    config.write_bytes(orjson.dumps({"keys": keys, "upstreams": upstreams}))
+    args = [sys.executable, "-m", "bench.floor", "--port", str(port), "--config", str(config)]
+    server = _spawn("floor", args, workdir, port)
+    wait_ready(server, "/healthz")
+    return server
+
+
+def database_url(workdir: Path) -> str:
+    """The SQLite store every bench process of ``workdir`` shares."""
+    return f"sqlite:///{workdir / 'relaygate.db'}"
+
+
+def create_key(workdir: Path, name: str, *options: str) -> str:
+    """``relaygate keys create --name NAME OPTIONS...`` in ``workdir``'s store; the raw key."""
+    args = [*_RELAYGATE, "keys", "create", "--json", "--name", name, *options]
+    args += ["--database-url", database_url(workdir)]
+    done = subprocess.run(args, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"keys create {name} failed: {done.stderr.decode(errors='replace')}")
+    key: str = orjson.loads(done.stdout)["key"]
+    return key
+
+
+def start_gateway(config: Path, workdir: Path, banner_key: bool = True) -> tuple[Server, str]:
+    """``relaygate serve`` on a free port with ``workdir``'s store; returns it and the API key
+    printed on first start ('' with ``banner_key=False``: keys were made with ``create_key``)."""
     port = free_port()
     home = workdir / "home"
     args = [
@@ -176,11 +207,11 @@ def start_gateway(config: Path, workdir: Path) -> tuple[Server, str]:
         "--home",
         str(home),
         "--database-url",
-        f"sqlite:///{workdir / 'relaygate.db'}",
+        database_url(workdir),
     ]
     server = _spawn("gateway", args, workdir, port)
     wait_ready(server, "/healthz")
-    return server, _read_key(server)
+    return server, _read_key(server) if banner_key else ""
 
 
 def _read_key(server: Server, timeout: float = 10.0) -> str:

@@ -85,12 +85,15 @@ def record(
     return summary
 
 
-def profile_gateway(rig: Rig, wrk: str, plan: Plan, py_spy: str, results: Path) -> dict[str, Any]:
-    """py-spy the gateway under wrk load, then under streaming load; keep the raw stacks."""
+def profile_gateway(
+    rig: Rig, wrk: str, plan: Plan, py_spy: str, results: Path, seconds: float | None = None
+) -> dict[str, Any]:
+    """py-spy the gateway under wrk load, then under streaming load (``seconds`` each, default
+    the plan's load period); keep the raw stacks."""
     results.mkdir(parents=True, exist_ok=True)
     script = write_script(results / "profile.lua", chat_body(FAST_MODEL), rig.key)
     url = rig.gateway.base_url + PATH
-    seconds = plan.load_s
+    seconds = seconds or plan.load_s
     streams = int(plan.stream_concurrency * seconds / STREAM_SECONDS)
     body = chat_body(STREAM_MODEL, STREAM_PROMPT, stream=True)
     stagger = STREAM_SECONDS / plan.stream_concurrency

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from bench.plan import PATHS
 
 # Measured on this kind of machine (shared/reference/python-relay-floor.md), not in this run.
 PORTKEY_RPS = 830.0
@@ -57,26 +60,50 @@ def targets(results: dict[str, Any]) -> list[Target]:
                 at_most=False,
             ),
         ]
+        vs = results["throughput"]["summary"]["vs_floor"]
+        found += [
+            Target("gateway/floor CPU per request at saturation", vs["cpu_ms_per_req"], 1.5),
+            Target("gateway/floor req/s at saturation", vs["rps"], 0.6, at_most=False),
+        ]
     if "latency" in results:
         added = results["latency"]["summary"]["added_ms"]
         found += [
             Target("added p50 ms at 500 req/s, 50 ms upstream", added["p50"], 1.0),
-            Target("added p99 ms at 500 req/s, 50 ms upstream", added["p99"], 5.0),
+            Target("added p99 ms at 500 req/s, 50 ms upstream (issue 13: 3)", added["p99"], 3.0),
+            Target(
+                "gateway/floor CPU per request at 500 req/s",
+                results["latency"]["summary"]["vs_floor"]["cpu_ms_per_req"],
+                1.5,
+            ),
         ]
     if "streaming" in results:
         summary = results["streaming"]["summary"]
         found += [
-            Target("added TTFT p50 ms (streaming)", summary["added_ttft_ms"]["p50"], 2.0),
+            Target(
+                "added TTFT p50 ms (streaming; issue 13: 1)", summary["added_ttft_ms"]["p50"], 1.0
+            ),
             Target("added TTFT p99 ms (streaming)", summary["added_ttft_ms"]["p99"], 2.0),
             Target(
-                "gateway CPU ms per 20-event stream", summary["gateway"]["cpu_ms_per_stream"], 5.0
+                "gateway CPU ms per 23-event stream", summary["gateway"]["cpu_ms_per_stream"], 5.0
+            ),
+            Target(
+                "gateway/floor CPU per 23-event stream",
+                summary["vs_floor"]["cpu_ms_per_stream"],
+                1.5,
             ),
         ]
+    if "refusals" in results:
+        for kind, record in results["refusals"]["summary"].items():
+            if kind.startswith("floor"):
+                continue
+            found.append(
+                Target(f"gateway CPU ms per refusal ({kind})", record["cpu_ms_per_refusal"], 0.1)
+            )
     errors = sum(
         results[phase]["summary"][path]["errors"]
         for phase in ("throughput", "latency", "streaming")
         if phase in results
-        for path in ("direct", "gateway")
+        for path in PATHS
     )
     found.append(Target("failed requests, all phases", float(errors), 0.0))
     return found
@@ -93,112 +120,160 @@ def _f(value: float, digits: int = 2) -> str:
     return "n/a" if math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def _row(label: str, direct: str, gateway: str, note: str = "") -> str:
-    return f"  {label:<34}{direct:>14}{gateway:>14}  {note}"
+def _row(label: str, direct: str, floor: str, gateway: str, note: str = "") -> str:
+    return f"  {label:<34}{direct:>13}{floor:>13}{gateway:>13}  {note}"
 
 
-def _stall_row(direct: dict[str, Any], gateway: dict[str, Any]) -> str:
-    def cell(stalls: dict[str, float]) -> str:
+def _per_path(cell: Callable[[str], str]) -> tuple[str, str, str]:
+    return cell("direct"), cell("floor"), cell("gateway")
+
+
+def _x(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+
+
+def _stall_row(summary: dict[str, Any]) -> str:
+    def cell(path: str) -> str:
+        stalls = summary[path]["machine_stalls"]
         return f"{_f(stalls['max_ms'], 1)} ({stalls['over_5ms']:.0f})"
 
-    others = max(
-        direct["machine_stalls"]["others_busy_cores_max"],
-        gateway["machine_stalls"]["others_busy_cores_max"],
-    )
+    others = max(summary[p]["machine_stalls"]["others_busy_cores_max"] for p in PATHS)
     return _row(
         "machine stall max ms (n > 5 ms)",
-        cell(direct["machine_stalls"]),
-        cell(gateway["machine_stalls"]),
+        cell("direct"),
+        cell("floor"),
+        cell("gateway"),
         f"idle probe; other tenants used up to {others:.2f} cores",
     )
 
 
 def _throughput_lines(s: dict[str, Any]) -> list[str]:
-    d, g = s["direct"], s["gateway"]
+    d, f, g, vs = s["direct"], s["floor"], s["gateway"], s["vs_floor"]
     return [
         "[1] Saturation, zero-latency upstream (wrk -t1 -c50)",
-        _row("", "direct", "gateway"),
+        _row("", "direct", "floor", "gateway", "gateway/floor"),
         _row(
             "req/s (median of rounds)",
             _f(d["rps"], 0),
+            _f(f["rps"], 0),
             _f(g["rps"], 0),
-            f"gateway/direct {s['ratio_rps']:.2f}",
+            f"{_x(vs['rps'])}  (gateway/direct {s['ratio_rps']:.2f})",
         ),
         _row(
             "latency p50 / p99 ms",
             f"{_f(d['p50_ms'])}/{_f(d['p99_ms'])}",
+            f"{_f(f['p50_ms'])}/{_f(f['p99_ms'])}",
             f"{_f(g['p50_ms'])}/{_f(g['p99_ms'])}",
         ),
         _row(
-            "gateway CPU ms/request",
+            "relay CPU ms/request",
             "",
+            _f(f["cpu_ms_per_req"], 3),
             _f(g["cpu_ms_per_req"], 3),
-            f"on {_f(g['cpu_cores'])} cores; self-reported overhead p50 "
-            f"{_f(g['self_overhead_p50_ms'], 3)} ms",
+            f"{_x(vs['cpu_ms_per_req'])}  (gateway on {_f(g['cpu_cores'])} cores; "
+            f"self-reported overhead p50 {_f(g['self_overhead_p50_ms'], 3)} ms)",
         ),
         _row(
-            "mock CPU ms/request", _f(d["mock_cpu_ms_per_req"], 3), _f(g["mock_cpu_ms_per_req"], 3)
+            "mock CPU ms/request",
+            _f(d["mock_cpu_ms_per_req"], 3),
+            _f(f["mock_cpu_ms_per_req"], 3),
+            _f(g["mock_cpu_ms_per_req"], 3),
         ),
         _row(
-            "gateway RSS MB (max)",
+            "relay RSS MB (max)",
             "",
+            _f(f["rss_mb"], 0),
             _f(g["rss_mb"], 0),
-            f"log lines {g['logged_requests']:,} / requests {g['requests']:,}",
+            f"gateway log lines {g['logged_requests']:,} / requests {g['requests']:,}",
         ),
-        _row("errors", str(d["errors"]), str(g["errors"])),
-        _stall_row(d, g),
+        _row("errors", str(d["errors"]), str(f["errors"]), str(g["errors"])),
+        _stall_row(s),
     ]
 
 
 def _latency_lines(s: dict[str, Any], rate: float) -> list[str]:
-    d, g, added = s["direct"]["latency_ms"], s["gateway"]["latency_ms"], s["added_ms"]
+    lat = {p: s[p]["latency_ms"] for p in PATHS}
+    added, floor_added, vs = s["added_ms"], s["floor_added_ms"], s["vs_floor"]
     lines = [
         f"[2] Open loop {rate:,.0f} req/s, 50 ms upstream (latency from scheduled send)",
-        _row("", "direct", "gateway", "added"),
+        _row("", "direct", "floor", "gateway", "added over direct: floor / gateway"),
     ]
     for q in ("p50", "p90", "p99"):
-        lines.append(_row(f"latency {q} ms", _f(d[q]), _f(g[q]), f"{added[q]:+.2f} ms"))
+        lines.append(
+            _row(
+                f"latency {q} ms",
+                _f(lat["direct"][q]),
+                _f(lat["floor"][q]),
+                _f(lat["gateway"][q]),
+                f"{floor_added[q]:+.2f} / {added[q]:+.2f} ms",
+            )
+        )
     lines += [
-        _row("latency max ms", _f(d["max"]), _f(g["max"])),
+        _row("latency max ms", *_per_path(lambda p: _f(lat[p]["max"]))),
+        _row("generator send lag p99 ms", *_per_path(lambda p: _f(s[p]["send_lag_ms"]["p99"]))),
         _row(
-            "generator send lag p99 ms",
-            _f(s["direct"]["send_lag_ms"]["p99"]),
-            _f(s["gateway"]["send_lag_ms"]["p99"]),
-        ),
-        _row(
-            "gateway CPU ms/request",
+            "relay CPU ms/request",
             "",
+            _f(s["floor"]["cpu_ms_per_req"], 3),
             _f(s["gateway"]["cpu_ms_per_req"], 3),
-            f"self-reported overhead p50/p99 {_f(s['gateway']['self_overhead_ms']['p50'], 3)}"
+            f"gateway/floor {_x(vs['cpu_ms_per_req'])}; gateway self-reported overhead p50/p99 "
+            f"{_f(s['gateway']['self_overhead_ms']['p50'], 3)}"
             f"/{_f(s['gateway']['self_overhead_ms']['p99'], 3)} ms",
         ),
-        _row(
-            "requests / errors",
-            f"{s['direct']['requests']:,}/{s['direct']['errors']}",
-            f"{s['gateway']['requests']:,}/{s['gateway']['errors']}",
-        ),
-        _stall_row(s["direct"], s["gateway"]),
+        _row("requests / errors", *_per_path(lambda p: f"{s[p]['requests']:,}/{s[p]['errors']}")),
+        _stall_row(s),
     ]
     return lines
 
 
 def _streaming_lines(s: dict[str, Any], concurrency: int) -> list[str]:
-    d, g, added = s["direct"], s["gateway"], s["added_ttft_ms"]
+    added, floor_added, vs = s["added_ttft_ms"], s["floor_added_ttft_ms"], s["vs_floor"]
     lines = [
         f"[3] Streaming, first token 50 ms then 10 ms apart, {concurrency} at a time",
-        _row("", "direct", "gateway", "added"),
+        _row("", "direct", "floor", "gateway", "added over direct: floor / gateway"),
     ]
     for q in ("p50", "p90", "p99"):
         lines.append(
-            _row(f"TTFT {q} ms", _f(d["ttft_ms"][q]), _f(g["ttft_ms"][q]), f"{added[q]:+.2f} ms")
+            _row(
+                f"TTFT {q} ms",
+                *_per_path(lambda p, q=q: _f(s[p]["ttft_ms"][q])),  # type: ignore[misc]
+                f"{floor_added[q]:+.2f} / {added[q]:+.2f} ms",
+            )
         )
     lines += [
-        _row("whole stream p50 ms", _f(d["total_ms"]["p50"]), _f(g["total_ms"]["p50"])),
-        _row("SSE events per stream", _f(d["events_per_stream"], 1), _f(g["events_per_stream"], 1)),
-        _row("gateway CPU ms/stream", "", _f(g["cpu_ms_per_stream"], 3)),
-        _row("streams / errors", f"{d['streams']}/{d['errors']}", f"{g['streams']}/{g['errors']}"),
-        _stall_row(d, g),
+        _row("whole stream p50 ms", *_per_path(lambda p: _f(s[p]["total_ms"]["p50"]))),
+        _row("SSE events per stream", *_per_path(lambda p: _f(s[p]["events_per_stream"], 1))),
+        _row(
+            "relay CPU ms/stream",
+            "",
+            _f(s["floor"]["cpu_ms_per_stream"], 3),
+            _f(s["gateway"]["cpu_ms_per_stream"], 3),
+            f"gateway/floor {_x(vs['cpu_ms_per_stream'])}",
+        ),
+        _row("streams / errors", *_per_path(lambda p: f"{s[p]['streams']}/{s[p]['errors']}")),
+        _stall_row(s),
     ]
+    return lines
+
+
+def _refusal_lines(s: dict[str, Any]) -> list[str]:
+    lines = [
+        "[4] Refusals at saturation (wrk -t1 -c50), each kind alone",
+        f"  {'':<34}{'refused/s':>13}{'CPU ms/ref.':>13}{'per core/s':>13}  statuses logged",
+    ]
+    for kind, r in s.items():
+        statuses = ", ".join(f"{k}: {v:,}" for k, v in sorted(r["logged_statuses"].items()))
+        note = statuses or "-"
+        if "vs_floor" in r:
+            note += f"; gateway/floor {_x(r['vs_floor'])}"
+        if r["not_refused"]:
+            note += f"; NOT refused: {r['not_refused']:,}"
+        lines.append(
+            f"  {kind:<34}{_f(r['rps'], 0):>13}{_f(r['cpu_ms_per_refusal'], 3):>13}"
+            f"{_f(r['refusals_per_core_second'], 0):>13}  {note}"
+        )
+    others = max(r["machine_stalls"]["others_busy_cores_max"] for r in s.values())
+    lines.append(f"  other tenants used up to {others:.2f} cores")
     return lines
 
 
@@ -206,7 +281,7 @@ def _noisiest(results: dict[str, Any]) -> float:
     return max(
         (
             run["machine_stalls"].get("others_busy_cores", 0.0)
-            for phase in ("throughput", "latency", "streaming")
+            for phase in ("throughput", "latency", "streaming", "refusals")
             if phase in results
             for runs in results[phase]["rounds"].values()
             for run in runs
@@ -239,7 +314,9 @@ def render(results: dict[str, Any]) -> str:
             *_streaming_lines(results["streaming"]["summary"], meta["stream_concurrency"]),
             "",
         ]
-    lines.append("Targets (spec: Numbers to reach)")
+    if "refusals" in results:
+        lines += [*_refusal_lines(results["refusals"]["summary"]), ""]
+    lines.append("Targets (spec and issue 13)")
     for target in targets(results):
         sign = "<=" if target.at_most else ">="
         verdict = "met" if target.met else "MISSED"

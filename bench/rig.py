@@ -1,4 +1,5 @@
-"""The bench rig: three mock upstreams, one gateway in front of all three, CPU accounting."""
+"""The bench rig: three mock upstreams, the gateway and the floor relay in front of all three,
+CPU accounting."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from typing import Any, TypeVar
 import orjson
 
 from bench.hiccup import HiccupProbe, load_generator_seconds, machine_ticks
-from bench.procs import CLK_TCK, Server, start_gateway, start_mock
+from bench.procs import CLK_TCK, Server, create_key, start_floor, start_gateway, start_mock
 
 # Model names in the gateway config, one per mock upstream.
 FAST_MODEL = "bench-gpt"
 SLOW_MODEL = "bench-gpt-50ms"
 STREAM_MODEL = "bench-gpt-stream"
+# The zero-latency mock again, behind a deployment that admits one request at a time (refusals).
+BUSY_MODEL = "bench-busy"
 
 # Mock options: a zero-latency upstream, a 50 ms upstream, a paced stream.
 FAST_MOCK: dict[str, float] = {}
@@ -31,6 +34,19 @@ STREAM_PROMPT = "mock:words 60"
 # How long one such stream lasts: first event after 50 ms, 22 more 10 ms apart.
 STREAM_SECONDS = 0.27
 SETTLE_S = 0.5
+
+# The bench key has limits, counted in memory, that the bench never reaches: the limiter does its
+# work on every request as it does in production ("all features on", issue 13). Priority 10 keeps
+# overload shedding on (the lag monitor runs, every request is checked) without refusing the
+# bench's own requests when a busy machine delays the loop past the priority-0 step (50 ms): a
+# shed request costs a fraction of a relayed one, and would make CPU per request look cheaper.
+BENCH_KEY_LIMITS = (
+    *("--rpm", "100000000", "--tpm", "100000000000", "--max-concurrent", "100000"),
+    *("--priority", "10"),
+)
+# A key whose bucket is empty for the whole refusal phase (priority 10: refused by its limiter,
+# not by overload shedding).
+LIMITED_KEY_LIMITS = ("--rps", "1", "--burst", "1", "--priority", "10")
 
 T = TypeVar("T")
 
@@ -51,7 +67,9 @@ class Rig:
     slow: Server
     stream: Server
     gateway: Server
+    floor: Server
     key: str
+    limited_key: str
     log_offsets: list[int] = field(default_factory=list)
 
     @property
@@ -61,7 +79,11 @@ class Rig:
 
     def servers(self) -> list[Server]:
         """Every process of the rig."""
-        return [self.fast, self.slow, self.stream, self.gateway]
+        return [self.fast, self.slow, self.stream, self.gateway, self.floor]
+
+    def relay(self, path: str) -> Server:
+        """The server a path's requests go to (``direct`` is the phase's own mock, not here)."""
+        return self.floor if path == "floor" else self.gateway
 
     def check_alive(self) -> None:
         """Raise if any process has died."""
@@ -69,14 +91,19 @@ class Rig:
             server.check_alive()
 
     def stop(self) -> None:
-        """Stop the gateway first (it drains to the mocks), then the mocks."""
-        for server in (self.gateway, self.fast, self.slow, self.stream):
+        """Stop the relays first (they drain to the mocks), then the mocks."""
+        for server in (self.gateway, self.floor, self.fast, self.slow, self.stream):
             server.stop()
 
 
 def write_config(path: Path, rig_mocks: dict[str, Server]) -> Path:
-    """The gateway's YAML: one model per mock upstream, OpenAI wire, no key needed."""
-    lines = ["models:"]
+    """The gateway's YAML: one model per mock upstream, OpenAI wire, no upstream key needed.
+
+    Everything else is the defaults, which is "all features on" (issue 13): keys, limits in
+    memory (no ``redis_url``), the usage ledger on the SQLite store, metrics, the per-request
+    log at ``info`` and overload shedding; there is no response cache or session feature.
+    """
+    lines = ["log_level: info", "models:"]
     for model, mock in rig_mocks.items():
         lines += [
             f"  - name: {model}",
@@ -84,6 +111,8 @@ def write_config(path: Path, rig_mocks: dict[str, Server]) -> Path:
             "      - provider: openai",
             f"        base_url: {mock.base_url}/v1",
         ]
+        if model == BUSY_MODEL:
+            lines.append("        max_concurrency: 1")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -100,13 +129,19 @@ def start_rig(workdir: Path) -> Rig:
         for name, options in mock_specs:
             started.append(start_mock(name, workdir, options))
         mocks = {FAST_MODEL: started[0], SLOW_MODEL: started[1], STREAM_MODEL: started[2]}
+        upstreams = {model: mock.base_url + "/v1" for model, mock in mocks.items()}
+        mocks[BUSY_MODEL] = started[0]
         config = write_config(workdir / "relaygate.yaml", mocks)
-        gateway, key = start_gateway(config, workdir)
+        key = create_key(workdir, "bench", *BENCH_KEY_LIMITS)
+        limited_key = create_key(workdir, "bench-limited", *LIMITED_KEY_LIMITS)
+        gateway, _ = start_gateway(config, workdir, banner_key=False)
+        started.append(gateway)
+        floor = start_floor(workdir, [key], upstreams)
     except BaseException:
         for server in started:
             server.stop()
         raise
-    return Rig(started[0], started[1], started[2], gateway, key)
+    return Rig(started[0], started[1], started[2], gateway, floor, key, limited_key)
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from bench.hiccup import wait_until_quiet
 from bench.latency import run_latency
 from bench.plan import FULL, QUICK, Plan
 from bench.procs import BenchError
+from bench.refusals import run_refusals
 from bench.report import render, targets, write_json
 from bench.rig import Rig, start_rig
 from bench.streaming import run_streaming
@@ -28,7 +29,7 @@ from bench.throughput import run_throughput
 from bench.wrk import find_wrk
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PHASES = ("throughput", "latency", "streaming")
+PHASES = ("throughput", "latency", "streaming", "refusals")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="exit 3 when a target is missed")
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway afterwards")
     parser.add_argument("--py-spy", dest="py_spy", help="path of the py-spy executable")
+    parser.add_argument(
+        "--profile-seconds", type=float, help="seconds of each profiled load (default: load period)"
+    )
     return parser
 
 
@@ -89,6 +93,8 @@ def _run_phases(
             results[phase] = run_throughput(rig, wrk, workdir, plan)
         elif phase == "latency":
             results[phase] = run_latency(rig, plan)
+        elif phase == "refusals":
+            results[phase] = run_refusals(rig, wrk, workdir, plan)
         else:
             results[phase] = run_streaming(rig, plan)
         results[phase]["seconds"] = round(time.monotonic() - started, 1)
@@ -110,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: unknown phase(s) {sorted(unknown)}; choose from {PHASES}", file=sys.stderr)
         return 2
     try:
-        wrk = find_wrk() if "throughput" in phases or args.profile else ""
+        needs_wrk = {"throughput", "refusals"} & set(phases) or args.profile
+        wrk = find_wrk() if needs_wrk else ""
         py_spy = profile.find_py_spy(args.py_spy) if args.profile else ""
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -122,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             results.update(_run_phases(rig, wrk, workdir, plan, phases))
             if py_spy:
-                results["profile"] = profile.profile_gateway(rig, wrk, plan, py_spy, RESULTS)
+                results["profile"] = profile.profile_gateway(
+                    rig, wrk, plan, py_spy, RESULTS, args.profile_seconds
+                )
         finally:
             rig.stop()
     except BenchError as exc:

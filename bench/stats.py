@@ -45,3 +45,8 @@ def worst_stalls(runs: Iterable[dict[str, object]]) -> dict[str, float]:
             over5 += float(stalls.get("over_5ms", 0.0))
             others = max(others, float(stalls.get("others_busy_cores", 0.0)))
     return {"max_ms": worst, "over_5ms": over5, "others_busy_cores_max": others}
+
+
+def ratio(value: float, floor: float) -> float:
+    """``value / floor`` (NaN when the floor is zero or unknown)."""
+    return value / floor if floor else float("nan")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.openloop import new_session
-from bench.plan import Plan
+from bench.plan import PATHS, Plan
 from bench.rig import (
     STREAM_MODEL,
     STREAM_PROMPT,
@@ -15,13 +15,15 @@ from bench.rig import (
     cpu_window,
     run_async,
 )
-from bench.stats import summarize_ms, worst_stalls
+from bench.stats import ratio, summarize_ms, worst_stalls
 from bench.streams import StreamSample, StreamsResult, run_streams
 
 PATH = "/v1/chat/completions"
 
 
-async def _measure(rig: Rig, url: str, plan: Plan) -> tuple[StreamsResult, dict[str, Any]]:
+async def _measure(
+    rig: Rig, path: str, url: str, plan: Plan
+) -> tuple[StreamsResult, dict[str, Any]]:
     body = chat_body(STREAM_MODEL, STREAM_PROMPT, stream=True)
     concurrency = plan.stream_concurrency
     stagger = STREAM_SECONDS / concurrency
@@ -38,19 +40,22 @@ async def _measure(rig: Rig, url: str, plan: Plan) -> tuple[StreamsResult, dict[
         "events_per_stream": result.events_per_stream(),
         "ttft_ms": result.ttft_ms(),
         "total_ms": result.total_ms(),
-        "gateway_cpu_ms_per_stream": window.per_item_ms("gateway", count),
+        "relay_cpu_ms_per_stream": (
+            float("nan") if path == "direct" else window.per_item_ms(rig.relay(path).name, count)
+        ),
         "mock_cpu_ms_per_stream": window.per_item_ms(rig.stream.name, count),
         "machine_stalls": window.stalls,
     }
 
 
 async def _run_all(rig: Rig, plan: Plan) -> dict[str, Any]:
-    urls = {"direct": rig.stream.base_url + PATH, "gateway": rig.gateway.base_url + PATH}
-    rounds: dict[str, list[dict[str, Any]]] = {"direct": [], "gateway": []}
-    pooled: dict[str, list[StreamSample]] = {"direct": [], "gateway": []}
+    urls = {"direct": rig.stream.base_url + PATH}
+    urls.update({path: rig.relay(path).base_url + PATH for path in PATHS if path != "direct"})
+    rounds: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
+    pooled: dict[str, list[StreamSample]] = {path: [] for path in PATHS}
     for round_no in range(plan.rounds):
         for path in plan.order(round_no):
-            result, record = await _measure(rig, urls[path], plan)
+            result, record = await _measure(rig, path, urls[path], plan)
             rounds[path].append(record)
             pooled[path].extend(result.samples)
     return {"rounds": rounds, "summary": summarize(pooled, rounds)}
@@ -78,9 +83,18 @@ def summarize(
             "machine_stalls": stalls,
             "streams": len(samples),
         }
-    runs = rounds["gateway"]
-    cpu = sum(r["gateway_cpu_ms_per_stream"] * r["streams"] for r in runs)
-    summary["gateway"]["cpu_ms_per_stream"] = cpu / max(1, summary["gateway"]["streams"])
-    direct, gateway = summary["direct"]["ttft_ms"], summary["gateway"]["ttft_ms"]
+    for path in ("floor", "gateway"):
+        cpu = sum(r["relay_cpu_ms_per_stream"] * r["streams"] for r in rounds[path])
+        summary[path]["cpu_ms_per_stream"] = cpu / max(1, summary[path]["streams"])
+    direct = summary["direct"]["ttft_ms"]
+    floor, gateway = summary["floor"]["ttft_ms"], summary["gateway"]["ttft_ms"]
     summary["added_ttft_ms"] = {q: gateway[q] - direct[q] for q in ("p50", "p90", "p99")}
+    summary["floor_added_ttft_ms"] = {q: floor[q] - direct[q] for q in ("p50", "p90", "p99")}
+    summary["vs_floor"] = {
+        "cpu_ms_per_stream": ratio(
+            summary["gateway"]["cpu_ms_per_stream"], summary["floor"]["cpu_ms_per_stream"]
+        ),
+        "ttft_p50": ratio(gateway["p50"], floor["p50"]),
+        "ttft_p99": ratio(gateway["p99"], floor["p99"]),
+    }
     return summary

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from bench.procs import Server, cpu_seconds, rss_mb, start_gateway, start_mock
+from bench.procs import Server, cpu_seconds, create_key, rss_mb, start_gateway, start_mock
 from bench.stats import percentile
 
 RESULTS = Path(__file__).with_name("results")
@@ -209,11 +209,7 @@ def _config(mock_port: int, args: argparse.Namespace) -> str:
 
 
 def _create_key(workdir: Path, name: str, priority: int) -> str:
-    args = [sys.executable, "-m", "relaygate.cli.main", "keys", "create", "--json", "--name", name]
-    args += ["--priority", str(priority), "--database-url", f"sqlite:///{workdir / 'relaygate.db'}"]
-    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
-    key: str = json.loads(out)["key"]
-    return key
+    return create_key(workdir, name, "--priority", str(priority))
 
 
 def _tree(pid: int) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +49,17 @@ def find_wrk() -> str:
     return path
 
 
-def write_script(path: Path, body: bytes, key: str) -> Path:
+def write_script(
+    path: Path, body: bytes, key: str, headers: Mapping[str, str] | None = None
+) -> Path:
     """Write the POST Lua script (body as a Lua long string) and return its path."""
     text = body.decode()
     if "]]" in text:
         raise BenchError("the request body must not contain ']]' (Lua long string)")
-    path.write_text(_LUA.format(body=f"[[{text}]]", key=key))
+    extra = "".join(
+        f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items()
+    )
+    path.write_text(_LUA.format(body=f"[[{text}]]", key=key) + extra)
     return path
 
 

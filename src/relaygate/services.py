@@ -23,6 +23,8 @@ from relaygate.dialects.openai import OpenAIDialect
 from relaygate.observability.cache_metrics import CacheMetrics
 from relaygate.observability.logging import redact_logs
 from relaygate.observability.metrics import Metrics, model_labels
+from relaygate.pipelines import GatewayPath, Pipelines
+from relaygate.pipelines.build import build_pipelines
 from relaygate.recovery import DatabaseRecovery, ReadinessCollector
 from relaygate.relay.attempts import AttemptRunner, health_board
 from relaygate.relay.cached import ResponseCachePath
@@ -64,8 +66,11 @@ class Services:
     database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
     # The response cache and coalescing; None (the default) when no model or key turns it on.
     cache: ResponseCachePath | None = None
+    pipelines: Pipelines | None = None
 
     async def close(self) -> None:
+        if self.pipelines is not None:
+            await self.pipelines.close()
         if self.cache is not None:
             await self.cache.close()
         await self.alerts.stop()
@@ -78,8 +83,9 @@ class Services:
         await self.store.close()
 
 
-async def build_services(settings: Settings) -> Services:
-    """Open the store, bootstrap credentials on first start, load keys, build the catalog.
+async def build_services(settings: Settings, *, pipeline_workers: bool = True) -> Services:
+    """Open the store, bootstrap credentials on first start, load keys, build the catalog, and
+    (with pipelines configured) open the job store and start this process's pipeline workers.
 
     A shared (PostgreSQL) database that cannot be reached does not stop the start: the gateway
     serves the keys of the last snapshot (or is not ready) and reconnects in the background.
@@ -145,7 +151,7 @@ async def build_services(settings: Settings) -> Services:
     )
     metrics.registry.register(AlertCollector(alerts))
     alerts.start()
-    return Services(
+    services = Services(
         settings=settings,
         store=store,
         keys=keys,
@@ -168,6 +174,9 @@ async def build_services(settings: Settings) -> Services:
         database=database,
         cache=build_cache(settings, runner, metrics, redactor, accounting),
     )
+    path = GatewayPath(keys, catalog, admission, accounting, services.runner, metrics, redactor)
+    services.pipelines = await build_pipelines(settings, path, start=pipeline_workers)
+    return services
 
 
 def build_sessions(settings: Settings) -> SessionBook:

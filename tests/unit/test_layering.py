@@ -21,13 +21,15 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "relaygate"
 # Bottom to top.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
+    ("extraction",),
     ("settings", "store", "web"),
-    ("dialects", "providers", "limits", "auth", "cache", "sessions"),
+    ("dialects", "providers", "limits", "auth", "cache", "sessions", "jobs"),
     ("mock", "transport"),
     ("routing",),
     ("capacity", "accounting", "observability", "recovery"),
     ("admission",),
     ("relay", "alerts"),
+    ("pipelines",),
     ("services",),
     ("admin",),
     ("edge",),

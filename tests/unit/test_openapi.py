@@ -12,6 +12,7 @@ from relaygate.admin.routes import KEY_ROUTES, KEYS_PREFIX
 from relaygate.admin.routes import ROUTES as ADMIN_ROUTES
 from relaygate.app import RelaygateApp
 from relaygate.edge.openapi import openapi_document, openapi_json
+from relaygate.edge.pipeline_routes import ROUTES as PIPELINE_ROUTES
 from relaygate.edge.routes import MODEL_PREFIXES, ROUTES, SESSION_METHODS
 from relaygate.edge.session_routes import SESSION_PREFIX
 from relaygate.services import build_services
@@ -22,7 +23,7 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 def app_routes() -> set[tuple[str, str]]:
     """Every (method, OpenAPI path) the app dispatches, read from its route tables."""
-    routes = set(ROUTES) | set(ADMIN_ROUTES)
+    routes = set(ROUTES) | set(ADMIN_ROUTES) | set(PIPELINE_ROUTES)
     routes |= {("GET", prefix + "{model_id}") for prefix in MODEL_PREFIXES}
     routes |= {(method, SESSION_PREFIX + "{session_id}") for method in SESSION_METHODS}
     routes |= {(method, f"{KEYS_PREFIX}{{name}}{suffix}") for method, suffix in KEY_ROUTES}

@@ -178,6 +178,19 @@ class KeyCache:
             if not self._loaded:
                 raise KeysUnavailableError
             raise AuthenticationError(INVALID_KEY)
+        return self._usable(entry)
+
+    def by_name(self, name: str) -> KeyRecord:
+        """The named key, for work it submitted earlier (a pipeline job): refused like
+        ``authenticate`` once the key is disabled, revoked, expired or gone."""
+        for entry in self._by_hash.values():
+            if entry[0].name == name:
+                return self._usable(entry)
+        if not self._loaded:
+            raise KeysUnavailableError
+        raise AuthenticationError(INVALID_KEY)
+
+    def _usable(self, entry: _Entry) -> KeyRecord:
         record, expires_at = entry
         if record.disabled:
             raise AuthenticationError(REVOKED_KEY if record.revoked_at else DISABLED_KEY)

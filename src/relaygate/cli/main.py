@@ -7,11 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from relaygate import __version__
+from relaygate.cli.batch import add_batch_parser
 from relaygate.cli.cache import add_cache_parser
 from relaygate.cli.keys import add_keys_parser
 from relaygate.cli.mock import add_mock_parser
 from relaygate.cli.serve import add_serve_parser
 from relaygate.cli.usage import add_usage_parser
+from relaygate.cli.worker import add_worker_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_mock_parser(subparsers)
     add_usage_parser(subparsers)
     add_cache_parser(subparsers)
+    add_worker_parser(subparsers)
+    add_batch_parser(subparsers)
     return parser
 
 

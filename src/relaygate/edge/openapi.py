@@ -157,6 +157,25 @@ def _system(summary: str, schema: Schema, media: str = _JSON) -> Schema:
     return {"get": _op(summary, "system", ok, security=_PUBLIC)}
 
 
+def _pipeline(summary: str, status: str, *, body: Schema | None = None) -> Schema:
+    responses = {
+        status: _response(summary, {"type": "object"}),
+        **_errors("OpenAIError", 400, 401, 403, 404, 413, 503),
+    }
+    return _op(summary, "pipelines", responses, body=body)
+
+
+_PIPELINE_EVENT: Schema = {
+    "type": "object",
+    "required": ["event_id"],
+    "properties": {
+        "event_id": {"type": "string", "description": "Idempotency key within the pipeline"},
+        "data": {"type": "object", "description": "Template variables, e.g. content"},
+        "callback_url": {"type": "string", "description": "Where the finished job is POSTed"},
+    },
+}
+
+
 def _admin(
     summary: str,
     *,
@@ -221,6 +240,31 @@ def _paths() -> dict[str, Schema]:
         "/openapi.json": _system("This document", {"type": "object"}),
         "/": _probe("Connectivity probe", get=True),
         "/api/hello": _probe("Connectivity probe (Claude Code)"),
+        "/v1/pipelines/{name}/events": {
+            "parameters": [_param("name", "path", "A configured pipeline")],
+            "post": _pipeline(
+                "Queue a job for an event (202; a repeated event_id answers 200, duplicate)",
+                "202",
+                body=_PIPELINE_EVENT,
+            ),
+        },
+        "/v1/pipelines/{name}/jobs": {
+            "parameters": [
+                _param("name", "path", "A configured pipeline"),
+                _query("status", "queued, running, succeeded, failed or dead"),
+                _query("limit", "Page size"),
+                _query("cursor", "From the previous page's next_cursor"),
+            ],
+            "get": _pipeline("The key's jobs of a pipeline, newest first", "200"),
+        },
+        "/v1/jobs/{id}": {
+            "parameters": [_param("id", "path", "A job id")],
+            "get": _pipeline("One of the key's jobs: status, attempts, result or error", "200"),
+        },
+        "/v1/jobs/{id}/retry": {
+            "parameters": [_param("id", "path", "A job id")],
+            "post": _pipeline("Queue a dead or failed job again", "200"),
+        },
         "/admin/keys": {
             "get": _admin("List keys with their limits, spend and status"),
             "post": _admin(

@@ -14,6 +14,7 @@ from relaygate.core.errors import GatewayError, NotFoundError, clip
 from relaygate.dialects.base import Dialect
 from relaygate.edge.handler import handle_chat, handle_count_tokens, new_request_id, send_error
 from relaygate.edge.openapi import handle_openapi
+from relaygate.edge.pipeline_routes import handle_pipeline_api, is_pipeline_path
 from relaygate.edge.session_routes import SESSION_PREFIX, handle_session
 from relaygate.edge.system_routes import (
     handle_healthz,
@@ -69,6 +70,8 @@ async def dispatch(services: Services, request: Request, send: Send) -> None:
         await handle_session(services, request, send, dialect)
     elif is_admin_path(request.path):
         await handle_admin(services, request, send)
+    elif is_pipeline_path(request.path):
+        await handle_pipeline_api(services, request, send)
     else:
         await _not_found(services, request, send)
 

@@ -37,6 +37,7 @@ from relaygate.core.types import (
     Usage,
 )
 from relaygate.mock.directives import Directives, UserTurn, last_user_turn, parse_directives
+from relaygate.mock.extraction import extraction_answer
 from relaygate.mock.schema import schema_instance
 
 GREETING = "Hello from the relaygate mock."
@@ -183,6 +184,9 @@ def _tool_call(req: ChatRequest, wanted: Directives, seq: int) -> ToolUseBlock |
 
 
 def _answer_text(req: ChatRequest, turn: UserTurn, wanted: Directives) -> str:
+    extraction = extraction_answer(req)
+    if extraction is not None:
+        return extraction
     fmt = req.response_format
     if fmt is not None:
         if fmt.type == "json_schema" and fmt.schema is not None:

@@ -43,7 +43,9 @@ async def relay_whole(
 async def fetch_answer(
     ctx: RequestContext, req: ChatRequest, route: ModelRoute, runner: AttemptRunner
 ) -> ChatResponse:
-    """The answer in the neutral form (the response cache stores and replays it)."""
+    """The answer in the neutral form: what the response cache stores and replays, and what
+    work the gateway does itself (pipeline jobs) reads; the same attempts, failover and fallbacks
+    as a caller's request."""
     return await runner.run(ctx, route, _attempt(ctx, req, _parsed))
 
 

@@ -43,11 +43,14 @@ def load_settings(
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_path(raw, tuple(dotted.split(".")), value)
+    base_dir = path.parent if path else Path.cwd()
+    _inline_schema_files(raw, source, base_dir)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(source, exc)) from None
     _check_api_key_envs(settings, source, env)
+    _check_pipelines(settings, source, env)
     return settings
 
 
@@ -98,6 +101,47 @@ def _check_api_key_envs(settings: Settings, source: str, env: Mapping[str, str])
     if token_env and not env.get(token_env):
         message = f"environment variable {token_env} is not set"
         raise ConfigError(f"{source}: server.metrics_token_env: {message}")
+
+
+def _inline_schema_files(raw: dict[str, Any], source: str, base_dir: Path) -> None:
+    """Replace each pipeline's ``schema_file`` with the schema it holds (JSON or YAML)."""
+    pipelines = raw.get("pipelines")
+    if not isinstance(pipelines, list):
+        return
+    for i, pipeline in enumerate(pipelines):
+        if not isinstance(pipeline, dict) or "schema_file" not in pipeline:
+            continue
+        where = f"{source}: pipelines[{i}].schema_file"
+        if "schema" in pipeline:
+            raise ConfigError(f"{where}: give either schema or schema_file, not both")
+        path = Path(str(pipeline.pop("schema_file"))).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        try:
+            schema = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where}: {path} is not valid JSON or YAML: {exc}") from None
+        if not isinstance(schema, dict):
+            raise ConfigError(f"{where}: {path} must hold a JSON Schema object")
+        pipeline["schema"] = schema
+
+
+def _check_pipelines(settings: Settings, source: str, env: Mapping[str, str]) -> None:
+    models = {n for m in settings.models for n in (m.name, *m.aliases)}
+    seen: set[str] = set()
+    for i, pipeline in enumerate(settings.pipelines):
+        where = f"{source}: pipelines[{i}]"
+        if pipeline.name in seen:
+            raise ConfigError(f"{where}.name: pipeline '{pipeline.name}' is defined twice")
+        seen.add(pipeline.name)
+        if pipeline.model not in models:
+            raise ConfigError(f"{where}.model: unknown model '{pipeline.model}'")
+        secret_env = pipeline.callback_secret_env
+        if secret_env and not env.get(secret_env):
+            raise ConfigError(
+                f"{where}.callback_secret_env: environment variable {secret_env} is not set"
+            )
 
 
 def _describe(source: str, exc: ValidationError) -> str:

@@ -11,6 +11,7 @@ from relaygate.settings.accounting import AccountingSettings
 from relaygate.settings.alerts import AlertSettings
 from relaygate.settings.cache import CacheSettings
 from relaygate.settings.limits import LimitSettings
+from relaygate.settings.pipelines import PipelineSettings
 from relaygate.settings.routing import BreakerSettings, RoutingSettings
 from relaygate.settings.sessions import SessionPolicySettings, SessionSettings
 
@@ -115,6 +116,7 @@ class Settings(_Frozen):
     sessions: SessionSettings = SessionSettings()
     alerts: AlertSettings = AlertSettings()
     models: list[ModelSettings] = Field(min_length=1)
+    pipelines: list[PipelineSettings] = Field(default_factory=list)
 
     @field_validator("models")
     @classmethod

@@ -219,3 +219,21 @@ async def test_check_model(store: KeyStore) -> None:
 def test_refresh_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         KeyCache(object(), refresh_seconds=0)  # type: ignore[arg-type]
+
+
+async def test_a_key_is_found_by_name_for_its_queued_work_until_it_is_disabled(
+    store: KeyStore,
+) -> None:
+    _, record = await add_key(store, "submitter")
+    await add_key(store, "other")
+    cache = await started(store)
+    try:
+        assert cache.by_name("submitter") == record
+        with pytest.raises(AuthenticationError):
+            cache.by_name("nobody")
+        await store.update_key("submitter", disabled=True)
+        await cache.reload()
+        with pytest.raises(AuthenticationError, match="disabled"):
+            cache.by_name("submitter")
+    finally:
+        await cache.stop()

@@ -125,4 +125,42 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX usage_ledger_tags ON usage_ledger USING gin (tags jsonb_path_ops)",
         ),
     ),
+    Migration(
+        6,
+        "extraction pipeline jobs",
+        (
+            """
+            CREATE TABLE pipeline_jobs (
+                id text PRIMARY KEY,
+                pipeline text NOT NULL,
+                event_id text NOT NULL,
+                key_name text,
+                status text NOT NULL,
+                data jsonb NOT NULL,
+                callback_url text,
+                attempts integer NOT NULL DEFAULT 0,
+                max_attempts integer NOT NULL,
+                run_after timestamptz NOT NULL,
+                lease_token text,
+                lease_expires_at timestamptz,
+                result jsonb,
+                validity text,
+                error text,
+                errors jsonb NOT NULL DEFAULT '[]',
+                cost_usd double precision NOT NULL DEFAULT 0,
+                input_tokens bigint NOT NULL DEFAULT 0,
+                output_tokens bigint NOT NULL DEFAULT 0,
+                callback_status text,
+                callback_attempts integer NOT NULL DEFAULT 0,
+                callback_error text,
+                created_at timestamptz NOT NULL,
+                started_at timestamptz,
+                finished_at timestamptz,
+                UNIQUE (pipeline, event_id)
+            )
+            """,
+            "CREATE INDEX pipeline_jobs_due ON pipeline_jobs (pipeline, status, run_after)",
+            "CREATE INDEX pipeline_jobs_list ON pipeline_jobs (pipeline, status, id)",
+        ),
+    ),
 )

@@ -127,4 +127,42 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX usage_ledger_user_created ON usage_ledger (end_user, created_at)",
         ),
     ),
+    Migration(
+        6,
+        "extraction pipeline jobs",
+        (
+            """
+            CREATE TABLE pipeline_jobs (
+                id TEXT PRIMARY KEY,
+                pipeline TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                key_name TEXT,
+                status TEXT NOT NULL,
+                data TEXT NOT NULL,
+                callback_url TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                max_attempts INTEGER NOT NULL,
+                run_after TEXT NOT NULL,
+                lease_token TEXT,
+                lease_expires_at TEXT,
+                result TEXT,
+                validity TEXT,
+                error TEXT,
+                errors TEXT NOT NULL DEFAULT '[]',
+                cost_usd REAL NOT NULL DEFAULT 0,
+                input_tokens INTEGER NOT NULL DEFAULT 0,
+                output_tokens INTEGER NOT NULL DEFAULT 0,
+                callback_status TEXT,
+                callback_attempts INTEGER NOT NULL DEFAULT 0,
+                callback_error TEXT,
+                created_at TEXT NOT NULL,
+                started_at TEXT,
+                finished_at TEXT,
+                UNIQUE (pipeline, event_id)
+            )
+            """,
+            "CREATE INDEX pipeline_jobs_due ON pipeline_jobs (pipeline, status, run_after)",
+            "CREATE INDEX pipeline_jobs_list ON pipeline_jobs (pipeline, status, id)",
+        ),
+    ),
 )

@@ -1,0 +1,101 @@
+"""Named SQL for the SQLite job store (times are UTC ISO text, JSON is text)."""
+
+# Constants built only from other constants (S608).
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from relaygate.jobs.records import JOB_COLUMNS, LEASE_EXPIRED
+
+INSERT = """
+INSERT INTO pipeline_jobs (id, pipeline, event_id, key_name, status, data, callback_url,
+    max_attempts, run_after, created_at)
+VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)
+ON CONFLICT (pipeline, event_id) DO NOTHING
+"""
+SELECT_BY_ID = f"SELECT {JOB_COLUMNS} FROM pipeline_jobs WHERE id = ?"
+SELECT_BY_EVENT = f"SELECT {JOB_COLUMNS} FROM pipeline_jobs WHERE pipeline = ? AND event_id = ?"
+
+# A running job whose lease expired on its last attempt: dead, with the lost attempt's error.
+BURY_EXPIRED = f"""
+UPDATE pipeline_jobs SET status = 'dead', error = '{LEASE_EXPIRED}',
+    errors = json_insert(errors, '$[#]', 'attempt ' || attempts || ': {LEASE_EXPIRED}'),
+    finished_at = ?1, lease_token = NULL,
+    callback_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END
+WHERE pipeline = ?2 AND status = 'running' AND lease_expires_at <= ?1
+    AND attempts >= max_attempts
+"""
+SELECT_DUE = """
+SELECT id FROM pipeline_jobs
+WHERE pipeline = ?1 AND (
+    (status IN ('queued', 'failed') AND run_after <= ?2)
+    OR (status = 'running' AND lease_expires_at <= ?2)
+)
+ORDER BY run_after, id LIMIT ?3
+"""
+CLAIM = f"""
+UPDATE pipeline_jobs SET
+    errors = CASE WHEN status = 'running'
+        THEN json_insert(errors, '$[#]', 'attempt ' || attempts || ': {LEASE_EXPIRED}')
+        ELSE errors END,
+    error = CASE WHEN status = 'running' THEN '{LEASE_EXPIRED}' ELSE error END,
+    status = 'running', attempts = attempts + 1, lease_token = ?, lease_expires_at = ?,
+    started_at = coalesce(started_at, ?)
+WHERE id = ?
+RETURNING {JOB_COLUMNS}
+"""
+RENEW = """
+UPDATE pipeline_jobs SET lease_expires_at = ?
+WHERE id = ? AND lease_token = ? AND status = 'running'
+"""
+SUCCEED = f"""
+UPDATE pipeline_jobs SET status = 'succeeded', result = ?, validity = ?, error = NULL,
+    cost_usd = cost_usd + ?, input_tokens = input_tokens + ?, output_tokens = output_tokens + ?,
+    finished_at = ?, lease_token = NULL, lease_expires_at = NULL,
+    callback_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END
+WHERE id = ? AND lease_token = ? AND status = 'running'
+RETURNING {JOB_COLUMNS}
+"""
+FAIL = f"""
+UPDATE pipeline_jobs SET
+    status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END,
+    error = ?1, errors = json_insert(errors, '$[#]', 'attempt ' || attempts || ': ' || ?1),
+    cost_usd = cost_usd + ?2, input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4,
+    finished_at = CASE WHEN attempts >= max_attempts THEN ?5 ELSE NULL END,
+    run_after = ?6, lease_token = NULL, lease_expires_at = NULL,
+    callback_status = CASE WHEN attempts >= max_attempts AND callback_url IS NOT NULL
+        THEN 'pending' ELSE NULL END
+WHERE id = ?7 AND lease_token = ?8 AND status = 'running'
+RETURNING {JOB_COLUMNS}
+"""
+RELEASE = """
+UPDATE pipeline_jobs SET status = 'queued', attempts = attempts - 1, run_after = ?,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = ? AND lease_token = ? AND status = 'running'
+"""
+REQUEUE = f"""
+UPDATE pipeline_jobs SET status = 'queued', attempts = 0, run_after = ?, finished_at = NULL,
+    callback_status = NULL, callback_attempts = 0, callback_error = NULL
+WHERE id = ? AND status IN ('dead', 'failed')
+RETURNING {JOB_COLUMNS}
+"""
+COUNT_BY_STATUS = "SELECT pipeline, status, count(*) FROM pipeline_jobs GROUP BY pipeline, status"
+SELECT_PENDING_CALLBACKS = (
+    f"SELECT {JOB_COLUMNS} FROM pipeline_jobs WHERE callback_status = 'pending' ORDER BY id LIMIT ?"
+)
+RECORD_CALLBACK = """
+UPDATE pipeline_jobs SET callback_status = ?, callback_attempts = ?, callback_error = ?
+WHERE id = ?
+"""
+
+
+def list_query(*, status: bool, key: bool, cursor: bool) -> str:
+    """Newest first; parameters: pipeline, then status, key name and cursor when asked, limit."""
+    where = ["pipeline = ?"]
+    where += ["status = ?"] if status else []
+    where += ["key_name = ?"] if key else []
+    where += ["id < ?"] if cursor else []
+    return (
+        f"SELECT {JOB_COLUMNS} FROM pipeline_jobs WHERE {' AND '.join(where)} "
+        "ORDER BY id DESC LIMIT ?"
+    )
