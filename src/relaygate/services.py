@@ -29,6 +29,8 @@ from relaygate.recovery import DatabaseRecovery, ReadinessCollector
 from relaygate.relay.attempts import AttemptRunner, health_board
 from relaygate.relay.cached import ResponseCachePath
 from relaygate.routing.catalog import Catalog, build_catalog
+from relaygate.sessions import MemorySessionStore, RedisSessionStore, SessionBook, SessionStore
+from relaygate.sessions.metrics import SessionCollector
 from relaygate.settings import Settings, resolve_api_key
 from relaygate.settings.credentials import upstream_credentials
 from relaygate.store import (
@@ -58,6 +60,7 @@ class Services:
     metrics_access: MetricsAccess
     # Upstream credentials kept out of every error a caller gets and every log line.
     redactor: Redactor
+    sessions: SessionBook
     alerts: Alerts
     bootstrap: BootstrapResult | None = None
     database: DatabaseRecovery = field(default_factory=DatabaseRecovery)
@@ -76,6 +79,7 @@ class Services:
         await self.admission.close()
         await self.keys.stop()
         await self.catalog.close()
+        await self.sessions.store.close()
         await self.store.close()
 
 
@@ -134,6 +138,8 @@ async def build_services(settings: Settings, *, pipeline_workers: bool = True) -
         database.start(outage)
     metrics.registry.register(ReadinessCollector(keys, database))
     runner = AttemptRunner(catalog.get, board, random.Random())
+    sessions = build_sessions(settings)
+    metrics.registry.register(SessionCollector(sessions))
     alerts = build_alerts(
         settings.alerts,
         window=metrics.window,
@@ -162,6 +168,7 @@ async def build_services(settings: Settings, *, pipeline_workers: bool = True) -
             token=resolve_api_key(settings.server.metrics_token_env),
         ),
         redactor=redactor,
+        sessions=sessions,
         alerts=alerts,
         bootstrap=bootstrap,
         database=database,
@@ -170,6 +177,17 @@ async def build_services(settings: Settings, *, pipeline_workers: bool = True) -
     path = GatewayPath(keys, catalog, admission, accounting, services.runner, metrics, redactor)
     services.pipelines = await build_pipelines(settings, path, start=pipeline_workers)
     return services
+
+
+def build_sessions(settings: Settings) -> SessionBook:
+    """Sessions in Redis when ``redis_url`` is set (shared by every process), else in memory."""
+    store: SessionStore = (
+        RedisSessionStore.from_url(settings.redis_url)
+        if settings.redis_url
+        else MemorySessionStore(settings.sessions.max_sessions, settings.sessions.max_memory_bytes)
+    )
+    models = {m.name: m.sessions for m in settings.models}
+    return SessionBook(store, settings.sessions, models)
 
 
 def build_cache(

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
     ("extraction",),
     ("settings", "store", "web"),
-    ("dialects", "providers", "limits", "auth", "cache", "jobs"),
+    ("dialects", "providers", "limits", "auth", "cache", "sessions", "jobs"),
     ("mock", "transport"),
     ("routing",),
     ("capacity", "accounting", "observability", "recovery"),

@@ -13,7 +13,8 @@ from relaygate.admin.routes import ROUTES as ADMIN_ROUTES
 from relaygate.app import RelaygateApp
 from relaygate.edge.openapi import openapi_document, openapi_json
 from relaygate.edge.pipeline_routes import ROUTES as PIPELINE_ROUTES
-from relaygate.edge.routes import MODEL_PREFIXES, ROUTES
+from relaygate.edge.routes import MODEL_PREFIXES, ROUTES, SESSION_METHODS
+from relaygate.edge.session_routes import SESSION_PREFIX
 from relaygate.services import build_services
 from relaygate.settings import load_settings
 
@@ -24,6 +25,7 @@ def app_routes() -> set[tuple[str, str]]:
     """Every (method, OpenAPI path) the app dispatches, read from its route tables."""
     routes = set(ROUTES) | set(ADMIN_ROUTES) | set(PIPELINE_ROUTES)
     routes |= {("GET", prefix + "{model_id}") for prefix in MODEL_PREFIXES}
+    routes |= {(method, SESSION_PREFIX + "{session_id}") for method in SESSION_METHODS}
     routes |= {(method, f"{KEYS_PREFIX}{{name}}{suffix}") for method, suffix in KEY_ROUTES}
     return routes
 

@@ -7,9 +7,11 @@ believe the context is empty and stop compacting.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 
-from relaygate.core.types import ChatRequest
+from relaygate.core.types import ChatRequest, Message
 
 CHARS_PER_TOKEN = 4
 PER_MESSAGE_TOKENS = 4
@@ -23,3 +25,9 @@ def estimate_input_tokens(req: ChatRequest) -> int:
     ]
     size = len(orjson.dumps(parts))
     return max(1, -(-size // CHARS_PER_TOKEN) + PER_MESSAGE_TOKENS * len(req.messages))
+
+
+def estimate_message_tokens(messages: Sequence[Message]) -> int:
+    """The same rule over neutral messages (no wire JSON at hand, e.g. stored session turns)."""
+    size = len(orjson.dumps(messages))
+    return -(-size // CHARS_PER_TOKEN) + PER_MESSAGE_TOKENS * len(messages)

@@ -23,9 +23,11 @@ from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import log_request
 from relaygate.relay.cached import Caller
 from relaygate.relay.count_tokens import count_tokens
+from relaygate.relay.history import with_history
 from relaygate.relay.stream import StreamPump, open_stream
 from relaygate.relay.whole import relay_whole
 from relaygate.services import Services
+from relaygate.sessions import SESSION_HEADER, OpenSession
 from relaygate.store.records import KeyRecord
 from relaygate.web.request import Request, Send
 from relaygate.web.responses import JSON_CONTENT, Headers, send_body
@@ -74,7 +76,14 @@ async def _chat(
     ctx.end_user, ctx.tags = request_attribution(request.headers, req.user)
     route = services.catalog.resolve(req.model, key.allowed_models)
     services.keys.check_model(key, route.name)
-    cache = services.cache
+    session: OpenSession | None = None
+    session_id = request.headers.get(SESSION_HEADER)
+    if session_id is not None:
+        book = services.sessions
+        session = await book.open(session_id, key.id, book.policy(key.name, route.name), req)
+        req = with_history(req, session.history)
+    # A session request is never answered from the cache: its turn must be recorded.
+    cache = services.cache if session is None else None
     if cache is not None and _serves_stale(services, route.name):
         plan = cache.plan(key.name, route, req, request.headers)
         caller = Caller(ctx, req, route, dialect, request, send, _success_headers)
@@ -93,10 +102,20 @@ async def _chat(
             return
         if req.stream:
             opened = await open_stream(ctx, req, route, services.runner)
-            pump = StreamPump(ctx, req, dialect, opened, request, send, services.redactor)
+            observe = session.observe if session is not None else None
+            pump = StreamPump(
+                ctx, req, dialect, opened, request, send, services.redactor, on_events=observe
+            )
             await pump.run(_success_headers(ctx))
             return
-        out = await relay_whole(ctx, req, route, dialect, services.runner)
+        if session is None:
+            out = await relay_whole(ctx, req, route, dialect, services.runner)
+        else:
+            out = await relay_whole(
+                ctx, req, route, dialect, services.runner, on_answer=session.answered
+            )
+            # Before the answer goes out: the caller's next request must already find it.
+            await session.record(session.answer)
         await send_body(send, 200, out, [JSON_CONTENT, *_success_headers(ctx)])
     finally:
         services.admission.finish(ticket, ctx)

@@ -100,6 +100,25 @@ _ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 _PUBLIC: list[dict[str, list[str]]] = []
 
 
+_SESSION = _param(
+    "x-relaygate-session", "header", "A conversation session of this key: its turns go first"
+)
+
+
+def _sessions() -> Schema:
+    errors = _errors("OpenAIError", 400, 401, 404, 503)
+    deleted = _response("Forgotten", {"type": "object"})
+    return {
+        "parameters": [_param("session_id", "path", "At most 128 characters, no control ones")],
+        "get": _op(
+            "A session's stored turns",
+            "proxy",
+            {"200": _response("The turns, oldest first", _ref("Session")), **errors},
+        ),
+        "delete": _op("Forget a session", "proxy", {"200": deleted, **errors}),
+    }
+
+
 def _openai_chat(summary: str) -> Schema:
     ok = _response("A chat completion, or with stream=true a text/event-stream of chunks", None)
     ok["content"] = {
@@ -107,7 +126,8 @@ def _openai_chat(summary: str) -> Schema:
         **_content({"type": "string"}, "text/event-stream"),
     }
     responses = {"200": ok, **_errors("OpenAIError", *_PROXY_ERRORS)}
-    return {"post": _op(summary, "proxy", responses, body=_ref("OpenAIChatRequest"))}
+    body = _ref("OpenAIChatRequest")
+    return {"post": _op(summary, "proxy", responses, body=body, params=[_SESSION])}
 
 
 def _models(summary: str) -> Schema:
@@ -197,6 +217,7 @@ def _paths() -> dict[str, Schema]:
                 "proxy",
                 {"200": anthropic_ok, **_errors("AnthropicError", *_PROXY_ERRORS)},
                 body=_ref("AnthropicMessagesRequest"),
+                params=[_SESSION],
             )
         },
         "/v1/messages/count_tokens": {
@@ -212,6 +233,7 @@ def _paths() -> dict[str, Schema]:
         "/models": _models("The models this key may use (without the /v1 prefix)"),
         "/v1/models/{model_id}": _model("One model"),
         "/models/{model_id}": _model("One model (without the /v1 prefix)"),
+        "/v1/sessions/{session_id}": _sessions(),
         "/healthz": _system("Liveness", {"type": "object"}),
         "/readyz": _system("Readiness: the number of models served", {"type": "object"}),
         "/metrics": _system("Prometheus metrics", {"type": "string"}, "text/plain"),
@@ -311,6 +333,10 @@ def _loose(required: list[str], properties: Schema, description: str) -> Schema:
 
 
 _MESSAGES: Schema = {"type": "array", "items": {"type": "object"}}
+_SESSION_TURN: Schema = {
+    "type": "object",
+    "properties": {"messages": _MESSAGES, "tokens": {"type": "integer"}},
+}
 _TOOLS: Schema = {"type": "array", "items": {"type": "object"}}
 
 
@@ -378,6 +404,11 @@ def _schemas() -> dict[str, Schema]:
         "AnthropicMessage": _loose(["id", "type", "content"], {}, "A Messages API message"),
         "Models": _loose(["data"], {"data": {"type": "array", "items": _ref("Model")}}, "Models"),
         "Model": _loose(["id"], {"id": string}, "A model (OpenAI or Anthropic shape)"),
+        "Session": _loose(
+            ["id", "turns"],
+            {"id": string, "turns": {"type": "array", "items": _SESSION_TURN}},
+            "A session's turns: each a request's messages and the answer, neutral blocks",
+        ),
         "OpenAIError": _error_schema(
             {"message": string, "type": string, "param": {}, "code": {}}, None
         ),

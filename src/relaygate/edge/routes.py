@@ -15,6 +15,7 @@ from relaygate.dialects.base import Dialect
 from relaygate.edge.handler import handle_chat, handle_count_tokens, new_request_id, send_error
 from relaygate.edge.openapi import handle_openapi
 from relaygate.edge.pipeline_routes import handle_pipeline_api, is_pipeline_path
+from relaygate.edge.session_routes import SESSION_PREFIX, handle_session
 from relaygate.edge.system_routes import (
     handle_healthz,
     handle_metrics,
@@ -53,6 +54,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/"): handle_probe,
 }
 MODEL_PREFIXES = ("/v1/models/", "/models/")
+# GET and DELETE /v1/sessions/{id} (edge/session_routes.py).
+SESSION_METHODS = frozenset({"GET", "DELETE"})
 
 
 async def dispatch(services: Services, request: Request, send: Send) -> None:
@@ -62,6 +65,9 @@ async def dispatch(services: Services, request: Request, send: Send) -> None:
         await handler(services, request, send)
     elif request.method == "GET" and request.path.startswith(MODEL_PREFIXES):
         await handle_model(services, request, send)
+    elif request.method in SESSION_METHODS and request.path.startswith(SESSION_PREFIX):
+        dialect = services.anthropic if _speaks_anthropic(request) else services.openai
+        await handle_session(services, request, send, dialect)
     elif is_admin_path(request.path):
         await handle_admin(services, request, send)
     elif is_pipeline_path(request.path):

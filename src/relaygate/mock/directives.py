@@ -1,4 +1,5 @@
-"""Prompt directives: ``mock:tool NAME {json}``, ``mock:words N``, ``mock:fault KIND``.
+"""Prompt directives: ``mock:tool NAME {json}``, ``mock:words N``, ``mock:fault KIND``,
+``mock:recall`` (answer with every user message's text, so a test sees the whole history).
 
 Directives are read from the text of the last user message, so any client (an SDK, Claude Code, a
 curl line) can ask the mock for a tool call, a long answer or a failure without special headers.
@@ -18,7 +19,7 @@ from relaygate.core.types import ChatRequest, TextBlock, ToolResultBlock
 
 MAX_WORDS = 65_536
 MAX_TOOL_INPUT_DEPTH = 64
-_DIRECTIVE = re.compile(r"mock:(tool|words|fault)\b[ \t]*(\S*)")
+_DIRECTIVE = re.compile(r"mock:(tool|words|fault|recall)\b[ \t]*(\S*)")
 _DECODER = json.JSONDecoder()
 
 
@@ -30,6 +31,7 @@ class Directives:
     tool_input: dict[str, Any] | None = None
     words: int | None = None
     fault: str | None = None
+    recall: bool = False
 
 
 NO_DIRECTIVES = Directives()
@@ -68,6 +70,7 @@ def parse_directives(text: str) -> Directives:
     tool_input: dict[str, Any] | None = None
     words: int | None = None
     fault: str | None = None
+    recall = False
     for match in _DIRECTIVE.finditer(text):
         name, arg = match.group(1), match.group(2)
         if name == "tool" and tool is None and arg:
@@ -77,7 +80,9 @@ def parse_directives(text: str) -> Directives:
             words = _word_count(arg)
         elif name == "fault" and fault is None and arg:
             fault = arg
-    return Directives(tool, tool_input, words, fault)
+        elif name == "recall":
+            recall = True
+    return Directives(tool, tool_input, words, fault, recall)
 
 
 def _leading_name(arg: str) -> str:

@@ -193,6 +193,8 @@ def _answer_text(req: ChatRequest, turn: UserTurn, wanted: Directives) -> str:
             return orjson.dumps(schema_instance(fmt.schema)).decode()
         said = turn.text[:ECHO_CHARS]
         return orjson.dumps({"reply": GREETING, "you_said": said}).decode()
+    if wanted.recall:
+        return "Recall: " + " | ".join(_user_texts(req))
     if turn.tool_result is not None:
         text = f"Tool result received: {turn.tool_result[:ECHO_CHARS]}"
     else:
@@ -200,6 +202,16 @@ def _answer_text(req: ChatRequest, turn: UserTurn, wanted: Directives) -> str:
     if wanted.words is not None:
         return _fit_words(text, wanted.words)
     return text
+
+
+def _user_texts(req: ChatRequest) -> list[str]:
+    """The text of every user message, oldest first (tool results as ``[result]``)."""
+    texts: list[str] = []
+    for message in req.messages:
+        if message.role == "user":
+            parts = [b.text if isinstance(b, TextBlock) else "[result]" for b in message.content]
+            texts.append(" ".join(parts))
+    return texts
 
 
 def _fit_words(text: str, count: int) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -150,7 +150,11 @@ class StreamPump:
         request: Request,
         send: Send,
         redactor: Redactor,
+        *,
+        on_events: Callable[[list[StreamEvent]], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_events`` sees every event before its bytes go to the caller (sessions record a
+        completed answer there, so the caller's next request already finds it)."""
         self._ctx = ctx
         self._req = req
         self._dialect = dialect
@@ -168,6 +172,7 @@ class StreamPump:
         self._failed = False
         self._redactor = redactor
         self._mid_frame = False  # the last chunk relayed ended inside a frame
+        self._on_events = on_events
 
     async def run(self, headers: Headers) -> None:
         """Stream to the caller; stops early (closing the upstream) if the caller goes away."""
@@ -230,6 +235,8 @@ class StreamPump:
             if isinstance(event, StreamError):
                 failure = event
                 self._redactor.error(event.error)
+        if self._on_events is not None and events:
+            await self._on_events(events)
         if self._encoder is not None:
             out = b"".join(self._encoder.feed(event) for event in events)
         else:
@@ -264,6 +271,8 @@ class StreamPump:
             if isinstance(event, StreamError):
                 await self._fail(event.error)
                 return
+        if self._on_events is not None and closing:
+            await self._on_events(closing)
         if self._encoder is not None and closing:
             await send_chunk(self._send, b"".join(self._encoder.feed(e) for e in closing))
 

@@ -22,10 +22,17 @@ async def relay_whole(
     route: ModelRoute,
     dialect: Dialect,
     runner: AttemptRunner,
+    *,
+    on_answer: Callable[[ChatResponse], None] | None = None,
 ) -> bytes:
-    """The caller's response body. Same-dialect upstream bytes are returned unchanged."""
+    """The caller's response body. Same-dialect upstream bytes are returned unchanged.
+
+    ``on_answer`` is given the parsed answer of the attempt that succeeded (sessions store it).
+    """
 
     def encode(dep: Deployment, body: bytes, parsed: ChatResponse) -> bytes:
+        if on_answer is not None:
+            on_answer(parsed)
         if dep.wire == req.dialect:
             return body
         return dialect.encode_response(parsed)

@@ -13,6 +13,7 @@ from relaygate.settings.cache import CacheSettings
 from relaygate.settings.limits import LimitSettings
 from relaygate.settings.pipelines import PipelineSettings
 from relaygate.settings.routing import BreakerSettings, RoutingSettings
+from relaygate.settings.sessions import SessionPolicySettings, SessionSettings
 
 
 class _Frozen(BaseModel):
@@ -82,6 +83,7 @@ class ModelSettings(_Frozen):
     fallbacks: list[str] = Field(default_factory=list)
     default_max_tokens: int = Field(4096, gt=0)
     routing: RoutingSettings = RoutingSettings()
+    sessions: SessionPolicySettings = SessionPolicySettings()
 
 
 class ServerSettings(_Frozen):
@@ -111,6 +113,7 @@ class Settings(_Frozen):
     limits: LimitSettings = LimitSettings()
     accounting: AccountingSettings = AccountingSettings()
     cache: CacheSettings = CacheSettings()
+    sessions: SessionSettings = SessionSettings()
     alerts: AlertSettings = AlertSettings()
     models: list[ModelSettings] = Field(min_length=1)
     pipelines: list[PipelineSettings] = Field(default_factory=list)

@@ -92,3 +92,8 @@ def test_tool_input_the_mock_cannot_send_back_is_invalid(tool_json: str) -> None
         parse_directives(f"mock:tool lookup {tool_json}")
     assert caught.value.param == "messages"
     assert caught.value.status == 400
+
+
+def test_recall() -> None:
+    assert parse_directives("what did I say? mock:recall").recall
+    assert not parse_directives("mock:words 3").recall

@@ -396,3 +396,14 @@ def test_a_changed_thinking_signature_is_rejected() -> None:
     check_thinking_signatures(request(ThinkingBlock("thought", thinking_signature("thought"))))
     with pytest.raises(InvalidRequestError, match="signature"):
         check_thinking_signatures(request(ThinkingBlock("thought!", thinking_signature("thought"))))
+
+
+def test_recall_answers_with_every_user_message() -> None:
+    history = (
+        Message("user", (TextBlock("first"),)),
+        Message("assistant", (TextBlock("ok"),)),
+        Message("user", (ToolResultBlock("t1", (TextBlock("r"),)),)),
+        Message("user", (TextBlock("mock:recall"),)),
+    )
+    reply = build_reply(ChatRequest("openai", "m", history), 1)
+    assert texts(reply) == ["Recall: first | [result] | mock:recall"]

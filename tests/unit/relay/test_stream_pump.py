@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from relaygate.core.context import RequestContext
+from relaygate.core.events import StreamEvent
 from relaygate.core.redact import Redactor
 from relaygate.core.sse import SSEDecoder
 from relaygate.core.types import ChatRequest, Message, TextBlock
@@ -53,7 +54,10 @@ class Caller:
 
 
 async def pump(
-    chunks: list[bytes], redactor: Redactor | None = None
+    chunks: list[bytes],
+    redactor: Redactor | None = None,
+    caller: Caller | None = None,
+    on_events: Any = None,
 ) -> tuple[RequestContext, bytes, Response]:
     provider = OpenAIProvider()
 
@@ -83,9 +87,19 @@ async def pump(
         include_usage=True,
     )
     ctx = RequestContext("req_1", "openai.chat", "openai")
-    caller = Caller()
+    caller = caller or Caller()
     redactor = redactor or Redactor([])
-    await StreamPump(ctx, req, OpenAIDialect(), opened, caller, caller.send, redactor).run([])  # type: ignore[arg-type]
+    relay = StreamPump(
+        ctx,
+        req,
+        OpenAIDialect(),
+        opened,
+        caller,  # type: ignore[arg-type]
+        caller.send,
+        redactor,
+        on_events=on_events,
+    )
+    await relay.run([])
     return ctx, caller.body(), response
 
 
@@ -125,3 +139,24 @@ async def test_frames_split_across_chunks_are_relayed_whole_and_in_order() -> No
     _, body, _ = await pump([*chunks, b"data: [DONE]\n\n"])
     assert body.startswith(stream)
     assert body.endswith(b"data: [DONE]\n\n") and b'"error"' not in body
+
+
+async def test_on_events_sees_the_end_of_the_answer_before_the_caller_does() -> None:
+    finish = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+    }
+    caller = Caller()
+    seen: list[tuple[str, bool]] = []
+
+    async def on_events(events: list[StreamEvent]) -> None:
+        for event in events:
+            seen.append((type(event).__name__, b"[DONE]" in caller.body()))
+
+    chunks = [chunk("one "), b"data: " + orjson.dumps(finish) + b"\n\n", b"data: [DONE]\n\n"]
+    ctx, body, _ = await pump(chunks, caller=caller, on_events=on_events)
+    assert ctx.outcome == "ok" and b"[DONE]" in body
+    assert ("MessageStop", False) in seen  # seen while [DONE] had not yet gone out

@@ -120,7 +120,14 @@ def _messages(req: ChatRequest, flatten: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if req.system:
         out.append({"role": "system", "content": _join(req.system)})
-    for message in req.messages:
+    out.extend(messages_wire(req.messages, flatten))
+    return out
+
+
+def messages_wire(messages: tuple[Message, ...], flatten: bool = False) -> list[dict[str, Any]]:
+    """Neutral messages as Chat Completions messages (a session's history uses it too)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
         if message.role == "assistant":
             out.append(_assistant(message))
         elif message.role == "system":
