@@ -371,6 +371,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "relaygate.edge": (
         "handler",
         "openapi",
+        "openapi_schemas",
         "pipeline_routes",
         "routes",
         "session_routes",

@@ -15,18 +15,12 @@ from typing import Any
 import orjson
 
 from relaygate import __version__
-from relaygate.admin.payloads import KeyCreate, KeyUpdate, TopUp
+from relaygate.edge.openapi_schemas import Schema, component_schemas, ref
 from relaygate.services import Services
 from relaygate.web.request import Request, Send
 from relaygate.web.responses import send_json
 
-Schema = dict[str, Any]
-_REF = "#/components/schemas/{model}"
 _JSON = "application/json"
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _content(schema: Schema, media: str = _JSON) -> dict[str, Any]:
@@ -55,7 +49,7 @@ def _errors(error: str, *statuses: int) -> dict[str, Schema]:
         503: "No upstream available, or the database is down",
         504: "The upstream did not answer in time",
     }
-    return {str(s): _response(reasons[s], _ref(error)) for s in statuses}
+    return {str(s): _response(reasons[s], ref(error)) for s in statuses}
 
 
 _PROXY_ERRORS = (400, 401, 403, 404, 413, 429, 500, 502, 503, 504)
@@ -113,7 +107,7 @@ def _sessions() -> Schema:
         "get": _op(
             "A session's stored turns",
             "proxy",
-            {"200": _response("The turns, oldest first", _ref("Session")), **errors},
+            {"200": _response("The turns, oldest first", ref("Session")), **errors},
         ),
         "delete": _op("Forget a session", "proxy", {"200": deleted, **errors}),
     }
@@ -122,24 +116,24 @@ def _sessions() -> Schema:
 def _openai_chat(summary: str) -> Schema:
     ok = _response("A chat completion, or with stream=true a text/event-stream of chunks", None)
     ok["content"] = {
-        **_content(_ref("OpenAIChatCompletion")),
+        **_content(ref("OpenAIChatCompletion")),
         **_content({"type": "string"}, "text/event-stream"),
     }
     responses = {"200": ok, **_errors("OpenAIError", *_PROXY_ERRORS)}
-    body = _ref("OpenAIChatRequest")
+    body = ref("OpenAIChatRequest")
     return {"post": _op(summary, "proxy", responses, body=body, params=[_SESSION])}
 
 
 def _models(summary: str) -> Schema:
     responses = {
-        "200": _response("OpenAI list, or Anthropic list with anthropic-version", _ref("Models")),
+        "200": _response("OpenAI list, or Anthropic list with anthropic-version", ref("Models")),
         **_errors("OpenAIError", 401),
     }
     return {"get": _op(summary, "proxy", responses)}
 
 
 def _model(summary: str) -> Schema:
-    responses = {"200": _response("The model", _ref("Model")), **_errors("OpenAIError", 401, 404)}
+    responses = {"200": _response("The model", ref("Model")), **_errors("OpenAIError", 401, 404)}
     param = _param("model_id", "path", "A model name or alias from the configuration")
     return {"get": _op(summary, "proxy", responses, params=[param])}
 
@@ -204,10 +198,10 @@ _USAGE_PARAMS = [
 def _paths() -> dict[str, Schema]:
     anthropic_ok = _response("A message, or with stream=true a text/event-stream", None)
     anthropic_ok["content"] = {
-        **_content(_ref("AnthropicMessage")),
+        **_content(ref("AnthropicMessage")),
         **_content({"type": "string"}, "text/event-stream"),
     }
-    count_ok = _response("The input token count", _ref("CountTokensResponse"))
+    count_ok = _response("The input token count", ref("CountTokensResponse"))
     return {
         "/v1/chat/completions": _openai_chat("OpenAI Chat Completions, to any configured model"),
         "/chat/completions": _openai_chat("OpenAI Chat Completions (without the /v1 prefix)"),
@@ -216,7 +210,7 @@ def _paths() -> dict[str, Schema]:
                 "Anthropic Messages (?beta=true accepted), to any configured model",
                 "proxy",
                 {"200": anthropic_ok, **_errors("AnthropicError", *_PROXY_ERRORS)},
-                body=_ref("AnthropicMessagesRequest"),
+                body=ref("AnthropicMessagesRequest"),
                 params=[_SESSION],
             )
         },
@@ -226,7 +220,7 @@ def _paths() -> dict[str, Schema]:
                 "(header x-relaygate-token-count: estimate)",
                 "proxy",
                 {"200": count_ok, **_errors("AnthropicError", 400, 401, 403, 404, 413, 502)},
-                body=_ref("CountTokensRequest"),
+                body=ref("CountTokensRequest"),
             )
         },
         "/v1/models": _models("The models this key may use"),
@@ -269,19 +263,19 @@ def _paths() -> dict[str, Schema]:
             "get": _admin("List keys with their limits, spend and status"),
             "post": _admin(
                 "Create a key; the raw key is in the answer, once",
-                body=_ref("KeyCreate"),
+                body=ref("KeyCreate"),
                 created=True,
             ),
         },
         "/admin/keys/{name}": {
             "parameters": [_NAME],
             "get": _admin("One key"),
-            "patch": _admin("Change a key's limits (null clears one)", body=_ref("KeyUpdate")),
+            "patch": _admin("Change a key's limits (null clears one)", body=ref("KeyUpdate")),
             "delete": _admin("Revoke a key"),
         },
         "/admin/keys/{name}/top-up": {
             "parameters": [_NAME],
-            "post": _admin("Add prepaid credit (a ledger entry)", body=_ref("TopUp")),
+            "post": _admin("Add prepaid credit (a ledger entry)", body=ref("TopUp")),
         },
         "/admin/keys/{name}/balance": {
             "parameters": [_NAME],
@@ -322,112 +316,6 @@ def _paths() -> dict[str, Schema]:
     }
 
 
-def _loose(required: list[str], properties: Schema, description: str) -> Schema:
-    return {
-        "type": "object",
-        "description": description,
-        "required": required,
-        "properties": properties,
-        "additionalProperties": True,
-    }
-
-
-_MESSAGES: Schema = {"type": "array", "items": {"type": "object"}}
-_SESSION_TURN: Schema = {
-    "type": "object",
-    "properties": {"messages": _MESSAGES, "tokens": {"type": "integer"}},
-}
-_TOOLS: Schema = {"type": "array", "items": {"type": "object"}}
-
-
-def _schemas() -> dict[str, Schema]:
-    string, boolean, number = {"type": "string"}, {"type": "boolean"}, {"type": "number"}
-    positive = {"type": "integer", "minimum": 1}
-    admin: dict[str, Schema] = {}
-    for model in (KeyCreate, KeyUpdate, TopUp):
-        schema = model.model_json_schema(ref_template=_REF)
-        admin.update(schema.pop("$defs", {}))
-        admin[model.__name__] = schema
-    return {
-        "OpenAIChatRequest": _loose(
-            ["model", "messages"],
-            {
-                "model": string,
-                "messages": {**_MESSAGES, "minItems": 1},
-                "stream": boolean,
-                "stream_options": {"type": "object"},
-                "max_tokens": positive,
-                "max_completion_tokens": positive,
-                "temperature": number,
-                "top_p": number,
-                "stop": {"oneOf": [string, {"type": "array", "items": string}]},
-                "n": {"const": 1},
-                "tools": _TOOLS,
-                "tool_choice": {"oneOf": [string, {"type": "object"}]},
-                "parallel_tool_calls": boolean,
-                "response_format": {"type": "object"},
-                "user": string,
-                "metadata": {"type": "object"},
-            },
-            "OpenAI Chat Completions request; other fields reach OpenAI-wire upstreams unchanged",
-        ),
-        "AnthropicMessagesRequest": _loose(
-            ["model", "max_tokens", "messages"],
-            {
-                "model": string,
-                "max_tokens": positive,
-                "messages": _MESSAGES,
-                "system": {"oneOf": [string, {"type": "array", "items": {"type": "object"}}]},
-                "stream": boolean,
-                "temperature": number,
-                "top_p": number,
-                "top_k": {"type": "integer"},
-                "stop_sequences": {"type": "array", "items": string},
-                "tools": _TOOLS,
-                "tool_choice": {"type": "object"},
-                "thinking": {"type": "object"},
-                "metadata": {"type": "object"},
-            },
-            "Anthropic Messages request; other fields reach Anthropic-wire upstreams unchanged",
-        ),
-        "CountTokensRequest": _loose(
-            ["model", "messages"],
-            {"model": string, "messages": _MESSAGES, "system": {}, "tools": _TOOLS},
-            "Anthropic count_tokens request",
-        ),
-        "CountTokensResponse": {
-            "type": "object",
-            "required": ["input_tokens"],
-            "properties": {"input_tokens": {"type": "integer", "minimum": 0}},
-        },
-        "OpenAIChatCompletion": _loose(["id", "object", "choices"], {}, "chat.completion"),
-        "AnthropicMessage": _loose(["id", "type", "content"], {}, "A Messages API message"),
-        "Models": _loose(["data"], {"data": {"type": "array", "items": _ref("Model")}}, "Models"),
-        "Model": _loose(["id"], {"id": string}, "A model (OpenAI or Anthropic shape)"),
-        "Session": _loose(
-            ["id", "turns"],
-            {"id": string, "turns": {"type": "array", "items": _SESSION_TURN}},
-            "A session's turns: each a request's messages and the answer, neutral blocks",
-        ),
-        "OpenAIError": _error_schema(
-            {"message": string, "type": string, "param": {}, "code": {}}, None
-        ),
-        "AnthropicError": _error_schema({"type": string, "message": string}, "error"),
-        "AdminError": _error_schema({"type": string, "message": string, "param": {}}, None),
-        **admin,
-    }
-
-
-def _error_schema(inner: Schema, type_const: str | None) -> Schema:
-    error = {"type": "object", "required": ["type", "message"], "properties": inner}
-    schema: Schema = {"type": "object", "required": ["error"], "properties": {"error": error}}
-    if type_const is not None:
-        schema["required"] = ["type", "error"]
-        schema["properties"]["type"] = {"const": type_const}
-        schema["properties"]["request_id"] = {"type": "string"}
-    return schema
-
-
 def openapi_document() -> dict[str, Any]:
     """The whole document as a dict."""
     return {
@@ -452,7 +340,7 @@ def openapi_document() -> dict[str, Any]:
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "adminToken": {"type": "http", "scheme": "bearer", "description": "rgadmin-..."},
             },
-            "schemas": _schemas(),
+            "schemas": component_schemas(),
         },
     }
 
