@@ -3,6 +3,7 @@ and whole, translated or not; what is cacheable; bad headers; ledger rows and me
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -142,8 +143,11 @@ async def test_bad_cache_headers_are_a_400_naming_the_header(
 
 async def test_ttl_header_bounds_the_entry(cache_gateway: Gateway) -> None:
     body = openai_chat("seven")
-    headers = cache_gateway.openai_headers(**{"x-relaygate-cache-ttl": "0.001"})
+    headers = cache_gateway.openai_headers(**{"x-relaygate-cache-ttl": "0.05"})
     await cache_gateway.client.post(CHAT, json=body, headers=headers)
+    # The entry's lifetime itself is under test, so time has to pass: a quiet machine answers
+    # the next request well within a millisecond, which a 1 ms TTL once raced against.
+    await asyncio.sleep(0.1)
     again = await cache_gateway.openai(body)
     assert again.headers["x-relaygate-cache"] == "miss"
 
