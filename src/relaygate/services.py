@@ -121,7 +121,11 @@ async def build_services(settings: Settings, *, pipeline_workers: bool = True) -
     board = health_board(catalog, metrics.breaker_changed, on_panic=metrics.breaker_panicked)
     metrics.watch_deployments(board.snapshot)
     admission = await build_admitter(
-        settings.limits, settings.redis_url, catalog.get, metrics.registry
+        settings.limits,
+        settings.redis_url,
+        catalog.get,
+        metrics.registry,
+        workers=settings.server.workers if settings.redis_url else 1,
     )
     accounting = await build_accounting(
         settings.accounting, url, home, catalog, connect=outage is None

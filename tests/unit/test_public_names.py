@@ -106,6 +106,8 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "DeploymentSlots",
         "GradientLimit",
         "Pool",
+        "PriorityReserve",
+        "ProtectedDemand",
         "Slot",
         "SlotSource",
         "pool_of",
@@ -327,6 +329,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.capacity": (
         "adaptive",
+        "reserve",
         "slots",
     ),
     "relaygate.cli": (

@@ -18,9 +18,11 @@ async def build_admitter(
     redis_url: str | None,
     lookup: RouteLookup,
     registry: CollectorRegistry,
+    workers: int = 1,
 ) -> Admitter:
     """The admitter, started. Without ``redis_url`` the limits live in this process's memory;
-    with it they are shared, and a Redis that is down at start-up only starts the fallback."""
+    with it they are shared, and a Redis that is down at start-up only starts the fallback.
+    ``workers`` is how many processes share them (sizes the high-priority reserve)."""
     metrics = AdmissionMetrics(registry)
     limiter: RateLimiter
     if redis_url:
@@ -38,6 +40,6 @@ async def build_admitter(
         limiter = resilient
     else:
         limiter = MemoryLimiter()
-    admitter = Admitter(limits, limiter, lookup=lookup, metrics=metrics)
+    admitter = Admitter(limits, limiter, lookup=lookup, metrics=metrics, workers=workers)
     admitter.start()
     return admitter

