@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,12 +43,7 @@ async def usage_page(view: View) -> None:
     report = await call_admin(services, "GET", "/admin/usage", query)
     daily = await call_admin(services, "GET", "/admin/usage", {**query, "by": "day"})
     bill = await call_admin(services, "GET", "/admin/bill", {"currency": query["currency"]})
-    chart = {
-        "days": [row["group"] for row in daily.body["rows"]] if daily.ok else [],
-        "cost": [row["cost"] for row in daily.body["rows"]] if daily.ok else [],
-        "requests": [row["requests"] for row in daily.body["rows"]] if daily.ok else [],
-        "currency": query["currency"],
-    }
+    chart = {**_daily_series(daily.body["rows"] if daily.ok else []), "currency": query["currency"]}
     await view.page(
         "usage.html",
         200 if report.ok else report.status,
@@ -83,6 +79,24 @@ async def usage_csv(view: View) -> None:
         (b"cache-control", b"no-store"),
     ]
     await send_body(view.send, 200, out.getvalue().encode(), headers)
+
+
+def _daily_series(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Cost and requests per UTC day, from the day before the first one with usage to the last,
+    days without usage as zeros (so even one day draws a line)."""
+    by_day = {row["group"]: row for row in rows}
+    series: dict[str, list[Any]] = {"days": [], "cost": [], "requests": []}
+    if not by_day:
+        return series
+    day = date.fromisoformat(min(by_day)) - timedelta(days=1)
+    last = date.fromisoformat(max(by_day))
+    while day <= last:
+        row = by_day.get(day.isoformat(), {})
+        series["days"].append(day.isoformat())
+        series["cost"].append(row.get("cost", 0.0))
+        series["requests"].append(row.get("requests", 0))
+        day += timedelta(days=1)
+    return series
 
 
 def _cell(value: Any) -> Any:

@@ -55,13 +55,18 @@
     new uPlot({
       width: width(el),
       height: 200,
-      title: "Cost per day (" + series.currency + ") and requests",
-      scales: { x: { time: true }, n: { auto: true } },
+      title: "Cost per UTC day (" + series.currency + ") and requests",
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
+      scales: {
+        x: { time: true },
+        y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.15 : 1]; } },
+        n: { range: function (u, min, max) { return [0, max > 0 ? max * 1.15 : 1]; } }
+      },
       series: [
         {},
         { label: "cost " + series.currency, stroke: "#2f5fd0", fill: "rgba(47,95,208,.12)", width: 2,
           points: { show: true } },
-        { label: "requests", stroke: "#6b7385", scale: "n", width: 1, points: { show: true } }
+        { label: "requests", stroke: "#6b7385", scale: "n", width: 1, points: { show: true, size: 8 } }
       ],
       axes: [{}, {}, { scale: "n", side: 1, grid: { show: false } }]
     }, [xs, series.cost, series.requests], el);
