@@ -37,8 +37,8 @@ try:
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.chrome.webdriver import WebDriver
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.remote.webdriver import WebDriver
 except ImportError:  # pragma: no cover - the test extra installs it
     webdriver = None
 
@@ -313,6 +313,7 @@ def _usage(walk: Walk) -> None:
     walk.screenshot("usage-cny")
 
     href = walk.driver.find_element(By.CSS_SELECTOR, "#csv").get_attribute("href")
+    assert href is not None
     cookies = {c["name"]: c["value"] for c in walk.driver.get_cookies()}
     csv = httpx.get(href, cookies=cookies, follow_redirects=False)
     assert csv.status_code == 200
