@@ -149,3 +149,12 @@ def test_logout_ends_the_session_in_the_browser(session: httpx.Client) -> None:
     assert response.headers["location"] == LOGIN
     assert "Max-Age=0" in response.headers["set-cookie"]
     assert session.get("/dashboard").status_code == 303
+
+
+def test_what_a_page_shows_is_escaped(session: httpx.Client) -> None:
+    name = '<img src=x onerror="alert(1)">'
+    created = session.post("/dashboard/keys", data={"name": name, "csrf": _csrf(session)})
+    assert created.status_code == 201
+    page = session.get("/dashboard/keys").text
+    assert name not in page
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
