@@ -264,6 +264,9 @@ def _keys(walk: Walk) -> None:
     assert not walk.driver.find_elements(By.CSS_SELECTOR, "#new-key")
 
     walk.click(f"{row} a.edit")
+    entries = walk.texts("#balance-entries tbody tr")
+    assert len(entries) == 2 and "$10.00" in " ".join(entries)
+    walk.screenshot("key-edit")
     walk.fill('#edit-key input[name="rpm"]', "120")
     walk.click("#save")
     assert "updated" in walk.text("#done")

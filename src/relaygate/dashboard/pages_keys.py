@@ -47,12 +47,17 @@ async def keys_page(view: View, *, status: int = 200, **extra: Any) -> None:
 
 async def edit_page(view: View, *, error: str = "") -> None:
     name = view.text("name") or view.text("name", "form")
-    answer = await call_admin(view.services, "GET", key_path(name))
+    answer = await call_admin(view.services, "GET", key_path(name, "/balance"))
     if not answer.ok:
         await keys_page(view, status=answer.status, error=answer.error)
         return
     await view.page(
-        "key_edit.html", 400 if error else 200, active="keys", key=answer.body, error=error
+        "key_edit.html",
+        400 if error else 200,
+        active="keys",
+        key=answer.body["key"],
+        entries=answer.body["entries"],
+        error=error,
     )
 
 
