@@ -267,6 +267,14 @@ def _keys(walk: Walk) -> None:
     entries = walk.texts("#balance-entries tbody tr")
     assert len(entries) == 2 and "$10.00" in " ".join(entries)
     walk.screenshot("key-edit")
+    walk.fill('#adjust-balance input[name="amount"]', "-2.5")
+    walk.driver.find_element(
+        By.CSS_SELECTOR, '#adjust-balance select[name="kind"] option[value="adjustment"]'
+    ).click()
+    walk.fill('#adjust-balance input[name="note"]', "correction")
+    walk.click("#adjust")
+    assert "$12.50" in walk.row_of_key("browser-key")
+    walk.click(f"{row} a.edit")
     walk.fill('#edit-key input[name="rpm"]', "120")
     walk.click("#save")
     assert "updated" in walk.text("#done")

@@ -158,3 +158,13 @@ def test_what_a_page_shows_is_escaped(session: httpx.Client) -> None:
     page = session.get("/dashboard/keys").text
     assert name not in page
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+
+
+def test_an_htmx_poll_after_the_session_ended_sends_the_window_to_login(
+    gateway: Gateway,
+) -> None:
+    with _client(gateway) as client:
+        poll = client.get("/dashboard/live", headers={"hx-request": "true"})
+        assert poll.status_code == 303
+        login = client.get(poll.headers["location"], headers={"hx-request": "true"})
+    assert login.headers["hx-redirect"] == LOGIN

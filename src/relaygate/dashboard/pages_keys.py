@@ -57,6 +57,7 @@ async def edit_page(view: View, *, error: str = "") -> None:
         active="keys",
         key=answer.body["key"],
         entries=answer.body["entries"],
+        currencies=view.services.accounting.fx.currencies,
         error=error,
     )
 
@@ -103,6 +104,8 @@ async def top_up(view: View) -> None:
         return
     if note := view.text("note", "form"):
         body["note"] = note
+    if kind := view.text("kind", "form"):
+        body["kind"] = kind
     answer = await call_admin(view.services, "POST", key_path(name, "/top-up"), body=body)
     await _done(view, answer, "topped-up", name)
 
