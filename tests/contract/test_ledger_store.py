@@ -326,3 +326,30 @@ async def test_a_row_the_database_rejects_is_a_data_error(
     bad = dataclasses.replace(row(), **poison)  # type: ignore[arg-type]
     with pytest.raises(StoreDataError):
         await ledger.insert_rows([row(), bad])
+
+
+async def test_recent_rows_by_page_model_and_status(ledger: LedgerStore) -> None:
+    base = datetime(2031, 5, 6, tzinfo=UTC)
+    await ledger.insert_rows(
+        [
+            row(
+                model="mock-gpt" if i % 2 else "mock-claude",
+                status=200 if i % 3 else 502,
+                at=base + timedelta(seconds=i),
+            )
+            for i in range(9)
+        ]
+    )
+    pages = [await ledger.recent_rows(4, offset=offset) for offset in (0, 4, 8)]
+    assert [[r.created_at.second for r in page] for page in pages] == [
+        [8, 7, 6, 5],
+        [4, 3, 2, 1],
+        [0],
+    ]
+    gpt = await ledger.recent_rows(10, where=UsageFilter(model="mock-gpt"))
+    assert [r.created_at.second for r in gpt] == [7, 5, 3, 1]
+    failed = await ledger.recent_rows(10, where=UsageFilter(status=502))
+    assert [r.created_at.second for r in failed] == [6, 3, 0]
+    both = UsageFilter(model="mock-gpt", status=502)
+    assert [r.created_at.second for r in await ledger.recent_rows(10, where=both)] == [3]
+    assert await ledger.recent_rows(10, where=both, offset=1) == []

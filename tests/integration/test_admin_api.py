@@ -207,6 +207,8 @@ async def test_balance_top_ups_are_recorded_entries(admin: Admin) -> None:
         ("GET", "/admin/usage?colour=red", None, 400, "colour"),
         ("GET", "/admin/bill?month=2031-13", None, 400, "month"),
         ("GET", "/admin/usage/requests?limit=0", None, 400, "limit"),
+        ("GET", "/admin/usage/requests?offset=-1", None, 400, "offset"),
+        ("GET", "/admin/usage/requests?status=ok", None, 400, "status"),
     ],
 )
 async def test_bad_input_is_a_clear_error_naming_the_field(
@@ -249,6 +251,10 @@ async def test_usage_bill_and_requests_after_traffic(admin: Admin) -> None:
 
     rows = (await admin.call("GET", "/admin/usage/requests?limit=5")).json()["requests"]
     assert len(rows) == 2 and {r["key_name"] for r in rows} == {"default"}
+    page = await admin.call("GET", "/admin/usage/requests?limit=1&offset=1&status=200")
+    assert [r["id"] for r in page.json()["requests"]] == [rows[1]["id"]]
+    fast = await admin.call("GET", "/admin/usage/requests?model=mock-fast")
+    assert [r["model_used"] for r in fast.json()["requests"]] == ["mock-fast"]
     pricing = (await admin.call("GET", "/admin/pricing?currency=CNY")).json()
     assert pricing["models"]["mock"]["input"] == pytest.approx(7.3)
     ledger = (await admin.call("GET", "/admin/ledger")).json()

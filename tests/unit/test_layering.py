@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipelines",),
     ("services",),
     ("admin",),
+    ("dashboard",),
     ("edge",),
     ("app",),
     ("cli",),

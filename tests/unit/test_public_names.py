@@ -46,6 +46,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "relaygate.admin": (
         "handle_admin",
         "is_admin_path",
+        "serve_admin",
     ),
     "relaygate.alerts": (
         "AlertCollector",
@@ -122,6 +123,10 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "relaygate.dialects.openai": (
         "OpenAIDialect",
         "OpenAIStreamEncoder",
+    ),
+    "relaygate.dashboard": (
+        "handle_dashboard",
+        "is_dashboard_path",
     ),
     "relaygate.edge": (),
     "relaygate.limits": (
@@ -295,6 +300,19 @@ MODULES: dict[str, tuple[str, ...]] = {
         "payloads",
         "routes",
         "usage",
+    ),
+    "relaygate.dashboard": (
+        "admin_calls",
+        "live",
+        "pages_keys",
+        "pages_ops",
+        "pages_overview",
+        "pages_requests",
+        "pages_usage",
+        "render",
+        "routes",
+        "session",
+        "view",
     ),
     "relaygate.alerts": (
         "delivery",

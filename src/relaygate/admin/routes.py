@@ -81,6 +81,16 @@ async def handle_admin(services: Services, request: Request, send: Send) -> None
     """Authenticate, dispatch, and render every failure as the admin API's JSON error."""
     try:
         services.keys.authenticate_admin(bearer_token(request.headers))
+    except GatewayError as err:
+        await send_admin_error(send, AdminError(err.status, err.kind, err.message, err.param))
+        return
+    await serve_admin(services, request, send)
+
+
+async def serve_admin(services: Services, request: Request, send: Send) -> None:
+    """Answer an admin request whose caller is already known to be the admin (the dashboard's
+    session, or ``handle_admin``'s token check): dispatch, and render every failure as JSON."""
+    try:
         _require_database(services, request)
         await _dispatch(services, request, send)
     except AdminError as err:

@@ -15,7 +15,8 @@ from relaygate.web.request import Request, Send
 MAX_ROWS = 1000
 _REPORT_PARAMS = frozenset({"by", "since", "until", "currency", "key", "user", "tag"})
 _BILL_PARAMS = frozenset({"month", "currency"})
-_ROWS_PARAMS = frozenset({"limit", "key", "user", "tag"})
+_ROWS_PARAMS = frozenset({"limit", "offset", "key", "user", "tag", "model", "status"})
+MAX_OFFSET = 10_000_000
 _PRICING_PARAMS = frozenset({"currency"})
 
 
@@ -64,14 +65,28 @@ async def bill(services: Services, request: Request, send: Send) -> None:
 
 
 async def requests(services: Services, request: Request, send: Send) -> None:
-    """The newest ledger rows: ``?limit=100&key=name&user=u1&tag=team=cs``."""
+    """The newest ledger rows, a page at a time:
+    ``?limit=100&offset=200&key=name&user=u1&tag=team=cs&model=gpt-4o&status=429``."""
     params = query_params(request, _ROWS_PARAMS)
-    text = params.get("limit", "100")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ROWS:
-        raise AdminError.bad_request(f"limit: expected a whole number from 1 to {MAX_ROWS}")
-    where = UsageFilter(params.get("key") or None, params.get("user") or None, _tag(params))
-    rows = await services.accounting.store.recent_rows(int(text), where=where)
-    await send_ok(send, {"requests": [r.to_json() for r in rows]})
+    limit = _whole(params, "limit", 100, 1, MAX_ROWS)
+    offset = _whole(params, "offset", 0, 0, MAX_OFFSET)
+    status = _whole(params, "status", 0, 100, 599) if params.get("status") else None
+    where = UsageFilter(
+        params.get("key") or None,
+        params.get("user") or None,
+        _tag(params),
+        model=params.get("model") or None,
+        status=status,
+    )
+    rows = await services.accounting.store.recent_rows(limit, where=where, offset=offset)
+    await send_ok(send, {"requests": [r.to_json() for r in rows], "offset": offset})
+
+
+def _whole(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = params.get(name) or str(default)
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise AdminError.bad_request(f"{name}: expected a whole number from {low} to {high}")
+    return int(text)
 
 
 async def pricing(services: Services, request: Request, send: Send) -> None:

@@ -284,12 +284,15 @@ def _paths() -> dict[str, Schema]:
         "/admin/usage": {"get": _admin("Usage totals", params=_USAGE_PARAMS)},
         "/admin/usage/requests": {
             "get": _admin(
-                "The newest ledger rows",
+                "The newest ledger rows, a page at a time",
                 params=[
                     _query("limit", "How many (default 100)"),
+                    _query("offset", "How many of the newest matching rows to skip (default 0)"),
                     _query("key", "Only this key"),
                     _query("user", "Only this end user"),
                     _query("tag", "Only requests with this tag, as name=value"),
+                    _query("model", "Only this model (the one used, else the one requested)"),
+                    _query("status", "Only this HTTP status"),
                 ],
             )
         },

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from relaygate.admin import handle_admin, is_admin_path
 from relaygate.core.context import RequestContext
 from relaygate.core.errors import GatewayError, NotFoundError, clip
+from relaygate.dashboard import handle_dashboard, is_dashboard_path
 from relaygate.dialects.base import Dialect
 from relaygate.edge.handler import handle_chat, handle_count_tokens, new_request_id, send_error
 from relaygate.edge.openapi import handle_openapi
@@ -59,7 +60,8 @@ SESSION_METHODS = frozenset({"GET", "DELETE"})
 
 
 async def dispatch(services: Services, request: Request, send: Send) -> None:
-    """Answer one HTTP request: a proxy or system route, a model entry, the admin API, or 404."""
+    """Answer one HTTP request: a proxy or system route, a model entry, the admin API, the
+    pipeline API, the dashboard, or 404."""
     handler = ROUTES.get((request.method, request.path))
     if handler is not None:
         await handler(services, request, send)
@@ -72,6 +74,8 @@ async def dispatch(services: Services, request: Request, send: Send) -> None:
         await handle_admin(services, request, send)
     elif is_pipeline_path(request.path):
         await handle_pipeline_api(services, request, send)
+    elif is_dashboard_path(request.path):
+        await handle_dashboard(services, request, send)
     else:
         await _not_found(services, request, send)
 

@@ -70,6 +70,9 @@ class UsageFilter:
     key_name: str | None = None
     end_user: str | None = None
     tag: tuple[str, str] | None = None
+    # The model used (or, when none answered, the one requested) and the HTTP status.
+    model: str | None = None
+    status: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,10 +116,15 @@ class LedgerStore(Protocol):
         """Rows with this request id, oldest first."""
 
     async def recent_rows(
-        self, limit: int, key_name: str | None = None, *, where: UsageFilter | None = None
+        self,
+        limit: int,
+        key_name: str | None = None,
+        *,
+        where: UsageFilter | None = None,
+        offset: int = 0,
     ) -> list[LedgerRow]:
         """The newest rows first, of the rows ``where`` matches (default: of ``key_name``, or
-        all)."""
+        all), skipping the newest ``offset`` of them (a page)."""
 
     async def usage_groups(
         self,

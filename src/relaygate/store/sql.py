@@ -87,8 +87,11 @@ class UsageSql(ABC):
         )
         return sql, params
 
-    def recent_rows(self, limit: int, where: UsageFilter) -> tuple[str, list[object]]:
-        """The newest ``limit`` ledger rows ``where`` matches (columns: LEDGER_COLUMNS)."""
+    def recent_rows(
+        self, limit: int, where: UsageFilter, offset: int = 0
+    ) -> tuple[str, list[object]]:
+        """The newest ``limit`` ledger rows ``where`` matches after skipping ``offset`` of them
+        (columns: LEDGER_COLUMNS)."""
         params: list[object] = []
 
         def arg(value: object) -> str:
@@ -100,6 +103,8 @@ class UsageSql(ABC):
         if conditions:
             sql += f" WHERE {' AND '.join(conditions)}"
         sql += f" ORDER BY created_at DESC LIMIT {arg(limit)}"
+        if offset:
+            sql += f" OFFSET {arg(offset)}"
         return sql, params
 
     def _matching(self, where: UsageFilter, arg: Callable[[object], str]) -> list[str]:
@@ -110,4 +115,8 @@ class UsageSql(ABC):
             conditions.append(f"end_user = {arg(where.end_user)}")
         if where.tag is not None:
             conditions.append(self.tag_match(*where.tag, arg))
+        if where.model is not None:
+            conditions.append(f"{_GROUPS['model']} = {arg(where.model)}")
+        if where.status is not None:
+            conditions.append(f"status = {arg(where.status)}")
         return conditions

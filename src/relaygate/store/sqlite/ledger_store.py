@@ -59,9 +59,15 @@ class SqliteLedgerStore(DatabaseOwner[SqliteDatabase]):
         ]
 
     async def recent_rows(
-        self, limit: int, key_name: str | None = None, *, where: UsageFilter | None = None
+        self,
+        limit: int,
+        key_name: str | None = None,
+        *,
+        where: UsageFilter | None = None,
+        offset: int = 0,
     ) -> list[LedgerRow]:
-        sql, params = q.USAGE_SQL.recent_rows(limit, where or UsageFilter(key_name=key_name))
+        where = where or UsageFilter(key_name=key_name)
+        sql, params = q.USAGE_SQL.recent_rows(limit, where, offset)
         return [ledger_row_from(r, _time(r[2])) for r in await self._fetch(sql, params)]
 
     async def usage_groups(
