@@ -42,7 +42,8 @@ async def test_a_session_ends_when_its_cookie_expires(
 ) -> None:
     http, token = client
     clock = Clock()
-    monkeypatch.setattr(routes, "SIGNER", SessionSigner(lifetime_seconds=600, clock=clock))
+    signer = SessionSigner(lifetime_seconds=600, clock=clock)
+    monkeypatch.setattr(routes, "signer_for", lambda services: signer)
     login = await http.post("/dashboard/login", data={"token": token})
     assert login.status_code == 303
     assert "Max-Age=600" in login.headers["set-cookie"]

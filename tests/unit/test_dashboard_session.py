@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import stat
+from pathlib import Path
+
 import pytest
 
 from relaygate.dashboard.session import (
     COOKIE_NAME,
+    SECRET_FILE,
     SessionSigner,
     cookie_value,
     set_cookie_header,
+    shared_secret,
 )
 
 
@@ -50,9 +56,36 @@ def test_a_changed_cookie_is_refused(tamper: object) -> None:
     assert signer.verify(tamper(value)) is None
 
 
-def test_another_processes_secret_does_not_verify() -> None:
+def test_another_secret_does_not_verify() -> None:
     _, value = SessionSigner().issue()
     assert SessionSigner().verify(value) is None
+
+
+def test_workers_sharing_a_home_accept_each_others_cookies(tmp_path: Path) -> None:
+    # serve --workers N: each process makes its own signer from the shared home.
+    first, second = SessionSigner(shared_secret(tmp_path)), SessionSigner(shared_secret(tmp_path))
+    session, value = first.issue()
+    assert second.verify(value) == session
+    assert second.check_csrf(session, first.csrf_token(session))
+    assert stat.S_IMODE((tmp_path / SECRET_FILE).stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [SECRET_FILE]
+
+
+def _secret_in(home: str) -> bytes:
+    return shared_secret(Path(home))
+
+
+def test_workers_starting_together_agree_on_one_secret(tmp_path: Path) -> None:
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        secrets = pool.map(_secret_in, [str(tmp_path)] * 16)
+    assert len(set(secrets)) == 1
+    assert secrets[0] == (tmp_path / SECRET_FILE).read_bytes()
+
+
+def test_a_damaged_secret_file_is_replaced_only_by_hand(tmp_path: Path) -> None:
+    (tmp_path / SECRET_FILE).write_bytes(b"short")
+    with pytest.raises(ValueError, match="delete it"):
+        shared_secret(tmp_path)
 
 
 def test_csrf_tokens_belong_to_their_session() -> None:

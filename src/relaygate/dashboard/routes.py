@@ -8,12 +8,18 @@ the browser sends an ``Origin``, come from this host.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from relaygate.core.errors import GatewayError
 from relaygate.dashboard import pages_keys, pages_ops, pages_overview, pages_requests, pages_usage
 from relaygate.dashboard.render import STATIC_PREFIX, redirect, render, send_asset, send_page
-from relaygate.dashboard.session import SessionSigner, cookie_value, set_cookie_header
+from relaygate.dashboard.session import (
+    SessionSigner,
+    cookie_value,
+    set_cookie_header,
+    shared_secret,
+)
 from relaygate.dashboard.view import MAX_FORM_BYTES, Page, View, parse_pairs
 from relaygate.services import Services
 from relaygate.store.errors import StoreError
@@ -23,8 +29,16 @@ logger = logging.getLogger("relaygate.dashboard")
 PREFIX = "/dashboard"
 LOGIN = "/dashboard/login"
 LOGOUT = "/dashboard/logout"
-# One per process: a restart logs every browser out (sessions are not stored anywhere).
-SIGNER = SessionSigner()
+# Per gateway home (its secret file): made on the first dashboard request.
+_SIGNERS: dict[Path, SessionSigner] = {}
+
+
+def signer_for(services: Services) -> SessionSigner:
+    home = services.settings.resolved_home
+    signer = _SIGNERS.get(home)
+    if signer is None:
+        signer = _SIGNERS[home] = SessionSigner(shared_secret(home))
+    return signer
 
 GET_PAGES: dict[str, Page] = {
     "/dashboard": pages_overview.overview,
@@ -61,15 +75,16 @@ async def handle_dashboard(services: Services, request: Request, send: Send) -> 
     if path == LOGIN:
         await _login(services, request, send)
         return
-    session = SIGNER.verify(cookie_value(request.headers.get("cookie")))
+    signer = signer_for(services)
+    session = signer.verify(cookie_value(request.headers.get("cookie")))
     if session is None:
         await redirect(send, LOGIN)
         return
-    view = View(services, request, send, session, SIGNER.csrf_token(session))
+    view = View(services, request, send, session, signer.csrf_token(session))
     view.query = parse_pairs(request.query)
     if request.method == "POST":
         view.form = parse_pairs(await request.body(MAX_FORM_BYTES))
-        if not _same_origin(request) or not SIGNER.check_csrf(session, view.form.get("csrf")):
+        if not _same_origin(request) or not signer.check_csrf(session, view.form.get("csrf")):
             await send_page(send, render("error.html", message=CSRF_REFUSED), 403)
             return
         if path == LOGOUT:
@@ -114,8 +129,9 @@ async def _login(services: Services, request: Request, send: Send) -> None:
             )
             await send_page(send, render("login.html", error=message), err.status)
             return
-        _, value = SIGNER.issue()
-        cookie = set_cookie_header(value, SIGNER.lifetime_seconds, secure=_secure(request))
+        signer = signer_for(services)
+        _, value = signer.issue()
+        cookie = set_cookie_header(value, signer.lifetime_seconds, secure=_secure(request))
         await redirect(send, PREFIX, [cookie])
         return
     # An htmx poll whose session ended follows the 303 here: send the whole window to login.

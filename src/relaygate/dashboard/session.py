@@ -1,7 +1,10 @@
-"""The dashboard's login session: a stateless cookie signed with a per-process secret.
+"""The dashboard's login session: a stateless cookie signed with the gateway's dashboard secret.
 
 The cookie's value is ``<session id>.<expiry, unix seconds>.<HMAC-SHA256 of both>``; nothing is
-stored server-side, so a restart (a new secret) logs everyone out. The CSRF token of a session is
+stored server-side. The secret is a file in the gateway's home (``SECRET_FILE``, mode 0600),
+made once, so every worker process of ``serve --workers N`` accepts the cookie another issued,
+and a restart does not log browsers out; deleting the file ends every session at the next
+start. The CSRF token of a session is
 an HMAC of its id under a different label, so it cannot be computed without the secret and a
 stolen CSRF token does not reveal the cookie.
 """
@@ -11,14 +14,48 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 COOKIE_NAME = "relaygate_dashboard"
 COOKIE_PATH = "/dashboard"
 DEFAULT_LIFETIME_SECONDS = 8 * 3600
+SECRET_FILE = "dashboard-secret"
+SECRET_BYTES = 32
+
+
+def shared_secret(home: Path) -> bytes:
+    """The dashboard secret in ``home``, made (atomically, readable only by its owner) when
+    absent; several workers starting together all end up with the one that was written first."""
+    path = home / SECRET_FILE
+    try:
+        secret = path.read_bytes()
+        if len(secret) == SECRET_BYTES:
+            return secret
+    except FileNotFoundError:
+        pass
+    home.mkdir(parents=True, exist_ok=True)
+    fresh = secrets.token_bytes(SECRET_BYTES)
+    temporary = home / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(fresh)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(temporary, path)  # fails if another worker's secret got there first
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    secret = path.read_bytes()
+    if len(secret) != SECRET_BYTES:
+        raise ValueError(f"{path} is not a dashboard secret of {SECRET_BYTES} bytes: delete it")
+    return secret
 
 
 @dataclass(frozen=True, slots=True)
