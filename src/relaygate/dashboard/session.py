@@ -24,7 +24,7 @@ from pathlib import Path
 COOKIE_NAME = "relaygate_dashboard"
 COOKIE_PATH = "/dashboard"
 DEFAULT_LIFETIME_SECONDS = 8 * 3600
-SECRET_FILE = "dashboard-secret"
+SECRET_FILE = "dashboard-secret"  # noqa: S105 (a file name, not a secret)
 SECRET_BYTES = 32
 
 
