@@ -40,6 +40,7 @@ def signer_for(services: Services) -> SessionSigner:
         signer = _SIGNERS[home] = SessionSigner(shared_secret(home))
     return signer
 
+
 GET_PAGES: dict[str, Page] = {
     "/dashboard": pages_overview.overview,
     "/dashboard/live": pages_overview.live,
