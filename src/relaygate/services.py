@@ -81,6 +81,7 @@ class Services:
         await self.catalog.close()
         await self.sessions.store.close()
         await self.store.close()
+        await self.metrics.close()
 
 
 async def build_services(settings: Settings, *, pipeline_workers: bool = True) -> Services:
@@ -176,6 +177,7 @@ async def build_services(settings: Settings, *, pipeline_workers: bool = True) -
     )
     path = GatewayPath(keys, catalog, admission, accounting, services.runner, metrics, redactor)
     services.pipelines = await build_pipelines(settings, path, start=pipeline_workers)
+    metrics.start()
     return services
 
 

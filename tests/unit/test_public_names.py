@@ -408,6 +408,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "worker",
     ),
     "relaygate.observability": (
+        "all_workers",
         "cache_metrics",
         "logging",
         "metrics",
