@@ -1,5 +1,9 @@
 """``relaygate serve --workers 2``: every scrape of /metrics reports the whole gateway's totals,
-whichever worker answers it (not that worker's own counters)."""
+whichever worker answers it (not that worker's own counters).
+
+Another worker's values reach a scrape within its publishing interval (about a second): the test
+waits for one scrape with the full total, then every later scrape must report it too.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import emptied_redis_db
 from tests.e2e.server import Gateway, start_gateway, stop
+from tests.waiting import wait_until
 
 # A Redis database of this test's own: the shared fixture's database 15 may be in use by others.
 METRICS_REDIS_DB = 9
@@ -76,6 +81,10 @@ def test_every_scrape_reports_the_requests_of_all_workers(two_workers: Gateway) 
         )
         assert answer.status_code == 200
 
+    wait_until(
+        lambda: total(samples(scrape(gw)), "relaygate_requests_total") == REQUESTS,
+        what="a scrape with every worker's requests",
+    )
     for _ in range(SCRAPES):
         text = scrape(gw)
         found = samples(text)
@@ -84,5 +93,6 @@ def test_every_scrape_reports_the_requests_of_all_workers(two_workers: Gateway) 
         # Scrape-time gauges of every worker are there, each series once.
         assert found[("relaygate_ready", ())] == 1
         assert found[("relaygate_asyncio_tasks", ())] > 0
+        assert 'pid="' not in text  # every gauge merged, none split per process
         series = [line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")]
         assert [s for s, n in Counter(series).items() if n > 1] == []

@@ -1,16 +1,10 @@
-"""Admission metrics, registered on the app's own Prometheus registry.
-
-Each gauge's ``multiprocess_mode`` is how it merges over the workers of ``serve --workers N``
-(relaygate.observability.all_workers); a single process ignores it.
-"""
+"""Admission metrics, registered on the app's own Prometheus registry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from relaygate.admission.degrade import Level, Signals
 
@@ -42,7 +36,6 @@ class AdmissionMetrics:
             "relaygate_admission_queue_depth",
             "Requests waiting in the admission queues",
             registry=registry,
-            multiprocess_mode="livesum",
         )
         self.queue_wait = Histogram(
             "relaygate_admission_queue_wait_seconds",
@@ -55,15 +48,12 @@ class AdmissionMetrics:
             "Adaptive concurrency limit per deployment",
             ("deployment",),
             registry=registry,
-            # Each worker adapts its own limit: the tightest one shows the deployment struggling.
-            multiprocess_mode="livemin",
         )
         self._level = Gauge(
             "relaygate_degradation_level",
             "Degradation level per model (0 normal, 1 reduced, 2 degraded)",
             ("model",),
             registry=registry,
-            multiprocess_mode="livemax",
         )
         self._transitions = Counter(
             "relaygate_degradation_transitions",
@@ -75,7 +65,6 @@ class AdmissionMetrics:
             "relaygate_shared_limits_up",
             "1 while limits are shared through Redis, 0 while this process uses local limits",
             registry=registry,
-            multiprocess_mode="livemin",
         )
         self._shed = Counter(
             "relaygate_shed_requests",
@@ -84,8 +73,11 @@ class AdmissionMetrics:
             ("reason",),
             registry=registry,
         )
-        self._loop_lag = _LoopLagCollector()
-        registry.register(self._loop_lag)
+        self._loop_lag = Gauge(
+            "relaygate_event_loop_lag_seconds",
+            "Smoothed event-loop scheduling lag of this process",
+            registry=registry,
+        )
         self.shared_outages = Counter(
             "relaygate_shared_limits_outages",
             "Times the shared limit store became unreachable",
@@ -94,7 +86,7 @@ class AdmissionMetrics:
 
     def watch_loop_lag(self, lag: Callable[[], float]) -> None:
         """Report ``lag()`` (seconds, the smoothed event-loop lag) as a gauge at each scrape."""
-        self._loop_lag.lag = lag
+        self._loop_lag.set_function(lag)
 
     def shed(self, reason: str) -> None:
         """Count one request shed for ``reason`` (``loop_lag``, ``degraded``)."""
@@ -114,21 +106,3 @@ class AdmissionMetrics:
         if not up:
             self.shared_outages.inc()
         self.shared_up.set(1 if up else 0)
-
-
-class _LoopLagCollector(Collector):
-    """The lag read at scrape time (a collector, not ``Gauge.set_function``, which has no
-    per-process file to merge over workers)."""
-
-    def __init__(self) -> None:
-        self.lag: Callable[[], float] = lambda: 0.0
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "relaygate_event_loop_lag_seconds",
-            "Smoothed event-loop scheduling lag of this process",
-            value=self.lag(),
-        )

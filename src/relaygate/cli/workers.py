@@ -22,9 +22,8 @@ from typing import Any
 import uvicorn
 
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
-from relaygate.observability.all_workers import MULTIPROC_DIR_ENV
 from relaygate.settings import Settings
-from relaygate.settings.load import CONFIG_PATH_ENV
+from relaygate.settings.load import CONFIG_PATH_ENV, METRICS_DIR_ENV
 from relaygate.store import open_store
 
 APP_FACTORY = "relaygate.app:create_app_from_env"
@@ -85,9 +84,8 @@ def run_workers(settings: Settings, config: Path | None) -> int:
     os.environ.update(worker_env(settings, config))
     boot = asyncio.run(prepare_state(settings))
     print(announcement(settings, boot), flush=True)
-    # Set before the workers start: prometheus_client picks its value store at import.
-    metrics_dir = tempfile.mkdtemp(prefix="relaygate-metrics-")
-    os.environ[MULTIPROC_DIR_ENV] = metrics_dir
+    metrics_dir = tempfile.mkdtemp(prefix="relaygate-metrics-")  # private: mode 0700
+    os.environ[METRICS_DIR_ENV] = metrics_dir
     try:
         uvicorn.run(
             APP_FACTORY,

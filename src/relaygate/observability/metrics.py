@@ -1,21 +1,21 @@
 """Prometheus metrics, kept in a registry owned by the app (no module-level collectors).
 
 Under ``serve --workers N`` a scrape answers with every worker's metrics merged
-(relaygate.observability.all_workers); a gauge's ``multiprocess_mode`` says how it merges.
+(relaygate.observability.all_workers, where each gauge's merge is chosen).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from relaygate.core.context import RequestContext
-from relaygate.observability.all_workers import AllWorkers, multiprocess_dir
+from relaygate.observability.all_workers import AllWorkers
 from relaygate.observability.window import RequestWindow
 from relaygate.routing.breaker import BreakerState
 from relaygate.routing.health import HealthSnapshot
@@ -35,17 +35,19 @@ class Metrics:
     grow memory and the ``/metrics`` answer without bound."""
 
     def __init__(
-        self, model_labels: Mapping[str, str] | None = None, *, window_seconds: float = 300.0
+        self,
+        model_labels: Mapping[str, str] | None = None,
+        *,
+        window_seconds: float = 300.0,
+        shared_dir: Path | None = None,
     ) -> None:
+        """``shared_dir``: where the workers of ``serve --workers N`` share their metrics."""
         # Configured model names and aliases -> the model's name: the only model labels.
         self._model_labels = dict(model_labels or {})
         # The recent requests in-process alert rules read (latency, error rate).
         self.window = RequestWindow(window_seconds)
-        self.registry = AppRegistry()
-        directory = multiprocess_dir()
-        self._all_workers = (
-            AllWorkers(directory, lambda: self.registry.callbacks) if directory else None
-        )
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.all_workers = AllWorkers(shared_dir, self.registry) if shared_dir else None
         self.requests = Counter(
             "relaygate_requests",
             "Requests answered, by route, model and status",
@@ -94,18 +96,13 @@ class Metrics:
         )
         self._cost_children: dict[tuple[str, str], Counter] = {}
         self.in_flight = Gauge(
-            "relaygate_requests_in_flight",
-            "Requests being handled",
-            registry=self.registry,
-            multiprocess_mode="livesum",
+            "relaygate_requests_in_flight", "Requests being handled", registry=self.registry
         )
         self.breaker_state = Gauge(
             "relaygate_breaker_state",
             "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open",
             ("deployment",),
             registry=self.registry,
-            # Each worker has its own breakers: show the most open one.
-            multiprocess_mode="livemax",
         )
         self.breaker_transitions = Counter(
             "relaygate_breaker_transitions",
@@ -180,32 +177,18 @@ class Metrics:
         return self._model_labels.get(requested, UNKNOWN_MODEL)
 
     def start(self) -> None:
-        """Start sharing this worker's scrape-time metrics (nothing for a single process)."""
-        if self._all_workers is not None:
-            self._all_workers.start()
+        """Start publishing this worker's metrics to the others (nothing for a single process)."""
+        if self.all_workers is not None:
+            self.all_workers.start()
 
     async def close(self) -> None:
-        if self._all_workers is not None:
-            await self._all_workers.stop()
+        if self.all_workers is not None:
+            await self.all_workers.stop()
 
     def render(self) -> bytes:
-        if self._all_workers is not None:
-            return self._all_workers.render()
+        if self.all_workers is not None:
+            return self.all_workers.render()
         return generate_latest(self.registry)
-
-
-class AppRegistry(CollectorRegistry):
-    """The app's registry; it also keeps its scrape-time collectors apart, for the workers of
-    ``serve --workers N`` to share (their Counter, Gauge and Histogram values share themselves)."""
-
-    def __init__(self) -> None:
-        super().__init__(auto_describe=True)
-        self.callbacks: list[Collector] = []
-
-    def register(self, collector: Collector) -> None:
-        super().register(collector)
-        if not isinstance(collector, MetricWrapperBase):
-            self.callbacks.append(collector)
 
 
 def model_labels(settings: Settings) -> dict[str, str]:

@@ -34,8 +34,6 @@ class PipelineMetrics:
             "Jobs in the store by pipeline and status (queued + failed is the queue depth)",
             ("pipeline", "status"),
             registry=registry,
-            # Every worker counts the same shared store.
-            multiprocess_mode="livemax",
         )
         self.attempts = Counter(
             "relaygate_pipeline_attempts",
