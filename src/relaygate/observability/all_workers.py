@@ -14,7 +14,8 @@ Why snapshots and not prometheus_client's own multi-process mode: that mode writ
 ~1.2 us per histogram observation, ~10 us per request here), is switched on for the whole
 process by an environment variable read at import, and cannot export the scrape-time collectors.
 Snapshots leave the request path exactly as in a single process; the price is that another
-worker's values in a scrape are up to ``PUBLISH_SECONDS`` old.
+worker's values in a scrape are up to ``PUBLISH_SECONDS`` old, and each worker's event loop
+spends about one scrape's collection per ``PUBLISH_SECONDS`` (~4 ms for ~1,000 series).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from prometheus_client.registry import Collector
 from relaygate.core.background import BackgroundTask
 from relaygate.observability.cache_metrics import HIT_RATIO, hit_ratios
 
-PUBLISH_SECONDS = 1.0
+PUBLISH_SECONDS = 2.0
 Aggregation = Literal["sum", "max", "min"]
 
 GAUGES: dict[str, Aggregation] = {
@@ -85,6 +86,7 @@ class AllWorkers:
         self.tag = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._publisher: BackgroundTask | None = None
         self._prefixes: set[str] = set()
+        self._keys: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 
     def render(self) -> bytes:
         self.publish()
@@ -109,13 +111,16 @@ class AllWorkers:
                 if sample.name.endswith("_created"):
                     continue  # when each worker's series began: means nothing summed
                 labels = sample.labels
-                key = mmap_key(
-                    metric.name,
-                    sample.name,
-                    list(labels),
-                    list(labels.values()),
-                    metric.documentation,
-                )
+                series = (sample.name, tuple(labels.items()))
+                key = self._keys.get(series)
+                if key is None:  # series are bounded (no caller-chosen labels): so is this
+                    key = self._keys[series] = mmap_key(
+                        metric.name,
+                        sample.name,
+                        list(labels),
+                        list(labels.values()),
+                        metric.documentation,
+                    )
                 entries.append((key, sample.value))
         for prefix in self._prefixes - files.keys():
             files[prefix] = []
