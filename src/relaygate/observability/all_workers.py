@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from relaygate.core.background import BackgroundTask
 from relaygate.observability.cache_metrics import HIT_RATIO, hit_ratios
 
 PUBLISH_SECONDS = 2.0
+logger = logging.getLogger("relaygate.metrics")
 Aggregation = Literal["sum", "max", "min"]
 
 GAUGES: dict[str, Aggregation] = {
@@ -128,11 +130,17 @@ class AllWorkers:
         for prefix, entries in files.items():
             _replace_file(self._directory / f"{prefix}_{self.tag}.db", entries)
 
+    def _publish_or_warn(self) -> None:
+        try:
+            self.publish()
+        except OSError as exc:  # the directory gone or full: the next round tries again
+            logger.warning("metrics snapshot for the other workers not written: %s", exc)
+
     def start(self) -> None:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(PUBLISH_SECONDS)
-                self.publish()
+                self._publish_or_warn()
 
         self._publisher = BackgroundTask("metrics-publisher", loop)
         self._publisher.start()
@@ -141,7 +149,7 @@ class AllWorkers:
         """Leave this worker's final counters (totals must not drop) and remove its gauges."""
         if self._publisher is not None:
             await self._publisher.cancel()
-        self.publish()
+        self._publish_or_warn()
         for path in _gauge_files(self._directory):
             if os.path.basename(path).endswith(f"_{self.tag}.db"):
                 with contextlib.suppress(FileNotFoundError):

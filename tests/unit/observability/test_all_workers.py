@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from relaygate.cache import CacheStats
@@ -147,3 +148,11 @@ def test_a_single_process_renders_its_own_registry() -> None:
         alone.render()
     )
     assert alone.all_workers is None
+
+
+async def test_a_worker_stops_cleanly_when_the_shared_directory_is_gone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = worker(tmp_path / "gone")
+    await gone.close()
+    assert "metrics snapshot for the other workers not written" in caplog.text
