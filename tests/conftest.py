@@ -6,6 +6,7 @@ can never pass by quietly skipping the shared backends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -75,7 +76,14 @@ def redis_server_url() -> str:
 @pytest.fixture
 async def redis_url(redis_server_url: str) -> AsyncIterator[str]:
     """A URL for Redis database 15, emptied before and after the test."""
-    url = f"{redis_server_url}/{REDIS_TEST_DB}"
+    async with emptied_redis_db(redis_server_url, REDIS_TEST_DB) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def emptied_redis_db(server_url: str, db: int) -> AsyncIterator[str]:
+    """The URL of Redis database ``db``, emptied on entry and on exit."""
+    url = f"{server_url}/{db}"
     client = aioredis.Redis.from_url(url)
     try:
         await client.flushdb()

@@ -33,6 +33,7 @@ from relaygate.sessions import MemorySessionStore, RedisSessionStore, SessionBoo
 from relaygate.sessions.metrics import SessionCollector
 from relaygate.settings import Settings, resolve_api_key
 from relaygate.settings.credentials import upstream_credentials
+from relaygate.settings.load import metrics_dir_from_env
 from relaygate.store import (
     KeyStore,
     StoreUnavailableError,
@@ -81,6 +82,7 @@ class Services:
         await self.catalog.close()
         await self.sessions.store.close()
         await self.store.close()
+        await self.metrics.close()
 
 
 async def build_services(settings: Settings, *, pipeline_workers: bool = True) -> Services:
@@ -117,7 +119,9 @@ async def build_services(settings: Settings, *, pipeline_workers: bool = True) -
     redact_logs(redactor)
     rules = settings.alerts.rules
     window = max(rules.latency.window_seconds, rules.errors.window_seconds)
-    metrics = Metrics(model_labels(settings), window_seconds=window)
+    metrics = Metrics(
+        model_labels(settings), window_seconds=window, shared_dir=metrics_dir_from_env()
+    )
     board = health_board(catalog, metrics.breaker_changed, on_panic=metrics.breaker_panicked)
     metrics.watch_deployments(board.snapshot)
     admission = await build_admitter(
@@ -180,6 +184,7 @@ async def build_services(settings: Settings, *, pipeline_workers: bool = True) -
     )
     path = GatewayPath(keys, catalog, admission, accounting, services.runner, metrics, redactor)
     services.pipelines = await build_pipelines(settings, path, start=pipeline_workers)
+    metrics.start()
     return services
 
 

@@ -429,6 +429,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "worker",
     ),
     "relaygate.observability": (
+        "all_workers",
         "cache_metrics",
         "logging",
         "metrics",

@@ -9,7 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from relaygate.app import create_app
-from relaygate.cli.workers import run_workers
+from relaygate.cli.workers import SERVER_OPTIONS, run_workers
 from relaygate.observability.logging import configure_logging
 from relaygate.services import Services
 from relaygate.settings import ConfigError, Settings, load_settings
@@ -57,12 +57,7 @@ def run_serve(args: argparse.Namespace) -> int:
         app,
         host=settings.server.host,
         port=settings.server.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=30,
+        **SERVER_OPTIONS,
     )
     server = uvicorn.Server(config)
     server.run()

@@ -4,23 +4,38 @@ The parent resolves the settings once, runs the first-start bootstrap (so N work
 create the database or the first key), announces, and hands its resolved options to the workers
 as ``RELAYGATE_*`` variables; each worker builds its app with ``create_app_from_env``. Without a
 Redis URL it refuses to start: each process would enforce every limit on its own, N times over.
+
+The workers keep their metrics in a private directory the parent creates before they start and
+removes after they have stopped, so any worker's ``/metrics`` answers for all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.settings import Settings
-from relaygate.settings.load import CONFIG_PATH_ENV
+from relaygate.settings.load import CONFIG_PATH_ENV, METRICS_DIR_ENV
 from relaygate.store import open_store
 
 APP_FACTORY = "relaygate.app:create_app_from_env"
+SERVER_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "lifespan": "on",
+    "access_log": False,
+    "log_level": "warning",
+    "timeout_graceful_shutdown": 30,
+}
+"""uvicorn's options for one process and for N workers alike."""
 
 
 def workers_without_redis(settings: Settings) -> str | None:
@@ -69,19 +84,19 @@ def run_workers(settings: Settings, config: Path | None) -> int:
     os.environ.update(worker_env(settings, config))
     boot = asyncio.run(prepare_state(settings))
     print(announcement(settings, boot), flush=True)
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.server.host,
-        port=settings.server.port,
-        workers=settings.server.workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=30,
-    )
+    metrics_dir = tempfile.mkdtemp(prefix="relaygate-metrics-")  # private: mode 0700
+    os.environ[METRICS_DIR_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.server.host,
+            port=settings.server.port,
+            workers=settings.server.workers,
+            **SERVER_OPTIONS,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

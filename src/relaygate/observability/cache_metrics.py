@@ -5,7 +5,7 @@ Labels take only configured model names (the resolved model of a cacheable reque
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from relaygate.cache import CacheStats
 
 RESULTS = ("hit", "stale", "miss", "coalesced")
+HIT_RATIO = "relaygate_cache_hit_ratio"
 
 
 class CacheMetrics:
@@ -78,14 +79,19 @@ class _CacheCollector(Collector):
             "Cache backend failures (each one served as a miss)",
             value=stats.errors,
         )
-        ratio = GaugeMetricFamily(
-            "relaygate_cache_hit_ratio",
-            "Share of cacheable requests answered without an upstream call of their own",
-            labels=("model",),
-        )
-        for model, counts in self._counts.items():
-            total = sum(counts.values())
-            if total:
-                saved = counts["hit"] + counts["stale"] + counts["coalesced"]
-                ratio.add_metric((model,), saved / total)
-        yield ratio
+        yield hit_ratios(self._counts)
+
+
+def hit_ratios(counts: Mapping[str, Mapping[str, float]]) -> GaugeMetricFamily:
+    """Each model's hit ratio from its lookups by result (model -> result -> count)."""
+    ratio = GaugeMetricFamily(
+        HIT_RATIO,
+        "Share of cacheable requests answered without an upstream call of their own",
+        labels=("model",),
+    )
+    for model, by_result in counts.items():
+        total = sum(by_result.values())
+        if total:
+            saved = sum(by_result.get(result, 0) for result in ("hit", "stale", "coalesced"))
+            ratio.add_metric((model,), saved / total)
+    return ratio

@@ -1,15 +1,21 @@
-"""Prometheus metrics, kept in a registry owned by the app (no module-level collectors)."""
+"""Prometheus metrics, kept in a registry owned by the app (no module-level collectors).
+
+Under ``serve --workers N`` a scrape answers with every worker's metrics merged
+(relaygate.observability.all_workers, where each gauge's merge is chosen).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from relaygate.core.context import RequestContext
+from relaygate.observability.all_workers import AllWorkers
 from relaygate.observability.window import RequestWindow
 from relaygate.routing.breaker import BreakerState
 from relaygate.routing.health import HealthSnapshot
@@ -29,13 +35,19 @@ class Metrics:
     grow memory and the ``/metrics`` answer without bound."""
 
     def __init__(
-        self, model_labels: Mapping[str, str] | None = None, *, window_seconds: float = 300.0
+        self,
+        model_labels: Mapping[str, str] | None = None,
+        *,
+        window_seconds: float = 300.0,
+        shared_dir: Path | None = None,
     ) -> None:
+        """``shared_dir``: where the workers of ``serve --workers N`` share their metrics."""
         # Configured model names and aliases -> the model's name: the only model labels.
         self._model_labels = dict(model_labels or {})
         # The recent requests in-process alert rules read (latency, error rate).
         self.window = RequestWindow(window_seconds)
         self.registry = CollectorRegistry(auto_describe=True)
+        self.all_workers = AllWorkers(shared_dir, self.registry) if shared_dir else None
         self.requests = Counter(
             "relaygate_requests",
             "Requests answered, by route, model and status",
@@ -164,7 +176,18 @@ class Metrics:
             return NO_MODEL
         return self._model_labels.get(requested, UNKNOWN_MODEL)
 
+    def start(self) -> None:
+        """Start publishing this worker's metrics to the others (nothing for a single process)."""
+        if self.all_workers is not None:
+            self.all_workers.start()
+
+    async def close(self) -> None:
+        if self.all_workers is not None:
+            await self.all_workers.stop()
+
     def render(self) -> bytes:
+        if self.all_workers is not None:
+            return self.all_workers.render()
         return generate_latest(self.registry)
 
 

@@ -60,8 +60,20 @@ CONFIG_PATH_ENV = "RELAYGATE_CONFIG"
 def config_path_from_env(env: Mapping[str, str] | None = None) -> Path | None:
     """The config file named by ``RELAYGATE_CONFIG`` (set by ``serve --workers`` for its
     worker processes), or None for the embedded defaults."""
-    env = os.environ if env is None else env
-    value = env.get(CONFIG_PATH_ENV)
+    return _path_from_env(CONFIG_PATH_ENV, env)
+
+
+METRICS_DIR_ENV = "RELAYGATE_METRICS_DIR"
+
+
+def metrics_dir_from_env(env: Mapping[str, str] | None = None) -> Path | None:
+    """The directory the worker processes of ``serve --workers`` share their metrics in (set by
+    their parent), or None for a single process."""
+    return _path_from_env(METRICS_DIR_ENV, env)
+
+
+def _path_from_env(name: str, env: Mapping[str, str] | None) -> Path | None:
+    value = (os.environ if env is None else env).get(name)
     return Path(value) if value else None
 
 
