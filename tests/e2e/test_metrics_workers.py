@@ -96,3 +96,31 @@ def test_every_scrape_reports_the_requests_of_all_workers(two_workers: Gateway) 
         assert 'pid="' not in text  # every gauge merged, none split per process
         series = [line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")]
         assert [s for s, n in Counter(series).items() if n > 1] == []
+
+
+@pytest.mark.redis
+def test_the_dashboard_shows_every_workers_requests(two_workers: Gateway) -> None:
+    gw = two_workers
+    body = {"model": "quick", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": f"Bearer {gw.api_key}"}
+    for _ in range(REQUESTS):
+        answer = httpx.post(
+            f"{gw.base_url}/v1/chat/completions", json=body, headers=headers, timeout=30
+        )
+        assert answer.status_code == 200
+    wait_until(
+        lambda: total(samples(scrape(gw)), "relaygate_requests_total") == REQUESTS,
+        what="every worker's requests published",
+    )
+    for _ in range(SCRAPES):
+        # A fresh client (connection) each time: the login and the page may reach either worker.
+        with httpx.Client(base_url=gw.base_url, timeout=30) as browser:
+            login = browser.post(
+                "/dashboard/login",
+                data={"token": gw.admin_token},
+                headers={"origin": gw.base_url},
+            )
+            assert login.status_code == 303
+            live = browser.get("/dashboard/live")
+            assert live.status_code == 200
+            assert f'id="stat-requests">{REQUESTS}<' in live.text

@@ -28,7 +28,7 @@ JOB_COUNTS = frozenset({"relaygate_pipeline_jobs"})
 async def jobs_page(view: View) -> None:
     pipelines = view.services.pipelines
     counts: dict[str, dict[str, float]] = defaultdict(dict)
-    for sample in samples(view.services.metrics.registry, JOB_COUNTS).get(
+    for sample in samples(view.services.metrics.gateway_view(), JOB_COUNTS).get(
         "relaygate_pipeline_jobs", []
     ):
         counts[sample.labels.get("pipeline", "")][sample.labels.get("status", "")] = sample.value
@@ -62,7 +62,7 @@ async def retry_job(view: View) -> None:
 
 
 async def cache_page(view: View) -> None:
-    found = samples(view.services.metrics.registry, CACHE_SERIES)
+    found = samples(view.services.metrics.gateway_view(), CACHE_SERIES)
     by_model: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for sample in found.get("relaygate_cache_requests_total", []):
         by_model[sample.labels["model"]][sample.labels["result"]] += sample.value

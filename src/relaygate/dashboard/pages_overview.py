@@ -30,7 +30,7 @@ async def _live(view: View) -> dict[str, Any]:
     alerts = await call_admin(services, "GET", "/admin/alerts")
     ledger = await call_admin(services, "GET", "/admin/ledger")
     return {
-        "o": SAMPLER.overview(services.metrics.registry),
+        "o": SAMPLER.overview(services.metrics.gateway_view()),
         "ready": ready,
         "readiness": report,
         "redis_configured": bool(services.settings.redis_url),

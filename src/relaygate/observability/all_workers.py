@@ -91,11 +91,15 @@ class AllWorkers:
         self._keys: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 
     def render(self) -> bytes:
+        return generate_latest(self.merged())
+
+    def merged(self) -> CollectorRegistry:
+        """Every worker's metrics merged, this worker's as of now (what a scrape answers)."""
         self.publish()
         remove_dead_gauges(self._directory)
         merged = CollectorRegistry(auto_describe=False)
         merged.register(_Merged(self._directory))
-        return generate_latest(merged)
+        return merged
 
     def publish(self) -> None:
         """Write this worker's snapshot (each file replaced whole, so a series that is gone from

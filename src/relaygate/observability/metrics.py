@@ -190,6 +190,13 @@ class Metrics:
             return self.all_workers.render()
         return generate_latest(self.registry)
 
+    def gateway_view(self) -> CollectorRegistry:
+        """The whole gateway's metrics: this registry, or every worker's merged when several
+        processes serve (what the dashboard reads, so it agrees with ``/metrics``)."""
+        if self.all_workers is not None:
+            return self.all_workers.merged()
+        return self.registry
+
 
 def model_labels(settings: Settings) -> dict[str, str]:
     """Each configured model name and alias -> the ``model`` label its requests count under."""
