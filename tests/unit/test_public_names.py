@@ -208,7 +208,9 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.jobs": (
         "JOB_STATUSES",
+        "AttemptOutcome",
         "CallbackStatus",
+        "Failure",
         "Job",
         "JobPage",
         "JobStatus",
@@ -216,6 +218,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "NewJob",
         "PostgresJobStore",
         "SqliteJobStore",
+        "Success",
         "Usage",
         "create_job_store",
         "retry_delay",

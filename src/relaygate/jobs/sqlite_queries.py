@@ -14,7 +14,13 @@ VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)
 ON CONFLICT (pipeline, event_id) DO NOTHING
 """
 SELECT_BY_ID = f"SELECT {JOB_COLUMNS} FROM pipeline_jobs WHERE id = ?"
-SELECT_BY_EVENT = f"SELECT {JOB_COLUMNS} FROM pipeline_jobs WHERE pipeline = ? AND event_id = ?"
+
+
+def select_by_events(count: int) -> str:
+    """The jobs of ``count`` (pipeline, event_id) pairs, given as 2 x ``count`` parameters."""
+    pairs = ", ".join(["(?, ?)"] * count)
+    return f"SELECT {JOB_COLUMNS} FROM pipeline_jobs WHERE (pipeline, event_id) IN (VALUES {pairs})"
+
 
 # A running job whose lease expired on its last attempt: dead, with the lost attempt's error.
 BURY_EXPIRED = f"""
@@ -25,23 +31,23 @@ UPDATE pipeline_jobs SET status = 'dead', error = '{LEASE_EXPIRED}',
 WHERE pipeline = ?2 AND status = 'running' AND lease_expires_at <= ?1
     AND attempts >= max_attempts
 """
-SELECT_DUE = """
-SELECT id FROM pipeline_jobs
-WHERE pipeline = ?1 AND (
-    (status IN ('queued', 'failed') AND run_after <= ?2)
-    OR (status = 'running' AND lease_expires_at <= ?2)
-)
-ORDER BY run_after, id LIMIT ?3
-"""
+# One statement: pick the due rows and lease them, each with a fresh random token.
 CLAIM = f"""
 UPDATE pipeline_jobs SET
     errors = CASE WHEN status = 'running'
         THEN json_insert(errors, '$[#]', 'attempt ' || attempts || ': {LEASE_EXPIRED}')
         ELSE errors END,
     error = CASE WHEN status = 'running' THEN '{LEASE_EXPIRED}' ELSE error END,
-    status = 'running', attempts = attempts + 1, lease_token = ?, lease_expires_at = ?,
-    started_at = coalesce(started_at, ?)
-WHERE id = ?
+    status = 'running', attempts = attempts + 1, lease_token = lower(hex(randomblob(16))),
+    lease_expires_at = ?3, started_at = coalesce(started_at, ?2)
+WHERE id IN (
+    SELECT id FROM pipeline_jobs
+    WHERE pipeline = ?1 AND (
+        (status IN ('queued', 'failed') AND run_after <= ?2)
+        OR (status = 'running' AND lease_expires_at <= ?2)
+    )
+    ORDER BY run_after, id LIMIT ?4
+)
 RETURNING {JOB_COLUMNS}
 """
 RENEW = """
