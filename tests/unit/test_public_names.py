@@ -406,6 +406,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "callbacks",
         "compiled",
         "gateway",
+        "group_commit",
         "metrics",
         "runtime",
         "worker",

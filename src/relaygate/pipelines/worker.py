@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from relaygate.core.background import BackgroundTask
-from relaygate.jobs import Job, JobStore, Usage, retry_delay
+from relaygate.jobs import AttemptOutcome, Failure, Job, JobStore, Success, Usage, retry_delay
 from relaygate.pipelines.attempt import AttemptEnd, Failed, Succeeded, run_attempt
 from relaygate.pipelines.compiled import CompiledPipeline
 from relaygate.pipelines.gateway import GatewayPath, Spent
+from relaygate.pipelines.group_commit import GroupCommit
 from relaygate.store import StoreError
 
 logger = logging.getLogger("relaygate.pipelines")
@@ -46,6 +47,7 @@ class PipelineWorker:
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._freed = asyncio.Event()
+        self._ends: GroupCommit[AttemptOutcome, Job | None] = GroupCommit(self._finish_many)
         self._loop = BackgroundTask(f"pipeline-{pipeline.name}", self._claim_loop)
 
     def start(self) -> None:
@@ -63,6 +65,7 @@ class PipelineWorker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._ends.close()
 
     async def _claim_loop(self) -> None:
         settings = self.pipeline.settings
@@ -169,19 +172,24 @@ class PipelineWorker:
     async def _commit(self, job: Job, end: AttemptEnd, spent: Spent) -> None:
         assert job.lease_token is not None
         usage = Usage(spent.cost_usd, spent.input_tokens, spent.output_tokens)
-        now = utc_now()
+        outcome: AttemptOutcome
         if isinstance(end, Succeeded):
-            committed = await self._store.succeed(
-                job.id, job.lease_token, end.value, end.validity, usage, now
-            )
+            outcome = Success(job.id, job.lease_token, end.value, end.validity, usage)
         else:
             base = self.pipeline.settings.retry_base_seconds
-            retry_at = now + timedelta(seconds=retry_delay(job.attempts, base=base))
-            committed = await self._store.fail(
-                job.id, job.lease_token, end.error, usage, now, retry_at
-            )
+            retry_at = utc_now() + timedelta(seconds=retry_delay(job.attempts, base=base))
+            outcome = Failure(job.id, job.lease_token, end.error, usage, retry_at)
+        committed = await self._ends.submit(outcome)
         if committed is None:
             logger.warning("job %s: lease lost before the result was committed", job.id)
             return
         if self._on_end is not None:
             await self._on_end(self.pipeline, committed, end)
+
+    async def _finish_many(self, outcomes: Sequence[AttemptOutcome]) -> list[Job | None]:
+        """One write for the attempts that ended together. Their calls' ledger rows are written
+        (or spilled to disk) first: a committed job never lacks the ledger row of its call."""
+        ledger = self._path.accounting.ledger
+        if ledger is not None:
+            await ledger.flush()
+        return await self._store.finish_many(outcomes, utc_now())
