@@ -22,6 +22,15 @@ class Recorder:
         return [item * 10 for item in items]
 
 
+async def held_write(recorder: Recorder, commits: GroupCommit[int, int]) -> asyncio.Task[int]:
+    """Item 1's write, started and held open until ``recorder.gate`` is set."""
+    recorder.gate.clear()
+    task = asyncio.create_task(commits.submit(1))
+    while not recorder.batches:
+        await asyncio.sleep(0)
+    return task
+
+
 async def test_a_lone_item_is_written_at_once() -> None:
     recorder = Recorder()
     commits = GroupCommit(recorder.write)
@@ -31,11 +40,8 @@ async def test_a_lone_item_is_written_at_once() -> None:
 
 async def test_items_asked_for_during_a_write_share_the_next_one() -> None:
     recorder = Recorder()
-    recorder.gate.clear()
     commits = GroupCommit(recorder.write)
-    first = asyncio.create_task(commits.submit(1))
-    while not recorder.batches:
-        await asyncio.sleep(0)
+    first = await held_write(recorder, commits)
     later = [asyncio.create_task(commits.submit(i)) for i in range(2, 6)]
     await asyncio.sleep(0)
     recorder.gate.set()
@@ -70,14 +76,11 @@ async def test_a_failed_write_fails_every_caller_of_its_batch_only() -> None:
 
 async def test_a_caller_that_gives_up_leaves_its_item_to_the_write() -> None:
     recorder = Recorder()
-    recorder.gate.clear()
     commits = GroupCommit(recorder.write)
-    task = asyncio.create_task(commits.submit(7))
-    while not recorder.batches:
-        await asyncio.sleep(0)
+    task = await held_write(recorder, commits)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     recorder.gate.set()
     await commits.close()
-    assert recorder.batches == [[7]]
+    assert recorder.batches == [[1]]
