@@ -20,6 +20,7 @@ logger = logging.getLogger("relaygate.pipelines")
 POLL_SECONDS = 0.5
 ERROR_PAUSE_SECONDS = 2.0
 CLAIM_BATCH_SECONDS = 0.005
+CLAIM_BATCH_DIVISOR = 4  # claim when a quarter of the slots are free
 OnEnd = Callable[[CompiledPipeline, Job, AttemptEnd], Awaitable[None]]
 
 
@@ -94,14 +95,22 @@ class PipelineWorker:
                 # Nothing more is due: wait for new work (or the poll), not for free slots.
                 await self._wait(self._wake, self._poll_seconds)
             elif len(claimed) == free:
-                # Every slot is busy and more may be due: claim again once some have freed,
-                # a few at a time rather than one claim per finished job.
+                # Every slot is busy and more may be due: claim again once a batch of slots
+                # has freed (or a moment has passed), not one claim per finished job.
                 await self._wait(self._freed, self._poll_seconds)
-                await asyncio.sleep(CLAIM_BATCH_SECONDS)
+                await self._wait_for_slots(max(1, settings.concurrency // CLAIM_BATCH_DIVISOR))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._freed.set()
+
+    async def _wait_for_slots(self, wanted: int) -> None:
+        deadline = asyncio.get_running_loop().time() + CLAIM_BATCH_SECONDS
+        while self.pipeline.settings.concurrency - len(self._running) < wanted:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await self._wait(self._freed, left)
 
     @staticmethod
     async def _wait(event: asyncio.Event, seconds: float) -> None:
