@@ -90,13 +90,17 @@ class SqliteJobStore(DatabaseOwner[SqliteDatabase]):
     async def finish_many(
         self, outcomes: Sequence[AttemptOutcome], now: datetime
     ) -> list[Job | None]:
-        finished: list[Job | None] = []
+        successes = [_success_values(o) for o in outcomes if isinstance(o, Success)]
+        failures = [_failure_values(o) for o in outcomes if isinstance(o, Failure)]
+        finished: dict[str, Job] = {}
         async with self._db.transaction() as conn:
-            for outcome in outcomes:
-                async with conn.execute(*_finish_statement(outcome, now)) as rows:
-                    row = await rows.fetchone()
-                finished.append(None if row is None else _job(row))
-        return finished
+            for sql, values in ((q.SUCCEED_MANY, successes), (q.FAIL_MANY, failures)):
+                if not values:
+                    continue
+                params = (orjson.dumps(values).decode(), to_text(now))
+                async with conn.execute(sql, params) as rows:
+                    finished.update((job.id, job) for job in map(_job, await rows.fetchall()))
+        return [finished.get(outcome.job_id) for outcome in outcomes]
 
     async def release(self, job_id: str, token: str, now: datetime) -> bool:
         async with self._db.transaction() as conn:
@@ -146,14 +150,17 @@ def _job(row: Sequence[Any]) -> Job:
     return job_from_row(row, from_text)
 
 
-def _finish_statement(outcome: AttemptOutcome, now: datetime) -> tuple[str, Sequence[Any]]:
+def _success_values(outcome: Success) -> list[Any]:
     usage = outcome.usage
-    if isinstance(outcome, Success):
-        return q.SUCCEED, (
-            orjson.dumps(outcome.result).decode(), outcome.validity, usage.cost_usd,
-            usage.input_tokens, usage.output_tokens, to_text(now), outcome.job_id, outcome.token,
-        )  # fmt: skip
-    return q.FAIL, (
-        outcome.error, usage.cost_usd, usage.input_tokens, usage.output_tokens, to_text(now),
-        to_text(outcome.retry_at), outcome.job_id, outcome.token,
-    )  # fmt: skip
+    return [
+        outcome.job_id, outcome.token, orjson.dumps(outcome.result).decode(), outcome.validity,
+        usage.cost_usd, usage.input_tokens, usage.output_tokens,
+    ]  # fmt: skip
+
+
+def _failure_values(outcome: Failure) -> list[Any]:
+    usage = outcome.usage
+    return [
+        outcome.job_id, outcome.token, outcome.error, usage.cost_usd, usage.input_tokens,
+        usage.output_tokens, to_text(outcome.retry_at),
+    ]  # fmt: skip
