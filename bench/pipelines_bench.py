@@ -114,16 +114,25 @@ def start_worker(name: str, config: Path, workdir: Path, url: str) -> Server:
     return _spawn(name, [*_RELAYGATE, "worker", *common], workdir, 0)
 
 
-async def send_events(base: str, key: str, events: int, senders: int) -> list[float]:
+async def send_events(
+    base: str, key: str, events: int, senders: int, rate: float | None = None
+) -> list[float]:
+    """Each event's acceptance latency. With ``rate``, event i is due ``i / rate`` seconds after
+    the start and its latency counts from then (a sender running late adds its lateness), so a
+    slow server cannot hide behind slower sending; without, the senders send back to back."""
     content = f"Order from Ann. mock:extract plain {json.dumps(ORDER)}"
     headers = {"authorization": f"Bearer {key}"}
     latencies: list[float] = []
     next_id = iter(range(events))
+    start = time.perf_counter()
 
     async def sender(session: aiohttp.ClientSession) -> None:
         for i in next_id:
             body = {"event_id": f"ev-{i}", "data": {"content": content}}
             started = time.perf_counter()
+            if rate is not None:
+                started = start + i / rate
+                await asyncio.sleep(max(0.0, started - time.perf_counter()))
             async with session.post(f"{base}/v1/pipelines/bench/events", json=body) as r:
                 await r.read()
                 if r.status != 202:
@@ -136,7 +145,12 @@ async def send_events(base: str, key: str, events: int, senders: int) -> list[fl
 
 
 def run(
-    events: int, senders: int, concurrency: int, keep: bool, postgres: str | None
+    events: int,
+    senders: int,
+    concurrency: int,
+    keep: bool,
+    postgres: str | None,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="relaygate-pipelines-bench-"))
     config = write_config(workdir / "config.yaml", concurrency)
@@ -153,7 +167,7 @@ def run(
     try:
         cpu_before = sum(s.cpu_seconds() for s in servers)
         started = time.perf_counter()
-        latencies = asyncio.run(send_events(servers[0].base_url, key, events, senders))
+        latencies = asyncio.run(send_events(servers[0].base_url, key, events, senders, rate))
         accepted = time.perf_counter() - started
         while (done := count()) < events:
             for server in servers:
@@ -174,6 +188,7 @@ def run(
         "store": "postgres, 2 worker processes" if postgres else "sqlite, one process",
         "events": events,
         "senders": senders,
+        "offered_events_per_second": rate,
         "pipeline_concurrency": concurrency,
         "jobs_per_second": events / elapsed,
         "seconds": elapsed,
@@ -188,6 +203,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--senders", type=int, default=16)
+    parser.add_argument(
+        "--rate", type=float, help="events per second offered (default: as fast as accepted)"
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="the pipeline's concurrency")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--postgres", help="postgresql://... server (a fresh schema is used)")
@@ -204,11 +222,12 @@ def main() -> None:
         if args.postgres is None:
             parser.error("--kill-run needs --postgres")
         sys.exit(0 if print_report(run_kill(args.postgres, args.events, kills=args.kills)) else 1)
-    result = run(args.events, args.senders, args.concurrency, args.keep, args.postgres)
+    result = run(args.events, args.senders, args.concurrency, args.keep, args.postgres, args.rate)
     accept = result["accept_ms"]
     rate, cpu = result["jobs_per_second"], result["gateway_cpu_ms_per_job"]
+    offered = f" offered at {args.rate:g}/s" if args.rate else ""
     print(
-        f"{result['store']}: {result['events']} events -> {rate:.0f} jobs/s end to end "
+        f"{result['store']}: {result['events']} events{offered} -> {rate:.0f} jobs/s end to end "
         f"({result['seconds']:.1f} s); gateway CPU {cpu:.2f} ms/job; "
         f"202 p50 {accept['p50']:.1f} ms, p99 {accept['p99']:.1f} ms"
     )

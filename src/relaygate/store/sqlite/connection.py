@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -18,6 +20,8 @@ from relaygate.store.sqlite.migrations import MIGRATIONS
 
 MEMORY = ":memory:"
 BUSY_TIMEOUT_MS = 5000
+CHECKPOINT_SECONDS = 1.0
+logger = logging.getLogger("relaygate.store")
 _UNAVAILABLE_MARKERS = ("locked", "unable to open", "disk i/o", "readonly", "busy")
 
 
@@ -28,6 +32,10 @@ class SqliteDatabase:
     awaits, so ``transaction()`` and ``reading()`` hold an asyncio lock to keep one coroutine's
     statements out of another's transaction. Writes use BEGIN IMMEDIATE so that several
     processes sharing the file queue on ``busy_timeout`` instead of failing mid-transaction.
+
+    A file database checkpoints its WAL from a second connection in the background, not in the
+    commit that crosses SQLite's threshold: the checkpoint's fsync (often 100+ ms on a busy
+    disk) would hold the transaction lock and stall every caller queued behind it.
     """
 
     def __init__(self, path: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
@@ -36,6 +44,7 @@ class SqliteDatabase:
         self._migrations = tuple(migrations)
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._checkpointer: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         if self._conn is not None:
@@ -51,8 +60,15 @@ class SqliteDatabase:
                 await conn.close()
                 raise
         self._conn = conn
+        if self.path != MEMORY:
+            self._checkpointer = asyncio.create_task(self._checkpoint_regularly())
 
     async def close(self) -> None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpointer
         conn, self._conn = self._conn, None
         if conn is not None:
             with self._mapped():
@@ -78,6 +94,19 @@ class SqliteDatabase:
                     await conn.rollback()
                     raise
                 await conn.commit()
+
+    async def _checkpoint_regularly(self) -> None:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            while True:
+                await asyncio.sleep(CHECKPOINT_SECONDS)
+                try:
+                    await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    logger.warning("SQLite database %s: checkpoint failed: %s", self.path, exc)
+        finally:
+            await conn.close()
 
     def _connection(self) -> aiosqlite.Connection:
         if self._conn is None:
@@ -130,6 +159,7 @@ async def _configure(conn: aiosqlite.Connection, *, in_memory: bool) -> None:
     if not in_memory:
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA wal_autocheckpoint = 0")  # see SqliteDatabase
 
 
 async def _migrate(conn: aiosqlite.Connection, migrations: Sequence[Migration]) -> None:
