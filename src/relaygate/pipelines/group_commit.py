@@ -19,11 +19,15 @@ MAX_BATCH = 256
 
 
 class GroupCommit(Generic[Item, Answer]):
-    """``write`` takes a batch and answers in its order; at most one write runs at a time."""
+    """``write`` takes a batch and answers in its order; at most one write runs at a time.
+    ``window``: how long the first item of an idle group waits for company (0: one loop turn)."""
 
-    def __init__(self, write: WriteMany[Item, Answer], *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, write: WriteMany[Item, Answer], *, max_batch: int = MAX_BATCH, window: float = 0.0
+    ) -> None:
         self._write = write
         self._max_batch = max_batch
+        self._window = window
         self._pending: list[tuple[Item, asyncio.Future[Answer]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -46,8 +50,8 @@ class GroupCommit(Generic[Item, Answer]):
 
     async def _write_pending(self) -> None:
         try:
-            # One turn of the loop lets the callers already runnable join the first batch.
-            await asyncio.sleep(0)
+            # At least one turn of the loop: the callers already runnable join the first batch.
+            await asyncio.sleep(self._window)
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]

@@ -21,6 +21,9 @@ POLL_SECONDS = 0.5
 ERROR_PAUSE_SECONDS = 2.0
 CLAIM_BATCH_SECONDS = 0.005
 CLAIM_BATCH_DIVISOR = 4  # claim when a quarter of the slots are free
+# Attempt ends wait this long for others to share their write (and its ledger flush): a job's
+# result lands a few ms later, an event's acceptance is not delayed.
+FINISH_WINDOW_SECONDS = 0.005
 OnEnd = Callable[[CompiledPipeline, Job, AttemptEnd], Awaitable[None]]
 
 
@@ -48,7 +51,9 @@ class PipelineWorker:
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._freed = asyncio.Event()
-        self._ends: GroupCommit[AttemptOutcome, Job | None] = GroupCommit(self._finish_many)
+        self._ends: GroupCommit[AttemptOutcome, Job | None] = GroupCommit(
+            self._finish_many, window=FINISH_WINDOW_SECONDS
+        )
         self._loop = BackgroundTask(f"pipeline-{pipeline.name}", self._claim_loop)
 
     def start(self) -> None:
