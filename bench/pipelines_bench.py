@@ -221,7 +221,11 @@ def main() -> None:
 
         if args.postgres is None:
             parser.error("--kill-run needs --postgres")
-        sys.exit(0 if print_report(run_kill(args.postgres, args.events, kills=args.kills)) else 1)
+        sys.exit(
+            0
+            if print_report(run_kill(args.postgres, args.events, kills=args.kills, keep=args.keep))
+            else 1
+        )
     result = run(args.events, args.senders, args.concurrency, args.keep, args.postgres, args.rate)
     accept = result["accept_ms"]
     rate, cpu = result["jobs_per_second"], result["gateway_cpu_ms_per_job"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import shutil
 import signal
@@ -142,6 +141,7 @@ def run_kill(
     latency_ms: float = 100.0,
     lease_seconds: float = 3.0,
     concurrency: int = 32,
+    keep: bool = False,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="relaygate-pipelines-killrun-"))
     options = {"lease_seconds": lease_seconds, "retry_base_seconds": 0.2, "max_attempts": 8}
@@ -190,8 +190,8 @@ def run_kill(
         report = _count(url, ids, answers, killed, elapsed)
     finally:
         asyncio.run(postgres_schema(postgres, schema, create=False))
-        if os.environ.get("KEEP"):
-            print(workdir)
+        if keep:
+            print(f"work dir kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     return report
