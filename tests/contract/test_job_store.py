@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from relaygate.jobs import JobStore, NewJob, Usage, create_job_store
+from relaygate.jobs import Failure, JobStore, NewJob, Success, Usage, create_job_store
 
 T0 = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -182,3 +182,61 @@ async def test_a_released_job_is_queued_again_without_counting_the_stopped_attem
     assert not await jobs.release(job.id, running.lease_token, T0)  # no longer held
     (again,) = await jobs.claim("orders", 1, T0, T0 + LEASE)
     assert (again.attempts, again.errors) == (1, ())
+
+
+async def test_insert_many_answers_in_order_and_creates_a_repeated_event_once(
+    jobs: JobStore,
+) -> None:
+    earlier, _ = await jobs.insert(event("ev-old"), T0)
+    batch = [event("ev-a"), event("ev-old"), event("ev-a"), event("ev-a", pipeline="invoices")]
+    answers = await jobs.insert_many(batch, T0 + timedelta(seconds=1))
+    assert [created for _, created in answers] == [True, False, False, True]
+    assert [job.event_id for job, _ in answers] == ["ev-a", "ev-old", "ev-a", "ev-a"]
+    assert answers[1][0] == earlier and answers[0][0].id == answers[2][0].id
+    assert answers[3][0].pipeline == "invoices" and answers[3][0].id != answers[0][0].id
+    assert await jobs.get(answers[0][0].id) == answers[0][0]
+    assert await jobs.insert_many([], T0) == []
+
+
+async def test_concurrent_batches_sharing_events_make_one_job_each(jobs: JobStore) -> None:
+    names = [f"ev-{i}" for i in range(6)]
+    batches = [[event(n) for n in (names if k % 2 else names[::-1])] for k in range(4)]
+    results = await asyncio.gather(*(jobs.insert_many(b, T0) for b in batches))
+    by_event: dict[str, set[str]] = {}
+    for answers in results:
+        for job, _ in answers:
+            by_event.setdefault(job.event_id, set()).add(job.id)
+    assert all(len(ids) == 1 for ids in by_event.values()) and len(by_event) == 6
+    assert sum(created for answers in results for _, created in answers) == 6
+
+
+async def test_finish_many_commits_each_outcome_under_its_own_lease(jobs: JobStore) -> None:
+    for i in range(4):
+        await jobs.insert(event(f"ev-{i}", max_attempts=1 if i == 2 else 3), T0)
+    claimed = {j.event_id: j for j in await jobs.claim("orders", 4, T0, T0 + LEASE)}
+    done, retried, buried, stale = (claimed[f"ev-{i}"] for i in range(4))
+    usage = Usage(0.5, 10, 20)
+    later = T0 + timedelta(seconds=5)
+    retry_at = T0 + timedelta(seconds=30)
+    outcomes = [
+        Success(done.id, str(done.lease_token), {"order_id": "A-1"}, "first_try", usage),
+        Failure(retried.id, str(retried.lease_token), "no JSON", usage, retry_at),
+        Failure(buried.id, str(buried.lease_token), "no JSON", usage, retry_at),
+        Success(stale.id, "not-the-token", {"order_id": "B-2"}, "first_try", usage),
+    ]
+    finished = await jobs.finish_many(outcomes, later)
+    assert [None if j is None else j.status for j in finished] == [
+        "succeeded", "failed", "dead", None,
+    ]  # fmt: skip
+    assert finished[0] is not None and finished[0].result == {"order_id": "A-1"}
+    assert (finished[0].cost_usd, finished[0].input_tokens, finished[0].finished_at) == (
+        0.5, 10, later,
+    )  # fmt: skip
+    assert finished[1] is not None and finished[1].run_after == retry_at
+    assert finished[1].errors == ("attempt 1: no JSON",)
+    assert finished[2] is not None and finished[2].finished_at == later
+    still = await jobs.get(stale.id)
+    assert still is not None and (still.status, still.result) == ("running", None)
+    # A second commit of the same attempt finds no lease: a result is committed once.
+    assert await jobs.finish_many(outcomes[:1], later) == [None]
+    assert await jobs.finish_many([], later) == []

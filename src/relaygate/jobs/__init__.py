@@ -7,18 +7,23 @@ from relaygate.jobs.postgres_store import PostgresJobStore
 from relaygate.jobs.protocol import JobStore
 from relaygate.jobs.records import (
     JOB_STATUSES,
+    AttemptOutcome,
     CallbackStatus,
+    Failure,
     Job,
     JobPage,
     JobStatus,
     NewJob,
+    Success,
     Usage,
 )
 from relaygate.jobs.sqlite_store import SqliteJobStore
 
 __all__ = [
     "JOB_STATUSES",
+    "AttemptOutcome",
     "CallbackStatus",
+    "Failure",
     "Job",
     "JobPage",
     "JobStatus",
@@ -26,6 +31,7 @@ __all__ = [
     "NewJob",
     "PostgresJobStore",
     "SqliteJobStore",
+    "Success",
     "Usage",
     "create_job_store",
     "retry_delay",

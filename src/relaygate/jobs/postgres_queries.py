@@ -13,18 +13,28 @@ COLUMNS = (
     .replace(" result,", " result::text,")
     .replace(" errors,", " errors::text,")
 )
+# Statements that join ``pipeline_jobs AS j`` to other rows return its columns qualified.
+_RETURNING_J = "RETURNING " + ", ".join(f"j.{column}" for column in COLUMNS.split(", "))
 
 # The unique (pipeline, event_id) constraint makes a concurrent duplicate wait for the first
-# insert's commit and then do nothing, on any number of processes.
-INSERT = f"""
+# insert's commit and then do nothing, on any number of processes. Rows go in the order given
+# (sorted by the caller), so two batches sharing events lock them in one order: no deadlock.
+INSERT_MANY = f"""
 INSERT INTO pipeline_jobs (id, pipeline, event_id, key_name, status, data, callback_url,
     max_attempts, run_after, created_at)
-VALUES ($1, $2, $3, $4, 'queued', $5::jsonb, $6, $7, $8, $8)
+SELECT n.id, n.pipeline, n.event_id, n.key_name, 'queued', n.data::jsonb, n.callback_url,
+    n.max_attempts, $8, $8
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[])
+    WITH ORDINALITY AS n(id, pipeline, event_id, key_name, data, callback_url, max_attempts, ord)
+ORDER BY n.ord
 ON CONFLICT (pipeline, event_id) DO NOTHING
 RETURNING {COLUMNS}
 """
+SELECT_BY_EVENTS = f"""
+SELECT {COLUMNS} FROM pipeline_jobs
+WHERE (pipeline, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+"""
 SELECT_BY_ID = f"SELECT {COLUMNS} FROM pipeline_jobs WHERE id = $1"
-SELECT_BY_EVENT = f"SELECT {COLUMNS} FROM pipeline_jobs WHERE pipeline = $1 AND event_id = $2"
 
 _LOST = f"'attempt ' || attempts || ': {LEASE_EXPIRED}'"
 BURY_EXPIRED = f"""
@@ -56,32 +66,39 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) AS due
 WHERE j.id = due.id
-RETURNING {COLUMNS.replace("id, ", "j.id, ", 1)}
+{_RETURNING_J}
 """
 RENEW = """
 UPDATE pipeline_jobs SET lease_expires_at = $1
 WHERE id = $2 AND lease_token = $3 AND status = 'running'
 """
-SUCCEED = f"""
-UPDATE pipeline_jobs SET status = 'succeeded', result = $1::jsonb, validity = $2, error = NULL,
-    cost_usd = cost_usd + $3, input_tokens = input_tokens + $4,
-    output_tokens = output_tokens + $5, finished_at = $6, lease_token = NULL,
+# Group commits: one statement per kind of outcome, each row fenced by its own lease token.
+SUCCEED_MANY = f"""
+UPDATE pipeline_jobs AS j SET status = 'succeeded', result = o.result::jsonb,
+    validity = o.validity, error = NULL, cost_usd = j.cost_usd + o.cost_usd,
+    input_tokens = j.input_tokens + o.input_tokens,
+    output_tokens = j.output_tokens + o.output_tokens, finished_at = $8, lease_token = NULL,
     lease_expires_at = NULL,
-    callback_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END
-WHERE id = $7 AND lease_token = $8 AND status = 'running'
-RETURNING {COLUMNS}
+    callback_status = CASE WHEN j.callback_url IS NULL THEN NULL ELSE 'pending' END
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::bigint[],
+    $7::bigint[]) AS o(id, token, result, validity, cost_usd, input_tokens, output_tokens)
+WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
+{_RETURNING_J}
 """
-FAIL = f"""
-UPDATE pipeline_jobs SET
-    status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END,
-    error = $1, errors = errors || to_jsonb('attempt ' || attempts || ': ' || $1::text),
-    cost_usd = cost_usd + $2, input_tokens = input_tokens + $3, output_tokens = output_tokens + $4,
-    finished_at = CASE WHEN attempts >= max_attempts THEN $5::timestamptz ELSE NULL END,
-    run_after = $6, lease_token = NULL, lease_expires_at = NULL,
-    callback_status = CASE WHEN attempts >= max_attempts AND callback_url IS NOT NULL
+FAIL_MANY = f"""
+UPDATE pipeline_jobs AS j SET
+    status = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'failed' END,
+    error = o.error, errors = j.errors || to_jsonb('attempt ' || j.attempts || ': ' || o.error),
+    cost_usd = j.cost_usd + o.cost_usd, input_tokens = j.input_tokens + o.input_tokens,
+    output_tokens = j.output_tokens + o.output_tokens,
+    finished_at = CASE WHEN j.attempts >= j.max_attempts THEN $8::timestamptz ELSE NULL END,
+    run_after = o.retry_at, lease_token = NULL, lease_expires_at = NULL,
+    callback_status = CASE WHEN j.attempts >= j.max_attempts AND j.callback_url IS NOT NULL
         THEN 'pending' ELSE NULL END
-WHERE id = $7 AND lease_token = $8 AND status = 'running'
-RETURNING {COLUMNS}
+FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::bigint[], $6::bigint[],
+    $7::timestamptz[]) AS o(id, token, error, cost_usd, input_tokens, output_tokens, retry_at)
+WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
+{_RETURNING_J}
 """
 RELEASE = """
 UPDATE pipeline_jobs SET status = 'queued', attempts = attempts - 1, run_after = $1,

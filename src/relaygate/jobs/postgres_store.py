@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,12 +10,16 @@ import orjson
 
 from relaygate.jobs import postgres_queries as q
 from relaygate.jobs.records import (
+    AttemptOutcome,
     CallbackStatus,
+    Failure,
     Job,
     JobPage,
     JobStatus,
     NewJob,
+    Success,
     Usage,
+    answers_in_order,
     job_from_row,
     new_job_id,
     page,
@@ -32,16 +36,26 @@ class PostgresJobStore(DatabaseOwner[PostgresDatabase]):
         self._db = PostgresDatabase(dsn, max_size=max_size)
 
     async def insert(self, job: NewJob, now: datetime) -> tuple[Job, bool]:
-        data = orjson.dumps(job.data).decode()
-        params = (new_job_id(), job.pipeline, job.event_id, job.key_name, data,
-                  job.callback_url, job.max_attempts, now)  # fmt: skip
+        return (await self.insert_many([job], now))[0]
+
+    async def insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[tuple[Job, bool]]:
+        if not jobs:
+            return []
+        ids = [new_job_id() for _ in jobs]
+        ordered = sorted(zip(ids, jobs, strict=True), key=lambda pair: _event_key(pair[1]))
+        rows_in = [(job_id, *_insert_values(job)) for job_id, job in ordered]
+        columns = [list(column) for column in zip(*rows_in, strict=True)]
         async with self._db.connection() as conn:
-            row = await conn.fetchrow(q.INSERT, *params)
-            if row is not None:
-                return _job(row), True
-            row = await conn.fetchrow(q.SELECT_BY_EVENT, job.pipeline, job.event_id)
-        assert row is not None  # the conflicting row is committed: it never goes away
-        return _job(row), False
+            created = await conn.fetch(q.INSERT_MANY, *columns, now)
+            found = {_event_key(job): job for job in map(_job, created)}
+            missing = list(dict.fromkeys(k for k in map(_event_key, jobs) if k not in found))
+            if missing:
+                # A separate statement: it sees rows a concurrent insert committed meanwhile.
+                rows = await conn.fetch(
+                    q.SELECT_BY_EVENTS, [p for p, _ in missing], [e for _, e in missing]
+                )
+                found.update((_event_key(job), job) for job in map(_job, rows))
+        return answers_in_order(jobs, ids, found)
 
     async def get(self, job_id: str) -> Job | None:
         return await self._fetch_one(q.SELECT_BY_ID, (job_id,))
@@ -62,16 +76,26 @@ class PostgresJobStore(DatabaseOwner[PostgresDatabase]):
     async def succeed(
         self, job_id: str, token: str, result: Any, validity: str, usage: Usage, now: datetime
     ) -> Job | None:
-        params = (orjson.dumps(result).decode(), validity, usage.cost_usd, usage.input_tokens,
-                  usage.output_tokens, now, job_id, token)  # fmt: skip
-        return await self._fetch_one(q.SUCCEED, params)
+        return (await self.finish_many([Success(job_id, token, result, validity, usage)], now))[0]
 
     async def fail(
         self, job_id: str, token: str, error: str, usage: Usage, now: datetime, retry_at: datetime
     ) -> Job | None:
-        params = (error, usage.cost_usd, usage.input_tokens, usage.output_tokens, now,
-                  retry_at, job_id, token)  # fmt: skip
-        return await self._fetch_one(q.FAIL, params)
+        return (await self.finish_many([Failure(job_id, token, error, usage, retry_at)], now))[0]
+
+    async def finish_many(
+        self, outcomes: Sequence[AttemptOutcome], now: datetime
+    ) -> list[Job | None]:
+        successes = [o for o in outcomes if isinstance(o, Success)]
+        failures = [o for o in outcomes if isinstance(o, Failure)]
+        rows: list[Any] = []
+        async with self._db.connection() as conn:
+            if successes:
+                rows += await conn.fetch(q.SUCCEED_MANY, *_success_columns(successes), now)
+            if failures:
+                rows += await conn.fetch(q.FAIL_MANY, *_failure_columns(failures), now)
+        finished = {job.id: job for job in map(_job, rows)}
+        return [finished.get(outcome.job_id) for outcome in outcomes]
 
     async def release(self, job_id: str, token: str, now: datetime) -> bool:
         async with self._db.connection() as conn:
@@ -120,6 +144,38 @@ class PostgresJobStore(DatabaseOwner[PostgresDatabase]):
 
 def _job(row: Sequence[Any]) -> Job:
     return job_from_row(row, _as_datetime)
+
+
+def _event_key(job: NewJob | Job) -> tuple[str, str]:
+    return job.pipeline, job.event_id
+
+
+def _insert_values(job: NewJob) -> tuple[Any, ...]:
+    data = orjson.dumps(job.data).decode()
+    return job.pipeline, job.event_id, job.key_name, data, job.callback_url, job.max_attempts
+
+
+def _success_columns(successes: Sequence[Success]) -> tuple[list[Any], ...]:
+    return (
+        [s.job_id for s in successes], [s.token for s in successes],
+        [orjson.dumps(s.result).decode() for s in successes], [s.validity for s in successes],
+        *_usage_columns(s.usage for s in successes),
+    )  # fmt: skip
+
+
+def _failure_columns(failures: Sequence[Failure]) -> tuple[list[Any], ...]:
+    return (
+        [f.job_id for f in failures], [f.token for f in failures], [f.error for f in failures],
+        *_usage_columns(f.usage for f in failures), [f.retry_at for f in failures],
+    )  # fmt: skip
+
+
+def _usage_columns(usages: Iterable[Usage]) -> tuple[list[Any], ...]:
+    listed = list(usages)
+    return (
+        [u.cost_usd for u in listed], [u.input_tokens for u in listed],
+        [u.output_tokens for u in listed],
+    )  # fmt: skip
 
 
 def _as_datetime(moment: datetime | None) -> datetime | None:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from relaygate.jobs.records import CallbackStatus, Job, JobPage, JobStatus, NewJob, Usage
+from relaygate.jobs.records import (
+    AttemptOutcome,
+    CallbackStatus,
+    Job,
+    JobPage,
+    JobStatus,
+    NewJob,
+    Usage,
+)
 
 
 class JobStore(Protocol):
@@ -15,6 +24,11 @@ class JobStore(Protocol):
 
     async def insert(self, job: NewJob, now: datetime) -> tuple[Job, bool]:
         """Store ``job`` queued, or find the one with its (pipeline, event_id): (job, created)."""
+        ...
+
+    async def insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[tuple[Job, bool]]:
+        """``insert`` for several events in one write (a group commit), answers in order. An
+        event repeated within ``jobs`` is created once; its later entries find that job."""
         ...
 
     async def get(self, job_id: str) -> Job | None: ...
@@ -44,6 +58,13 @@ class JobStore(Protocol):
         self, job_id: str, token: str, error: str, usage: Usage, now: datetime, retry_at: datetime
     ) -> Job | None:
         """Record a failed attempt: failed (due at ``retry_at``) or, at max_attempts, dead."""
+        ...
+
+    async def finish_many(
+        self, outcomes: Sequence[AttemptOutcome], now: datetime
+    ) -> list[Job | None]:
+        """``succeed`` or ``fail`` for several attempts in one write (a group commit), answers
+        in order; each is fenced by its own lease token (None where the lease was lost)."""
         ...
 
     async def release(self, job_id: str, token: str, now: datetime) -> bool:

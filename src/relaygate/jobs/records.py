@@ -105,6 +105,31 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Success:
+    """An attempt that produced a valid result, to commit under its lease ``token``."""
+
+    job_id: str
+    token: str
+    result: Any
+    validity: str
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An attempt that failed: the job is due again at ``retry_at`` or, at max_attempts, dead."""
+
+    job_id: str
+    token: str
+    error: str
+    usage: Usage
+    retry_at: datetime
+
+
+AttemptOutcome = Success | Failure
+
+
+@dataclass(frozen=True, slots=True)
 class JobPage:
     jobs: list[Job] = field(default_factory=list)
     next_cursor: str | None = None
@@ -156,3 +181,15 @@ def job_from_row(row: Sequence[Any], time: Callable[[Any], datetime | None]) -> 
         started_at=time(row[23]),
         finished_at=time(row[24]),
     )
+
+
+def answers_in_order(
+    jobs: Sequence[NewJob], ids: Sequence[str], found: dict[tuple[str, str], Job]
+) -> list[tuple[Job, bool]]:
+    """``insert_many``'s answers: each event's stored job, created when it carries the id this
+    batch gave it (a repeat within the batch, or an earlier job, has another)."""
+    answers = []
+    for job_id, job in zip(ids, jobs, strict=True):
+        stored = found[(job.pipeline, job.event_id)]
+        answers.append((stored, stored.id == job_id))
+    return answers

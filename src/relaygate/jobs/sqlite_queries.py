@@ -14,7 +14,13 @@ VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)
 ON CONFLICT (pipeline, event_id) DO NOTHING
 """
 SELECT_BY_ID = f"SELECT {JOB_COLUMNS} FROM pipeline_jobs WHERE id = ?"
-SELECT_BY_EVENT = f"SELECT {JOB_COLUMNS} FROM pipeline_jobs WHERE pipeline = ? AND event_id = ?"
+
+
+def select_by_events(count: int) -> str:
+    """The jobs of ``count`` (pipeline, event_id) pairs, given as 2 x ``count`` parameters."""
+    pairs = ", ".join(["(?, ?)"] * count)
+    return f"SELECT {JOB_COLUMNS} FROM pipeline_jobs WHERE (pipeline, event_id) IN (VALUES {pairs})"
+
 
 # A running job whose lease expired on its last attempt: dead, with the lost attempt's error.
 BURY_EXPIRED = f"""
@@ -25,47 +31,67 @@ UPDATE pipeline_jobs SET status = 'dead', error = '{LEASE_EXPIRED}',
 WHERE pipeline = ?2 AND status = 'running' AND lease_expires_at <= ?1
     AND attempts >= max_attempts
 """
-SELECT_DUE = """
-SELECT id FROM pipeline_jobs
-WHERE pipeline = ?1 AND (
-    (status IN ('queued', 'failed') AND run_after <= ?2)
-    OR (status = 'running' AND lease_expires_at <= ?2)
-)
-ORDER BY run_after, id LIMIT ?3
-"""
+# One statement: pick the due rows and lease them, each with a fresh random token.
 CLAIM = f"""
 UPDATE pipeline_jobs SET
     errors = CASE WHEN status = 'running'
         THEN json_insert(errors, '$[#]', 'attempt ' || attempts || ': {LEASE_EXPIRED}')
         ELSE errors END,
     error = CASE WHEN status = 'running' THEN '{LEASE_EXPIRED}' ELSE error END,
-    status = 'running', attempts = attempts + 1, lease_token = ?, lease_expires_at = ?,
-    started_at = coalesce(started_at, ?)
-WHERE id = ?
+    status = 'running', attempts = attempts + 1, lease_token = lower(hex(randomblob(16))),
+    lease_expires_at = ?3, started_at = coalesce(started_at, ?2)
+WHERE id IN (
+    SELECT id FROM pipeline_jobs
+    WHERE pipeline = ?1 AND (
+        (status IN ('queued', 'failed') AND run_after <= ?2)
+        OR (status = 'running' AND lease_expires_at <= ?2)
+    )
+    ORDER BY run_after, id LIMIT ?4
+)
 RETURNING {JOB_COLUMNS}
 """
 RENEW = """
 UPDATE pipeline_jobs SET lease_expires_at = ?
 WHERE id = ? AND lease_token = ? AND status = 'running'
 """
-SUCCEED = f"""
-UPDATE pipeline_jobs SET status = 'succeeded', result = ?, validity = ?, error = NULL,
-    cost_usd = cost_usd + ?, input_tokens = input_tokens + ?, output_tokens = output_tokens + ?,
-    finished_at = ?, lease_token = NULL, lease_expires_at = NULL,
+
+
+def _rows_of_json(*names: str) -> str:
+    """Parameter ?1, a JSON array of arrays, as a table ``o`` with the columns ``names``."""
+    columns = ", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(names))
+    return f"(SELECT {columns} FROM json_each(?1)) AS o"
+
+
+# Group commits: one statement per kind of outcome. ?1 is a JSON array with one array per
+# attempt (JSON values travel as text inside it), each row fenced by its own lease token.
+_USAGE = ("spent", "tokens_in", "tokens_out")
+_SUCCESSES = _rows_of_json("job_id", "token", "new_result", "new_validity", *_USAGE)
+_FAILURES = _rows_of_json("job_id", "token", "new_error", *_USAGE, "retry_at")
+SUCCEED_MANY = f"""
+UPDATE pipeline_jobs SET status = 'succeeded', result = o.new_result, validity = o.new_validity,
+    error = NULL, cost_usd = cost_usd + o.spent, input_tokens = input_tokens + o.tokens_in,
+    output_tokens = output_tokens + o.tokens_out, finished_at = ?2, lease_token = NULL,
+    lease_expires_at = NULL,
     callback_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END
-WHERE id = ? AND lease_token = ? AND status = 'running'
+FROM {_SUCCESSES}
+WHERE pipeline_jobs.id = o.job_id AND pipeline_jobs.lease_token = o.token
+    AND pipeline_jobs.status = 'running'
 RETURNING {JOB_COLUMNS}
 """
-FAIL = f"""
+FAIL_MANY = f"""
 UPDATE pipeline_jobs SET
     status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END,
-    error = ?1, errors = json_insert(errors, '$[#]', 'attempt ' || attempts || ': ' || ?1),
-    cost_usd = cost_usd + ?2, input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4,
-    finished_at = CASE WHEN attempts >= max_attempts THEN ?5 ELSE NULL END,
-    run_after = ?6, lease_token = NULL, lease_expires_at = NULL,
+    error = o.new_error,
+    errors = json_insert(errors, '$[#]', 'attempt ' || attempts || ': ' || o.new_error),
+    cost_usd = cost_usd + o.spent, input_tokens = input_tokens + o.tokens_in,
+    output_tokens = output_tokens + o.tokens_out,
+    finished_at = CASE WHEN attempts >= max_attempts THEN ?2 ELSE NULL END,
+    run_after = o.retry_at, lease_token = NULL, lease_expires_at = NULL,
     callback_status = CASE WHEN attempts >= max_attempts AND callback_url IS NOT NULL
         THEN 'pending' ELSE NULL END
-WHERE id = ?7 AND lease_token = ?8 AND status = 'running'
+FROM {_FAILURES}
+WHERE pipeline_jobs.id = o.job_id AND pipeline_jobs.lease_token = o.token
+    AND pipeline_jobs.status = 'running'
 RETURNING {JOB_COLUMNS}
 """
 RELEASE = """

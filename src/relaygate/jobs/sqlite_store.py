@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -11,12 +10,16 @@ import orjson
 
 from relaygate.jobs import sqlite_queries as q
 from relaygate.jobs.records import (
+    AttemptOutcome,
     CallbackStatus,
+    Failure,
     Job,
     JobPage,
     JobStatus,
     NewJob,
+    Success,
     Usage,
+    answers_in_order,
     job_from_row,
     new_job_id,
     page,
@@ -33,18 +36,26 @@ class SqliteJobStore(DatabaseOwner[SqliteDatabase]):
         self._db = SqliteDatabase(path)
 
     async def insert(self, job: NewJob, now: datetime) -> tuple[Job, bool]:
-        params = (
-            new_job_id(), job.pipeline, job.event_id, job.key_name,
-            orjson.dumps(job.data).decode(), job.callback_url, job.max_attempts,
-            to_text(now), to_text(now),
-        )  # fmt: skip
+        return (await self.insert_many([job], now))[0]
+
+    async def insert_many(self, jobs: Sequence[NewJob], now: datetime) -> list[tuple[Job, bool]]:
+        if not jobs:
+            return []
+        ids = [new_job_id() for _ in jobs]
+        params = [
+            (job_id, job.pipeline, job.event_id, job.key_name, orjson.dumps(job.data).decode(),
+             job.callback_url, job.max_attempts, to_text(now), to_text(now))
+            for job_id, job in zip(ids, jobs, strict=True)
+        ]  # fmt: skip
+        pairs = list(dict.fromkeys((job.pipeline, job.event_id) for job in jobs))
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(q.INSERT, params)
-            created = cursor.rowcount == 1
-            async with conn.execute(q.SELECT_BY_EVENT, (job.pipeline, job.event_id)) as rows:
-                row = await rows.fetchone()
-        assert row is not None
-        return _job(row), created
+            await conn.executemany(q.INSERT, params)
+            sql = q.select_by_events(len(pairs))
+            async with conn.execute(sql, [v for pair in pairs for v in pair]) as rows:
+                found = {
+                    (job.pipeline, job.event_id): job for job in map(_job, await rows.fetchall())
+                }
+        return answers_in_order(jobs, ids, found)
 
     async def get(self, job_id: str) -> Job | None:
         async with self._db.reading() as conn, conn.execute(q.SELECT_BY_ID, (job_id,)) as rows:
@@ -54,18 +65,12 @@ class SqliteJobStore(DatabaseOwner[SqliteDatabase]):
     async def claim(
         self, pipeline: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[Job]:
-        claimed: list[Job] = []
+        params = (pipeline, to_text(now), to_text(lease_until), limit)
         async with self._db.transaction() as conn:
             await conn.execute(q.BURY_EXPIRED, (to_text(now), pipeline))
-            async with conn.execute(q.SELECT_DUE, (pipeline, to_text(now), limit)) as rows:
-                ids = [row[0] for row in await rows.fetchall()]
-            for job_id in ids:
-                params = (secrets.token_hex(16), to_text(lease_until), to_text(now), job_id)
-                async with conn.execute(q.CLAIM, params) as rows:
-                    row = await rows.fetchone()
-                if row is not None:
-                    claimed.append(_job(row))
-        return claimed
+            async with conn.execute(q.CLAIM, params) as rows:
+                claimed = [_job(row) for row in await rows.fetchall()]
+        return sorted(claimed, key=lambda job: (job.run_after, job.id))
 
     async def renew(self, job_id: str, token: str, lease_until: datetime) -> bool:
         async with self._db.transaction() as conn:
@@ -75,20 +80,27 @@ class SqliteJobStore(DatabaseOwner[SqliteDatabase]):
     async def succeed(
         self, job_id: str, token: str, result: Any, validity: str, usage: Usage, now: datetime
     ) -> Job | None:
-        params = (
-            orjson.dumps(result).decode(), validity, usage.cost_usd, usage.input_tokens,
-            usage.output_tokens, to_text(now), job_id, token,
-        )  # fmt: skip
-        return await self._write_one(q.SUCCEED, params)
+        return (await self.finish_many([Success(job_id, token, result, validity, usage)], now))[0]
 
     async def fail(
         self, job_id: str, token: str, error: str, usage: Usage, now: datetime, retry_at: datetime
     ) -> Job | None:
-        params = (
-            error, usage.cost_usd, usage.input_tokens, usage.output_tokens, to_text(now),
-            to_text(retry_at), job_id, token,
-        )  # fmt: skip
-        return await self._write_one(q.FAIL, params)
+        return (await self.finish_many([Failure(job_id, token, error, usage, retry_at)], now))[0]
+
+    async def finish_many(
+        self, outcomes: Sequence[AttemptOutcome], now: datetime
+    ) -> list[Job | None]:
+        successes = [_success_values(o) for o in outcomes if isinstance(o, Success)]
+        failures = [_failure_values(o) for o in outcomes if isinstance(o, Failure)]
+        finished: dict[str, Job] = {}
+        async with self._db.transaction() as conn:
+            for sql, values in ((q.SUCCEED_MANY, successes), (q.FAIL_MANY, failures)):
+                if not values:
+                    continue
+                params = (orjson.dumps(values).decode(), to_text(now))
+                async with conn.execute(sql, params) as rows:
+                    finished.update((job.id, job) for job in map(_job, await rows.fetchall()))
+        return [finished.get(outcome.job_id) for outcome in outcomes]
 
     async def release(self, job_id: str, token: str, now: datetime) -> bool:
         async with self._db.transaction() as conn:
@@ -136,3 +148,19 @@ class SqliteJobStore(DatabaseOwner[SqliteDatabase]):
 
 def _job(row: Sequence[Any]) -> Job:
     return job_from_row(row, from_text)
+
+
+def _success_values(outcome: Success) -> list[Any]:
+    usage = outcome.usage
+    return [
+        outcome.job_id, outcome.token, orjson.dumps(outcome.result).decode(), outcome.validity,
+        usage.cost_usd, usage.input_tokens, usage.output_tokens,
+    ]  # fmt: skip
+
+
+def _failure_values(outcome: Failure) -> list[Any]:
+    usage = outcome.usage
+    return [
+        outcome.job_id, outcome.token, outcome.error, usage.cost_usd, usage.input_tokens,
+        usage.output_tokens, to_text(outcome.retry_at),
+    ]  # fmt: skip

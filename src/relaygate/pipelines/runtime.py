@@ -3,7 +3,7 @@ HTTP API, ``relaygate worker`` and ``relaygate batch`` use."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from relaygate.jobs import Job, JobPage, JobStatus, JobStore, NewJob
 from relaygate.pipelines.callbacks import Callbacks
 from relaygate.pipelines.compiled import CompiledPipeline
 from relaygate.pipelines.gateway import GatewayPath
+from relaygate.pipelines.group_commit import GroupCommit
 from relaygate.pipelines.metrics import PipelineMetrics
 from relaygate.pipelines.worker import OnEnd, PipelineWorker
 
@@ -32,6 +33,8 @@ class Pipelines:
         self.callbacks = callbacks
         self.metrics = metrics
         self._workers: dict[str, PipelineWorker] = {}
+        # Events arriving together are stored in one write; each is answered once it is durable.
+        self._intake: GroupCommit[NewJob, tuple[Job, bool]] = GroupCommit(self._insert_many)
 
     def get(self, name: str) -> CompiledPipeline | None:
         return self.pipelines.get(name)
@@ -52,6 +55,7 @@ class Pipelines:
 
     async def close(self) -> None:
         await self.stop_workers()
+        await self._intake.close()
         if self.metrics is not None:
             await self.metrics.stop()
         if self.callbacks is not None:
@@ -77,13 +81,16 @@ class Pipelines:
             settings.max_attempts,
             callback_url or settings.callback_url,
         )
-        job, created = await self.store.insert(new, datetime.now(UTC))
+        job, created = await self._intake.submit(new)
         if self.metrics is not None:
             self.metrics.event(settings.name, created)
         worker = self._workers.get(settings.name)
         if created and worker is not None:
             worker.wake()
         return job, created
+
+    async def _insert_many(self, jobs: Sequence[NewJob]) -> list[tuple[Job, bool]]:
+        return await self.store.insert_many(jobs, datetime.now(UTC))
 
     async def job(self, job_id: str) -> Job | None:
         return await self.store.get(job_id)

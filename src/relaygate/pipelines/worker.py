@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from relaygate.core.background import BackgroundTask
-from relaygate.jobs import Job, JobStore, Usage, retry_delay
+from relaygate.jobs import AttemptOutcome, Failure, Job, JobStore, Success, Usage, retry_delay
 from relaygate.pipelines.attempt import AttemptEnd, Failed, Succeeded, run_attempt
 from relaygate.pipelines.compiled import CompiledPipeline
 from relaygate.pipelines.gateway import GatewayPath, Spent
+from relaygate.pipelines.group_commit import GroupCommit
 from relaygate.store import StoreError
 
 logger = logging.getLogger("relaygate.pipelines")
 POLL_SECONDS = 0.5
 ERROR_PAUSE_SECONDS = 2.0
 CLAIM_BATCH_SECONDS = 0.005
+CLAIM_BATCH_DIVISOR = 4  # claim when a quarter of the slots are free
+# Attempt ends wait this long for others to share their write (and its ledger flush): a job's
+# result lands a few ms later, an event's acceptance is not delayed.
+FINISH_WINDOW_SECONDS = 0.005
 OnEnd = Callable[[CompiledPipeline, Job, AttemptEnd], Awaitable[None]]
 
 
@@ -46,6 +51,9 @@ class PipelineWorker:
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._freed = asyncio.Event()
+        self._ends: GroupCommit[AttemptOutcome, Job | None] = GroupCommit(
+            self._finish_many, window=FINISH_WINDOW_SECONDS
+        )
         self._loop = BackgroundTask(f"pipeline-{pipeline.name}", self._claim_loop)
 
     def start(self) -> None:
@@ -63,6 +71,7 @@ class PipelineWorker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._ends.close()
 
     async def _claim_loop(self) -> None:
         settings = self.pipeline.settings
@@ -91,14 +100,22 @@ class PipelineWorker:
                 # Nothing more is due: wait for new work (or the poll), not for free slots.
                 await self._wait(self._wake, self._poll_seconds)
             elif len(claimed) == free:
-                # Every slot is busy and more may be due: claim again once some have freed,
-                # a few at a time rather than one claim per finished job.
+                # Every slot is busy and more may be due: claim again once a batch of slots
+                # has freed (or a moment has passed), not one claim per finished job.
                 await self._wait(self._freed, self._poll_seconds)
-                await asyncio.sleep(CLAIM_BATCH_SECONDS)
+                await self._wait_for_slots(max(1, settings.concurrency // CLAIM_BATCH_DIVISOR))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._freed.set()
+
+    async def _wait_for_slots(self, wanted: int) -> None:
+        deadline = asyncio.get_running_loop().time() + CLAIM_BATCH_SECONDS
+        while self.pipeline.settings.concurrency - len(self._running) < wanted:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await self._wait(self._freed, left)
 
     @staticmethod
     async def _wait(event: asyncio.Event, seconds: float) -> None:
@@ -169,19 +186,24 @@ class PipelineWorker:
     async def _commit(self, job: Job, end: AttemptEnd, spent: Spent) -> None:
         assert job.lease_token is not None
         usage = Usage(spent.cost_usd, spent.input_tokens, spent.output_tokens)
-        now = utc_now()
+        outcome: AttemptOutcome
         if isinstance(end, Succeeded):
-            committed = await self._store.succeed(
-                job.id, job.lease_token, end.value, end.validity, usage, now
-            )
+            outcome = Success(job.id, job.lease_token, end.value, end.validity, usage)
         else:
             base = self.pipeline.settings.retry_base_seconds
-            retry_at = now + timedelta(seconds=retry_delay(job.attempts, base=base))
-            committed = await self._store.fail(
-                job.id, job.lease_token, end.error, usage, now, retry_at
-            )
+            retry_at = utc_now() + timedelta(seconds=retry_delay(job.attempts, base=base))
+            outcome = Failure(job.id, job.lease_token, end.error, usage, retry_at)
+        committed = await self._ends.submit(outcome)
         if committed is None:
             logger.warning("job %s: lease lost before the result was committed", job.id)
             return
         if self._on_end is not None:
             await self._on_end(self.pipeline, committed, end)
+
+    async def _finish_many(self, outcomes: Sequence[AttemptOutcome]) -> list[Job | None]:
+        """One write for the attempts that ended together. Their calls' ledger rows are written
+        (or spilled to disk) first: a committed job never lacks the ledger row of its call."""
+        ledger = self._path.accounting.ledger
+        if ledger is not None:
+            await ledger.flush()
+        return await self._store.finish_many(outcomes, utc_now())

@@ -79,6 +79,7 @@ class PostgresDatabase:
                 max_size=self._max_size,
                 timeout=CONNECT_TIMEOUT_S,
                 command_timeout=COMMAND_TIMEOUT_S,
+                reset=_keep_session,
             )
         except ValueError as exc:
             raise StoreError(self._describe("URL is invalid", exc)) from None
@@ -127,6 +128,12 @@ class PostgresDatabase:
     def _describe(self, what: str, exc: BaseException) -> str:
         detail = scrub(str(exc), self._dsn) or type(exc).__name__
         return f"PostgreSQL at {self.display_url} {what}: {detail}"
+
+
+async def _keep_session(conn: Any) -> None:
+    """Released connections skip asyncpg's default reset (a RESET ALL, UNLISTEN, advisory
+    unlock round trip each time): the stores set no session state, listen to nothing and take
+    only transaction-scoped advisory locks. asyncpg still rolls back an open transaction."""
 
 
 async def _migrate(conn: Any, migrations: Sequence[Migration]) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,57 +22,93 @@ from relaygate.store.sqlite.migrations import MIGRATIONS
 
 MEMORY = ":memory:"
 BUSY_TIMEOUT_MS = 5000
+CHECKPOINT_SECONDS = 1.0
+logger = logging.getLogger("relaygate.store")
 _UNAVAILABLE_MARKERS = ("locked", "unable to open", "disk i/o", "readonly", "busy")
 
 
+@dataclass(eq=False)
+class _Shared:
+    """The connection of one database file in one event loop, and who uses it."""
+
+    key: str
+    loop: asyncio.AbstractEventLoop
+    conn: aiosqlite.Connection | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    checkpointer: asyncio.Task[None] | None = None
+
+
+# Open file databases by real path: the stores of one process share their file's connection.
+_SHARED: dict[str, _Shared] = {}
+
+
 class SqliteDatabase:
-    """A single connection shared by one store's coroutines.
+    """A connection shared by the coroutines of every store of one process using this file.
 
     aiosqlite runs statements one at a time on its own thread, but a transaction spans several
     awaits, so ``transaction()`` and ``reading()`` hold an asyncio lock to keep one coroutine's
-    statements out of another's transaction. Writes use BEGIN IMMEDIATE so that several
-    processes sharing the file queue on ``busy_timeout`` instead of failing mid-transaction.
+    statements out of another's transaction. The stores (keys, ledger, jobs) of one file share
+    that connection and lock: their writes queue in order on the lock, where separate
+    connections would meet on SQLite's busy handler, which polls with sleeps of up to 100 ms.
+    Writes use BEGIN IMMEDIATE so that several processes sharing the file queue on
+    ``busy_timeout`` instead of failing mid-transaction.
+
+    A file database checkpoints its WAL from a second connection in the background, not in the
+    commit that crosses SQLite's threshold: the checkpoint's fsync (often 100+ ms on a busy
+    disk) would hold the transaction lock and stall every caller queued behind it.
     """
 
     def __init__(self, path: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         check_sequence(migrations)
         self.path = path
         self._migrations = tuple(migrations)
-        self._conn: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._key = MEMORY if path == MEMORY else os.path.realpath(path)
+        self._shared: _Shared | None = None
 
     async def open(self) -> None:
-        if self._conn is not None:
+        if self._shared is not None:
             return
-        if self.path != MEMORY:
+        loop = asyncio.get_running_loop()
+        if self.path == MEMORY:
+            shared = _Shared(MEMORY, loop)  # every in-memory database is its own
+        else:
             _make_parent(Path(self.path))
-        with self._mapped():
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
-            try:
-                await _configure(conn, in_memory=self.path == MEMORY)
-                await _migrate(conn, self._migrations)
-            except BaseException:
-                await conn.close()
-                raise
-        self._conn = conn
+            key = self._key
+            shared = _SHARED.get(key) or _SHARED.setdefault(key, _Shared(key, loop))
+            if shared.loop is not loop:
+                shared = _Shared(MEMORY, loop)  # another loop's (a test's): not shareable
+        shared.users += 1
+        try:
+            async with shared.lock:
+                with self._mapped():
+                    if shared.conn is None:
+                        shared.conn = await _connect(self.path)
+                        if self.path != MEMORY:
+                            shared.checkpointer = asyncio.create_task(_checkpoint(self.path))
+                    await _migrate(shared.conn, self._migrations)
+        except BaseException:
+            await _release(shared)
+            raise
+        self._shared = shared
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        shared, self._shared = self._shared, None
+        if shared is not None:
             with self._mapped():
-                await conn.close()
+                await _release(shared)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
         """The connection, for reads, with errors mapped."""
-        async with self._lock:
+        async with self._opened().lock:
             with self._mapped():
                 yield self._connection()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
-        async with self._lock:
+        async with self._opened().lock:
             with self._mapped():
                 conn = self._connection()
                 await conn.execute("BEGIN IMMEDIATE")
@@ -79,10 +119,15 @@ class SqliteDatabase:
                     raise
                 await conn.commit()
 
-    def _connection(self) -> aiosqlite.Connection:
-        if self._conn is None:
+    def _opened(self) -> _Shared:
+        if self._shared is None or self._shared.conn is None:
             raise StoreError("the SQLite store is not open")
-        return self._conn
+        return self._shared
+
+    def _connection(self) -> aiosqlite.Connection:
+        conn = self._opened().conn
+        assert conn is not None
+        return conn
 
     @contextmanager
     def _mapped(self) -> Iterator[None]:
@@ -98,6 +143,52 @@ class SqliteDatabase:
             raise StoreDataError(f"SQLite database {self.path} rejected the data: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite database {self.path}: {exc}") from exc
+
+
+async def _connect(path: str) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await _configure(conn, in_memory=path == MEMORY)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _release(shared: _Shared) -> None:
+    """One user fewer; the last one closes the connection and stops its checkpoints."""
+    shared.users -= 1
+    if shared.users > 0:
+        return
+    if _SHARED.get(shared.key) is shared:
+        del _SHARED[shared.key]
+    checkpointer, shared.checkpointer = shared.checkpointer, None
+    if checkpointer is not None:
+        checkpointer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checkpointer
+    conn, shared.conn = shared.conn, None
+    if conn is not None:
+        await conn.close()
+
+
+async def _checkpoint(path: str) -> None:
+    """A passive WAL checkpoint each ``CHECKPOINT_SECONDS``, on a connection of its own."""
+    try:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        logger.warning("SQLite database %s: no checkpoint connection: %s", path, exc)
+        return
+    try:
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                logger.warning("SQLite database %s: checkpoint failed: %s", path, exc)
+    finally:
+        await conn.close()
 
 
 def utc_now() -> datetime:
@@ -130,6 +221,7 @@ async def _configure(conn: aiosqlite.Connection, *, in_memory: bool) -> None:
     if not in_memory:
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA wal_autocheckpoint = 0")  # see SqliteDatabase
 
 
 async def _migrate(conn: aiosqlite.Connection, migrations: Sequence[Migration]) -> None:
