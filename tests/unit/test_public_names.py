@@ -411,6 +411,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "cache_metrics",
         "logging",
         "metrics",
+        "request_log",
         "window",
     ),
     "relaygate.providers": (
