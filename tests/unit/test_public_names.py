@@ -350,6 +350,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "events",
         "json_depth",
         "redact",
+        "request_ids",
         "sse",
         "types",
     ),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 import string
 
 from relaygate.accounting.attribution import request_attribution
@@ -19,6 +18,7 @@ from relaygate.core.context import RequestContext
 from relaygate.core.errors import GatewayError, InternalError, RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.redact import Redactor
+from relaygate.core.request_ids import generate_request_id
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import log_request
 from relaygate.relay.cached import Caller
@@ -43,7 +43,7 @@ def new_request_id(request: Request) -> str:
     given = request.headers.get("x-request-id")
     if given and len(given) <= 128 and set(given) <= _REQUEST_ID_CHARS:
         return given
-    return "req_" + secrets.token_hex(12)
+    return generate_request_id()
 
 
 async def handle_chat(services: Services, request: Request, send: Send, dialect: Dialect) -> None:
