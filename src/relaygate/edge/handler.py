@@ -65,11 +65,13 @@ async def handle_chat(services: Services, request: Request, send: Send, dialect:
 async def _chat(
     services: Services, ctx: RequestContext, request: Request, send: Send, dialect: Dialect
 ) -> None:
-    key = _shed_early(services, ctx, request) if services.admission.overload.shedding else None
-    body = await request.body(services.settings.server.max_body_bytes)
-    if key is None:
-        key = services.keys.authenticate(extract_api_key(request.headers))
+    # The key comes from the headers: a bad key (or a shed one) is refused before the body is
+    # read, so a refusal costs a fraction of a request.
+    key = services.keys.authenticate(extract_api_key(request.headers))
     ctx.key_name = key.name
+    if services.admission.overload.shedding:
+        _shed_early(services, key)
+    body = await request.body(services.settings.server.max_body_bytes)
     req = dialect.decode_request(body, request.headers)
     ctx.model_requested = req.model
     ctx.stream = req.stream
@@ -130,24 +132,20 @@ def _serves_stale(services: Services, model: str) -> bool:
     return actions is not None and actions.serve_stale
 
 
-def _shed_early(services: Services, ctx: RequestContext, request: Request) -> KeyRecord:
-    """While this process is overloaded, refuse a low-priority key before its body is read (the
-    key comes from the headers): a refusal then costs a fraction of a request, not a whole one."""
-    key = services.keys.authenticate(extract_api_key(request.headers))
-    ctx.key_name = key.name
+def _shed_early(services: Services, key: KeyRecord) -> None:
+    """While this process is overloaded, refuse a low-priority key before its body is read."""
     retry = services.admission.overload.should_shed(key.priority)
     if retry is not None:
         raise RateLimitedError(busy_message(retry), retry_after=retry)
-    return key
 
 
 async def handle_count_tokens(services: Services, request: Request, send: Send) -> None:
     dialect = services.anthropic
     ctx = RequestContext(new_request_id(request), "anthropic.count_tokens", "anthropic")
     try:
-        body = await request.body(services.settings.server.max_body_bytes)
         key = services.keys.authenticate(extract_api_key(request.headers))
         ctx.key_name = key.name
+        body = await request.body(services.settings.server.max_body_bytes)
         req = dialect.decode_count_tokens(body, request.headers)
         ctx.model_requested = req.model
         route = services.catalog.resolve(req.model, key.allowed_models)
