@@ -18,13 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from relaygate.admission.degrade import DegradeLevels
-from relaygate.admission.messages import (
-    KEY_LIMIT_MESSAGES,
-    QUEUE_RESULTS,
-    busy_message,
-    header_number,
-    whole_seconds,
-)
+from relaygate.admission.messages import QUEUE_RESULTS, busy_message, header_number, refusal
 from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.admission.overload import LagMonitor
 from relaygate.admission.queue import AdmissionQueue, Depth, QueueRefusedError
@@ -50,7 +44,6 @@ from relaygate.limits.limiter import (
 )
 from relaygate.limits.memory import MemoryLimiter
 from relaygate.limits.releaser import Releaser
-from relaygate.limits.resilient import SHARED_DOWN
 from relaygate.routing.catalog import ModelRoute
 from relaygate.settings.limits import LimitSettings
 from relaygate.store.records import KeyRecord
@@ -126,6 +119,7 @@ class Admitter:
             limiter, self.adaptive, self._releaser, self._notify_all, settings.queue.poll_seconds
         )
         self._pools: dict[str, Pool | None] = {}
+        self._zero_asks: dict[str, tuple[tuple[float | None, ...], tuple[BucketAsk, ...]]] = {}
         self._turn = 0
 
     @property
@@ -147,6 +141,23 @@ class Admitter:
         await self.overload.stop()
         await self._releaser.close()
         await self._limiter.close()
+
+    def refuse_spent_key(self, key: KeyRecord) -> None:
+        """Raise now the 429 ``admit`` would answer ``key`` for its own quota, before the body
+        is read: when even a request of zero tokens would not fit the key's buckets. Only with
+        limits counted in this process (a shared store's round trip costs more than it saves)."""
+        if self._local is not None and key_is_limited(key):
+            refused = self._local.would_refuse(self._zero_token_asks(key))
+            if refused is not None:
+                raise self._refusal(refused)
+
+    def _zero_token_asks(self, key: KeyRecord) -> tuple[BucketAsk, ...]:
+        # Built once per key and its limits (an admin's change makes new ones): ~3 us saved.
+        limits = (key.rps, key.burst, key.rpm, key.tpm, key.max_concurrent)
+        known = self._zero_asks.get(key.id)
+        if known is None or known[0] != limits:
+            known = self._zero_asks[key.id] = (limits, key_asks(key, 0).asks)
+        return known[1]
 
     async def admit(
         self, key: KeyRecord, route: ModelRoute, req: ChatRequest, headers: Mapping[str, str]
@@ -334,25 +345,9 @@ class Admitter:
         return min(known, default=0.0)
 
     def _refusal(self, admission: Admission) -> RateLimitedError:
-        retry = admission.retry_after
-        refused = admission.refused or ""
-        if refused == SHARED_DOWN:
-            self._count("shared_unavailable")
-            message = (
-                "relaygate is busy: shared rate limits are unavailable; "
-                f"retry in {whole_seconds(retry)} s"
-            )
-            return RateLimitedError(message, retry_after=retry)
-        if refused.startswith("k:"):
-            self._count("key_limit")
-            limit = refused.rsplit(":", 1)[-1]
-            message = KEY_LIMIT_MESSAGES.get(limit, "rate limit")
-            return RateLimitedError(
-                f"This API key exceeded its {message}: retry in {whole_seconds(retry)} s",
-                retry_after=retry,
-            )
-        self._count("busy")
-        return RateLimitedError(busy_message(retry), retry_after=retry)
+        result, error = refusal(admission)
+        self._count(result)
+        return error
 
     def _learn(self, route: ModelRoute, ctx: RequestContext) -> None:
         """Feed each upstream attempt to its deployment's adaptive limit and the model's level."""

@@ -65,12 +65,13 @@ async def handle_chat(services: Services, request: Request, send: Send, dialect:
 async def _chat(
     services: Services, ctx: RequestContext, request: Request, send: Send, dialect: Dialect
 ) -> None:
-    # The key comes from the headers: a bad key (or a shed one) is refused before the body is
-    # read, so a refusal costs a fraction of a request.
+    # The key comes from the headers: a bad key, a shed one or one whose own quota is spent is
+    # refused before the body is read, so a refusal costs a fraction of a request.
     key = services.keys.authenticate(extract_api_key(request.headers))
     ctx.key_name = key.name
     if services.admission.overload.shedding:
         _shed_early(services, key)
+    services.admission.refuse_spent_key(key)
     body = await request.body(services.settings.server.max_body_bytes)
     req = dialect.decode_request(body, request.headers)
     ctx.model_requested = req.model
