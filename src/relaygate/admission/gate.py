@@ -29,9 +29,11 @@ from relaygate.core.errors import RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.types import ChatRequest
 from relaygate.limits.asks import (
+    KeyBuckets,
     global_ask,
-    key_asks,
+    key_buckets,
     key_is_limited,
+    key_limits,
     token_reservation,
 )
 from relaygate.limits.limiter import (
@@ -119,7 +121,7 @@ class Admitter:
             limiter, self.adaptive, self._releaser, self._notify_all, settings.queue.poll_seconds
         )
         self._pools: dict[str, Pool | None] = {}
-        self._zero_asks: dict[str, tuple[tuple[float | None, ...], tuple[BucketAsk, ...]]] = {}
+        self._key_buckets: dict[str, KeyBuckets] = {}
         self._turn = 0
 
     @property
@@ -147,17 +149,16 @@ class Admitter:
         is read: when even a request of zero tokens would not fit the key's buckets. Only with
         limits counted in this process (a shared store's round trip costs more than it saves)."""
         if self._local is not None and key_is_limited(key):
-            refused = self._local.would_refuse(self._zero_token_asks(key))
+            refused = self._local.would_refuse(self._buckets_of(key).zero_tokens)
             if refused is not None:
                 raise self._refusal(refused)
 
-    def _zero_token_asks(self, key: KeyRecord) -> tuple[BucketAsk, ...]:
-        # Built once per key and its limits (an admin's change makes new ones): ~3 us saved.
-        limits = (key.rps, key.burst, key.rpm, key.tpm, key.max_concurrent)
-        known = self._zero_asks.get(key.id)
-        if known is None or known[0] != limits:
-            known = self._zero_asks[key.id] = (limits, key_asks(key, 0).asks)
-        return known[1]
+    def _buckets_of(self, key: KeyRecord) -> KeyBuckets:
+        # Built once per key and its limits (an admin's change makes new ones).
+        known = self._key_buckets.get(key.id)
+        if known is None or known.limits != key_limits(key):
+            known = self._key_buckets[key.id] = key_buckets(key)
+        return known
 
     async def admit(
         self, key: KeyRecord, route: ModelRoute, req: ChatRequest, headers: Mapping[str, str]
@@ -245,7 +246,7 @@ class Admitter:
             tokens = token_reservation(
                 estimate, req.max_tokens, self._settings.output_token_reserve
             )
-        limits = key_asks(key, tokens)
+        limits = self._buckets_of(key).asks(tokens)
         return _Plan(key, pool, limits.asks, limits.tpm, tokens)
 
     def _queue(self, name: str) -> AdmissionQueue:
