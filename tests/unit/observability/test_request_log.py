@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
 from tests.waiting import wait_until
 
+from relaygate.app import create_app
 from relaygate.core.context import RequestContext
 from relaygate.core.redact import Redactor
 from relaygate.observability.logging import (
@@ -21,6 +22,10 @@ from relaygate.observability.logging import (
     request_fields,
 )
 from relaygate.observability.request_log import RequestLog
+from relaygate.settings import Settings
+
+Message = MutableMapping[str, Any]
+ONE_MODEL = {"name": "m", "deployments": [{"provider": "mock"}]}
 
 
 class MemorySink:
@@ -170,3 +175,29 @@ def test_log_request_respects_the_loggers_level(installed: MemorySink) -> None:
     finally:
         logger.setLevel(level)
     assert installed.entries() == []
+
+
+async def test_the_lifespan_shutdown_writes_the_queued_lines() -> None:
+    sink = MemorySink()
+    log = RequestLog(sink, flush_seconds=60)  # the writer thread would wait a minute
+    install_request_log(log)
+    try:
+        log.write({"request_id": "req_last"})
+        app = create_app(
+            Settings.model_validate(
+                {"models": [{"name": "m", "deployments": [{"provider": "mock"}]}]}
+            )
+        )
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> Message:
+            return {"type": "lifespan.shutdown"}
+
+        async def send(message: Message) -> None:
+            sent.append(dict(message))
+
+        await app({"type": "lifespan"}, receive, send)
+    finally:
+        install_request_log(None)
+    assert sent == [{"type": "lifespan.shutdown.complete"}]
+    assert [e["request_id"] for e in sink.entries()] == ["req_last"]
