@@ -11,8 +11,10 @@ as a warning line once the sink takes lines again. ``flush`` writes whatever is 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +25,7 @@ from relaygate.core.redact import Redactor
 
 Sink = Callable[[bytes], None]
 FLUSH_SECONDS = 0.02
+CLOSE_SECONDS = 5.0
 MAX_PENDING = 20_000  # lines are clipped to ~2 kB: at most ~40 MB held while the sink blocks
 _LOGGER = "relaygate.request"
 
@@ -51,6 +54,7 @@ class RequestLog:
         self._closed = False
         self._second = -1
         self._second_text = ""
+        _LIVE.add(self)
 
     def write(self, fields: dict[str, Any]) -> None:
         """Queue one request line (called on the event loop; never blocks on the sink)."""
@@ -80,20 +84,35 @@ class RequestLog:
         """Request lines that never reached the sink."""
         return self._refused + self._lost
 
-    def flush(self) -> None:
-        """Write every queued line now, on the caller's thread."""
-        with self._write_lock:
+    def flush(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Write every queued line now, on the caller's thread. When the writer thread has been
+        stuck in the sink for ``timeout`` seconds, give up: the lines stay queued."""
+        if not self._write_lock.acquire(timeout=timeout):
+            return
+        try:
             self._drain()
+        finally:
+            self._write_lock.release()
 
-    def close(self) -> None:
-        """Stop the writer thread and write what is left; later lines are written at once."""
+    def close(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Stop the writer thread and write what is left; later lines are written at once.
+        A sink that blocks holds the caller (the process's exit) at most about ``timeout``."""
         self._closed = True
         self._stop.set()
         thread = self._thread
         if thread is not None:
             self._wake.set()
-            thread.join(timeout=5)
-        self.flush()
+            thread.join(timeout=timeout)
+        self.flush(timeout=0 if thread is not None and thread.is_alive() else timeout)
+
+    def _forget_writer(self) -> None:
+        """In a forked child: the parent's writer thread and its lock state did not come along."""
+        self._thread = None
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        if self._pending and not self._closed:
+            self._start_writer()
+            self._wake.set()
 
     def _timestamp(self, now: float) -> str:
         second = int(now)
@@ -133,6 +152,17 @@ class RequestLog:
             self._lost += request_lines
             return
         self._reported_drops = dropped
+
+
+_LIVE: weakref.WeakSet[RequestLog] = weakref.WeakSet()
+
+
+def _forget_writers_in_child() -> None:
+    for log in list(_LIVE):
+        log._forget_writer()
+
+
+os.register_at_fork(after_in_child=_forget_writers_in_child)
 
 
 def _drop_line(dropped: int) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator, MutableMapping
 from typing import Any
@@ -201,3 +202,44 @@ async def test_the_lifespan_shutdown_writes_the_queued_lines() -> None:
         install_request_log(None)
     assert sent == [{"type": "lifespan.shutdown.complete"}]
     assert [e["request_id"] for e in sink.entries()] == ["req_last"]
+
+
+def test_close_gives_up_on_a_sink_that_stays_blocked() -> None:
+    sink = BlockedSink()
+    log = RequestLog(sink, flush_seconds=0)
+    log.write({"request_id": "stuck"})
+    assert sink.entered.wait(timeout=10)
+    log.write({"request_id": "queued"})
+    log.close(timeout=0.05)  # returns although the writer is still inside the sink
+    sink.release.set()
+    assert [e["request_id"] for e in wait_until(sink.entries)] == ["stuck"]
+
+
+def test_a_forked_child_writes_its_lines_with_its_own_writer() -> None:
+    read_fd, write_fd = os.pipe()
+    parent = os.getpid()
+    entered, release = threading.Event(), threading.Event()
+
+    def sink(data: bytes) -> None:
+        if os.getpid() == parent:  # the parent's writer holds the write lock in here
+            entered.set()
+            release.wait(timeout=30)
+        else:
+            os.write(write_fd, data)
+
+    log = RequestLog(sink, flush_seconds=0)
+    log.write({"request_id": "parent"})
+    assert entered.wait(timeout=10)
+    child = os.fork()
+    if child == 0:
+        try:
+            log.write({"request_id": "child"})
+            log.close(timeout=10)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write_fd)
+    release.set()
+    log.close()
+    with os.fdopen(read_fd, "rb") as written:
+        assert [json.loads(line)["request_id"] for line in written] == ["child"]
