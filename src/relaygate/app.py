@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 
 from relaygate.edge.routes import dispatch
-from relaygate.observability.logging import configure_logging
+from relaygate.observability.logging import configure_logging, flush_request_log
 from relaygate.services import Services, build_services
 from relaygate.settings import Settings, config_path_from_env, load_settings
 from relaygate.web.request import Receive, Request, Scope, Send
@@ -59,6 +59,7 @@ class RelaygateApp:
                 if self.services is not None:
                     await self.services.close()
                     self.services = None
+                flush_request_log()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

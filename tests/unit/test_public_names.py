@@ -374,6 +374,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "events",
         "json_depth",
         "redact",
+        "request_ids",
         "sse",
         "types",
     ),
@@ -437,6 +438,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "cache_metrics",
         "logging",
         "metrics",
+        "request_log",
         "window",
     ),
     "relaygate.providers": (

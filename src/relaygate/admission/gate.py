@@ -18,13 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from relaygate.admission.degrade import DegradeLevels
-from relaygate.admission.messages import (
-    KEY_LIMIT_MESSAGES,
-    QUEUE_RESULTS,
-    busy_message,
-    header_number,
-    whole_seconds,
-)
+from relaygate.admission.messages import QUEUE_RESULTS, busy_message, header_number, refusal
 from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.admission.overload import LagMonitor
 from relaygate.admission.queue import AdmissionQueue, Depth, QueueRefusedError
@@ -36,9 +30,11 @@ from relaygate.core.errors import RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.types import ChatRequest
 from relaygate.limits.asks import (
+    KeyBuckets,
     global_ask,
-    key_asks,
+    key_buckets,
     key_is_limited,
+    key_limits,
     token_reservation,
 )
 from relaygate.limits.limiter import (
@@ -51,7 +47,6 @@ from relaygate.limits.limiter import (
 )
 from relaygate.limits.memory import MemoryLimiter
 from relaygate.limits.releaser import Releaser
-from relaygate.limits.resilient import SHARED_DOWN
 from relaygate.routing.catalog import ModelRoute
 from relaygate.settings.limits import LimitSettings
 from relaygate.store.records import KeyRecord
@@ -133,6 +128,7 @@ class Admitter:
             PriorityReserve(settings.priority_reserve, workers, clock),
         )
         self._pools: dict[str, Pool | None] = {}
+        self._key_buckets: dict[str, KeyBuckets] = {}
         self._turn = 0
 
     @property
@@ -154,6 +150,22 @@ class Admitter:
         await self.overload.stop()
         await self._releaser.close()
         await self._limiter.close()
+
+    def refuse_spent_key(self, key: KeyRecord) -> None:
+        """Raise now the 429 ``admit`` would answer ``key`` for its own quota, before the body
+        is read: when even a request of zero tokens would not fit the key's buckets. Only with
+        limits counted in this process (a shared store's round trip costs more than it saves)."""
+        if self._local is not None and key_is_limited(key):
+            refused = self._local.would_refuse(self._buckets_of(key).zero_tokens)
+            if refused is not None:
+                raise self._refusal(refused)
+
+    def _buckets_of(self, key: KeyRecord) -> KeyBuckets:
+        # Built once per key and its limits (an admin's change makes new ones).
+        known = self._key_buckets.get(key.id)
+        if known is None or known.limits != key_limits(key):
+            known = self._key_buckets[key.id] = key_buckets(key)
+        return known
 
     async def admit(
         self, key: KeyRecord, route: ModelRoute, req: ChatRequest, headers: Mapping[str, str]
@@ -241,7 +253,7 @@ class Admitter:
             tokens = token_reservation(
                 estimate, req.max_tokens, self._settings.output_token_reserve
             )
-        limits = key_asks(key, tokens)
+        limits = self._buckets_of(key).asks(tokens)
         return _Plan(key, pool, limits.asks, limits.tpm, tokens)
 
     def _queue(self, name: str) -> AdmissionQueue:
@@ -341,25 +353,9 @@ class Admitter:
         return min(known, default=0.0)
 
     def _refusal(self, admission: Admission) -> RateLimitedError:
-        retry = admission.retry_after
-        refused = admission.refused or ""
-        if refused == SHARED_DOWN:
-            self._count("shared_unavailable")
-            message = (
-                "relaygate is busy: shared rate limits are unavailable; "
-                f"retry in {whole_seconds(retry)} s"
-            )
-            return RateLimitedError(message, retry_after=retry)
-        if refused.startswith("k:"):
-            self._count("key_limit")
-            limit = refused.rsplit(":", 1)[-1]
-            message = KEY_LIMIT_MESSAGES.get(limit, "rate limit")
-            return RateLimitedError(
-                f"This API key exceeded its {message}: retry in {whole_seconds(retry)} s",
-                retry_after=retry,
-            )
-        self._count("busy")
-        return RateLimitedError(busy_message(retry), retry_after=retry)
+        result, error = refusal(admission)
+        self._count(result)
+        return error
 
     def _learn(self, route: ModelRoute, ctx: RequestContext) -> None:
         """Feed each upstream attempt to its deployment's adaptive limit and the model's level."""

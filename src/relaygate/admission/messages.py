@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 
+from relaygate.core.errors import RateLimitedError
+from relaygate.limits.limiter import Admission
+from relaygate.limits.resilient import SHARED_DOWN
+
 QUEUE_RESULTS = {
     "full": "queue_full",
     "evicted": "queue_full",
@@ -37,3 +41,23 @@ def header_number(raw: str | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) and value >= 0 else None
+
+
+def refusal(admission: Admission) -> tuple[str, RateLimitedError]:
+    """The admission-decision result to count and the 429 for a refused ``admission``."""
+    retry = admission.retry_after
+    refused = admission.refused or ""
+    if refused == SHARED_DOWN:
+        message = (
+            "relaygate is busy: shared rate limits are unavailable; "
+            f"retry in {whole_seconds(retry)} s"
+        )
+        return "shared_unavailable", RateLimitedError(message, retry_after=retry)
+    if refused.startswith("k:"):
+        limit = refused.rsplit(":", 1)[-1]
+        message = KEY_LIMIT_MESSAGES.get(limit, "rate limit")
+        return "key_limit", RateLimitedError(
+            f"This API key exceeded its {message}: retry in {whole_seconds(retry)} s",
+            retry_after=retry,
+        )
+    return "busy", RateLimitedError(busy_message(retry), retry_after=retry)

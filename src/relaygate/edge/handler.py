@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 import string
 
 from relaygate.accounting.attribution import request_attribution
@@ -19,6 +18,7 @@ from relaygate.core.context import RequestContext
 from relaygate.core.errors import GatewayError, InternalError, RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.redact import Redactor
+from relaygate.core.request_ids import generate_request_id
 from relaygate.dialects.base import Dialect
 from relaygate.observability.logging import log_request
 from relaygate.relay.cached import Caller
@@ -43,7 +43,7 @@ def new_request_id(request: Request) -> str:
     given = request.headers.get("x-request-id")
     if given and len(given) <= 128 and set(given) <= _REQUEST_ID_CHARS:
         return given
-    return "req_" + secrets.token_hex(12)
+    return generate_request_id()
 
 
 async def handle_chat(services: Services, request: Request, send: Send, dialect: Dialect) -> None:
@@ -65,11 +65,14 @@ async def handle_chat(services: Services, request: Request, send: Send, dialect:
 async def _chat(
     services: Services, ctx: RequestContext, request: Request, send: Send, dialect: Dialect
 ) -> None:
-    key = _shed_early(services, ctx, request) if services.admission.overload.shedding else None
-    body = await request.body(services.settings.server.max_body_bytes)
-    if key is None:
-        key = services.keys.authenticate(extract_api_key(request.headers))
+    # The key comes from the headers: a bad key, a shed one or one whose own quota is spent is
+    # refused before the body is read, so a refusal costs a fraction of a request.
+    key = services.keys.authenticate(extract_api_key(request.headers))
     ctx.key_name = key.name
+    if services.admission.overload.shedding:
+        _shed_early(services, key)
+    services.admission.refuse_spent_key(key)
+    body = await request.body(services.settings.server.max_body_bytes)
     req = dialect.decode_request(body, request.headers)
     ctx.model_requested = req.model
     ctx.stream = req.stream
@@ -130,24 +133,20 @@ def _serves_stale(services: Services, model: str) -> bool:
     return actions is not None and actions.serve_stale
 
 
-def _shed_early(services: Services, ctx: RequestContext, request: Request) -> KeyRecord:
-    """While this process is overloaded, refuse a low-priority key before its body is read (the
-    key comes from the headers): a refusal then costs a fraction of a request, not a whole one."""
-    key = services.keys.authenticate(extract_api_key(request.headers))
-    ctx.key_name = key.name
+def _shed_early(services: Services, key: KeyRecord) -> None:
+    """While this process is overloaded, refuse a low-priority key before its body is read."""
     retry = services.admission.overload.should_shed(key.priority)
     if retry is not None:
         raise RateLimitedError(busy_message(retry), retry_after=retry)
-    return key
 
 
 async def handle_count_tokens(services: Services, request: Request, send: Send) -> None:
     dialect = services.anthropic
     ctx = RequestContext(new_request_id(request), "anthropic.count_tokens", "anthropic")
     try:
-        body = await request.body(services.settings.server.max_body_bytes)
         key = services.keys.authenticate(extract_api_key(request.headers))
         ctx.key_name = key.name
+        body = await request.body(services.settings.server.max_body_bytes)
         req = dialect.decode_count_tokens(body, request.headers)
         ctx.model_requested = req.model
         route = services.catalog.resolve(req.model, key.allowed_models)

@@ -34,6 +34,40 @@ def key_is_limited(key: KeyRecord) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class KeyBuckets:
+    """A key's buckets worked out once for its current limits: per request only the TPM ask's
+    cost changes. ``zero_tokens`` are the asks of a request of no tokens at all."""
+
+    limits: tuple[float | None, ...]
+    before_tpm: tuple[BucketAsk, ...]
+    tpm: BucketAsk | None
+    after_tpm: tuple[BucketAsk, ...]
+    zero_tokens: tuple[BucketAsk, ...]
+
+    def asks(self, tokens: int) -> KeyLimits:
+        """The same asks as ``key_asks(key, tokens)``."""
+        base = self.tpm
+        if base is None:
+            return KeyLimits(self.zero_tokens, None)
+        tpm = BucketAsk(base.name, base.kind, base.capacity, base.rate, float(tokens))
+        return KeyLimits((*self.before_tpm, tpm, *self.after_tpm), tpm)
+
+
+def key_limits(key: KeyRecord) -> tuple[float | None, ...]:
+    """What ``key_asks`` depends on besides the key's id: a change means new buckets."""
+    return (key.rps, key.burst, key.rpm, key.tpm, key.max_concurrent)
+
+
+def key_buckets(key: KeyRecord) -> KeyBuckets:
+    zero = key_asks(key, 0)
+    asks = zero.asks
+    if zero.tpm is None:
+        return KeyBuckets(key_limits(key), asks, None, (), asks)
+    at = asks.index(zero.tpm)
+    return KeyBuckets(key_limits(key), asks[:at], zero.tpm, asks[at + 1 :], asks)
+
+
 def deployment_is_capped(dep: DeploymentSettings) -> bool:
     """True when the deployment has any provider-account cap."""
     return dep.rpm is not None or dep.tpm is not None or dep.max_concurrency is not None

@@ -65,16 +65,14 @@ class MemoryLimiter:
             return ADMITTED
         now = self._clock()
         refilled: list[float] = []
-        retry, refused, queueable = 0.0, None, True
-        for ask in asks:
-            wait = self._shortfall(ask, now, refilled)
-            if wait is not None:
-                retry = max(retry, wait)
-                refused = refused or ask.name
-                queueable = queueable and ask.queueable
-        if refused is not None:
-            return Admission(False, retry, refused, queueable)
+        refusal = self._refusal(asks, now, refilled)
+        if refusal is not None:
+            return refusal
         return Admission(True, lease=self._apply(asks, now, refilled))
+
+    def would_refuse(self, asks: Sequence[BucketAsk]) -> Admission | None:
+        """The refusal ``acquire_now(asks)`` would give now, taking nothing; None if it admits."""
+        return self._refusal(asks, self._clock(), [])
 
     def settle_now(self, settles: Sequence[BucketSettle]) -> None:
         """``settle`` without the coroutine."""
@@ -94,6 +92,20 @@ class MemoryLimiter:
                     self._held.pop(name, None)
         if settles:
             self.settle_now(settles)
+
+    def _refusal(
+        self, asks: Sequence[BucketAsk], now: float, refilled: list[float]
+    ) -> Admission | None:
+        retry, refused, queueable = 0.0, None, True
+        for ask in asks:
+            wait = self._shortfall(ask, now, refilled)
+            if wait is not None:
+                retry = max(retry, wait)
+                refused = refused or ask.name
+                queueable = queueable and ask.queueable
+        if refused is None:
+            return None
+        return Admission(False, retry, refused, queueable)
 
     def _shortfall(self, ask: BucketAsk, now: float, refilled: list[float]) -> float | None:
         """Seconds until ``ask`` fits, or None when it fits now (its tokens go to ``refilled``)."""

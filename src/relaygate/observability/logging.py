@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
 from relaygate.core.context import RequestContext
 from relaygate.core.errors import clip
 from relaygate.core.redact import Redactor
+from relaygate.observability.request_log import RequestLog, Sink
+
+# Set by ``configure_logging`` (the CLI's processes): request lines then skip stdlib logging.
+# Without it (an embedding application, tests) they are records of the "relaygate.request" logger.
+_request_log: RequestLog | None = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,6 +48,41 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    install_request_log(RequestLog(stream_sink(sys.stderr)))
+
+
+def install_request_log(request_log: RequestLog | None) -> None:
+    """Send request lines to ``request_log`` (None: back to the "relaygate.request" logger)."""
+    global _request_log
+    previous, _request_log = _request_log, request_log
+    if previous is not None:
+        previous.close()
+        atexit.unregister(previous.close)
+    if request_log is not None:
+        atexit.register(request_log.close)
+
+
+def flush_request_log() -> None:
+    """Write the queued request lines now (at shutdown: none is lost when the process ends)."""
+    if _request_log is not None:
+        _request_log.flush()
+
+
+def stream_sink(stream: TextIO) -> Sink:
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+
+        def write_text(data: bytes) -> None:
+            stream.write(data.decode())
+            stream.flush()
+
+        return write_text
+
+    def write(data: bytes) -> None:
+        buffer.write(data)
+        buffer.flush()
+
+    return write
 
 
 def redact_logs(redactor: Redactor) -> None:
@@ -49,6 +90,8 @@ def redact_logs(redactor: Redactor) -> None:
     for handler in logging.getLogger("relaygate").handlers:
         if isinstance(handler.formatter, JsonFormatter):
             handler.formatter.redactor = redactor
+    if _request_log is not None:
+        _request_log.redactor = redactor or None
 
 
 def request_fields(ctx: RequestContext) -> dict[str, Any]:
@@ -88,4 +131,7 @@ def request_fields(ctx: RequestContext) -> dict[str, Any]:
 
 def log_request(logger: logging.Logger, ctx: RequestContext) -> None:
     if logger.isEnabledFor(logging.INFO):
-        logger.info("request", extra={"fields": request_fields(ctx)})
+        if _request_log is not None:
+            _request_log.write(request_fields(ctx))
+        else:
+            logger.info("request", extra={"fields": request_fields(ctx)})

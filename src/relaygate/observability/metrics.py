@@ -27,6 +27,25 @@ UNKNOWN_MODEL = "unknown"
 """The one ``model`` label of every requested name that is not configured."""
 NO_MODEL = "-"
 _STATUS_LABELS = {code: str(code) for code in range(100, 600)}
+# requests (route, model, status), latency and TTFT (route, model), overhead (route)
+_RequestChildren = tuple[Counter, Histogram, Histogram, Histogram]
+
+
+class _LabelCache:
+    """A metric's children by label values, so the request path does not call ``labels()``
+    (~5 us) each time. Only for labels whose values are bounded (configuration, code)."""
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: Counter) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Counter] = {}
+
+    def __call__(self, *values: str) -> Counter:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -94,7 +113,7 @@ class Metrics:
             ("model", "key"),
             registry=self.registry,
         )
-        self._cost_children: dict[tuple[str, str], Counter] = {}
+        self._cost_of = _LabelCache(self.cost)
         self.in_flight = Gauge(
             "relaygate_requests_in_flight", "Requests being handled", registry=self.registry
         )
@@ -119,6 +138,9 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_RuntimeCollector())
+        self._request_children: dict[tuple[str, str, str], _RequestChildren] = {}
+        self._attempts_of = _LabelCache(self.attempts)
+        self._tokens_of = _LabelCache(self.tokens)
 
     def breaker_panicked(self, model: str) -> None:
         self.breaker_panic.labels(model).inc()
@@ -137,16 +159,17 @@ class Metrics:
         """Count a finished request (after accounting priced it: ``ctx.cost_usd`` is set)."""
         model = self._model_label(ctx)
         status = _STATUS_LABELS.get(ctx.status, "other")
-        self.requests.labels(ctx.route, model, status).inc()
+        requests, latency, overhead, ttft_of = self._per_request(ctx.route, model, status)
+        requests.inc()
         elapsed = ctx.elapsed()
-        self.latency.labels(ctx.route, model).observe(elapsed)
+        latency.observe(elapsed)
         self.window.record(elapsed, ctx.status)
-        self.overhead.labels(ctx.route).observe(ctx.overhead_seconds())
+        overhead.observe(ctx.overhead_seconds())
         ttft = ctx.ttft_seconds()
         if ttft is not None:
-            self.ttft.labels(ctx.route, model).observe(ttft)
+            ttft_of.observe(ttft)
         for attempt in ctx.attempts:
-            self.attempts.labels(attempt.deployment, attempt.outcome).inc()
+            self._attempts_of(attempt.deployment, attempt.outcome).inc()
         if ctx.cost_usd and ctx.key_name is not None:
             # Key names are the operator's (a bounded set), never the caller's text.
             self._cost_of(model, ctx.key_name).inc(ctx.cost_usd)
@@ -159,14 +182,21 @@ class Metrics:
                 ("cache_write", usage.cache_write_tokens),
             ):
                 if count:
-                    self.tokens.labels(model, kind).inc(count)
+                    self._tokens_of(model, kind).inc(count)
 
-    def _cost_of(self, model: str, key: str) -> Counter:
-        # ``labels()`` costs ~5 us a call; the children are kept for the process's life anyway.
-        child = self._cost_children.get((model, key))
-        if child is None:
-            child = self._cost_children[(model, key)] = self.cost.labels(model, key)
-        return child
+    def _per_request(self, route: str, model: str, status: str) -> _RequestChildren:
+        # ``labels()`` costs ~5 us a call; the children live as long as the registry anyway, and
+        # the label values are bounded (configuration and code), so this map is too.
+        key = (route, model, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(route, model, status),
+                self.latency.labels(route, model),
+                self.overhead.labels(route),
+                self.ttft.labels(route, model),
+            )
+        return children
 
     def _model_label(self, ctx: RequestContext) -> str:
         if ctx.model_used is not None:

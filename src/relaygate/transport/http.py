@@ -15,6 +15,8 @@ from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
 from relaygate.transport.base import Timeouts, idle_timeout
 
+MAX_CACHED_CONNECT_TIMEOUTS = 16
+
 
 class HttpUpstreamResponse:
     __slots__ = ("_deadline", "_idle", "_response", "headers", "status")
@@ -65,6 +67,9 @@ class HttpTransport:
         self._max_connections = max_connections
         self._keepalive = keepalive_seconds
         self._session: aiohttp.ClientSession | None = None
+        # Built once per connect timeout in use (the configured ones; a deadline can clip one
+        # to any value, hence the bound): building the attrs object cost ~1 us a request.
+        self._connect_timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -92,7 +97,7 @@ class HttpTransport:
                     req.url,
                     data=req.body,
                     headers=dict(req.headers),
-                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect),
+                    timeout=self._connect_timeout(timeouts.connect),
                 )
         except TimeoutError:
             raise UpstreamTimeoutError(
@@ -103,6 +108,14 @@ class HttpTransport:
         except (aiohttp.ClientError, OSError) as exc:
             raise _connection_error(exc) from None
         return HttpUpstreamResponse(response, deadline, timeouts.idle)
+
+    def _connect_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._connect_timeouts.get(seconds)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds)
+            if len(self._connect_timeouts) < MAX_CACHED_CONNECT_TIMEOUTS:
+                self._connect_timeouts[seconds] = timeout
+        return timeout
 
     async def close(self) -> None:
         if self._session is not None:

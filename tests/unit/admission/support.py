@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from relaygate.core.types import ChatRequest, Message, TextBlock
+from relaygate.limits import BucketAsk, MemoryLimiter
+from relaygate.limits.limiter import Admission, BucketSettle, Lease
 from relaygate.routing.catalog import Catalog, build_catalog
 from relaygate.settings import Settings
 from relaygate.store.records import KeyRecord
@@ -58,3 +61,23 @@ def request(
         max_tokens=max_tokens,
         raw={"model": model_name, "messages": list(messages)},
     )
+
+
+class WrappedLimiter:
+    """Delegates to a limiter while hiding its class (so the Admitter uses its releaser)."""
+
+    def __init__(self, inner: MemoryLimiter) -> None:
+        self._inner = inner
+        self.backend = "remote"
+
+    async def acquire(self, asks: Sequence[BucketAsk]) -> Admission:
+        return await self._inner.acquire(asks)
+
+    async def settle(self, settles: Sequence[BucketSettle]) -> None:
+        await self._inner.settle(settles)
+
+    async def release(self, lease: Lease | None, settles: Sequence[BucketSettle] = ()) -> None:
+        await self._inner.release(lease, settles)
+
+    async def close(self) -> None:
+        return None

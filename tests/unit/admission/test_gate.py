@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from prometheus_client import CollectorRegistry
-from tests.unit.admission.support import catalog, key, model, request
+from tests.unit.admission.support import WrappedLimiter, catalog, key, model, request
 from tests.waiting import eventually
 
 from relaygate.admission import Admitter, Ticket
@@ -281,7 +281,7 @@ async def test_limiter_leases_are_released_in_the_background(models: Catalog) ->
 
     inner = Remote()
     settings = LimitSettings(queue=QueueSettings(max_wait_seconds=1.0, poll_seconds=5))
-    gate = Admitter(settings, _Wrapped(inner), lookup=models.get)
+    gate = Admitter(settings, WrappedLimiter(inner), lookup=models.get)
     gate.start()
     route = models.resolve("capped")
     held = [await gate.admit(key(), route, request(), NO_HEADERS) for _ in range(2)]
@@ -293,23 +293,3 @@ async def test_limiter_leases_are_released_in_the_background(models: Catalog) ->
     await asyncio.wait_for(waiting, 1.0)
     assert released == [reserved.lease]
     await gate.close()
-
-
-class _Wrapped:
-    """Delegates to a limiter while hiding its class (so the Admitter uses its releaser)."""
-
-    def __init__(self, inner: MemoryLimiter) -> None:
-        self._inner = inner
-        self.backend = "remote"
-
-    async def acquire(self, asks: Sequence[BucketAsk]) -> Admission:
-        return await self._inner.acquire(asks)
-
-    async def settle(self, settles: Sequence[BucketSettle]) -> None:
-        await self._inner.settle(settles)
-
-    async def release(self, lease: Lease | None, settles: Sequence[BucketSettle] = ()) -> None:
-        await self._inner.release(lease, settles)
-
-    async def close(self) -> None:
-        return None

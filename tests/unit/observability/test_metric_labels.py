@@ -35,3 +35,22 @@ def test_labels_are_configured_names_or_one_fixed_value() -> None:
         ("openai.chat", "served", "other"),
         ("openai.chat", "served", "200"),
     }
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_repeated_requests_count_into_the_same_children() -> None:
+    metrics = Metrics({"served": "served"})
+    attempt = AttemptRecord("dep", "ok", 200, 0.1)
+    for _ in range(3):
+        observed(metrics, model_used="served", status=200, attempts=[attempt])
+    observed(metrics, model_used="served", status=500)
+    labels = {"route": "openai.chat", "model": "served"}
+    assert sample(metrics, "relaygate_requests_total", **labels, status="200") == 3
+    assert sample(metrics, "relaygate_requests_total", **labels, status="500") == 1
+    assert sample(metrics, "relaygate_request_duration_seconds_count", **labels) == 4
+    assert sample(metrics, "relaygate_overhead_seconds_count", route="openai.chat") == 4
+    attempts = {"deployment": "dep", "outcome": "ok"}
+    assert sample(metrics, "relaygate_upstream_attempts_total", **attempts) == 3

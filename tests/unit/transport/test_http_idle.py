@@ -1,4 +1,5 @@
-"""HttpTransport against a real local aiohttp server: the idle timeout between body chunks."""
+"""HttpTransport against a real local aiohttp server: the idle timeout between body chunks;
+the per-request connect timeout objects it keeps."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aiohttp import web
 from relaygate.core.errors import UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
 from relaygate.transport.base import Timeouts
-from relaygate.transport.http import HttpTransport
+from relaygate.transport.http import MAX_CACHED_CONNECT_TIMEOUTS, HttpTransport
 
 
 async def stalls_after_two_chunks(request: web.Request) -> web.StreamResponse:
@@ -55,3 +56,11 @@ async def test_a_stream_that_stalls_mid_way_ends_at_the_idle_timeout(base_url: s
         response.close()
     finally:
         await transport.close()
+
+
+def test_connect_timeouts_are_built_once_and_their_cache_stays_bounded() -> None:
+    transport = HttpTransport()
+    assert transport._connect_timeout(10.0) is transport._connect_timeout(10.0)
+    for n in range(1_000):  # a deadline clips the connect timeout to any value
+        assert transport._connect_timeout(n / 1000).sock_connect == n / 1000
+    assert len(transport._connect_timeouts) <= MAX_CACHED_CONNECT_TIMEOUTS

@@ -1,0 +1,176 @@
+"""The per-request JSON log line, written without stdlib logging's per-record machinery.
+
+A ``RequestLog`` turns a request's fields into the same line ``JsonFormatter`` writes
+(``ts``, ``level``, ``logger``, ``msg``, then the fields) with one ``orjson.dumps``, queues it, and
+a writer thread hands the queued lines to the sink in one write at most ``flush_seconds`` after
+the first of them. The event loop never waits on the sink: when the sink blocks (a full pipe) and
+``max_pending`` lines are queued, further lines are dropped and counted, and the count is written
+as a warning line once the sink takes lines again. ``flush`` writes whatever is queued at once
+(the lifespan's shutdown calls it), ``close`` stops the writer after a last flush.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from relaygate.core.redact import Redactor
+
+Sink = Callable[[bytes], None]
+FLUSH_SECONDS = 0.02
+CLOSE_SECONDS = 5.0
+MAX_PENDING = 20_000  # lines are clipped to ~2 kB: at most ~40 MB held while the sink blocks
+_LOGGER = "relaygate.request"
+
+
+class RequestLog:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        flush_seconds: float = FLUSH_SECONDS,
+        max_pending: int = MAX_PENDING,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.redactor = redactor
+        self._refused = 0  # lines not queued (the queue was full): counted on the event loop
+        self._lost = 0  # queued lines the sink refused: counted by the writer
+        self._sink = sink
+        self._flush_seconds = flush_seconds
+        self._max_pending = max_pending
+        self._pending: deque[bytes] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._write_lock = threading.Lock()  # one writer at a time: the thread or a flush
+        self._reported_drops = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._second = -1
+        self._second_text = ""
+        _LIVE.add(self)
+
+    def write(self, fields: dict[str, Any]) -> None:
+        """Queue one request line (called on the event loop; never blocks on the sink)."""
+        if len(self._pending) >= self._max_pending:
+            self._refused += 1
+            return
+        now = time.time()
+        entry: dict[str, Any] = {
+            "ts": self._timestamp(now),
+            "level": "info",
+            "logger": _LOGGER,
+            "msg": "request",
+        }
+        entry.update(fields)
+        line = orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        if self.redactor is not None:
+            line = self.redactor.raw(line)
+        self._pending.append(line)
+        if self._closed:
+            self.flush()
+        elif not self._wake.is_set():
+            self._start_writer()
+            self._wake.set()
+
+    @property
+    def dropped(self) -> int:
+        """Request lines that never reached the sink."""
+        return self._refused + self._lost
+
+    def flush(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Write every queued line now, on the caller's thread. When the writer thread has been
+        stuck in the sink for ``timeout`` seconds, give up: the lines stay queued."""
+        if not self._write_lock.acquire(timeout=timeout):
+            return
+        try:
+            self._drain()
+        finally:
+            self._write_lock.release()
+
+    def close(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Stop the writer thread and write what is left; later lines are written at once.
+        A sink that blocks holds the caller (the process's exit) at most about ``timeout``."""
+        self._closed = True
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            self._wake.set()
+            thread.join(timeout=timeout)
+        self.flush(timeout=0 if thread is not None and thread.is_alive() else timeout)
+
+    def _forget_writer(self) -> None:
+        """In a forked child: the parent's writer thread and its lock state did not come along."""
+        self._thread = None
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        if self._pending and not self._closed:
+            self._start_writer()
+            self._wake.set()
+
+    def _timestamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int((now - second) * 1000):03d}Z"
+
+    def _start_writer(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="relaygate-request-log", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            # Let a burst's lines gather into one write.
+            self._stop.wait(self._flush_seconds)
+            # Cleared before draining: a line queued after this sets the event again.
+            self._wake.clear()
+            self.flush()
+
+    def _drain(self) -> None:
+        pending = self._pending
+        lines = [pending.popleft() for _ in range(len(pending))]
+        request_lines = len(lines)
+        dropped = self.dropped
+        if dropped > self._reported_drops:
+            lines.append(_drop_line(dropped))
+        if not lines:
+            return
+        try:
+            self._sink(b"".join(lines))
+        except (OSError, ValueError):  # a closed or broken sink: the lines are lost, counted
+            self._lost += request_lines
+            return
+        self._reported_drops = dropped
+
+
+_LIVE: weakref.WeakSet[RequestLog] = weakref.WeakSet()
+
+
+def _forget_writers_in_child() -> None:
+    for log in list(_LIVE):
+        log._forget_writer()
+
+
+os.register_at_fork(after_in_child=_forget_writers_in_child)
+
+
+def _drop_line(dropped: int) -> bytes:
+    entry = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "level": "warning",
+        "logger": _LOGGER,
+        "msg": "request log lines dropped (the log's sink was not keeping up)",
+        "dropped_total": dropped,
+    }
+    return orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)

@@ -1,0 +1,245 @@
+"""The request log's line, its batching writer thread, its bound and its shutdown flush."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import pytest
+from tests.waiting import wait_until
+
+from relaygate.app import create_app
+from relaygate.core.context import RequestContext
+from relaygate.core.redact import Redactor
+from relaygate.observability.logging import (
+    JsonFormatter,
+    flush_request_log,
+    install_request_log,
+    log_request,
+    request_fields,
+)
+from relaygate.observability.request_log import RequestLog
+from relaygate.settings import Settings
+
+Message = MutableMapping[str, Any]
+ONE_MODEL = {"name": "m", "deployments": [{"provider": "mock"}]}
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def __call__(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for data in self.writes for line in data.splitlines()]
+
+
+class BlockedSink(MemorySink):
+    """Blocks in its first write until released, like a pipe nobody reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, data: bytes) -> None:
+        self.entered.set()
+        self.release.wait(timeout=30)
+        super().__call__(data)
+
+
+def _ctx(request_id: str = "req_1") -> RequestContext:
+    ctx = RequestContext(request_id, "openai.chat", "openai")
+    ctx.key_name = "team"
+    ctx.model_requested = "gpt"
+    ctx.status = 200
+    ctx.outcome = "ok"
+    return ctx
+
+
+def test_the_line_is_the_one_the_json_formatter_writes() -> None:
+    sink = MemorySink()
+    log = RequestLog(sink)
+    fields = request_fields(_ctx())
+    log.write(fields)
+    log.close()
+    record = logging.LogRecord("relaygate.request", logging.INFO, __file__, 1, "request", (), None)
+    record.fields = fields
+    expected = json.loads(JsonFormatter().format(record))
+    [written] = sink.entries()
+    assert list(written) == list(expected)
+    assert {k: v for k, v in written.items() if k != "ts"} == {
+        k: v for k, v in expected.items() if k != "ts"
+    }
+    assert written["ts"].endswith("Z") and len(written["ts"]) == len(expected["ts"])
+    assert sink.writes[0].endswith(b"\n")
+
+
+def test_the_writer_thread_writes_queued_lines_in_one_batch() -> None:
+    sink = MemorySink()
+    log = RequestLog(sink, flush_seconds=0.05)
+    try:
+        for n in range(50):
+            log.write({"request_id": f"req_{n}"})
+        wait_until(lambda: len(sink.entries()) == 50, what="the batch written")
+        assert len(sink.writes) <= 2  # gathered, not one write per line
+    finally:
+        log.close()
+
+
+def test_close_writes_every_queued_line() -> None:
+    sink = MemorySink()
+    log = RequestLog(sink, flush_seconds=60)  # the thread would wait a minute
+    for n in range(1_000):
+        log.write({"request_id": f"req_{n}"})
+    log.close()
+    assert [e["request_id"] for e in sink.entries()] == [f"req_{n}" for n in range(1_000)]
+    log.write({"request_id": "late"})  # after close: written at once
+    assert sink.entries()[-1]["request_id"] == "late"
+
+
+def test_a_blocked_sink_bounds_the_queue_and_the_drops_are_counted_and_reported() -> None:
+    sink = BlockedSink()
+    log = RequestLog(sink, flush_seconds=0, max_pending=5)
+    log.write({"request_id": "first"})
+    assert sink.entered.wait(timeout=10)  # the writer holds "first" and is stuck in the sink
+    for n in range(12):
+        log.write({"request_id": f"req_{n}"})
+    assert log.dropped == 7
+    sink.release.set()
+    log.close()
+    entries = sink.entries()
+    assert [e["request_id"] for e in entries if "request_id" in e] == [
+        "first",
+        *(f"req_{n}" for n in range(5)),
+    ]
+    [warning] = [e for e in entries if e["level"] == "warning"]
+    assert warning["dropped_total"] == 7
+
+
+def test_lines_a_broken_sink_refuses_are_counted() -> None:
+    def broken(data: bytes) -> None:
+        raise BrokenPipeError
+
+    log = RequestLog(broken, flush_seconds=60)
+    for n in range(3):
+        log.write({"request_id": f"req_{n}"})
+    log.close()
+    assert log.dropped == 3
+
+
+def test_secrets_are_redacted() -> None:
+    sink = MemorySink()
+    log = RequestLog(sink, redactor=Redactor(["sk-secret-123456"]))
+    log.write({"error": "upstream quoted sk-secret-123456"})
+    log.close()
+    assert b"sk-secret" not in b"".join(sink.writes)
+    assert sink.entries()[0]["error"] == "upstream quoted [redacted]"
+
+
+@pytest.fixture
+def installed() -> Iterator[MemorySink]:
+    sink = MemorySink()
+    install_request_log(RequestLog(sink, flush_seconds=60))
+    yield sink
+    install_request_log(None)
+
+
+def test_log_request_goes_to_the_installed_log_and_flushes_on_demand(
+    installed: MemorySink,
+) -> None:
+    logger = logging.getLogger("relaygate.request")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        log_request(logger, _ctx("req_a"))
+        log_request(logger, _ctx("req_b"))
+        flush_request_log()
+    finally:
+        logger.setLevel(level)
+    assert [e["request_id"] for e in installed.entries()] == ["req_a", "req_b"]
+
+
+def test_log_request_respects_the_loggers_level(installed: MemorySink) -> None:
+    logger = logging.getLogger("relaygate.request")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        log_request(logger, _ctx())
+        flush_request_log()
+    finally:
+        logger.setLevel(level)
+    assert installed.entries() == []
+
+
+async def test_the_lifespan_shutdown_writes_the_queued_lines() -> None:
+    sink = MemorySink()
+    log = RequestLog(sink, flush_seconds=60)  # the writer thread would wait a minute
+    install_request_log(log)
+    try:
+        log.write({"request_id": "req_last"})
+        app = create_app(
+            Settings.model_validate(
+                {"models": [{"name": "m", "deployments": [{"provider": "mock"}]}]}
+            )
+        )
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> Message:
+            return {"type": "lifespan.shutdown"}
+
+        async def send(message: Message) -> None:
+            sent.append(dict(message))
+
+        await app({"type": "lifespan"}, receive, send)
+    finally:
+        install_request_log(None)
+    assert sent == [{"type": "lifespan.shutdown.complete"}]
+    assert [e["request_id"] for e in sink.entries()] == ["req_last"]
+
+
+def test_close_gives_up_on_a_sink_that_stays_blocked() -> None:
+    sink = BlockedSink()
+    log = RequestLog(sink, flush_seconds=0)
+    log.write({"request_id": "stuck"})
+    assert sink.entered.wait(timeout=10)
+    log.write({"request_id": "queued"})
+    log.close(timeout=0.05)  # returns although the writer is still inside the sink
+    sink.release.set()
+    assert [e["request_id"] for e in wait_until(sink.entries)] == ["stuck"]
+
+
+def test_a_forked_child_writes_its_lines_with_its_own_writer() -> None:
+    read_fd, write_fd = os.pipe()
+    parent = os.getpid()
+    entered, release = threading.Event(), threading.Event()
+
+    def sink(data: bytes) -> None:
+        if os.getpid() == parent:  # the parent's writer holds the write lock in here
+            entered.set()
+            release.wait(timeout=30)
+        else:
+            os.write(write_fd, data)
+
+    log = RequestLog(sink, flush_seconds=0)
+    log.write({"request_id": "parent"})
+    assert entered.wait(timeout=10)
+    child = os.fork()
+    if child == 0:
+        try:
+            log.write({"request_id": "child"})
+            log.close(timeout=10)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write_fd)
+    release.set()
+    log.close()
+    with os.fdopen(read_fd, "rb") as written:
+        assert [json.loads(line)["request_id"] for line in written] == ["child"]
