@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -344,10 +346,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "refused_p99_ms": peak["refused_ms"]["p99"],
             "unexplained_errors": sum(p["other_errors"] for p in report["phases"].values()),
         }
-        return report
     finally:
         gateway.stop()
         mock.stop()
+    # Counted after the gateway stopped (its ledger writer flushes on the way out): every
+    # request sent was answered, and every answer of a known key is a ledger row.
+    report["ledger"] = _ledger_count(workdir / "relaygate.db", sum(len(p) for p in phases))
+    return report
+
+
+def _ledger_count(database: Path, sent: int) -> dict[str, Any]:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        by_status = dict(db.execute("SELECT status, count(*) FROM usage_ledger GROUP BY status"))
+    rows = sum(by_status.values())
+    return {"rows": rows, "sent": sent, "missing": sent - rows, "by_status": by_status}
 
 
 def main(argv: list[str] | None = None) -> int:
