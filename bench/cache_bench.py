@@ -10,7 +10,9 @@ One gateway, two standalone mocks, all on 127.0.0.1, started here and stopped at
   Target: a hit costs at most half the gateway CPU of a relayed request.
 * **Dedup.** ``--dedup-requests`` requests of which ``--repeat-share`` (34%, the extraction
   pipeline's figure) repeat an earlier one, through ``bench-relay`` and then ``bench-hit``:
-  upstream calls (should drop by that share) and the added p50 (target: at most 1 ms).
+  upstream calls (should drop by that share) and the added p50 (target: at most 1 ms), open
+  loop at ``--dedup-rate`` req/s (latency from each request's due time), and also closed loop
+  at saturation (``--clients``), where p50 is queueing and so shows the extra CPU of a miss.
 * **Coalescing.** ``--burst`` identical non-streamed requests, sent open-loop evenly over
   ``--spread-ms`` against a mock answering in ``--latency-ms``. Reported: upstream calls (the
   mock's own count), and each caller's latency from its own send time. Target: 1 upstream call,
@@ -184,25 +186,56 @@ async def replay(url: str, key: str, model: str, prompts: list[str], clients: in
     return sorted(latencies)
 
 
+async def replay_paced(
+    url: str, key: str, model: str, prompts: list[str], rate: float
+) -> list[float]:
+    """Send ``prompts`` open loop, request ``i`` due at ``i / rate`` s; each request's latency in
+    ms from its due time (a late send counts against the gateway, not hidden)."""
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter()
+
+        async def one(index: int, prompt: str) -> float:
+            due = start + index / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            async with session.post(url, data=body(model, prompt), headers=headers) as answer:
+                await answer.read()
+            return (time.perf_counter() - due) * 1000
+
+        return sorted(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
+
+
 def dedup(gateway: Server, key: str, fast: Server, args: argparse.Namespace) -> dict[str, Any]:
-    """The same repeating workload through the cache and without it."""
+    """The same repeating workload through the cache and without it: closed loop at saturation
+    (``--clients``; its latency is queueing, so it shows the CPU a miss costs more) and open loop
+    at ``--dedup-rate`` (the latency a caller sees added at a moderate rate: the target)."""
     url = f"{gateway.base_url}/v1/chat/completions"
-    result: dict[str, Any] = {"requests": args.dedup_requests, "repeat_share": args.repeat_share}
-    for label, model in (("cache_off", RELAY_MODEL), ("cache_on", HIT_MODEL)):
-        prompts = workload(args.dedup_requests, args.repeat_share, f"{label}-{time.time()}")
-        before = mock_requests(fast)
-        latencies = asyncio.run(replay(url, key, model, prompts, args.clients))
-        result[label] = {
-            "upstream_calls": mock_requests(fast) - before,
-            "p50_ms": percentile(latencies, 50),
-            "p99_ms": percentile(latencies, 99),
-        }
-    calls_off, calls_on = (
-        result["cache_off"]["upstream_calls"],
-        result["cache_on"]["upstream_calls"],
-    )
+    result: dict[str, Any] = {
+        "requests": args.dedup_requests,
+        "repeat_share": args.repeat_share,
+        "rate": args.dedup_rate,
+    }
+    for loop in ("saturated", "paced"):
+        for label, model in (("cache_off", RELAY_MODEL), ("cache_on", HIT_MODEL)):
+            tag = f"{loop}-{label}-{time.time()}"
+            prompts = workload(args.dedup_requests, args.repeat_share, tag)
+            before = mock_requests(fast)
+            if loop == "saturated":
+                latencies = asyncio.run(replay(url, key, model, prompts, args.clients))
+            else:
+                latencies = asyncio.run(replay_paced(url, key, model, prompts, args.dedup_rate))
+            result[f"{loop}_{label}"] = {
+                "upstream_calls": mock_requests(fast) - before,
+                "p50_ms": percentile(latencies, 50),
+                "p99_ms": percentile(latencies, 99),
+            }
+    calls_off = result["paced_cache_off"]["upstream_calls"]
+    calls_on = result["paced_cache_on"]["upstream_calls"]
     result["upstream_drop"] = 1 - calls_on / calls_off if calls_off else None
-    result["added_p50_ms"] = result["cache_on"]["p50_ms"] - result["cache_off"]["p50_ms"]
+    for loop in ("saturated", "paced"):
+        added = result[f"{loop}_cache_on"]["p50_ms"] - result[f"{loop}_cache_off"]["p50_ms"]
+        result[f"{loop}_added_p50_ms"] = added
     return result
 
 
@@ -245,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dedup-requests", type=int, default=1000)
     parser.add_argument("--repeat-share", type=float, default=0.34)
+    parser.add_argument("--dedup-rate", type=float, default=200.0, help="open-loop req/s")
     parser.add_argument("--out", type=Path, help="write the JSON record here too")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="relaygate-cache-bench-") as tmp:
