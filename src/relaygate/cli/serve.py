@@ -43,6 +43,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=overrides)
 
 
+INTERRUPTED = 130
+"""The exit status of a process ended by Ctrl-C (SIGINT), by the shell's convention."""
+
+
 def run_serve(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
@@ -60,7 +64,12 @@ def run_serve(args: argparse.Namespace) -> int:
         **SERVER_OPTIONS,
     )
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully on Ctrl-C, then raises the signal again for the default
+        # handler: the stop is complete by now, so end as an interrupted process, not a traceback.
+        return INTERRUPTED
     return 0 if server.started else 1
 
 
