@@ -4,6 +4,7 @@ final one (the spend itself leaves no room), with the real spend and held amount
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -133,3 +134,51 @@ async def test_holds_settled_while_a_shared_refusal_is_explained_do_not_refuse(
     # that reads "$0.0000 held by requests in flight".
     assert await racing.reserve(key(), 0.3) is not None
     await racing.stop()
+
+
+class SpendWrittenSlowly:
+    """The store while this process's settler is mid-write: its write of released holds waits
+    for ``proceed``; ``refused`` is set when a reservation is refused."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+        self.writing = asyncio.Event()
+        self.proceed = asyncio.Event()
+        self.refused = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def apply_spend(self, month: str, deltas: Any) -> None:
+        self.writing.set()
+        await self.proceed.wait()
+        await self._store.apply_spend(month, deltas)
+
+    async def try_reserve(self, ask: ReserveAsk) -> BudgetCounters | None:
+        counters = await self._store.try_reserve(ask)
+        if counters is None:
+            self.refused.set()
+        return counters
+
+
+async def test_a_refusal_waits_for_this_processes_releases_being_written(
+    ledger: LedgerStore,
+) -> None:
+    # A caller sending requests back to back, refused by its own holds while the settler's
+    # round is writing their releases: it waits for that write and is admitted, not refused.
+    store = SpendWrittenSlowly(ledger)
+    budgets = SharedBudgets(store, SETTINGS)  # type: ignore[arg-type]
+    holds = [await budgets.reserve(key(), 0.4) for _ in range(2)]
+    for hold in holds:
+        budgets.settle("k", hold, 0.01)
+    settling = asyncio.create_task(budgets._settler.flush())  # the settler's round, mid-write
+    try:
+        await store.writing.wait()
+        asked = asyncio.create_task(budgets.reserve(key(), 0.3))
+        await store.refused.wait()
+        store.proceed.set()
+        assert await asked is not None
+    finally:
+        store.proceed.set()
+        await settling
+        await budgets.stop()

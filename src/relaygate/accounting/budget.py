@@ -167,6 +167,10 @@ class Settler:
         self._interval = interval
         self._months = months
         self._pending: dict[str, list[float]] = {}
+        # Taken from _pending by the write in progress, until it commits or fails; one write at a
+        # time, so a caller's flush also waits for the write that took its deltas first.
+        self._writing: dict[str, list[float]] = {}
+        self._write_lock = asyncio.Lock()
         self._month = months.current()
         self._loop = BackgroundTask("relaygate-budget-settler", self._run)
         self._stopping = asyncio.Event()
@@ -195,9 +199,10 @@ class Settler:
         return (entry[1], entry[2]) if entry else (0.0, 0.0)
 
     def releasing(self, key_name: str) -> float:
-        """Reservations of the key released here but not written yet."""
+        """Reservations of the key released here but not written yet (being written included)."""
         entry = self._pending.get(key_name)
-        return entry[0] if entry else 0.0
+        writing = self._writing.get(key_name)
+        return (entry[0] if entry else 0.0) + (writing[0] if writing else 0.0)
 
     def _roll(self) -> None:
         # Month spend still pending when the month turns belongs to the month that ended; written
@@ -249,11 +254,22 @@ class Settler:
             claimed.done()
 
     async def flush(self) -> bool:
-        """Write pending deltas; on failure keep them for the next try. True when written."""
-        self._roll()
-        taken, self._pending = self._pending, {}
-        if not taken:
-            return True
+        """Write pending deltas; on failure keep them for the next try. True when written.
+
+        Returns only after any write already in progress has ended too, so what this process
+        released before the call is in the store (or pending again) when it returns."""
+        async with self._write_lock:
+            self._roll()
+            taken, self._pending = self._pending, {}
+            if not taken:
+                return True
+            self._writing = taken
+            try:
+                return await self._write(taken)
+            finally:
+                self._writing = {}
+
+    async def _write(self, taken: dict[str, list[float]]) -> bool:
         # The carried files whose deltas this write includes; deleted only once it commits.
         carried, self._carried = self._carried, []
         deltas = self._deltas(taken)
