@@ -69,9 +69,8 @@ def total(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], sample: s
     )
 
 
-@pytest.mark.redis
-def test_every_scrape_reports_the_requests_of_all_workers(two_workers: Gateway) -> None:
-    gw = two_workers
+def send_requests_to_both_workers(gw: Gateway) -> None:
+    """``REQUESTS`` chat requests, then wait until one scrape reports every one of them."""
     body = {"model": "quick", "messages": [{"role": "user", "content": "hi"}]}
     headers = {"Authorization": f"Bearer {gw.api_key}"}
     for _ in range(REQUESTS):
@@ -80,11 +79,16 @@ def test_every_scrape_reports_the_requests_of_all_workers(two_workers: Gateway) 
             f"{gw.base_url}/v1/chat/completions", json=body, headers=headers, timeout=30
         )
         assert answer.status_code == 200
-
     wait_until(
         lambda: total(samples(scrape(gw)), "relaygate_requests_total") == REQUESTS,
         what="a scrape with every worker's requests",
     )
+
+
+@pytest.mark.redis
+def test_every_scrape_reports_the_requests_of_all_workers(two_workers: Gateway) -> None:
+    gw = two_workers
+    send_requests_to_both_workers(gw)
     for _ in range(SCRAPES):
         text = scrape(gw)
         found = samples(text)
@@ -101,17 +105,7 @@ def test_every_scrape_reports_the_requests_of_all_workers(two_workers: Gateway) 
 @pytest.mark.redis
 def test_the_dashboard_shows_every_workers_requests(two_workers: Gateway) -> None:
     gw = two_workers
-    body = {"model": "quick", "messages": [{"role": "user", "content": "hi"}]}
-    headers = {"Authorization": f"Bearer {gw.api_key}"}
-    for _ in range(REQUESTS):
-        answer = httpx.post(
-            f"{gw.base_url}/v1/chat/completions", json=body, headers=headers, timeout=30
-        )
-        assert answer.status_code == 200
-    wait_until(
-        lambda: total(samples(scrape(gw)), "relaygate_requests_total") == REQUESTS,
-        what="every worker's requests published",
-    )
+    send_requests_to_both_workers(gw)
     for _ in range(SCRAPES):
         # A fresh client (connection) each time: the login and the page may reach either worker.
         with httpx.Client(base_url=gw.base_url, timeout=30) as browser:
