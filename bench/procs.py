@@ -89,6 +89,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (e.g. uvicorn's worker processes under ``--workers N``)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += process_tree(int(child))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and all its descendants."""
+    return sum(cpu_seconds(p) for p in process_tree(pid))
+
+
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
     """utime + stime of each thread of ``pid``, keyed ``name/tid``."""
     found: dict[str, float] = {}

@@ -32,25 +32,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.procs import Server, cpu_seconds, create_key, start_gateway, start_mock
+from bench.procs import Server, create_key, start_gateway, start_mock, tree_cpu_seconds
 from bench.rig import BENCH_KEY_LIMITS, FAST_MODEL, LIMITED_KEY_LIMITS, chat_body, write_config
 from bench.stats import median
 from bench.wrk import find_wrk, run_wrk, write_script
 
 PATH = "/v1/chat/completions"
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (uvicorn's worker processes)."""
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += _tree(int(child))
-    return found
-
-
-def _tree_cpu(server: Server) -> float:
-    return sum(cpu_seconds(pid) for pid in _tree(server.pid))
 
 
 def _children_cpu() -> float:
@@ -91,9 +78,13 @@ def _measure(
     wrk: str, gateway: Server, mock: Server, key: str, workdir: Path, seconds: float
 ) -> dict[str, float]:
     script = write_script(workdir / f"{key[-6:]}.lua", chat_body(FAST_MODEL), key)
-    gw_before, mock_before, gen_before = _tree_cpu(gateway), mock.cpu_seconds(), _children_cpu()
+    gw_before, mock_before, gen_before = (
+        tree_cpu_seconds(gateway.pid),
+        mock.cpu_seconds(),
+        _children_cpu(),
+    )
     result = run_wrk(wrk, gateway.base_url + PATH, script, seconds, connections=64)
-    gateway_cpu = _tree_cpu(gateway) - gw_before
+    gateway_cpu = tree_cpu_seconds(gateway.pid) - gw_before
     return {
         "rps": result.rps,
         "requests": result.requests,

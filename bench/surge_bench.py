@@ -33,7 +33,15 @@ from typing import Any
 
 import orjson
 
-from bench.procs import Server, cpu_seconds, create_key, rss_mb, start_gateway, start_mock
+from bench.procs import (
+    Server,
+    create_key,
+    process_tree,
+    rss_mb,
+    start_gateway,
+    start_mock,
+    tree_cpu_seconds,
+)
 from bench.stats import percentile
 
 RESULTS = Path(__file__).with_name("results")
@@ -214,22 +222,12 @@ def _create_key(workdir: Path, name: str, priority: int) -> str:
     return create_key(workdir, name, "--priority", str(priority))
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (uvicorn workers)."""
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        for child in children:
-            found += _tree(int(child))
-    return found
-
-
 def _watch(gateway: Server, generator: subprocess.Popen[bytes]) -> dict[str, float]:
     """Sample the gateway's RSS (all its processes) until the generator exits."""
     peak, samples = 0.0, 0
     while generator.poll() is None:
         try:
-            peak = max(peak, sum(rss_mb(p) for p in _tree(gateway.pid)))
+            peak = max(peak, sum(rss_mb(p) for p in process_tree(gateway.pid)))
         except (FileNotFoundError, ProcessLookupError):
             break
         samples += 1
@@ -309,7 +307,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ],
         }
         time.sleep(1.0)  # the new keys reach the gateway's key cache
-        cpu_before = sum(cpu_seconds(p) for p in _tree(gateway.pid))
+        cpu_before = tree_cpu_seconds(gateway.pid)
         spec_path, out_path = workdir / "spec.json", workdir / "samples.json"
         spec_path.write_text(json.dumps(spec))
         code = "import sys; from bench.surge_bench import generator_main as g; g(*sys.argv[1:])"
@@ -317,9 +315,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         watched = _watch(gateway, generator)
         generator.wait()
         alive = gateway.proc.poll() is None and mock.proc.poll() is None
-        cpu = (
-            sum(cpu_seconds(p) for p in _tree(gateway.pid)) - cpu_before if alive else float("nan")
-        )
+        cpu = tree_cpu_seconds(gateway.pid) - cpu_before if alive else float("nan")
         phases = orjson.loads(out_path.read_bytes())
         names = ("baseline", "peak", "recovery")
         report: dict[str, Any] = {
