@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from tests.integration.cache_support import (
     CHAT,
@@ -148,6 +149,37 @@ async def test_coalescing_can_be_turned_off_per_model(tmp_path: Path) -> None:
             a.headers["x-relaygate-cache"] == "miss" for a in answers
         )
         assert gw.upstream_calls("gpt") > 1
+    finally:
+        await gw.client.aclose()
+        await gw.services.close()
+
+
+SLOW_WHOLE = CONFIG.replace("first_token_ms: 30, stream_interval_ms: 5", "latency_ms: 50")
+
+
+async def test_every_coalesced_caller_is_answered_before_any_does_its_bookkeeping(
+    tmp_path: Path,
+) -> None:
+    gw = await start_gateway(tmp_path, SLOW_WHOLE)
+    try:
+        calls_ = [RawCall() for _ in range(20)]
+        answered_at_each_booking: list[int] = []
+        finish = gw.services.accounting.finish
+
+        def finish_counting_answers(ctx: Any) -> None:
+            answered_at_each_booking.append(sum(1 for c in calls_ if c.body))
+            finish(ctx)
+
+        gw.services.accounting.finish = finish_counting_answers  # type: ignore[method-assign]
+        headers = gw.openai_headers() | {"content-type": "application/json"}
+        body = openai_chat("is the coupon still valid?")
+        await asyncio.gather(*(raw_call(gw.app, CHAT, headers, body, c) for c in calls_))
+        assert sorted(c.headers["x-relaygate-cache"] for c in calls_) == ["coalesced"] * 19 + [
+            "miss"
+        ]
+        assert gw.upstream_calls("gpt") == 1
+        # The leader's and every follower's answer left before the first ledger row was made.
+        assert answered_at_each_booking == [20] * 20
     finally:
         await gw.client.aclose()
         await gw.services.close()

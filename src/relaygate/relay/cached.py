@@ -124,6 +124,8 @@ class ResponseCachePath:
             flight.leader = ctx.request_id
             self._metrics.record(route.name, "miss")
             await deliver(caller, flight)
+            if flight.followers:
+                await answers_first()
             return
         ctx.cache_status = "coalesced"
         ctx.coalesced_with = flight.leader
@@ -132,6 +134,7 @@ class ResponseCachePath:
         finally:
             ctx.model_used = flight.model or route.name
             self._saved(ctx, route, flight.deployment, "coalesced")
+        await answers_first()
 
     async def _replay(self, caller: Caller, answer: ChatResponse, status: str) -> None:
         ctx, route = caller.ctx, caller.route
@@ -220,6 +223,13 @@ class ResponseCachePath:
                 failed = self._redactor.error(event.error)
         flight.push(events)
         return failed
+
+
+async def answers_first() -> None:
+    """Let every caller the flight's end woke send its answer before this one goes on to its
+    ledger row, log line and metrics: those wait one turn of the loop, so hundreds of coalesced
+    answers leave at the cost of their writes alone, not of everyone's bookkeeping before them."""
+    await asyncio.sleep(0)
 
 
 def complete_answer(events: list[StreamEvent]) -> ChatResponse | None:
