@@ -93,6 +93,44 @@ def test_the_writer_thread_writes_queued_lines_in_one_batch() -> None:
         log.close()
 
 
+class CountingEvent(threading.Event):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sets = 0
+
+    def set(self) -> None:
+        self.sets += 1
+        super().set()
+
+
+def test_lines_queued_while_the_writer_polls_do_not_wake_it() -> None:
+    sink = MemorySink()
+    log = RequestLog(sink, flush_seconds=0.005, quiet_polls=1_000)
+    wake = log._wake = CountingEvent()
+    try:
+        log.write({"request_id": "req_first"})  # starts the writer, which then polls
+        wait_until(lambda: len(sink.entries()) == 1, what="the first line written")
+        for n in range(20):
+            log.write({"request_id": f"req_{n}"})
+        wait_until(lambda: len(sink.entries()) == 21, what="the polled lines written")
+        assert wake.sets == 1
+    finally:
+        log.close()
+
+
+def test_a_writer_asleep_after_a_quiet_spell_is_woken_by_the_next_line() -> None:
+    sink = MemorySink()
+    log = RequestLog(sink, flush_seconds=0.001, quiet_polls=3)
+    try:
+        log.write({"request_id": "req_before"})
+        wait_until(lambda: log._asleep, what="the writer asleep after three empty polls")
+        log.write({"request_id": "req_after"})
+        wait_until(lambda: len(sink.entries()) == 2, what="the waking line written")
+        assert [e["request_id"] for e in sink.entries()] == ["req_before", "req_after"]
+    finally:
+        log.close()
+
+
 def test_close_writes_every_queued_line() -> None:
     sink = MemorySink()
     log = RequestLog(sink, flush_seconds=60)  # the thread would wait a minute
