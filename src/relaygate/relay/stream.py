@@ -256,7 +256,7 @@ class StreamPump:
         """The bytes a same-dialect caller gets: the chunk itself, unless a frame straddles
         chunks (then only complete frames, re-encoded) or the usage chunk must be hidden."""
         mid_frame, self._mid_frame = self._mid_frame, self._opened.decoder.pending
-        if self._hide_usage_chunk:
+        if self._hide_usage_chunk and not all(_shown(f) for f in frames):
             return b"".join(encode_frame(f.data.encode(), f.event) for f in frames if _shown(f))
         if mid_frame or self._mid_frame:
             return b"".join(encode_frame(f.data.encode(), f.event) for f in frames)
@@ -303,8 +303,9 @@ def text_chars(events: list[StreamEvent]) -> int:
 
 
 def _shown(frame: SSEFrame) -> bool:
-    if not frame.data.startswith("{"):
-        return True
+    """False for OpenAI's usage-only chunk (usage, no choices), which the caller did not ask for."""
+    if not frame.data.startswith("{") or '"choices":[{' in frame.data:
+        return True  # a chunk with an answer choice (compact JSON, as OpenAI sends): no parse
     try:
         payload = orjson.loads(frame.data)
     except orjson.JSONDecodeError:

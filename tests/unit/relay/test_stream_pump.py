@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
+import pytest
 
 from relaygate.core.context import RequestContext
 from relaygate.core.events import StreamEvent
@@ -58,6 +60,7 @@ async def pump(
     redactor: Redactor | None = None,
     caller: Caller | None = None,
     on_events: Any = None,
+    include_usage: bool = True,
 ) -> tuple[RequestContext, bytes, Response]:
     provider = OpenAIProvider()
 
@@ -84,7 +87,7 @@ async def pump(
         model="m",
         messages=(Message("user", (TextBlock("hi"),)),),
         stream=True,
-        include_usage=True,
+        include_usage=include_usage,
     )
     ctx = RequestContext("req_1", "openai.chat", "openai")
     caller = caller or Caller()
@@ -139,6 +142,33 @@ async def test_frames_split_across_chunks_are_relayed_whole_and_in_order() -> No
     _, body, _ = await pump([*chunks, b"data: [DONE]\n\n"])
     assert body.startswith(stream)
     assert body.endswith(b"data: [DONE]\n\n") and b'"error"' not in body
+
+
+def usage_chunk(spaced: bool) -> bytes:
+    payload = {"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+    data = json.dumps(payload) if spaced else orjson.dumps(payload).decode()
+    return b"data: " + data.encode() + b"\n\n"
+
+
+def spaced_chunk(text: str) -> bytes:
+    payload = orjson.loads(chunk(text)[len(b"data: ") :])
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize("spaced", [False, True])
+async def test_the_usage_chunk_a_caller_did_not_ask_for_is_hidden(spaced: bool) -> None:
+    content = [chunk("one "), spaced_chunk("two"), chunk("")]
+    finish = b'data: {"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    upstream = [*content, finish, usage_chunk(spaced), b"data: [DONE]\n\n"]
+    ctx, body, _ = await pump(upstream, include_usage=False)
+    assert body == b"".join([*content, finish, b"data: [DONE]\n\n"])
+    assert ctx.usage is not None and ctx.usage.output_tokens == 2
+
+
+async def test_chunks_without_a_usage_chunk_are_relayed_as_they_came() -> None:
+    upstream = [chunk("one ") + chunk("two"), chunk("three"), b"data: [DONE]\n\n"]
+    _, body, _ = await pump(upstream, include_usage=False)
+    assert body == b"".join(upstream)
 
 
 async def test_on_events_sees_the_end_of_the_answer_before_the_caller_does() -> None:
