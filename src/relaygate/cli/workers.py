@@ -34,6 +34,10 @@ SERVER_OPTIONS: dict[str, Any] = {
     "access_log": False,
     "log_level": "warning",
     "timeout_graceful_shutdown": 30,
+    # Nothing reads the client address or scheme uvicorn's proxy-headers middleware would rewrite
+    # (the dashboard reads x-forwarded-proto itself): it was one more frame on every request.
+    "proxy_headers": False,
+    "server_header": False,
 }
 """uvicorn's options for one process and for N workers alike."""
 
