@@ -177,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lifespan="on",
         access_log=False,
         log_level="warning",
+        # As relaygate serves (relaygate.cli.workers.SERVER_OPTIONS): the least work is the floor.
+        proxy_headers=False,
+        server_header=False,
     )
     return 0
 
