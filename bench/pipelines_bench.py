@@ -33,8 +33,8 @@ from bench.procs import (
     _RELAYGATE,
     Server,
     _read_key,
-    _spawn,
     free_port,
+    spawn,
     start_gateway,
     wait_ready,
 )
@@ -102,7 +102,7 @@ def start_postgres_pair(config: Path, workdir: Path, url: str) -> tuple[list[Ser
     """`relaygate serve` (intake + in-process workers) and one `relaygate worker`."""
     port = free_port()
     common = ["--config", str(config), "--home", str(workdir / "home"), "--database-url", url]
-    gateway = _spawn("gateway", [*_RELAYGATE, "serve", "--port", str(port), *common], workdir, port)
+    gateway = spawn("gateway", [*_RELAYGATE, "serve", "--port", str(port), *common], workdir, port)
     wait_ready(gateway, "/healthz")
     key = _read_key(gateway)
     return [gateway, start_worker("worker", config, workdir, url)], key
@@ -111,7 +111,7 @@ def start_postgres_pair(config: Path, workdir: Path, url: str) -> tuple[list[Ser
 def start_worker(name: str, config: Path, workdir: Path, url: str) -> Server:
     """A `relaygate worker` process sharing the gateway's config, home and database."""
     common = ["--config", str(config), "--home", str(workdir / "home"), "--database-url", url]
-    return _spawn(name, [*_RELAYGATE, "worker", *common], workdir, 0)
+    return spawn(name, [*_RELAYGATE, "worker", *common], workdir, 0)
 
 
 async def send_events(

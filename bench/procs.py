@@ -140,7 +140,7 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _spawn(name: str, args: list[str], workdir: Path, port: int) -> Server:
+def spawn(name: str, args: list[str], workdir: Path, port: int) -> Server:
     out_path, err_path = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
     out, err = out_path.open("wb"), err_path.open("wb")
     proc = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
@@ -172,7 +172,7 @@ def start_mock(name: str, workdir: Path, options: Mapping[str, float]) -> Server
     args = [*_RELAYGATE, "mock", "serve", "--host", "127.0.0.1", "--port", str(port)]
     for option, value in options.items():
         args += [f"--{option}", str(value)]
-    server = _spawn(name, args, workdir, port)
+    server = spawn(name, args, workdir, port)
     wait_ready(server, "/mock/stats")
     return server
 
@@ -183,7 +183,7 @@ def start_floor(workdir: Path, keys: list[str], upstreams: dict[str, str]) -> Se
     config = workdir / "floor.json"
     config.write_bytes(orjson.dumps({"keys": keys, "upstreams": upstreams}))
     args = [sys.executable, "-m", "bench.floor", "--port", str(port), "--config", str(config)]
-    server = _spawn("floor", args, workdir, port)
+    server = spawn("floor", args, workdir, port)
     wait_ready(server, "/healthz")
     return server
 
@@ -223,7 +223,7 @@ def start_gateway(config: Path, workdir: Path, banner_key: bool = True) -> tuple
         "--database-url",
         database_url(workdir),
     ]
-    server = _spawn("gateway", args, workdir, port)
+    server = spawn("gateway", args, workdir, port)
     wait_ready(server, "/healthz")
     return server, _read_key(server) if banner_key else ""
 
