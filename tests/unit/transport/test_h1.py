@@ -1,0 +1,117 @@
+"""What only the lean h1 client promises: the keep-alive race retried (and nothing else), the
+stream's buffer bound, idle connections expiring, refused header values."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from tests.unit.transport.conftest import AppServer, StartRawServer, answer
+
+from relaygate.core.errors import UpstreamError
+from relaygate.providers.base import UpstreamRequest
+from relaygate.transport.base import Timeouts
+from relaygate.transport.h1 import H1Response, H1Transport
+from relaygate.transport.h1_connection import HIGH_WATER
+
+QUICK = Timeouts(connect=2, first_byte=2, total=5, idle=2)
+
+
+@pytest.fixture
+async def h1() -> AsyncIterator[H1Transport]:
+    transport = H1Transport()
+    yield transport
+    await transport.close()
+
+
+def post(url: str) -> UpstreamRequest:
+    return UpstreamRequest("POST", url, {}, b"{}")
+
+
+async def test_a_reused_connection_closed_before_answering_is_retried_once_on_a_new_one(
+    h1: H1Transport, raw_server: StartRawServer
+) -> None:
+    async def second_request_finds_it_closing(
+        n: int, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> bool:
+        if n == 2:
+            return False  # read the request, then close: the keep-alive race
+        w.write(answer(b'{"n": %d}' % n))
+        await w.drain()
+        return True
+
+    server = await raw_server(second_request_finds_it_closing)
+    first = await h1.send(post(f"{server.base_url}/x"), QUICK)
+    assert await first.read() == b'{"n": 1}'
+    second = await h1.send(post(f"{server.base_url}/x"), QUICK)
+    assert await second.read() == b'{"n": 3}'
+    assert server.connections == 2 and server.requests == 3
+
+
+async def test_no_retry_once_any_byte_of_the_answer_arrived(
+    h1: H1Transport, raw_server: StartRawServer
+) -> None:
+    async def second_answer_breaks_off(
+        n: int, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> bool:
+        if n == 2:
+            w.write(b"HTTP/1.1 200")
+            await w.drain()
+            return False
+        w.write(answer(b"{}"))
+        await w.drain()
+        return True
+
+    server = await raw_server(second_answer_breaks_off)
+    await (await h1.send(post(f"{server.base_url}/x"), QUICK)).read()
+    with pytest.raises(UpstreamError) as caught:
+        await h1.send(post(f"{server.base_url}/x"), QUICK)
+    assert caught.value.retryable
+    assert server.requests == 2
+
+
+async def test_a_new_connection_closed_before_answering_is_not_retried(
+    h1: H1Transport, raw_server: StartRawServer
+) -> None:
+    async def never_answers(n: int, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
+        return False
+
+    server = await raw_server(never_answers)
+    with pytest.raises(UpstreamError, match="connection failed"):
+        await h1.send(post(f"{server.base_url}/x"), QUICK)
+    assert server.requests == 1
+
+
+async def test_a_slow_stream_reader_holds_a_bounded_buffer(
+    h1: H1Transport, app_server: AppServer
+) -> None:
+    response = await h1.send(post(f"{app_server.base_url}/big"), QUICK)
+    assert isinstance(response, H1Response)
+    most = 0
+    async for _ in response.chunks():
+        await asyncio.sleep(0.001)  # let the socket fill whatever it may
+        most = max(most, response._conn.buffered)
+    # One socket read (at most 256 KiB) may land past the mark before reading pauses.
+    assert 0 < most <= HIGH_WATER + 256 * 1024
+
+
+async def test_idle_connections_expire(app_server: AppServer) -> None:
+    transport = H1Transport(keepalive_seconds=0.1)
+    try:
+        await (await transport.send(post(f"{app_server.base_url}/echo"), QUICK)).read()
+        await asyncio.sleep(0.3)
+        await (await transport.send(post(f"{app_server.base_url}/echo"), QUICK)).read()
+    finally:
+        await transport.close()
+    assert len(app_server.peers) == 2
+
+
+async def test_a_line_break_in_a_header_value_is_refused(
+    h1: H1Transport, app_server: AppServer
+) -> None:
+    request = UpstreamRequest(
+        "POST", f"{app_server.base_url}/echo", {"x-a": "1\r\nx-injected: yes"}, b""
+    )
+    with pytest.raises(ValueError, match="line break"):
+        await h1.send(request, QUICK)
