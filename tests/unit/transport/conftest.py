@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+import uvloop
 from aiohttp import web
 
 from relaygate.transport.base import Transport
@@ -22,6 +23,14 @@ TRANSPORTS: dict[str, Callable[..., Transport]] = {"aiohttp": HttpTransport, "h1
 BIG_BODY = bytes(range(256)) * (16 * 1024)  # 4 MiB
 
 MakeTransport = Callable[..., Transport]
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every transport test runs on both loops: the gateway serves on uvloop, whose transports
+    are not ``asyncio.Transport`` subclasses and schedule callbacks differently."""
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(params=sorted(TRANSPORTS))

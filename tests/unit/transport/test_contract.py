@@ -221,6 +221,7 @@ async def test_a_connection_dropped_mid_body_is_a_retryable_error(
     received: list[bytes] = []
     with pytest.raises(UpstreamError):
         await collect(streamed.chunks(), received)
+    streamed.close()
     assert b"".join(received) == b"partial"
 
 
