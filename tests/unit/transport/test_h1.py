@@ -1,13 +1,20 @@
 """What only the lean h1 client promises: the keep-alive race retried (and nothing else), the
-stream's buffer bound, idle connections expiring, refused header values."""
+stream's buffer bound, idle connections expiring, refused header values, TLS (aiohttp builds its
+default TLS context at import, so a test certificate cannot be trusted there)."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import orjson
 import pytest
-from tests.unit.transport.conftest import AppServer, StartRawServer, answer
+from aiohttp import web
+from tests.unit.transport.conftest import AppServer, StartRawServer, answer, echo
 
 from relaygate.core.errors import UpstreamError
 from relaygate.providers.base import UpstreamRequest
@@ -115,3 +122,45 @@ async def test_a_line_break_in_a_header_value_is_refused(
     )
     with pytest.raises(ValueError, match="line break"):
         await h1.send(request, QUICK)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` (and its key), made with the openssl CLI."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"),
+            *("-nodes", "-days", "1", "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_checks_the_certificate_and_the_host_name(
+    app_server: AppServer, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = certificate
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # read when the client's context is made
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    app = web.Application()
+    app.router.add_post("/echo", echo)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls).start()
+    port = runner.addresses[0][1]
+    transport = H1Transport()
+    try:
+        response = await transport.send(post(f"https://localhost:{port}/echo"), QUICK)
+        assert orjson.loads(await response.read())["path"] == "/echo"
+        with pytest.raises(UpstreamError, match="connection failed"):  # not the name it holds
+            await transport.send(post(f"https://127.0.0.1:{port}/echo"), QUICK)
+    finally:
+        await transport.close()
+        await runner.cleanup()
