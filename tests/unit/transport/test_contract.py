@@ -279,3 +279,35 @@ async def test_close_closes_pooled_connections(
     await transport.close()
     await asyncio.sleep(0.05)
     assert server.connections == server.closed == 1
+
+
+async def test_waiting_for_a_connection_counts_toward_the_first_byte_timeout(
+    make_transport: MakeTransport, app_server: AppServer
+) -> None:
+    transport = make_transport(max_connections=1)
+    holder = asyncio.create_task(transport.send(post(f"{app_server.base_url}/hang"), QUICK))
+    await asyncio.sleep(0.1)
+    with pytest.raises(UpstreamTimeoutError, match="first-byte timeout"):
+        await transport.send(post(f"{app_server.base_url}/echo"), Timeouts(first_byte=0.2))
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
+
+
+async def test_a_bounded_pool_gets_its_connections_back_from_every_way_out(
+    make_transport: MakeTransport, app_server: AppServer
+) -> None:
+    transport = make_transport(max_connections=1)
+    with pytest.raises(UpstreamTimeoutError):  # timed out holding the only connection
+        await transport.send(post(f"{app_server.base_url}/hang"), Timeouts(first_byte=0.1))
+    holder = asyncio.create_task(transport.send(post(f"{app_server.base_url}/hang"), QUICK))
+    waiter = asyncio.create_task(transport.send(post(f"{app_server.base_url}/echo"), QUICK))
+    await asyncio.sleep(0.1)
+    waiter.cancel()  # cancelled while waiting for the connection
+    holder.cancel()  # cancelled while holding it
+    await asyncio.gather(holder, waiter, return_exceptions=True)
+    unread = await transport.send(post(f"{app_server.base_url}/big"), QUICK)
+    unread.close()  # closed with its body unread
+    response = await transport.send(post(f"{app_server.base_url}/echo"), Timeouts(first_byte=1))
+    assert response.status == 200
+    await response.read()

@@ -16,11 +16,12 @@ import pytest
 from aiohttp import web
 from tests.unit.transport.conftest import AppServer, StartRawServer, answer, echo
 
-from relaygate.core.errors import UpstreamError
+from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
 from relaygate.transport.base import Timeouts
 from relaygate.transport.h1 import H1Response, H1Transport
-from relaygate.transport.h1_connection import HIGH_WATER
+from relaygate.transport.h1_connection import HIGH_WATER, H1Connection
+from relaygate.transport.h1_pool import ConnectionPool, HostKey
 
 QUICK = Timeouts(connect=2, first_byte=2, total=5, idle=2)
 
@@ -164,3 +165,28 @@ async def test_https_checks_the_certificate_and_the_host_name(
     finally:
         await transport.close()
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("connect", "first_byte", "message"),
+    [
+        (0.1, 5.0, "could not connect to the upstream in time"),
+        (5.0, 0.1, "first-byte timeout"),
+    ],
+)
+async def test_a_slow_connect_ends_at_the_earlier_of_its_two_timeouts(
+    h1: H1Transport,
+    monkeypatch: pytest.MonkeyPatch,
+    connect: float,
+    first_byte: float,
+    message: str,
+) -> None:
+    async def never_connects(self: ConnectionPool, key: HostKey) -> H1Connection:
+        await asyncio.sleep(30)
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(ConnectionPool, "connect", never_connects)
+    with pytest.raises(UpstreamTimeoutError, match=message):
+        await h1.send(
+            post("http://upstream.test/x"), Timeouts(connect=connect, first_byte=first_byte)
+        )
