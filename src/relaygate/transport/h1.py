@@ -225,13 +225,11 @@ class H1Transport:
         return True
 
     async def _slot(self, first_byte: float) -> None:
-        pool = self._pool
-        if pool.has_free_slot():
-            await pool.slot()
+        if self._pool.take_free_slot():
             return
         try:
             async with asyncio.timeout_at(first_byte):
-                await pool.slot()
+                await self._pool.slot()
         except TimeoutError:
             raise UpstreamTimeoutError(
                 "upstream did not answer before the first-byte timeout"

@@ -56,8 +56,12 @@ class ConnectionPool:
                     self._waiters.remove(waiter)
         self._in_use += 1
 
-    def has_free_slot(self) -> bool:
-        return not self._max or self._in_use < self._max
+    def take_free_slot(self) -> bool:
+        """Take a slot if one is free now (no coroutine: the common case)."""
+        if self._max and self._in_use >= self._max:
+            return False
+        self._in_use += 1
+        return True
 
     async def connect(self, key: HostKey) -> H1Connection:
         """A new connection to ``key`` (a slot must be held); gives the slot back on failure."""
