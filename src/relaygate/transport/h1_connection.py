@@ -19,6 +19,13 @@ HIGH_WATER: Final = 256 * 1024
 """Unread body bytes at which the socket stops being read (a consumer that lags)."""
 LOW_WATER: Final = 64 * 1024
 """...and at which it is read again."""
+MAX_HEAD_BYTES: Final = 64 * 1024
+"""Header names and values of one answer beyond which the upstream is cut off (aiohttp refused
+lines over 8 KiB): a broken upstream must not fill the gateway's memory with headers."""
+
+
+class HeadTooLarge(Exception):
+    """The answer's headers passed ``MAX_HEAD_BYTES``."""
 
 
 class Headers(dict[str, str]):
@@ -69,6 +76,7 @@ class H1Connection(asyncio.Protocol):
         self.error: BaseException | None = None
         self.status = 0
         self.headers = Headers()
+        self.head_bytes = 0
         self.parts: deque[bytes] = deque()
         self.buffered = 0
         self.wake_on_body = True
@@ -160,6 +168,9 @@ class H1Connection(asyncio.Protocol):
     # -- httptools callbacks ---------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_bytes += len(name) + len(value)
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge  # httptools raises it from feed_data as a parser error
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         headers = self.headers

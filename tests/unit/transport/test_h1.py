@@ -20,7 +20,7 @@ from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
 from relaygate.transport.base import Timeouts
 from relaygate.transport.h1 import H1Response, H1Transport
-from relaygate.transport.h1_connection import HIGH_WATER, H1Connection
+from relaygate.transport.h1_connection import HIGH_WATER, MAX_HEAD_BYTES, H1Connection
 from relaygate.transport.h1_pool import ConnectionPool, HostKey
 
 QUICK = Timeouts(connect=2, first_byte=2, total=5, idle=2)
@@ -190,3 +190,21 @@ async def test_a_slow_connect_ends_at_the_earlier_of_its_two_timeouts(
         await h1.send(
             post("http://upstream.test/x"), Timeouts(connect=connect, first_byte=first_byte)
         )
+
+
+async def test_an_answer_with_too_many_header_bytes_is_cut_off(
+    h1: H1Transport, raw_server: StartRawServer
+) -> None:
+    async def endless_headers(
+        n: int, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\n")
+        for i in range(MAX_HEAD_BYTES // 1000 + 1):
+            w.write(b"x-filler-%d: %s\r\n" % (i, b"f" * 1000))
+        w.write(b"Content-Length: 0\r\n\r\n")
+        await w.drain()
+        return True
+
+    server = await raw_server(endless_headers)
+    with pytest.raises(UpstreamError, match="connection failed"):
+        await h1.send(post(f"{server.base_url}/x"), QUICK)
