@@ -146,8 +146,11 @@ class H1Response:
                     break
                 if conn.error is not None:
                     raise connection_failed(conn.error)
-                if not await conn.wait(min(self._deadline, loop.time() + self._idle)):
-                    if loop.time() < self._deadline:
+                idle_by = loop.time() + self._idle
+                if not await conn.wait(min(self._deadline, idle_by)):
+                    # Which bound was armed, not the clock after: uvloop's timers may fire up
+                    # to a millisecond before the deadline as loop.time() reads it.
+                    if idle_by < self._deadline:
                         raise idle_timeout(self._idle)
                     raise UpstreamTimeoutError("upstream stream exceeded the total timeout")
             tail = self._decoder.flush() if self._decoder is not None else b""

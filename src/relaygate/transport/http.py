@@ -42,15 +42,19 @@ class HttpUpstreamResponse:
     async def chunks(self) -> AsyncIterator[bytes]:
         content = self._response.content
         loop = asyncio.get_running_loop()
+        idle_by = 0.0
         try:
             while True:
-                async with asyncio.timeout_at(min(self._deadline, loop.time() + self._idle)):
+                idle_by = loop.time() + self._idle
+                async with asyncio.timeout_at(min(self._deadline, idle_by)):
                     chunk = await content.readany()
                 if not chunk:
                     return
                 yield chunk
         except TimeoutError:
-            if loop.time() < self._deadline:
+            # Which bound was armed, not the clock after: uvloop's timers may fire up to a
+            # millisecond before the deadline as loop.time() reads it.
+            if idle_by < self._deadline:
                 raise idle_timeout(self._idle) from None
             raise UpstreamTimeoutError("upstream stream exceeded the total timeout") from None
         except (aiohttp.ClientError, OSError) as exc:
