@@ -11,6 +11,8 @@ read from a process's total CPU time includes it).
 
 ``--other-src DIR`` adds the ``all features`` setup run from another checkout's ``src`` (e.g.
 ``git archive 1f4e18b src | tar -x -C /tmp/old`` then ``--other-src /tmp/old/src``).
+``--clients`` runs only ``all features`` with each upstream HTTP client (aiohttp, the lean h1
+client: ``server.upstream_client``) and the floor relay.
 
 Setups:
 - ``bootstrap key``: the bench's setup before issue 13: the first-start key (no limits,
@@ -39,21 +41,37 @@ from bench.wrk import find_wrk, run_wrk, write_script
 PATH = "/v1/chat/completions"
 
 
-def _start(workdir: Path, mock: Server, other_src: Path | None) -> dict[str, tuple[Server, str]]:
-    setups: dict[str, tuple[Server, str]] = {}
-    variants: list[tuple[str, tuple[str, ...] | None, Path | None]] = [
-        ("bootstrap key", None, None),
-        ("created key, p0", (), None),
-        ("created key, p10", ("--priority", "10"), None),
-        ("all features", BENCH_KEY_LIMITS, None),
+H1_CLIENT = {"RELAYGATE_UPSTREAM_CLIENT": "h1"}
+
+Variant = tuple[str, tuple[str, ...] | None, Path | None, dict[str, str]]
+
+
+def _variants(other_src: Path | None, clients: bool) -> list[Variant]:
+    if clients:
+        return [
+            ("all features", BENCH_KEY_LIMITS, None, {}),
+            ("all features, h1 client", BENCH_KEY_LIMITS, None, H1_CLIENT),
+        ]
+    variants: list[Variant] = [
+        ("bootstrap key", None, None, {}),
+        ("created key, p0", (), None, {}),
+        ("created key, p10", ("--priority", "10"), None, {}),
+        ("all features", BENCH_KEY_LIMITS, None, {}),
     ]
     if other_src is not None:
-        variants.append((f"all features @ {other_src.name}", BENCH_KEY_LIMITS, other_src))
-    for name, key_options, src in variants:
+        variants.append((f"all features @ {other_src.name}", BENCH_KEY_LIMITS, other_src, {}))
+    return variants
+
+
+def _start(
+    workdir: Path, mock: Server, other_src: Path | None, clients: bool = False
+) -> dict[str, tuple[Server, str]]:
+    setups: dict[str, tuple[Server, str]] = {}
+    for name, key_options, src, env in _variants(other_src, clients):
         home = workdir / f"setup-{len(setups)}"
         home.mkdir()
         config = write_config(home / "relaygate.yaml", {FAST_MODEL: mock})
-        with _sources(src):
+        with _sources(src, env):
             key = "" if key_options is None else create_key(home, "bench", *key_options)
             gateway, banner = start_gateway(config, home, banner_key=key_options is None)
         gateway.name = name
@@ -64,28 +82,31 @@ def _start(workdir: Path, mock: Server, other_src: Path | None) -> dict[str, tup
 
 
 @contextmanager
-def _sources(src: Path | None) -> Iterator[None]:
-    """Start processes with ``src`` (another checkout's ``src``) first on their path."""
-    saved = os.environ.get("PYTHONPATH")
+def _sources(src: Path | None, env: dict[str, str]) -> Iterator[None]:
+    """Start processes with ``src`` (another checkout's ``src``) first on their path and ``env``
+    set."""
+    saved = {name: os.environ.get(name) for name in ["PYTHONPATH", *env]}
     if src is not None:
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), saved]))
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), saved["PYTHONPATH"]]))
+    os.environ.update(env)
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def run(rounds: int, seconds: float, other_src: Path | None = None) -> str:
+def run(rounds: int, seconds: float, other_src: Path | None = None, clients: bool = False) -> str:
     """Start everything, run the rounds, return the table."""
     wrk = find_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="relaygate-reconcile-"))
     mock = start_mock("mock", workdir, {})
     setups: dict[str, tuple[Server, str]] = {}
     try:
-        setups = _start(workdir, mock, other_src)
+        setups = _start(workdir, mock, other_src, clients)
         startup = {name: server.cpu_seconds() for name, (server, _) in setups.items()}
         found: dict[str, list[tuple[float, float, int]]] = {name: [] for name in setups}
         names = list(setups)
@@ -104,11 +125,15 @@ def run(rounds: int, seconds: float, other_src: Path | None = None) -> str:
             server.stop()
         mock.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    lines = [f"  {'setup':<26}{'req/s':>10}{'CPU ms/req':>12}{'non-2xx':>10}{'start-up CPU s':>16}"]
+    lines = [
+        f"  {'setup':<26}{'req/s':>10}{'CPU ms/req':>12}{'non-2xx':>10}{'start-up CPU s':>16}"
+        "  CPU ms/req by round"
+    ]
     for name, runs in found.items():
         lines.append(
             f"  {name:<26}{median(r[0] for r in runs):>10,.0f}{median(r[1] for r in runs):>12.3f}"
             f"{sum(r[2] for r in runs):>10,}{startup[name]:>16.2f}"
+            f"  {' '.join(f'{r[1]:.3f}' for r in runs)}"
         )
     return "\n".join(lines)
 
@@ -121,9 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--other-src", type=Path, help="also run a gateway from this src dir (an older commit)"
     )
+    parser.add_argument(
+        "--clients", action="store_true", help="only all features, per upstream HTTP client"
+    )
     args = parser.parse_args(argv)
     try:
-        print(run(args.rounds, args.seconds, args.other_src))
+        print(run(args.rounds, args.seconds, args.other_src, args.clients))
     except BenchError as exc:
         print(f"reconcile: {exc}", file=sys.stderr)
         return 1

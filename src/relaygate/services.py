@@ -41,6 +41,8 @@ from relaygate.store import (
     is_shared_url,
     redact_url,
 )
+from relaygate.transport.base import Transport
+from relaygate.transport.h1 import H1Transport
 from relaygate.transport.http import HttpTransport
 
 logger = logging.getLogger("relaygate")
@@ -114,7 +116,7 @@ async def build_services(settings: Settings, *, pipeline_workers: bool = True) -
     except BaseException:
         await store.close()
         raise
-    catalog = build_catalog(settings, HttpTransport())
+    catalog = build_catalog(settings, upstream_transport(settings))
     redactor = Redactor(upstream_credentials(settings))
     redact_logs(redactor)
     rules = settings.alerts.rules
@@ -186,6 +188,13 @@ async def build_services(settings: Settings, *, pipeline_workers: bool = True) -
     services.pipelines = await build_pipelines(settings, path, start=pipeline_workers)
     metrics.start()
     return services
+
+
+def upstream_transport(settings: Settings) -> Transport:
+    """The HTTP client ``server.upstream_client`` names, for every deployment with a base URL."""
+    if settings.server.upstream_client == "h1":
+        return H1Transport()
+    return HttpTransport()
 
 
 def build_sessions(settings: Settings) -> SessionBook:

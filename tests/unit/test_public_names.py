@@ -544,6 +544,9 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.transport": (
         "base",
+        "h1",
+        "h1_connection",
+        "h1_pool",
         "http",
         "inprocess",
     ),

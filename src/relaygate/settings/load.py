@@ -17,6 +17,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "RELAYGATE_HOST": ("server", "host"),
     "RELAYGATE_PORT": ("server", "port"),
     "RELAYGATE_WORKERS": ("server", "workers"),
+    "RELAYGATE_UPSTREAM_CLIENT": ("server", "upstream_client"),
     "RELAYGATE_HOME": ("home",),
     "RELAYGATE_DATABASE_URL": ("database_url",),
     "RELAYGATE_REDIS_URL": ("redis_url",),

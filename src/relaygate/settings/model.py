@@ -91,6 +91,8 @@ class ServerSettings(_Frozen):
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
     workers: int = Field(1, ge=1)
+    # The HTTP client for upstreams: aiohttp, or the lean HTTP/1.1 client (transport/h1.py).
+    upstream_client: Literal["aiohttp", "h1"] = "aiohttp"
     # /metrics: open by default; when required, it needs Authorization: Bearer with an admin
     # token or, if metrics_token_env names one, that variable's token.
     metrics_token_required: bool = False

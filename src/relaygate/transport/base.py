@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from relaygate.core.errors import UpstreamTimeoutError
+from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
 
 
@@ -29,6 +29,17 @@ def idle_timeout(seconds: float) -> UpstreamTimeoutError:
     """What a body that stalled for the idle timeout raises."""
     return UpstreamTimeoutError(
         f"upstream stream stalled: no data for {seconds:g} s (idle timeout)"
+    )
+
+
+def connection_failed(exc: BaseException) -> UpstreamError:
+    """What a refused, reset or dropped connection raises: retryable, on another attempt."""
+    # The exception text can carry the upstream host but never credentials: headers are not in it.
+    return UpstreamError(
+        f"upstream connection failed ({type(exc).__name__})",
+        status=502,
+        retryable=True,
+        kind="unavailable",
     )
 
 

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
-from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
+from relaygate.core.errors import UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
-from relaygate.transport.base import Timeouts, idle_timeout
+from relaygate.transport.base import Timeouts, connection_failed, idle_timeout
 
 MAX_CACHED_CONNECT_TIMEOUTS = 16
 
@@ -35,26 +35,30 @@ class HttpUpstreamResponse:
         except TimeoutError:
             raise UpstreamTimeoutError("upstream did not finish its answer in time") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _connection_error(exc) from None
+            raise connection_failed(exc) from None
         finally:
             self._response.release()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         content = self._response.content
         loop = asyncio.get_running_loop()
+        idle_by = 0.0
         try:
             while True:
-                async with asyncio.timeout_at(min(self._deadline, loop.time() + self._idle)):
+                idle_by = loop.time() + self._idle
+                async with asyncio.timeout_at(min(self._deadline, idle_by)):
                     chunk = await content.readany()
                 if not chunk:
                     return
                 yield chunk
         except TimeoutError:
-            if loop.time() < self._deadline:
+            # Which bound was armed, not the clock after: uvloop's timers may fire up to a
+            # millisecond before the deadline as loop.time() reads it.
+            if idle_by < self._deadline:
                 raise idle_timeout(self._idle) from None
             raise UpstreamTimeoutError("upstream stream exceeded the total timeout") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _connection_error(exc) from None
+            raise connection_failed(exc) from None
 
     def close(self) -> None:
         self._response.close()
@@ -106,7 +110,7 @@ class HttpTransport:
         except aiohttp.ServerTimeoutError:
             raise UpstreamTimeoutError("could not connect to the upstream in time") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _connection_error(exc) from None
+            raise connection_failed(exc) from None
         return HttpUpstreamResponse(response, deadline, timeouts.idle)
 
     def _connect_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
@@ -121,11 +125,3 @@ class HttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def _connection_error(exc: BaseException) -> UpstreamError:
-    # The exception text can carry the upstream host but never credentials: headers are not in it.
-    reason = type(exc).__name__
-    return UpstreamError(
-        f"upstream connection failed ({reason})", status=502, retryable=True, kind="unavailable"
-    )

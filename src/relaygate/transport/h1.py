@@ -1,0 +1,269 @@
+"""A lean HTTP/1.1 client transport: asyncio.Protocol + httptools, pooled keep-alive connections.
+
+It does what the gateway needs and no more: one write per request (head and a content-length
+body), responses by content-length, chunked or until close, gzip/deflate decoding, back-pressure
+on streams, and the same timeouts and errors as ``HttpTransport``, each phase with at most one
+timer. A request that fails on a reused connection before any byte of an answer arrived (the
+peer closed it as it was taken: the keep-alive race) is sent once more on a new connection.
+
+``accept-encoding: gzip, deflate`` is sent unless the request names its own, as aiohttp did:
+real upstreams compress JSON answers when asked and the bytes over a WAN cost more than the
+inflate; an upstream that does not compress (the mock) costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Final
+from urllib.parse import urlsplit
+
+from relaygate.core.errors import UpstreamTimeoutError
+from relaygate.providers.base import UpstreamRequest
+from relaygate.transport.base import Timeouts, connection_failed, idle_timeout
+from relaygate.transport.h1_connection import H1Connection
+from relaygate.transport.h1_pool import ConnectionPool, HostKey
+
+MAX_CACHED_TARGETS: Final = 256
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+class _Target:
+    """What a URL contributes to a request: where to connect and the request line's head."""
+
+    __slots__ = ("head", "key")
+
+    def __init__(self, method: str, url: str) -> None:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        port = parts.port or _DEFAULT_PORTS[scheme]
+        self.key: HostKey = (scheme, parts.hostname, port)
+        path = parts.path or "/"
+        if parts.query:
+            path = f"{path}?{parts.query}"
+        host = parts.netloc.rpartition("@")[2]
+        if parts.port == _DEFAULT_PORTS[scheme]:
+            host = host.rpartition(":")[0]
+        self.head = f"{method.upper()} {path} HTTP/1.1\r\nHost: {host}\r\n"
+
+
+def _encode(req: UpstreamRequest, target: _Target) -> bytes:
+    lines = [target.head]
+    compression_named = False
+    for name, value in req.headers.items():
+        lowered = name.lower()
+        if lowered in ("host", "content-length", "transfer-encoding", "connection"):
+            continue
+        compression_named = compression_named or lowered == "accept-encoding"
+        lines.append(f"{name}: {value}\r\n")
+    if not compression_named:
+        lines.append("Accept-Encoding: gzip, deflate\r\n")
+    lines.append(f"Content-Length: {len(req.body)}\r\n\r\n")
+    head = "".join(lines)
+    # Every line ends in one CRLF (the request line and Host are two, the last ends the head).
+    if head.count("\n") != len(lines) + 2 or head.count("\r") != len(lines) + 2:
+        raise ValueError("a header name or value holds a line break")
+    return head.encode("utf-8") + req.body
+
+
+class _Decoder:
+    """Inflates a gzip or deflate body part by part."""
+
+    __slots__ = ("_raw_fallback", "_zlib")
+
+    def __init__(self, encoding: str) -> None:
+        gzip = encoding == "gzip"
+        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
+        self._raw_fallback = not gzip  # some servers send raw deflate without the zlib header
+
+    def feed(self, data: bytes) -> bytes:
+        try:
+            out = self._zlib.decompress(data)
+        except zlib.error:
+            if not self._raw_fallback:
+                raise
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._zlib.decompress(data)
+        self._raw_fallback = False
+        return out
+
+    def flush(self) -> bytes:
+        return self._zlib.flush()
+
+
+def _decoder(headers: Mapping[str, str]) -> _Decoder | None:
+    encoding = headers.get("content-encoding", "").strip().lower()
+    return _Decoder(encoding) if encoding in ("gzip", "deflate") else None
+
+
+class H1Response:
+    __slots__ = ("_conn", "_deadline", "_decoder", "_done", "_idle", "_pool", "headers", "status")
+
+    def __init__(
+        self, conn: H1Connection, pool: ConnectionPool, deadline: float, idle: float
+    ) -> None:
+        self._conn = conn
+        self._pool = pool
+        self._deadline = deadline
+        self._idle = idle
+        self._done = False
+        self.status = conn.status
+        self.headers: Mapping[str, str] = conn.headers
+        self._decoder = _decoder(conn.headers)
+
+    async def read(self) -> bytes:
+        conn = self._conn
+        try:
+            conn.read_everything()
+            while not conn.complete:
+                if conn.error is not None:
+                    raise connection_failed(conn.error)
+                if not await conn.wait(self._deadline):
+                    raise UpstreamTimeoutError("upstream did not finish its answer in time")
+            body = b"".join(conn.take_all())
+            if self._decoder is not None:
+                body = self._inflate(body) + self._decoder.flush()
+            return body
+        finally:
+            self.close()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        loop = conn.loop
+        try:
+            while True:
+                if conn.parts:
+                    part = conn.take()
+                    if self._decoder is not None:
+                        part = self._inflate(part)
+                    if part:
+                        yield part
+                    continue
+                if conn.complete:
+                    break
+                if conn.error is not None:
+                    raise connection_failed(conn.error)
+                idle_by = loop.time() + self._idle
+                if not await conn.wait(min(self._deadline, idle_by)):
+                    # Which bound was armed, not the clock after: uvloop's timers may fire up
+                    # to a millisecond before the deadline as loop.time() reads it.
+                    if idle_by < self._deadline:
+                        raise idle_timeout(self._idle)
+                    raise UpstreamTimeoutError("upstream stream exceeded the total timeout")
+            tail = self._decoder.flush() if self._decoder is not None else b""
+            self.close()
+            if tail:
+                yield tail
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._conn.complete and not self._conn.parts:
+            self._pool.release(self._conn)
+        else:
+            self._pool.discard(self._conn)
+
+    def _inflate(self, data: bytes) -> bytes:
+        assert self._decoder is not None
+        try:
+            return self._decoder.feed(data)
+        except zlib.error as exc:
+            raise connection_failed(exc) from None
+
+
+class H1Transport:
+    """Implements ``Transport`` with the lean HTTP/1.1 client; see the module's docstring."""
+
+    def __init__(self, *, max_connections: int = 0, keepalive_seconds: float = 60.0) -> None:
+        self._pool = ConnectionPool(
+            max_connections=max_connections, keepalive_seconds=keepalive_seconds
+        )
+        self._targets: dict[tuple[str, str], _Target] = {}
+
+    async def send(self, req: UpstreamRequest, timeouts: Timeouts) -> H1Response:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = now + timeouts.total
+        first_byte = min(deadline, now + timeouts.first_byte)
+        target = self._target(req.method, req.url)
+        data = _encode(req, target)
+        head_only = req.method.upper() == "HEAD"
+        await self._slot(first_byte)
+        conn = self._pool.idle_connection(target.key, now)
+        if conn is not None:
+            conn.start(data, head_only)
+            if await self._head(conn, first_byte):
+                return H1Response(conn, self._pool, deadline, timeouts.idle)
+            # The keep-alive race: the peer closed it before answering; once more, on a new one.
+            await self._slot(first_byte)
+        conn = await self._new_connection(target.key, timeouts.connect, first_byte)
+        conn.start(data, head_only)
+        await self._head(conn, first_byte, retry_allowed=False)
+        return H1Response(conn, self._pool, deadline, timeouts.idle)
+
+    async def _head(
+        self, conn: H1Connection, first_byte: float, *, retry_allowed: bool = True
+    ) -> bool:
+        """Wait for the response head; ``False`` when a reused connection may be retried."""
+        try:
+            while not conn.head_done:
+                if conn.error is not None:
+                    if retry_allowed and not conn.got_bytes:
+                        self._pool.discard(conn)
+                        return False
+                    raise connection_failed(conn.error)
+                if not await conn.wait(first_byte):
+                    raise UpstreamTimeoutError(
+                        "upstream did not answer before the first-byte timeout"
+                    )
+        except BaseException:
+            self._pool.discard(conn)
+            raise
+        return True
+
+    async def _slot(self, first_byte: float) -> None:
+        if self._pool.take_free_slot():
+            return
+        try:
+            async with asyncio.timeout_at(first_byte):
+                await self._pool.slot()
+        except TimeoutError:
+            raise UpstreamTimeoutError(
+                "upstream did not answer before the first-byte timeout"
+            ) from None
+
+    async def _new_connection(
+        self, key: HostKey, connect_seconds: float, first_byte: float
+    ) -> H1Connection:
+        """A new connection (the caller holds a slot, which the connection now holds)."""
+        pool = self._pool
+        loop = asyncio.get_running_loop()
+        connect_by = loop.time() + connect_seconds
+        try:
+            async with asyncio.timeout_at(min(connect_by, first_byte)):
+                return await pool.connect(key)
+        except TimeoutError:
+            if connect_by <= first_byte:
+                raise UpstreamTimeoutError("could not connect to the upstream in time") from None
+            raise UpstreamTimeoutError(
+                "upstream did not answer before the first-byte timeout"
+            ) from None
+        except OSError as exc:
+            raise connection_failed(exc) from None
+
+    def _target(self, method: str, url: str) -> _Target:
+        target = self._targets.get((method, url))
+        if target is None:
+            target = _Target(method, url)
+            if len(self._targets) < MAX_CACHED_TARGETS:
+                self._targets[(method, url)] = target
+        return target
+
+    async def close(self) -> None:
+        self._pool.close()

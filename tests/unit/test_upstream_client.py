@@ -1,0 +1,25 @@
+"""``server.upstream_client`` (or ``RELAYGATE_UPSTREAM_CLIENT``) picks the upstream HTTP client."""
+
+from __future__ import annotations
+
+import pytest
+
+from relaygate.services import upstream_transport
+from relaygate.settings.load import ConfigError, load_settings
+from relaygate.transport.h1 import H1Transport
+from relaygate.transport.http import HttpTransport
+
+
+def test_aiohttp_is_the_default() -> None:
+    assert isinstance(upstream_transport(load_settings(env={})), HttpTransport)
+
+
+def test_the_environment_switches_to_the_lean_client() -> None:
+    settings = load_settings(env={"RELAYGATE_UPSTREAM_CLIENT": "h1"})
+    assert settings.server.upstream_client == "h1"
+    assert isinstance(upstream_transport(settings), H1Transport)
+
+
+def test_an_unknown_client_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="upstream_client"):
+        load_settings(env={"RELAYGATE_UPSTREAM_CLIENT": "httpx"})
