@@ -10,14 +10,14 @@ from relaygate.transport.h1 import H1Transport
 from relaygate.transport.http import HttpTransport
 
 
-def test_aiohttp_is_the_default() -> None:
-    assert isinstance(upstream_transport(load_settings(env={})), HttpTransport)
+def test_the_lean_client_is_the_default() -> None:
+    assert isinstance(upstream_transport(load_settings(env={})), H1Transport)
 
 
-def test_the_environment_switches_to_the_lean_client() -> None:
-    settings = load_settings(env={"RELAYGATE_UPSTREAM_CLIENT": "h1"})
-    assert settings.server.upstream_client == "h1"
-    assert isinstance(upstream_transport(settings), H1Transport)
+def test_the_environment_switches_to_aiohttp() -> None:
+    settings = load_settings(env={"RELAYGATE_UPSTREAM_CLIENT": "aiohttp"})
+    assert settings.server.upstream_client == "aiohttp"
+    assert isinstance(upstream_transport(settings), HttpTransport)
 
 
 def test_an_unknown_client_is_a_config_error() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -73,6 +74,13 @@ class DeploymentSettings(_Frozen):
     def _needs_base_url(self) -> DeploymentSettings:
         if self.provider != "mock" and not self.base_url:
             raise ValueError(f"base_url is required for provider '{self.provider}'")
+        if self.base_url:
+            parts = urlsplit(self.base_url)
+            if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+                raise ValueError("base_url must be an http:// or https:// URL with a host")
+        for name, value in self.headers.items():
+            if any(c in name + value for c in "\r\n\0") or not name.strip():
+                raise ValueError(f"headers: '{name[:40]}' holds a line break or is empty")
         return self
 
 
@@ -92,7 +100,7 @@ class ServerSettings(_Frozen):
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
     workers: int = Field(1, ge=1)
     # The HTTP client for upstreams: aiohttp, or the lean HTTP/1.1 client (transport/h1.py).
-    upstream_client: Literal["aiohttp", "h1"] = "aiohttp"
+    upstream_client: Literal["aiohttp", "h1"] = "h1"
     # /metrics: open by default; when required, it needs Authorization: Bearer with an admin
     # token or, if metrics_token_env names one, that variable's token.
     metrics_token_required: bool = False

@@ -100,3 +100,22 @@ def test_metrics_token_env_must_be_set_and_needs_the_requirement(tmp_path: Path)
     loose = "server:\n  metrics_token_env: SCRAPE\n"
     with pytest.raises(ConfigError, match="metrics_token_required is false"):
         load_settings(write(tmp_path, loose + models), env={"SCRAPE": "t"})
+
+
+@pytest.mark.parametrize(
+    ("deployment", "problem"),
+    [
+        ("base_url: ftp://h/v1", "base_url must be an http:// or https:// URL"),
+        ("base_url: http:///v1", "base_url must be an http:// or https:// URL"),
+        ('base_url: http://h/v1\n        headers: {"x-a": "1\\r\\nx-b: 2"}', "line break"),
+    ],
+)
+def test_a_deployment_the_http_client_cannot_send_to_is_a_config_error(
+    tmp_path: Path, deployment: str, problem: str
+) -> None:
+    path = write(
+        tmp_path,
+        f"models:\n  - name: x\n    deployments:\n      - provider: openai\n        {deployment}\n",
+    )
+    with pytest.raises(ConfigError, match=rf"models\[0\]\.deployments\[0\].*{problem}"):
+        load_settings(path, env={})
