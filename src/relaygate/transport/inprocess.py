@@ -132,14 +132,17 @@ class InProcessResponse:
 
     async def _next_part(self, parts: asyncio.Queue[bytes | _Broken]) -> bytes | _Broken:
         loop = asyncio.get_running_loop()
+        idle_by = loop.time() + self._idle
         try:
             if loop.time() >= self._deadline:
                 raise TimeoutError
-            async with asyncio.timeout_at(min(self._deadline, loop.time() + self._idle)):
+            async with asyncio.timeout_at(min(self._deadline, idle_by)):
                 return await parts.get()
         except TimeoutError:
             self.close()
-            if loop.time() < self._deadline:
+            # Which bound was armed, not the clock after: uvloop's timers may fire up to a
+            # millisecond before the deadline as loop.time() reads it.
+            if idle_by < self._deadline:
                 raise idle_timeout(self._idle) from None
             raise UpstreamTimeoutError("upstream did not finish its answer in time") from None
 
