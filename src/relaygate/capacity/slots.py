@@ -146,6 +146,8 @@ class SlotSource:
         self._notify = notify
         self._poll = poll_seconds
         self._reserve = reserve if reserve is not None and reserve.enabled else None
+        # Each deployment's caps for a request of no tokens (the catalog is fixed for a process).
+        self._no_token_asks: dict[str, list[BucketAsk]] = {}
 
     async def take(self, dep: Deployment, tokens: int, priority: int = 0) -> Slot | Admission:
         """A slot on ``dep`` for a request of a key of ``priority`` reserving ``tokens``, or the
@@ -178,7 +180,11 @@ class SlotSource:
         so for free: with a shared one, assume room."""
         if self._local is None:
             return True
-        return any(self._room_on(dep, priority) for deps in pool.models for dep in deps)
+        for deps in pool.models:
+            for dep in deps:
+                if self._room_on(dep, priority):
+                    return True
+        return False
 
     def _room_on(self, dep: Deployment, priority: int) -> bool:
         demand, protected = self._demand(dep, priority)
@@ -188,8 +194,17 @@ class SlotSource:
                 return False
             if demand is not None and not protected and self._kept_full(demand, gate.limit):
                 return False
-        asks = self._asks(dep, 0, demand, protected)
+        if demand is not None and not protected:
+            asks = self._asks(dep, 0, demand, protected)
+        else:
+            asks = self._no_tokens(dep)
         return self._local is None or self._local.would_refuse(asks) is None
+
+    def _no_tokens(self, dep: Deployment) -> list[BucketAsk]:
+        known = self._no_token_asks.get(dep.id)
+        if known is None:
+            known = self._no_token_asks[dep.id] = self._asks(dep, 0, None, True)
+        return known
 
     def _demand(self, dep: Deployment, priority: int) -> tuple[ProtectedDemand | None, bool]:
         """``dep``'s protected demand (reserve on) and whether ``priority`` is protected."""
