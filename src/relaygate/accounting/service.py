@@ -37,6 +37,8 @@ logger = logging.getLogger("relaygate.accounting")
 # Characters of the caller's model name kept in its ledger row: a caller must not be able to
 # write 100 kB into the database per junk request.
 MODEL_NAME_LIMIT = 256
+# The counts of a request without usage (every refusal): Usage is frozen, so one serves all.
+_NO_USAGE = Usage()
 
 
 class Accounting:
@@ -150,7 +152,7 @@ def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: st
     """The ledger row of a finished request."""
     elapsed = ctx.elapsed()
     ttft = ctx.ttft_seconds()
-    u = usage or Usage()
+    u = usage or _NO_USAGE
     model = ctx.model_requested
     return LedgerRow(
         id=row_id,

@@ -160,6 +160,29 @@ class Admitter:
             if refused is not None:
                 raise self._refusal(refused)
 
+    def refuse_busy(self, key: KeyRecord, route: ModelRoute, headers: Mapping[str, str]) -> None:
+        """Raise now the busy 429 ``admit`` would answer, before the body is decoded: when the
+        request may not wait (its wait budget is spent or shorter than the queue's expected wait)
+        and others wait ahead of it or no deployment of its model has room.
+
+        Only where that answer needs nothing from the decoded request: limits counted in this
+        process, no degradation actions on the model (they may switch it or serve stale answers)
+        and no deployment TPM cap (its ask needs the token estimate)."""
+        if self._local is None:
+            return
+        if self.degrade.enabled and self.degrade.get(route.name).actions() is not None:
+            return
+        pool = self._pool_of(route)
+        if pool is None or pool.counts_tokens or pool.open_ended:
+            return
+        queue = self._queue(route.name)
+        refused = queue.refusal_at_once(key.priority, self._budget(headers, pool))
+        if refused is None:
+            return
+        if not len(queue) and self._slots.has_room(pool, key.priority):
+            return
+        raise self._queue_refusal(refused)
+
     def _buckets_of(self, key: KeyRecord) -> KeyBuckets:
         # Built once per key and its limits (an admin's change makes new ones).
         known = self._key_buckets.get(key.id)
@@ -316,20 +339,21 @@ class Admitter:
             outcome[0] = reserved
             return admission
 
-        budget = self._budget(headers, plan)
+        budget = self._budget(headers, plan.pool)
         self._gauge_depth()
         try:
             admission = await queue.wait(plan.key.priority, budget, attempt)
         except QueueRefusedError as refused:
-            self._count(QUEUE_RESULTS.get(refused.reason, "busy"))
-            raise RateLimitedError(
-                busy_message(refused.retry_after), retry_after=refused.retry_after
-            ) from None
+            raise self._queue_refusal(refused) from None
         finally:
             self._gauge_depth()
         return admission, outcome[0]
 
-    def _budget(self, headers: Mapping[str, str], plan: _Plan) -> float:
+    def _queue_refusal(self, refused: QueueRefusedError) -> RateLimitedError:
+        self._count(QUEUE_RESULTS.get(refused.reason, "busy"))
+        return RateLimitedError(busy_message(refused.retry_after), retry_after=refused.retry_after)
+
+    def _budget(self, headers: Mapping[str, str], pool: Pool | None) -> float:
         """Seconds this request may wait: the configured maximum, the caller's own maximum,
         and what its client timeout leaves after a typical upstream call."""
         budget = self._settings.queue.max_wait_seconds
@@ -338,16 +362,16 @@ class Admitter:
             budget = min(budget, asked / 1000.0)
         client_timeout = header_number(headers.get(CLIENT_TIMEOUT_HEADER))
         if client_timeout is not None:
-            typical = self._typical_latency(plan)
+            typical = self._typical_latency(pool)
             budget = min(budget, client_timeout - typical)
         return max(0.0, budget)
 
-    def _typical_latency(self, plan: _Plan) -> float:
-        if not self.adaptive.enabled or plan.pool is None:
+    def _typical_latency(self, pool: Pool | None) -> float:
+        if not self.adaptive.enabled or pool is None:
             return 0.0
         known = [
             gate.long_latency or 0.0
-            for name in plan.pool.governed
+            for name in pool.governed
             if (gate := self.adaptive.find(name)) is not None
         ]
         return min(known, default=0.0)

@@ -114,17 +114,25 @@ class AdmissionQueue:
         ahead = sum(n for p, n in self._live.items() if p >= priority)
         return (ahead + 1) / rate
 
+    def refusal_at_once(self, priority: int, budget: float) -> QueueRefusedError | None:
+        """Why ``wait`` refuses a request of ``priority`` with ``budget`` seconds before it even
+        queues (no time to wait, or more expected than it has); None when it may wait."""
+        expected = self.expected_wait(priority)
+        if budget <= 0 or (expected is not None and expected > budget):
+            return QueueRefusedError("expected_wait", expected or self._poll)
+        return None
+
     async def wait(self, priority: int, budget: float, attempt: Attempt) -> Admission:
         """Wait for the turn of a request of ``priority`` and admit it with ``attempt``.
 
         Returns the admission, or the refusal of ``attempt`` when it is not queueable (the
         caller answers it); raises ``QueueRefusedError`` when the request cannot wait.
         """
-        expected = self.expected_wait(priority)
-        if budget <= 0 or (expected is not None and expected > budget):
-            raise QueueRefusedError("expected_wait", expected or self._poll)
+        refused = self.refusal_at_once(priority, budget)
+        if refused is not None:
+            raise refused
         if self._depth.full and not self._evict_below(priority):
-            raise QueueRefusedError("full", expected or 1.0)
+            raise QueueRefusedError("full", self.expected_wait(priority) or 1.0)
         waiter = self._push(priority)
         try:
             return await self._serve(waiter, self._clock() + budget, attempt)

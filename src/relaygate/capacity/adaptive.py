@@ -72,9 +72,14 @@ class GradientLimit:
         """The no-load latency the controller compares against (seconds), once known."""
         return self._recent[0][1] if self._recent else None
 
+    @property
+    def full(self) -> bool:
+        """No slot is free now."""
+        return self.in_flight >= self.limit
+
     def try_acquire(self) -> bool:
         """Take a slot if one is free."""
-        if self.in_flight >= self.limit:
+        if self.full:
             return False
         self.in_flight += 1
         self._peak = max(self._peak, self.in_flight)

@@ -146,15 +146,13 @@ class SlotSource:
         self._notify = notify
         self._poll = poll_seconds
         self._reserve = reserve if reserve is not None and reserve.enabled else None
+        # Each deployment's caps for a request of no tokens (the catalog is fixed for a process).
+        self._no_token_asks: dict[str, list[BucketAsk]] = {}
 
     async def take(self, dep: Deployment, tokens: int, priority: int = 0) -> Slot | Admission:
         """A slot on ``dep`` for a request of a key of ``priority`` reserving ``tokens``, or the
         refusal. Below the reserve's priority, the slots it keeps are not free."""
-        demand = None
-        protected = True
-        if self._reserve is not None:
-            demand = self._reserve.demand(dep.id)
-            protected = self._reserve.protects(priority)
+        demand, protected = self._demand(dep, priority)
         gate = None
         if self._adaptive.enabled:
             gate = self._adaptive.get(dep.id, dep.settings.max_concurrency)
@@ -165,13 +163,7 @@ class SlotSource:
                 gate.release()
                 hint = gate.long_latency or self._poll
                 return Admission(False, hint, f"d:{dep.id}:reserved", queueable=True)
-        asks = deployment_asks(dep.id, dep.settings, tokens)
-        cap = dep.settings.max_concurrency
-        if demand is not None and not protected and cap is not None:
-            # Unprotected requests also count against the cap minus the reserve, in the shared
-            # limiter, so the reserve holds across processes.
-            open_cap = cap - self._reserve_of(demand, cap)
-            asks.append(BucketAsk.concurrency(f"d:{dep.id}:conc:open", open_cap, queueable=True))
+        asks = self._asks(dep, tokens, demand, protected)
         admission = await self._limiter.acquire(asks) if asks else ADMITTED
         if not admission.admitted:
             if gate is not None:
@@ -181,6 +173,56 @@ class SlotSource:
         if demand is not None:
             demand.start(protected)
         return Slot(self, dep.id, admission.lease, gate, rates, demand, protected)
+
+    def has_room(self, pool: Pool, priority: int) -> bool:
+        """Whether ``take`` would find a slot now on some deployment of ``pool`` for a request
+        of ``priority`` reserving no tokens, taking nothing. Only the in-process limiter can say
+        so for free: with a shared one, assume room."""
+        if self._local is None:
+            return True
+        for deps in pool.models:
+            for dep in deps:
+                if self._room_on(dep, priority):
+                    return True
+        return False
+
+    def _room_on(self, dep: Deployment, priority: int) -> bool:
+        demand, protected = self._demand(dep, priority)
+        if self._adaptive.enabled:
+            gate = self._adaptive.get(dep.id, dep.settings.max_concurrency)
+            if gate.full:
+                return False
+            if demand is not None and not protected and self._kept_full(demand, gate.limit):
+                return False
+        if demand is not None and not protected:
+            asks = self._asks(dep, 0, demand, protected)
+        else:
+            asks = self._no_tokens(dep)
+        return self._local is None or self._local.would_refuse(asks) is None
+
+    def _no_tokens(self, dep: Deployment) -> list[BucketAsk]:
+        known = self._no_token_asks.get(dep.id)
+        if known is None:
+            known = self._no_token_asks[dep.id] = self._asks(dep, 0, None, True)
+        return known
+
+    def _demand(self, dep: Deployment, priority: int) -> tuple[ProtectedDemand | None, bool]:
+        """``dep``'s protected demand (reserve on) and whether ``priority`` is protected."""
+        if self._reserve is None:
+            return None, True
+        return self._reserve.demand(dep.id), self._reserve.protects(priority)
+
+    def _asks(
+        self, dep: Deployment, tokens: int, demand: ProtectedDemand | None, protected: bool
+    ) -> list[BucketAsk]:
+        asks = deployment_asks(dep.id, dep.settings, tokens)
+        cap = dep.settings.max_concurrency
+        if demand is not None and not protected and cap is not None:
+            # Unprotected requests also count against the cap minus the reserve, in the shared
+            # limiter, so the reserve holds across processes.
+            open_cap = cap - self._reserve_of(demand, cap)
+            asks.append(BucketAsk.concurrency(f"d:{dep.id}:conc:open", open_cap, queueable=True))
+        return asks
 
     def _reserve_of(self, demand: ProtectedDemand, limit: int) -> int:
         return self._reserve.kept(demand, limit) if self._reserve is not None else 0

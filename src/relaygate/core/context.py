@@ -76,6 +76,8 @@ class RequestContext:
 
 def summarize_attempts(attempts: Sequence[AttemptRecord]) -> str:
     """``deployment:outcome:status:milliseconds`` per attempt, comma-separated (for the ledger)."""
+    if not attempts:
+        return ""
     return ",".join(
         f"{a.deployment}:{a.outcome}:{a.status}:{a.seconds * 1000:.0f}" for a in attempts
     )

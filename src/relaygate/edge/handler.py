@@ -1,8 +1,9 @@
 """The chat and count-tokens handlers shared by both dialects' routes.
 
-Edge to edge: body under the size cap -> key -> decode -> model route -> relay (whole or streamed)
--> encode in the caller's dialect. Every ``GatewayError`` is rendered once, here, in the caller's
-dialect; anything else becomes a 500 carrying the request id and is logged once.
+Edge to edge: key -> body under the size cap -> its head (model) -> model route -> busy check
+-> full decode -> relay (whole or streamed) -> encode in the caller's dialect. Every
+``GatewayError`` is rendered once, here, in the caller's dialect; anything else becomes a 500
+carrying the request id and is logged once.
 """
 
 from __future__ import annotations
@@ -73,12 +74,15 @@ async def _chat(
         _shed_early(services, key)
     services.admission.refuse_spent_key(key)
     body = await request.body(services.settings.server.max_body_bytes)
-    req = dialect.decode_request(body, request.headers)
-    ctx.model_requested = req.model
-    ctx.stream = req.stream
-    ctx.end_user, ctx.tags = request_attribution(request.headers, req.user)
-    route = services.catalog.resolve(req.model, key.allowed_models)
+    head = dialect.read_head(body)
+    ctx.model_requested = head.model
+    ctx.stream = head.stream
+    ctx.end_user, ctx.tags = request_attribution(request.headers, head.user)
+    route = services.catalog.resolve(head.model, key.allowed_models)
     services.keys.check_model(key, route.name)
+    # A request that may not wait for its busy model is refused before the full decode.
+    services.admission.refuse_busy(key, route, request.headers)
+    req = dialect.decode_head(head, request.headers)
     session: OpenSession | None = None
     session_id = request.headers.get(SESSION_HEADER)
     if session_id is not None:

@@ -22,6 +22,7 @@ from relaygate.core.types import (
     ToolChoice,
 )
 from relaygate.dialects.anthropic.content import cache_control, decode_messages, expect_str, invalid
+from relaygate.dialects.base import RequestHead
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 _TOOL_KEYS = frozenset({"name", "description", "input_schema"})
@@ -33,15 +34,30 @@ def decode_request(
 ) -> ChatRequest:
     """Decode ``POST /v1/messages`` (or, with ``count_only``, ``/v1/messages/count_tokens``,
     where ``max_tokens`` is neither required nor used)."""
+    return decode_head(read_head(body), headers, count_only=count_only)
+
+
+def read_head(body: bytes) -> RequestHead:
+    """Parse the body as far as routing needs: a JSON object of sane depth with a model."""
     data = _load(body)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("model", "expected a non-empty string")
+    metadata = data.get("metadata")
+    user = metadata.get("user_id") if type(metadata) is dict else None
+    return RequestHead(model, data.get("stream") is True, user if type(user) is str else None, data)
+
+
+def decode_head(
+    head: RequestHead, headers: Mapping[str, str], *, count_only: bool = False
+) -> ChatRequest:
+    """The rest of the validation, on a body ``read_head`` parsed."""
+    data = head.raw
     metadata = _object(data, "metadata")
     user = metadata.get("user_id") if metadata else None
     return ChatRequest(
         dialect="anthropic",
-        model=model,
+        model=head.model,
         messages=decode_messages(data.get("messages")),
         system=_system(data.get("system")),
         max_tokens=None if count_only else _max_tokens(data.get("max_tokens")),

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from relaygate.core.errors import GatewayError
 from relaygate.core.types import ChatRequest, ChatResponse, DialectName
 from relaygate.dialects.anthropic import decode, encode, errors
+from relaygate.dialects.base import RequestHead
 
 
 class AnthropicDialect:
@@ -17,6 +18,14 @@ class AnthropicDialect:
     def decode_request(self, body: bytes, headers: Mapping[str, str]) -> ChatRequest:
         """Parse a Messages request; ``headers`` keys are expected in lower case."""
         return decode.decode_request(body, headers)
+
+    def read_head(self, body: bytes) -> RequestHead:
+        """Parse the body: a JSON object of sane depth naming a model."""
+        return decode.read_head(body)
+
+    def decode_head(self, head: RequestHead, headers: Mapping[str, str]) -> ChatRequest:
+        """Validate the rest of a parsed Messages body."""
+        return decode.decode_head(head, headers)
 
     def decode_count_tokens(self, body: bytes, headers: Mapping[str, str]) -> ChatRequest:
         """Parse a count_tokens body: model, messages, optional system and tools."""

@@ -15,11 +15,17 @@ import orjson
 from relaygate.core.errors import InvalidRequestError, clip
 from relaygate.core.json_depth import check_depth
 from relaygate.core.types import ChatRequest, JSONObject, ResponseFormat, Tool, ToolChoice
+from relaygate.dialects.base import RequestHead
 from relaygate.dialects.openai.messages import decode_messages
 
 
 def decode_request(body: bytes) -> ChatRequest:
     """Parse and validate a chat request; raises ``InvalidRequestError`` naming the field."""
+    return decode_head(read_head(body))
+
+
+def read_head(body: bytes) -> RequestHead:
+    """Parse the body as far as routing needs: a JSON object of sane depth with a model."""
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -30,13 +36,20 @@ def decode_request(body: bytes) -> ChatRequest:
     model = raw.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("model: required, a non-empty string", param="model")
+    user = raw.get("user")
+    return RequestHead(model, raw.get("stream") is True, user if type(user) is str else None, raw)
+
+
+def decode_head(head: RequestHead) -> ChatRequest:
+    """The rest of the validation, on a body ``read_head`` parsed."""
+    raw = head.raw
     _check_n(raw.get("n"))
     messages, system = decode_messages(raw.get("messages"))
     stream = _opt_bool(raw, "stream") or False
     tools = _tools(raw.get("tools"))
     return ChatRequest(
         dialect="openai",
-        model=model,
+        model=head.model,
         messages=messages,
         system=system,
         max_tokens=_max_tokens(raw),

@@ -8,7 +8,8 @@ from typing import Literal
 
 from relaygate.core.errors import GatewayError
 from relaygate.core.types import ChatRequest, ChatResponse
-from relaygate.dialects.openai.decode import decode_request
+from relaygate.dialects.base import RequestHead
+from relaygate.dialects.openai.decode import decode_head, decode_request, read_head
 from relaygate.dialects.openai.encode import OpenAIStreamEncoder, encode_response
 from relaygate.dialects.openai.errors import encode_error
 
@@ -27,6 +28,14 @@ class OpenAIDialect:
     def decode_request(self, body: bytes, headers: Mapping[str, str]) -> ChatRequest:
         """Parse and validate a chat request; raises ``InvalidRequestError`` naming the field."""
         return decode_request(body)
+
+    def read_head(self, body: bytes) -> RequestHead:
+        """Parse the body: a JSON object of sane depth naming a model."""
+        return read_head(body)
+
+    def decode_head(self, head: RequestHead, headers: Mapping[str, str]) -> ChatRequest:
+        """Validate the rest of a parsed body."""
+        return decode_head(head)
 
     def encode_response(self, resp: ChatResponse) -> bytes:
         """A ``chat.completion`` JSON body."""
