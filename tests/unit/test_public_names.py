@@ -436,6 +436,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "relaygate.observability": (
         "all_workers",
         "cache_metrics",
+        "label_cache",
         "logging",
         "metrics",
         "request_log",
@@ -467,6 +468,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "count_tokens",
         "history",
         "json_answer",
+        "replays",
         "stream",
         "walk",
         "whole",

@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from relaygate.cache import CacheStats
+from relaygate.observability.label_cache import LabelCache
 
 RESULTS = ("hit", "stale", "miss", "coalesced")
 HIT_RATIO = "relaygate_cache_hit_ratio"
@@ -38,16 +39,21 @@ class CacheMetrics:
             registry=registry,
         )
         self._counts: dict[str, dict[str, int]] = {}
+        self._requests_of = LabelCache(self.requests)
+        self._tokens_of = LabelCache(self.tokens_saved)
+        self._usd_of = LabelCache(self.usd_saved)
         registry.register(_CacheCollector(stats, self._counts))
 
     def record(self, model: str, result: str, tokens: int = 0, usd: float = 0.0) -> None:
-        self.requests.labels(model, result).inc()
-        counts = self._counts.setdefault(model, dict.fromkeys(RESULTS, 0))
+        self._requests_of(model, result).inc()
+        counts = self._counts.get(model)
+        if counts is None:
+            counts = self._counts[model] = dict.fromkeys(RESULTS, 0)
         counts[result] += 1
         if tokens:
-            self.tokens_saved.labels(model).inc(tokens)
+            self._tokens_of(model).inc(tokens)
         if usd:
-            self.usd_saved.labels(model).inc(usd)
+            self._usd_of(model).inc(usd)
 
 
 class _CacheCollector(Collector):

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from relaygate.core.context import RequestContext
 from relaygate.observability.all_workers import AllWorkers
+from relaygate.observability.label_cache import LabelCache
 from relaygate.observability.window import RequestWindow
 from relaygate.routing.breaker import BreakerState
 from relaygate.routing.health import HealthSnapshot
@@ -29,23 +30,6 @@ NO_MODEL = "-"
 _STATUS_LABELS = {code: str(code) for code in range(100, 600)}
 # requests (route, model, status), latency and TTFT (route, model), overhead (route)
 _RequestChildren = tuple[Counter, Histogram, Histogram, Histogram]
-
-
-class _LabelCache:
-    """A metric's children by label values, so the request path does not call ``labels()``
-    (~5 us) each time. Only for labels whose values are bounded (configuration, code)."""
-
-    __slots__ = ("_children", "_metric")
-
-    def __init__(self, metric: Counter) -> None:
-        self._metric = metric
-        self._children: dict[tuple[str, ...], Counter] = {}
-
-    def __call__(self, *values: str) -> Counter:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self._metric.labels(*values)
-        return child
 
 
 class Metrics:
@@ -113,7 +97,7 @@ class Metrics:
             ("model", "key"),
             registry=self.registry,
         )
-        self._cost_of = _LabelCache(self.cost)
+        self._cost_of = LabelCache(self.cost)
         self.in_flight = Gauge(
             "relaygate_requests_in_flight", "Requests being handled", registry=self.registry
         )
@@ -139,8 +123,8 @@ class Metrics:
         )
         self.registry.register(_RuntimeCollector())
         self._request_children: dict[tuple[str, str, str], _RequestChildren] = {}
-        self._attempts_of = _LabelCache(self.attempts)
-        self._tokens_of = _LabelCache(self.tokens)
+        self._attempts_of = LabelCache(self.attempts)
+        self._tokens_of = LabelCache(self.tokens)
 
     def breaker_panicked(self, model: str) -> None:
         self.breaker_panic.labels(model).inc()

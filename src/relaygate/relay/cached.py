@@ -23,7 +23,6 @@ from relaygate.cache import (
     Flight,
     Flights,
     ResponseCache,
-    decode_entry,
     encode_entry,
 )
 from relaygate.core.context import RequestContext
@@ -35,6 +34,7 @@ from relaygate.dialects.base import Dialect
 from relaygate.observability.cache_metrics import CacheMetrics
 from relaygate.relay.attempts import AttemptRunner, settle_stream
 from relaygate.relay.cache_plan import CachePlan, CachePlanner
+from relaygate.relay.replays import Replays
 from relaygate.relay.stream import open_stream, text_chars
 from relaygate.relay.whole import fetch_answer
 from relaygate.routing.catalog import ModelRoute
@@ -82,6 +82,7 @@ class ResponseCachePath:
         self.planner = CachePlanner(settings)
         self.backend = backend
         self.flights = Flights()
+        self._replays = Replays()
         self._runner = runner
         self._metrics = metrics
         self._redactor = redactor
@@ -99,10 +100,9 @@ class ResponseCachePath:
     async def serve_stale(self, caller: Caller, plan: CachePlan) -> bool:
         """Answer from the cache, expired entries too (a degraded model); False when none."""
         found = await self.backend.get(plan.key, allow_stale=True)
-        answer = decode_entry(found.value) if found is not None else None
-        if found is None or answer is None:
+        if found is None or self._replays.answer(found.value) is None:
             return False
-        await self._replay(caller, answer, "stale" if found.stale else "hit")
+        await self._replay(caller, found.value, "stale" if found.stale else "hit")
         return True
 
     async def answer(self, caller: Caller, plan: CachePlan) -> None:
@@ -110,9 +110,8 @@ class ResponseCachePath:
         if plan.mode == "use":
             found = await self.backend.get(plan.key)
             if found is not None:
-                answer = decode_entry(found.value)
-                if answer is not None:
-                    await self._replay(caller, answer, "hit")
+                if self._replays.answer(found.value) is not None:
+                    await self._replay(caller, found.value, "hit")
                     return
                 await self.backend.delete(plan.key)  # corrupt: a miss
         shared = plan.coalesce and plan.mode == "use"
@@ -136,16 +135,19 @@ class ResponseCachePath:
             self._saved(ctx, route, flight.deployment, "coalesced")
         await answers_first()
 
-    async def _replay(self, caller: Caller, answer: ChatResponse, status: str) -> None:
+    async def _replay(self, caller: Caller, stored: bytes, status: str) -> None:
+        """Answer from the entry ``stored`` (known to decode)."""
         ctx, route = caller.ctx, caller.route
+        answer = self._replays.answer(stored)
+        assert answer is not None
         ctx.cache_hit = True
         ctx.cache_status = status
         ctx.model_used = route.name
         ctx.usage = answer.usage
         self._saved(ctx, route, route.deployments[0].id, status)
         if not caller.req.stream:
-            # The common hit: straight to the caller's encoding, no events in between.
-            body = caller.dialect.encode_response(answer)
+            # The common hit: the caller's encoding, made once per entry, no events in between.
+            body = self._replays.body(stored, caller.dialect)
             await send_body(caller.send, 200, body, [JSON_CONTENT, *caller.headers(ctx)])
             return
         flight = Flight()
