@@ -10,10 +10,12 @@ of it. A reservation no attempt used gives back its RPM and TPM tokens as well.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from relaygate.capacity.adaptive import AdaptiveLimits, GradientLimit
+from relaygate.capacity.releases import Hold, Releases, kth_release
 from relaygate.capacity.reserve import PriorityReserve, ProtectedDemand
 from relaygate.core.types import Usage
 from relaygate.limits.asks import deployment_asks, deployment_is_capped
@@ -77,6 +79,7 @@ class Slot:
     __slots__ = (
         "_demand",
         "_gate",
+        "_hold",
         "_lease",
         "_protected",
         "_rates",
@@ -94,6 +97,7 @@ class Slot:
         rates: tuple[BucketAsk, ...],
         demand: ProtectedDemand | None = None,
         protected: bool = False,
+        hold: tuple[Releases, Hold] | None = None,
     ) -> None:
         self._source = source
         self.deployment = deployment
@@ -102,6 +106,7 @@ class Slot:
         self._rates = rates
         self._demand = demand
         self._protected = protected
+        self._hold = hold
         self._released = False
 
     @property
@@ -117,6 +122,9 @@ class Slot:
             self._gate.release()
         if self._demand is not None:
             self._demand.end(self._protected)
+        if self._hold is not None:
+            releases, hold = self._hold
+            releases.end(hold)
         settles: list[BucketSettle] = []
         for ask in self._rates:
             if ask.name.endswith(":tpm"):
@@ -138,6 +146,7 @@ class SlotSource:
         notify: Callable[[], None],
         poll_seconds: float,
         reserve: PriorityReserve | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limiter = limiter
         self._local = limiter if isinstance(limiter, MemoryLimiter) else None
@@ -146,6 +155,45 @@ class SlotSource:
         self._notify = notify
         self._poll = poll_seconds
         self._reserve = reserve if reserve is not None and reserve.enabled else None
+        self._clock = clock
+        # Each deployment's holds in this process, protected ones apart: only the others'
+        # releases make room for an unprotected request while the reserve is kept.
+        self._releases: dict[tuple[str, bool], Releases] = {}
+
+    def forecast(self, pool: Pool, k: int, priority: int = 0) -> float | None:
+        """Seconds until the ``k``-th slot of ``pool`` that a request of ``priority`` may use
+        is expected back, from the slots this process holds; None while unknown (too few held,
+        or no hold has ended yet)."""
+        protected = self._reserve is None or self._reserve.protects(priority)
+        due: list[Iterator[float]] = []
+        for deps in pool.models:
+            for dep in deps:
+                others = self._releases.get((dep.id, False))
+                if others is not None:
+                    due.append(others.due(0 if protected else self._excess(dep, others.live)))
+                held = self._releases.get((dep.id, True))
+                if held is not None and protected:
+                    due.append(held.due())
+        return kth_release(due, k, self._clock()) if due else None
+
+    def _excess(self, dep: Deployment, held: int) -> int:
+        """Unprotected slots of ``dep`` that must come back before one more is open."""
+        if self._reserve is None:
+            return 0
+        limits = [dep.settings.max_concurrency]
+        if (gate := self._adaptive.find(dep.id)) is not None:
+            limits.append(gate.limit)
+        limit = min((n for n in limits if n is not None), default=None)
+        if limit is None:
+            return 0
+        open_slots = limit - self._reserve_of(self._reserve.demand(dep.id), limit)
+        return max(0, held - open_slots)
+
+    def _releases_of(self, deployment: str, protected: bool) -> Releases:
+        found = self._releases.get((deployment, protected))
+        if found is None:
+            found = self._releases[(deployment, protected)] = Releases(self._clock)
+        return found
 
     async def take(self, dep: Deployment, tokens: int, priority: int = 0) -> Slot | Admission:
         """A slot on ``dep`` for a request of a key of ``priority`` reserving ``tokens``, or the
@@ -180,7 +228,9 @@ class SlotSource:
         rates = tuple(a for a in asks if a.kind is BucketKind.RATE)
         if demand is not None:
             demand.start(protected)
-        return Slot(self, dep.id, admission.lease, gate, rates, demand, protected)
+        releases = self._releases_of(dep.id, protected)
+        hold = (releases, releases.start())
+        return Slot(self, dep.id, admission.lease, gate, rates, demand, protected, hold)
 
     def _reserve_of(self, demand: ProtectedDemand, limit: int) -> int:
         return self._reserve.kept(demand, limit) if self._reserve is not None else 0

@@ -1,0 +1,104 @@
+"""When held slots come back: the k-th release is forecast from the k-th earliest start plus
+the typical hold, per priority class, so the queue can refuse at once a request no slot will
+reach in time instead of letting it wait out its budget."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from tests.unit.admission.clock import FakeClock
+from tests.unit.admission.support import catalog, model
+
+from relaygate.capacity import AdaptiveLimits, PriorityReserve, Slot, SlotSource, pool_of
+from relaygate.capacity.releases import Releases, kth_release
+from relaygate.limits import MemoryLimiter
+from relaygate.limits.releaser import Releaser
+from relaygate.routing.catalog import Catalog
+from relaygate.settings.limits import AdaptiveSettings, PriorityReserveSettings
+
+
+def test_the_kth_release_is_the_kth_earliest_start_plus_the_typical_hold() -> None:
+    clock = FakeClock(0.0)
+    releases = Releases(clock)
+    first = releases.start()
+    assert kth_release([releases.due()], 1, clock()) is None  # no hold time known yet
+    clock.advance(0.05)
+    releases.end(first)  # one hold of 50 ms
+    holds = []
+    for _ in range(3):  # three slots taken 10 ms apart
+        holds.append(releases.start())
+        clock.advance(0.01)
+    # Taken at 50, 60, 70 ms; now 80 ms: back at 100, 110, 120 ms.
+    assert kth_release([releases.due()], 1, clock()) == pytest.approx(0.02)
+    assert kth_release([releases.due()], 3, clock()) == pytest.approx(0.04)
+    assert kth_release([releases.due()], 4, clock()) is None  # only three are held
+    assert kth_release([releases.due(skip=1)], 1, clock()) == pytest.approx(0.03)
+    clock.advance(0.1)
+    assert kth_release([releases.due()], 1, clock()) == 0.0  # overdue
+    releases.end(holds[1])  # out of order, after 120 ms: the typical hold moves towards it
+    assert releases.live == 2
+    assert releases.typical == pytest.approx(0.05 + 0.1 * (0.12 - 0.05))
+
+
+def test_releases_of_several_deployments_merge_in_time_order() -> None:
+    clock = FakeClock(0.0)
+    a, b = Releases(clock), Releases(clock)
+    for releases in (a, b):
+        releases.end(releases.start())  # a hold of 0 s: due as soon as taken
+    a.start()
+    clock.advance(0.01)
+    b.start()
+    clock.advance(0.01)
+    a.start()
+    due = [kth_release([a.due(), b.due()], k, 0.0) for k in (1, 2, 3, 4)]
+    assert due == [0.0, pytest.approx(0.01), pytest.approx(0.02), None]
+
+
+@pytest.fixture
+async def models() -> AsyncIterator[Catalog]:
+    cat = catalog(model("wide", {"name": "wide-0", "max_concurrency": 10}))
+    yield cat
+    await cat.close()
+
+
+def source(clock: FakeClock) -> SlotSource:
+    limiter = MemoryLimiter()
+    reserve = PriorityReserve(PriorityReserveSettings(), 1, clock)
+    adaptive = AdaptiveLimits(AdaptiveSettings(), clock)
+    return SlotSource(limiter, adaptive, Releaser(limiter), lambda: None, 0.02, reserve, clock)
+
+
+async def test_a_low_priority_forecast_counts_only_the_slots_it_may_take(models: Catalog) -> None:
+    clock = FakeClock(0.0)
+    slots = source(clock)
+    route = models.resolve("wide")
+    pool = pool_of(route, models.get, adaptive=False)
+    assert pool is not None
+    dep = route.deployments[0]
+
+    async def take(priority: int) -> Slot:
+        got = await slots.take(dep, 0, priority)
+        assert isinstance(got, Slot)
+        return got
+
+    warm = [await take(10), await take(0)]
+    clock.advance(0.05)
+    for slot in warm:
+        slot.release(None)  # holds of 50 ms; a protected peak of 1 keeps 3 of 10 slots
+    lows = []
+    for _ in range(7):
+        lows.append(await take(0))
+        clock.advance(0.001)
+    high = await take(10)  # taken last, back last
+    assert slots.forecast(pool, 1, priority=10) == pytest.approx(0.043)
+    assert slots.forecast(pool, 8, priority=10) == pytest.approx(0.05)
+    # Seven low slots fill the seven left open: the first to come back opens one.
+    assert slots.forecast(pool, 1, priority=0) == pytest.approx(0.043)
+    assert slots.forecast(pool, 8, priority=0) is None  # the protected slot is not for it
+    second = await take(10)  # a protected peak of 2 keeps 4: the seven lows are one over
+    assert slots.forecast(pool, 1, priority=0) == pytest.approx(0.044)
+    assert slots.forecast(pool, 6, priority=0) == pytest.approx(0.049)
+    assert slots.forecast(pool, 7, priority=0) is None
+    for slot in [*lows, high, second]:
+        slot.release(None)
