@@ -179,6 +179,8 @@ class Admitter:
         if pool is None and not self._global and not key_is_limited(key):
             return Ticket(route, serve_stale=serve_stale)
         plan = self._plan(key, req, pool)
+        if pool is not None:
+            self._slots.arrive(pool, key.priority)
         queue = self._queue(route.name, pool)
         started = self._clock()
         if len(queue):

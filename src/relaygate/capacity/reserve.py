@@ -6,27 +6,45 @@ deployment's slots come back in waves (requests admitted together finish togethe
 can be a whole upstream latency, longer than the queue's wait cap. Instead, requests below
 ``min_priority`` may fill the deployment only up to its limit minus a reserve, and protected
 requests may take any free slot. The reserve follows the protected requests' own concurrency:
-their peak in flight over the last window (scaled by the number of worker processes, since each
-process sees its share), plus a margin, at most ``max_share`` of the limit; zero while none ran.
+their peak in flight over the last window, or, when more, what their arrival rate will need by
+Little's law (rate times the typical hold), both scaled by the number of worker processes since each
+process sees its share; plus a margin, at most ``max_share`` of the limit; zero while none came.
+The arrival rate is taken over the last few protected arrivals, so at a step up the reserve grows
+within a few arrivals, before the new peak in flight can show (by then lower keys would hold the
+slots it needs, for a whole upstream latency).
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 from relaygate.settings.limits import PriorityReserveSettings
 
+ARRIVAL_SAMPLES = 8  # protected arrivals the rate is measured over
+
 
 class ProtectedDemand:
-    """One deployment's requests in flight in this process, protected or not, and the recent
-    peak of the protected ones (the current window's and the previous one's)."""
+    """One deployment's requests in flight in this process, protected or not, the recent peak
+    of the protected ones (the current window's and the previous one's) and their arrival rate."""
 
-    __slots__ = ("_clock", "_peak", "_previous", "_started", "_window", "others", "protected")
+    __slots__ = (
+        "_arrivals",
+        "_clock",
+        "_peak",
+        "_previous",
+        "_started",
+        "_window",
+        "others",
+        "protected",
+    )
 
     def __init__(self, window_seconds: float, clock: Callable[[], float]) -> None:
         self._window = window_seconds
         self._clock = clock
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVAL_SAMPLES)
         self._started = clock()
         self._peak = 0
         self._previous = 0
@@ -46,6 +64,25 @@ class ProtectedDemand:
             self.protected = max(0, self.protected - 1)
         else:
             self.others = max(0, self.others - 1)
+
+    def arrive(self, weight: float = 1.0) -> None:
+        """A protected request came for this deployment (``weight``: its share, when it may go
+        to any of several)."""
+        self._arrivals.append((self._clock(), weight))
+
+    def arrival_rate(self) -> float:
+        """Protected arrivals per second over the last few, falling while none come (and
+        nothing once none came for two windows, as the peak lapses)."""
+        arrivals = self._arrivals
+        now = self._clock()
+        while arrivals and arrivals[0][0] < now - 2 * self._window:
+            arrivals.popleft()
+        if len(arrivals) < 2:
+            return 0.0
+        span = now - arrivals[0][0]
+        if span <= 0:
+            return 0.0
+        return (sum(weight for _, weight in arrivals) - arrivals[0][1]) / span
 
     def recent_peak(self) -> int:
         """The most protected requests in flight at once over the last one to two windows."""
@@ -90,10 +127,13 @@ class PriorityReserve:
             self._demand[deployment] = found
         return found
 
-    def kept(self, demand: ProtectedDemand, limit: int) -> int:
-        """Slots of a deployment allowing ``limit`` in flight that unprotected requests leave."""
-        peak = demand.recent_peak()
-        if peak == 0:
+    def kept(self, demand: ProtectedDemand, limit: int, hold: float | None = None) -> int:
+        """Slots of a deployment allowing ``limit`` in flight that unprotected requests leave;
+        ``hold``: how long a slot of it is typically held (seconds), once known."""
+        needed = demand.recent_peak()
+        if hold is not None:
+            needed = max(needed, math.ceil(demand.arrival_rate() * hold - 1e-9))
+        if needed == 0:
             return 0
-        wanted = peak * self._workers + self._settings.margin
+        wanted = needed * self._workers + self._settings.margin
         return min(wanted, int(limit * self._settings.max_share))

@@ -186,7 +186,7 @@ class SlotSource:
         limit = min((n for n in limits if n is not None), default=None)
         if limit is None:
             return 0
-        open_slots = limit - self._reserve_of(self._reserve.demand(dep.id), limit)
+        open_slots = limit - self._reserve_of(self._reserve.demand(dep.id), limit, dep.id)
         return max(0, held - open_slots)
 
     def _releases_of(self, deployment: str, protected: bool) -> Releases:
@@ -209,7 +209,7 @@ class SlotSource:
             if not gate.try_acquire():
                 hint = gate.long_latency or self._poll
                 return Admission(False, hint, f"d:{dep.id}:adaptive", queueable=True)
-            if demand is not None and not protected and self._kept_full(demand, gate.limit):
+            if demand is not None and not protected and self._kept_full(demand, gate.limit, dep.id):
                 gate.release()
                 hint = gate.long_latency or self._poll
                 return Admission(False, hint, f"d:{dep.id}:reserved", queueable=True)
@@ -218,7 +218,7 @@ class SlotSource:
         if demand is not None and not protected and cap is not None:
             # Unprotected requests also count against the cap minus the reserve, in the shared
             # limiter, so the reserve holds across processes.
-            open_cap = cap - self._reserve_of(demand, cap)
+            open_cap = cap - self._reserve_of(demand, cap, dep.id)
             asks.append(BucketAsk.concurrency(f"d:{dep.id}:conc:open", open_cap, queueable=True))
         admission = await self._limiter.acquire(asks) if asks else ADMITTED
         if not admission.admitted:
@@ -232,12 +232,30 @@ class SlotSource:
         hold = (releases, releases.start())
         return Slot(self, dep.id, admission.lease, gate, rates, demand, protected, hold)
 
-    def _reserve_of(self, demand: ProtectedDemand, limit: int) -> int:
-        return self._reserve.kept(demand, limit) if self._reserve is not None else 0
+    def arrive(self, pool: Pool, priority: int) -> None:
+        """A request of ``priority`` came for ``pool``: a protected one counts towards the
+        reserve of each deployment of the first model (a share each, as it takes one of them)."""
+        if self._reserve is None or not self._reserve.protects(priority) or not pool.models:
+            return
+        deps = pool.models[0]
+        for dep in deps:
+            self._reserve.demand(dep.id).arrive(1.0 / len(deps))
 
-    def _kept_full(self, demand: ProtectedDemand, limit: int) -> bool:
+    def _reserve_of(self, demand: ProtectedDemand, limit: int, deployment: str) -> int:
+        if self._reserve is None:
+            return 0
+        return self._reserve.kept(demand, limit, self._typical_hold(deployment))
+
+    def _typical_hold(self, deployment: str) -> float | None:
+        for protected in (True, False):
+            releases = self._releases.get((deployment, protected))
+            if releases is not None and releases.typical is not None:
+                return releases.typical
+        return None
+
+    def _kept_full(self, demand: ProtectedDemand, limit: int, deployment: str) -> bool:
         """Whether this process's unprotected requests already fill what the reserve leaves."""
-        return demand.others >= limit - self._reserve_of(demand, limit)
+        return demand.others >= limit - self._reserve_of(demand, limit, deployment)
 
     def give_back(self, lease: Lease | None, settles: Sequence[BucketSettle]) -> None:
         """Release ``lease`` and apply ``settles`` off the hot path, then wake the queues."""

@@ -150,3 +150,58 @@ def test_more_workers_keep_more_each_since_each_sees_its_share() -> None:
     assert one.kept(one.demand("d"), 100) == 5
     assert two.kept(two.demand("d"), 100) == 8
     assert two.kept(two.demand("d"), 10) == 5
+
+
+def test_the_reserve_follows_the_protected_arrival_rate_by_littles_law() -> None:
+    """At a step up the protected requests' peak in flight shows only after a whole upstream
+    latency; their arrival rate shows within a few arrivals."""
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(), clock=clock)
+    demand = reserve.demand("d")
+    for _ in range(8):  # 200 protected arrivals per second, none in flight yet
+        demand.arrive()
+        clock.now += 0.005
+    assert demand.arrival_rate() == pytest.approx(7 / 0.04)
+    assert reserve.kept(demand, 100) == 0  # no hold time known: nothing to go by
+    assert reserve.kept(demand, 100, hold=0.05) == 9 + 2  # ceil(175/s * 50 ms) + margin
+    assert reserve.kept(demand, 10, hold=0.05) == 5  # still at most half
+    half = PriorityReserve(PriorityReserveSettings(), clock=clock).demand("d")
+    for _ in range(8):  # an arrival that may go to either of two deployments counts half
+        half.arrive(0.5)
+        clock.now += 0.005
+    assert half.arrival_rate() == pytest.approx(3.5 / 0.04)
+
+
+def test_the_arrival_rate_falls_while_none_come_and_lapses_after_two_windows() -> None:
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(window_seconds=1.0), clock=clock)
+    demand = reserve.demand("d")
+    for _ in range(8):
+        demand.arrive()
+        clock.now += 0.01
+    busy = demand.arrival_rate()
+    clock.now += 0.5
+    assert 0 < demand.arrival_rate() < busy / 5
+    clock.now += 1.6
+    assert demand.arrival_rate() == 0.0
+    assert reserve.kept(demand, 100, hold=0.05) == 0
+
+
+async def test_protected_arrivals_grow_the_reserve_before_their_peak_shows() -> None:
+    cat = catalog(model("big", {"name": "big-0", "max_concurrency": 100}))
+    clock = Clock()
+    gate = admitter(cat, clock)
+    route = cat.resolve("big")
+    first = await gate.admit(HIGH, route, request("big"), NO_HEADERS)
+    clock.now += 0.05
+    done(gate, first)  # a slot is held 50 ms
+    highs = []
+    for _ in range(8):  # then 200 protected requests a second
+        highs.append(await gate.admit(HIGH, route, request("big"), NO_HEADERS))
+        clock.now += 0.005
+    # Their peak in flight is 8 (10 kept), but 175/s for 50 ms will need 9 (11 kept).
+    lows = await fill(gate, route)
+    assert len(lows) == 100 - 11
+    for ticket in highs + lows:
+        done(gate, ticket)
+    await cat.close()
