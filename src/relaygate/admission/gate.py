@@ -184,11 +184,11 @@ class Admitter:
         queue = self._queue(route.name, pool)
         started = self._clock()
         if len(queue):
-            admission, reserved = await self._wait(plan, queue, headers)
+            admission, reserved = await self._wait(plan, queue, headers, tried=False)
         else:
             admission, reserved = await self._try(plan)
             if not admission.admitted and admission.queueable:
-                admission, reserved = await self._wait(plan, queue, headers)
+                admission, reserved = await self._wait(plan, queue, headers, tried=True)
         if not admission.admitted:
             raise self._refusal(admission)
         waited = self._clock() - started
@@ -320,7 +320,7 @@ class Admitter:
         return refusal or Admission(False, CONCURRENCY_RETRY_SECONDS, "d:none", queueable=True)
 
     async def _wait(
-        self, plan: _Plan, queue: AdmissionQueue, headers: Mapping[str, str]
+        self, plan: _Plan, queue: AdmissionQueue, headers: Mapping[str, str], tried: bool
     ) -> tuple[Admission, Slot | None]:
         outcome: list[Slot | None] = [None]
 
@@ -332,7 +332,7 @@ class Admitter:
         budget = self._budget(headers, plan)
         self._gauge_depth()
         try:
-            admission = await queue.wait(plan.key.priority, budget, attempt)
+            admission = await queue.wait(plan.key.priority, budget, attempt, tried)
         except QueueRefusedError as refused:
             self._count(QUEUE_RESULTS.get(refused.reason, "busy"))
             raise RateLimitedError(

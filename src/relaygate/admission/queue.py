@@ -128,13 +128,18 @@ class AdmissionQueue:
             return None
         return place / rate
 
-    async def wait(self, priority: int, budget: float, attempt: Attempt) -> Admission:
+    async def wait(
+        self, priority: int, budget: float, attempt: Attempt, tried: bool = False
+    ) -> Admission:
         """Wait for the turn of a request of ``priority`` and admit it with ``attempt``.
 
         Returns the admission, or the refusal of ``attempt`` when it is not queueable (the
-        caller answers it); raises ``QueueRefusedError`` when the request cannot wait.
+        caller answers it); raises ``QueueRefusedError`` when the request cannot wait. A request
+        that outranks every waiter and was not ``tried`` yet tries once before any forecast:
+        the forecast knows when held slots come back, not whether one is free now.
         """
-        expected = self.expected_wait(priority)
+        ahead = sum(n for p, n in self._live.items() if p >= priority)
+        expected = self._wait_of(ahead + 1, priority) if ahead or tried else None
         if budget <= 0 or (expected is not None and expected > budget):
             raise QueueRefusedError("expected_wait", expected or self._poll)
         if self._depth.full and not self._evict_below(priority):

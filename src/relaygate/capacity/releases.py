@@ -4,8 +4,10 @@ A deployment's slots come back in waves (requests admitted together finish toget
 average release rate says little about when the next slot frees: right after a wave the next one
 is a whole upstream latency away. Instead each slot's hold is recorded when it is taken, and the
 k-th slot to come back is expected at the k-th earliest start plus the typical hold time (an
-average of recent holds). Only this process's slots are seen: with several workers sharing a
-limit, another process's releases may serve a waiter sooner than forecast.
+average of recent holds) plus twice their deviation, as TCP bounds a round trip: a forecast that
+is only right on average lets the waiters it puts just inside their budget time out half the
+time. Only this process's slots are seen: with several workers sharing a limit, another
+process's releases may serve a waiter sooner than forecast.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
-HOLD_SMOOTHING = 0.1  # weight of the newest hold in the typical hold time
+HOLD_SMOOTHING = 0.1  # weight of the newest hold in the typical hold time and its deviation
+HOLD_SPREAD = 2.0  # deviations added to the typical hold in a forecast
 
 
 class Hold:
@@ -31,13 +34,14 @@ class Hold:
 class Releases:
     """One deployment's holds in this process, in the order they were taken."""
 
-    __slots__ = ("_clock", "_holds", "_live", "typical")
+    __slots__ = ("_clock", "_holds", "_live", "deviation", "typical")
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._holds: deque[Hold] = deque()
         self._live = 0
         self.typical: float | None = None
+        self.deviation = 0.0
 
     @property
     def live(self) -> int:
@@ -57,9 +61,11 @@ class Releases:
         self._live -= 1
         seconds = max(0.0, self._clock() - hold.start)
         typical = self.typical
-        self.typical = (
-            seconds if typical is None else typical + HOLD_SMOOTHING * (seconds - typical)
-        )
+        if typical is None:
+            self.typical = seconds
+        else:
+            self.deviation += HOLD_SMOOTHING * (abs(seconds - typical) - self.deviation)
+            self.typical = typical + HOLD_SMOOTHING * (seconds - typical)
         holds = self._holds
         while holds and holds[0].ended:
             holds.popleft()
@@ -67,12 +73,12 @@ class Releases:
             self._holds = deque(h for h in holds if not h.ended)
 
     def due(self, skip: int = 0) -> Iterator[float]:
-        """When each held slot is expected back, earliest first, past the first ``skip``
+        """By when each held slot is expected back, earliest first, past the first ``skip``
         (nothing while no hold ended)."""
-        typical = self.typical
-        if typical is None:
+        if self.typical is None:
             return iter(())
-        live = (h.start + typical for h in self._holds if not h.ended)
+        hold = self.typical + HOLD_SPREAD * self.deviation
+        live = (h.start + hold for h in self._holds if not h.ended)
         return itertools.islice(live, skip, None) if skip else live
 
 

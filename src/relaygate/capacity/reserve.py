@@ -7,11 +7,16 @@ can be a whole upstream latency, longer than the queue's wait cap. Instead, requ
 ``min_priority`` may fill the deployment only up to its limit minus a reserve, and protected
 requests may take any free slot. The reserve follows the protected requests' own concurrency:
 their peak in flight over the last window, or, when more, what their arrival rate will need by
-Little's law (rate times the typical hold), both scaled by the number of worker processes since each
-process sees its share; plus a margin, at most ``max_share`` of the limit; zero while none came.
-The arrival rate is taken over the last few protected arrivals, so at a step up the reserve grows
-within a few arrivals, before the new peak in flight can show (by then lower keys would hold the
-slots it needs, for a whole upstream latency).
+Little's law (rate times the typical hold), both scaled by the number of worker processes since
+each process sees its share; plus a margin, at most ``max_share`` of the limit; zero while none
+came.
+
+At a step up, lower keys take every open slot within milliseconds and hold them for a whole
+upstream latency, so the reserve must have grown before the protected requests' new peak can
+show, even before their own rate can (at 200/s, a few arrivals take 20-40 ms). The protected
+arrival rate is therefore the larger of their own (over their last few arrivals) and their
+recent share of all arrivals times the rate of all (over the last few dozen, a few milliseconds
+into a surge): at a step the reserve assumes the mix holds, until the mix shows otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +28,33 @@ from collections.abc import Callable
 
 from relaygate.settings.limits import PriorityReserveSettings
 
-ARRIVAL_SAMPLES = 8  # protected arrivals the rate is measured over
+ARRIVAL_SAMPLES = 8  # protected arrivals their rate is measured over
+MIX_SAMPLES = 32  # arrivals of any priority the rate of all is measured over
+
+
+class ArrivalRate:
+    """Arrivals per second over the last ``samples`` of them, falling while none come;
+    arrivals older than ``horizon`` seconds are forgotten."""
+
+    __slots__ = ("_arrivals", "_horizon")
+
+    def __init__(self, samples: int, horizon: float) -> None:
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=samples)
+        self._horizon = horizon
+
+    def add(self, now: float, weight: float) -> None:
+        self._arrivals.append((now, weight))
+
+    def rate(self, now: float) -> float:
+        arrivals = self._arrivals
+        while arrivals and arrivals[0][0] < now - self._horizon:
+            arrivals.popleft()
+        if len(arrivals) < 2:
+            return 0.0
+        span = now - arrivals[0][0]
+        if span <= 0:
+            return 0.0
+        return (sum(weight for _, weight in arrivals) - arrivals[0][1]) / span
 
 
 class ProtectedDemand:
@@ -31,8 +62,11 @@ class ProtectedDemand:
     of the protected ones (the current window's and the previous one's) and their arrival rate."""
 
     __slots__ = (
-        "_arrivals",
+        "_all",
         "_clock",
+        "_mix",
+        "_mix_previous",
+        "_own",
         "_peak",
         "_previous",
         "_started",
@@ -44,7 +78,10 @@ class ProtectedDemand:
     def __init__(self, window_seconds: float, clock: Callable[[], float]) -> None:
         self._window = window_seconds
         self._clock = clock
-        self._arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVAL_SAMPLES)
+        self._own = ArrivalRate(ARRIVAL_SAMPLES, 2 * window_seconds)
+        self._all = ArrivalRate(MIX_SAMPLES, 2 * window_seconds)
+        self._mix = (0.0, 0.0)  # protected and all arrivals this window
+        self._mix_previous = (0.0, 0.0)
         self._started = clock()
         self._peak = 0
         self._previous = 0
@@ -65,24 +102,28 @@ class ProtectedDemand:
         else:
             self.others = max(0, self.others - 1)
 
-    def arrive(self, weight: float = 1.0) -> None:
-        """A protected request came for this deployment (``weight``: its share, when it may go
-        to any of several)."""
-        self._arrivals.append((self._clock(), weight))
+    def arrive(self, protected: bool, weight: float = 1.0) -> None:
+        """A request came for this deployment (``weight``: its share, when it may go to any of
+        several)."""
+        self._roll()
+        now = self._clock()
+        self._all.add(now, weight)
+        mine, every = self._mix
+        if protected:
+            self._own.add(now, weight)
+            mine += weight
+        self._mix = (mine, every + weight)
 
     def arrival_rate(self) -> float:
-        """Protected arrivals per second over the last few, falling while none come (and
-        nothing once none came for two windows, as the peak lapses)."""
-        arrivals = self._arrivals
+        """Protected arrivals per second: their own rate over their last few, or their share of
+        the last one to two windows' arrivals times the rate of all, whichever is more (nothing
+        once none came for two windows, as the peak lapses)."""
+        self._roll()
         now = self._clock()
-        while arrivals and arrivals[0][0] < now - 2 * self._window:
-            arrivals.popleft()
-        if len(arrivals) < 2:
-            return 0.0
-        span = now - arrivals[0][0]
-        if span <= 0:
-            return 0.0
-        return (sum(weight for _, weight in arrivals) - arrivals[0][1]) / span
+        mine = self._mix[0] + self._mix_previous[0]
+        every = self._mix[1] + self._mix_previous[1]
+        share = mine / every if every > 0 else 0.0
+        return max(self._own.rate(now), share * self._all.rate(now))
 
     def recent_peak(self) -> int:
         """The most protected requests in flight at once over the last one to two windows."""
@@ -94,8 +135,11 @@ class ProtectedDemand:
         elapsed = now - self._started
         if elapsed < self._window:
             return
-        self._previous = self._peak if elapsed < 2 * self._window else 0
+        recent = elapsed < 2 * self._window
+        self._previous = self._peak if recent else 0
+        self._mix_previous = self._mix if recent else (0.0, 0.0)
         self._peak = self.protected
+        self._mix = (0.0, 0.0)
         self._started = now
 
 

@@ -233,13 +233,15 @@ class SlotSource:
         return Slot(self, dep.id, admission.lease, gate, rates, demand, protected, hold)
 
     def arrive(self, pool: Pool, priority: int) -> None:
-        """A request of ``priority`` came for ``pool``: a protected one counts towards the
-        reserve of each deployment of the first model (a share each, as it takes one of them)."""
-        if self._reserve is None or not self._reserve.protects(priority) or not pool.models:
+        """A request of ``priority`` came for ``pool``: it counts towards the arrival rates
+        that size the reserve of each deployment of the first model (a share each, as it takes
+        one of them)."""
+        if self._reserve is None or not pool.models:
             return
+        protected = self._reserve.protects(priority)
         deps = pool.models[0]
         for dep in deps:
-            self._reserve.demand(dep.id).arrive(1.0 / len(deps))
+            self._reserve.demand(dep.id).arrive(protected, 1.0 / len(deps))
 
     def _reserve_of(self, demand: ProtectedDemand, limit: int, deployment: str) -> int:
         if self._reserve is None:

@@ -194,8 +194,8 @@ async def test_a_forecast_slot_beyond_the_budget_is_refused_on_arrival() -> None
         now[0] += 0.001
         queue.record_admission()
     slots = Slots()
-    with pytest.raises(QueueRefusedError) as refused:
-        await queue.wait(0, 0.01, slots.attempt_for("late"))
+    with pytest.raises(QueueRefusedError) as refused:  # tried once already, and refused
+        await queue.wait(0, 0.01, slots.attempt_for("late"), tried=True)
     assert refused.value.reason == "expected_wait"
     assert refused.value.retry_after == pytest.approx(0.04)
     assert slots.attempts == 0 and len(queue) == 0
@@ -225,3 +225,20 @@ async def test_the_head_is_refused_as_soon_as_the_next_slot_cannot_come_in_time(
         await asyncio.wait_for(waiting, 5.0)
     assert refused.value.reason == "expected_wait"  # not a timeout: refused at once
     assert slots.attempts == 2 and len(queue) == 0
+
+
+async def test_a_newcomer_ahead_of_every_waiter_tries_before_any_forecast() -> None:
+    """A high-priority request arriving while low ones wait may find a slot free now (freed
+    while the loop was busy): the forecast of when held slots come back does not refuse it."""
+    queue = AdmissionQueue(Depth(100), poll_seconds=10, forecast=lambda k, p: 0.05)
+    slots = Slots()
+    low = asyncio.create_task(queue.wait(0, 5.0, slots.attempt_for("low")))
+    await settle()
+    slots.free = 1
+    high = await queue.wait(5, 0.01, slots.attempt_for("high"))
+    assert high.admitted and slots.order == ["high"]
+    with pytest.raises(QueueRefusedError) as refused:  # behind the low one: it may not wait
+        await queue.wait(0, 0.01, slots.attempt_for("late"))
+    assert refused.value.reason == "expected_wait"
+    low.cancel()
+    await asyncio.gather(low, return_exceptions=True)

@@ -102,3 +102,19 @@ async def test_a_low_priority_forecast_counts_only_the_slots_it_may_take(models:
     assert slots.forecast(pool, 7, priority=0) is None
     for slot in [*lows, high, second]:
         slot.release(None)
+
+
+def test_a_forecast_allows_for_the_holds_spread() -> None:
+    """A forecast right only on average would let the waiters it puts just inside their
+    budget time out half the time: twice the holds' deviation is added, as TCP bounds a
+    round trip."""
+    clock = FakeClock(0.0)
+    releases = Releases(clock)
+    for seconds in (0.04, 0.06):
+        hold = releases.start()
+        clock.advance(seconds)
+        releases.end(hold)
+    assert releases.typical == pytest.approx(0.042)
+    assert releases.deviation == pytest.approx(0.002)
+    releases.start()
+    assert kth_release([releases.due()], 1, clock()) == pytest.approx(0.042 + 2 * 0.002)

@@ -159,7 +159,7 @@ def test_the_reserve_follows_the_protected_arrival_rate_by_littles_law() -> None
     reserve = PriorityReserve(PriorityReserveSettings(), clock=clock)
     demand = reserve.demand("d")
     for _ in range(8):  # 200 protected arrivals per second, none in flight yet
-        demand.arrive()
+        demand.arrive(protected=True)
         clock.now += 0.005
     assert demand.arrival_rate() == pytest.approx(7 / 0.04)
     assert reserve.kept(demand, 100) == 0  # no hold time known: nothing to go by
@@ -167,7 +167,7 @@ def test_the_reserve_follows_the_protected_arrival_rate_by_littles_law() -> None
     assert reserve.kept(demand, 10, hold=0.05) == 5  # still at most half
     half = PriorityReserve(PriorityReserveSettings(), clock=clock).demand("d")
     for _ in range(8):  # an arrival that may go to either of two deployments counts half
-        half.arrive(0.5)
+        half.arrive(protected=True, weight=0.5)
         clock.now += 0.005
     assert half.arrival_rate() == pytest.approx(3.5 / 0.04)
 
@@ -177,7 +177,7 @@ def test_the_arrival_rate_falls_while_none_come_and_lapses_after_two_windows() -
     reserve = PriorityReserve(PriorityReserveSettings(window_seconds=1.0), clock=clock)
     demand = reserve.demand("d")
     for _ in range(8):
-        demand.arrive()
+        demand.arrive(protected=True)
         clock.now += 0.01
     busy = demand.arrival_rate()
     clock.now += 0.5
