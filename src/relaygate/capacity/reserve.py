@@ -16,7 +16,11 @@ upstream latency, so the reserve must have grown before the protected requests' 
 show, even before their own rate can (at 200/s, a few arrivals take 20-40 ms). The protected
 arrival rate is therefore the larger of their own (over their last few arrivals) and their
 recent share of all arrivals times the rate of all (over the last few dozen, a few milliseconds
-into a surge): at a step the reserve assumes the mix holds, until the mix shows otherwise.
+into a surge): at a step the reserve assumes the mix holds, until the mix shows otherwise. Even
+that takes a few milliseconds, in which lower keys would fill the open slots: so while a reserve
+is kept they ramp up beyond their own peak of the last one to two windows, holding at most what
+they held one typical hold ago plus the reserve or half as much again, whichever is more (not in
+a deployment's first window in this process: a ramp needs a history to ramp from).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from relaygate.settings.limits import PriorityReserveSettings
 
 ARRIVAL_SAMPLES = 8  # protected arrivals their rate is measured over
 MIX_SAMPLES = 32  # arrivals of any priority the rate of all is measured over
+RAMP_GROWTH = 0.5  # share of what lower keys held one hold ago they may add (at least the reserve)
 
 
 class ArrivalRate:
@@ -63,9 +68,13 @@ class ProtectedDemand:
 
     __slots__ = (
         "_all",
+        "_born",
         "_clock",
+        "_levels",
         "_mix",
         "_mix_previous",
+        "_others_peak",
+        "_others_previous",
         "_own",
         "_peak",
         "_previous",
@@ -82,9 +91,12 @@ class ProtectedDemand:
         self._all = ArrivalRate(MIX_SAMPLES, 2 * window_seconds)
         self._mix = (0.0, 0.0)  # protected and all arrivals this window
         self._mix_previous = (0.0, 0.0)
-        self._started = clock()
+        self._levels: deque[tuple[float, int]] = deque()  # (when, unprotected in flight since)
+        self._started = self._born = clock()
         self._peak = 0
         self._previous = 0
+        self._others_peak = 0
+        self._others_previous = 0
         self.protected = 0
         self.others = 0
 
@@ -95,12 +107,34 @@ class ProtectedDemand:
             self._peak = max(self._peak, self.protected)
         else:
             self.others += 1
+            self._roll()
+            self._others_peak = max(self._others_peak, self.others)
+            self._levels.append((self._clock(), self.others))
 
     def end(self, protected: bool) -> None:
         if protected:
             self.protected = max(0, self.protected - 1)
         else:
             self.others = max(0, self.others - 1)
+            self._levels.append((self._clock(), self.others))
+
+    @property
+    def settled(self) -> bool:
+        """Whether a whole window of this deployment's traffic has been seen."""
+        return self._clock() - self._born >= self._window
+
+    def others_recent_peak(self) -> int:
+        """The most unprotected requests in flight at once over the last one to two windows."""
+        self._roll()
+        return max(self._others_peak, self._others_previous)
+
+    def others_ago(self, seconds: float) -> int:
+        """Unprotected requests this process had in flight ``seconds`` ago."""
+        then = self._clock() - seconds
+        levels = self._levels
+        while len(levels) > 1 and levels[1][0] <= then:
+            levels.popleft()
+        return levels[0][1] if levels and levels[0][0] <= then else 0
 
     def arrive(self, protected: bool, weight: float = 1.0) -> None:
         """A request came for this deployment (``weight``: its share, when it may go to any of
@@ -137,8 +171,10 @@ class ProtectedDemand:
             return
         recent = elapsed < 2 * self._window
         self._previous = self._peak if recent else 0
+        self._others_previous = self._others_peak if recent else 0
         self._mix_previous = self._mix if recent else (0.0, 0.0)
         self._peak = self.protected
+        self._others_peak = self.others
         self._mix = (0.0, 0.0)
         self._started = now
 
@@ -181,3 +217,13 @@ class PriorityReserve:
             return 0
         wanted = needed * self._workers + self._settings.margin
         return min(wanted, int(limit * self._settings.max_share))
+
+    def open_to_others(self, demand: ProtectedDemand, limit: int, hold: float | None) -> int:
+        """How many unprotected requests this process may have in flight on a deployment
+        allowing ``limit``: what the reserve leaves, reached by a ramp while one is kept."""
+        kept = self.kept(demand, limit, hold)
+        if kept == 0 or hold is None or not demand.settled:
+            return limit - kept
+        before = demand.others_ago(hold)
+        ramp = before + max(kept, math.ceil(before * RAMP_GROWTH))
+        return min(limit - kept, max(ramp, demand.others_recent_peak()))

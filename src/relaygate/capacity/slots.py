@@ -180,14 +180,11 @@ class SlotSource:
         """Unprotected slots of ``dep`` that must come back before one more is open."""
         if self._reserve is None:
             return 0
-        limits = [dep.settings.max_concurrency]
-        if (gate := self._adaptive.find(dep.id)) is not None:
-            limits.append(gate.limit)
-        limit = min((n for n in limits if n is not None), default=None)
+        gate = self._adaptive.find(dep.id)
+        limit = gate.limit if gate is not None else dep.settings.max_concurrency
         if limit is None:
             return 0
-        open_slots = limit - self._reserve_of(self._reserve.demand(dep.id), limit, dep.id)
-        return max(0, held - open_slots)
+        return max(0, held - self._open_to_others(self._reserve.demand(dep.id), limit, dep.id))
 
     def _releases_of(self, deployment: str, protected: bool) -> Releases:
         found = self._releases.get((deployment, protected))
@@ -209,12 +206,13 @@ class SlotSource:
             if not gate.try_acquire():
                 hint = gate.long_latency or self._poll
                 return Admission(False, hint, f"d:{dep.id}:adaptive", queueable=True)
-            if demand is not None and not protected and self._kept_full(demand, gate.limit, dep.id):
-                gate.release()
-                hint = gate.long_latency or self._poll
-                return Admission(False, hint, f"d:{dep.id}:reserved", queueable=True)
-        asks = deployment_asks(dep.id, dep.settings, tokens)
         cap = dep.settings.max_concurrency
+        if demand is not None and not protected and self._open_full(demand, gate, cap, dep.id):
+            if gate is not None:
+                gate.release()
+            hint = (gate.long_latency if gate is not None else None) or self._poll
+            return Admission(False, hint, f"d:{dep.id}:reserved", queueable=True)
+        asks = deployment_asks(dep.id, dep.settings, tokens)
         if demand is not None and not protected and cap is not None:
             # Unprotected requests also count against the cap minus the reserve, in the shared
             # limiter, so the reserve holds across processes.
@@ -255,9 +253,21 @@ class SlotSource:
                 return releases.typical
         return None
 
-    def _kept_full(self, demand: ProtectedDemand, limit: int, deployment: str) -> bool:
-        """Whether this process's unprotected requests already fill what the reserve leaves."""
-        return demand.others >= limit - self._reserve_of(demand, limit, deployment)
+    def _open_full(
+        self, demand: ProtectedDemand, gate: GradientLimit | None, cap: int | None, deployment: str
+    ) -> bool:
+        """Whether this process's unprotected requests already fill what is open to them
+        (under the adaptive limit if there is one, else the cap)."""
+        limit = gate.limit if gate is not None else cap
+        return limit is not None and demand.others >= self._open_to_others(
+            demand, limit, deployment
+        )
+
+    def _open_to_others(self, demand: ProtectedDemand, limit: int, deployment: str) -> int:
+        """How many unprotected requests this process may have in flight on the deployment."""
+        if self._reserve is None:
+            return limit
+        return self._reserve.open_to_others(demand, limit, self._typical_hold(deployment))
 
     def give_back(self, lease: Lease | None, settles: Sequence[BucketSettle]) -> None:
         """Release ``lease`` and apply ``settles`` off the hot path, then wake the queues."""

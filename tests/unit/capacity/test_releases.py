@@ -82,25 +82,26 @@ async def test_a_low_priority_forecast_counts_only_the_slots_it_may_take(models:
         assert isinstance(got, Slot)
         return got
 
-    warm = [await take(10), await take(0)]
-    clock.advance(0.05)
-    for slot in warm:
-        slot.release(None)  # holds of 50 ms; a protected peak of 1 keeps 3 of 10 slots
-    lows = []
-    for _ in range(7):
-        lows.append(await take(0))
+    warm_low, first_high = await take(0), await take(10)
+    lows = [warm_low]
+    for _ in range(6):  # 7 low slots: 3 of 10 kept for a protected peak of 1, 7 open
         clock.advance(0.001)
-    high = await take(10)  # taken last, back last
-    assert slots.forecast(pool, 1, priority=10) == pytest.approx(0.043)
-    assert slots.forecast(pool, 8, priority=10) == pytest.approx(0.05)
-    # Seven low slots fill the seven left open: the first to come back opens one.
-    assert slots.forecast(pool, 1, priority=0) == pytest.approx(0.043)
-    assert slots.forecast(pool, 8, priority=0) is None  # the protected slot is not for it
-    second = await take(10)  # a protected peak of 2 keeps 4: the seven lows are one over
-    assert slots.forecast(pool, 1, priority=0) == pytest.approx(0.044)
-    assert slots.forecast(pool, 6, priority=0) == pytest.approx(0.049)
-    assert slots.forecast(pool, 7, priority=0) is None
-    for slot in [*lows, high, second]:
+        lows.append(await take(0))
+    later_highs = [await take(10), await take(10)]  # a protected peak of 3 keeps 5 of 10
+    clock.advance(0.044)  # 50 ms after the first two were taken, they come back
+    warm_low.release(None)
+    first_high.release(None)
+    lows.remove(warm_low)
+    # Six low slots, taken at 1..6 ms, back at 51..56 ms; the protected two at 56 ms.
+    assert slots.forecast(pool, 1, priority=10) == pytest.approx(0.001)
+    assert slots.forecast(pool, 8, priority=10) == pytest.approx(0.006)
+    assert slots.forecast(pool, 9, priority=10) is None
+    # Six low slots where the reserve leaves five: the second to come back is the first that
+    # opens one for another low request, and the protected ones never do.
+    assert slots.forecast(pool, 1, priority=0) == pytest.approx(0.002)
+    assert slots.forecast(pool, 5, priority=0) == pytest.approx(0.006)
+    assert slots.forecast(pool, 6, priority=0) is None
+    for slot in [*lows, *later_highs]:
         slot.release(None)
 
 

@@ -205,3 +205,49 @@ async def test_protected_arrivals_grow_the_reserve_before_their_peak_shows() -> 
     for ticket in highs + lows:
         done(gate, ticket)
     await cat.close()
+
+
+def test_at_a_step_the_protected_rate_assumes_the_mix_holds() -> None:
+    """A few milliseconds into a surge of every priority, the protected keys' own last arrivals
+    still say little; their recent share of all arrivals times the rate of all says more."""
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(), clock=clock)
+    demand = reserve.demand("d")
+    for i in range(100):  # 200 arrivals a second, one in ten protected
+        demand.arrive(protected=i % 10 == 0)
+        clock.now += 0.005
+    assert demand.arrival_rate() == pytest.approx(20, rel=0.15)
+    for _ in range(32):  # then 2,000 a second, none protected yet
+        demand.arrive(protected=False)
+        clock.now += 0.0005
+    share = 10 / 132
+    assert demand.arrival_rate() == pytest.approx(share * 31 / 0.016)
+
+
+def test_lower_keys_ramp_up_while_a_reserve_is_kept() -> None:
+    """At a step, lower keys would take every open slot before any rate could show the
+    protected keys' new demand: they may add at most the reserve, or half what they held one
+    typical hold ago, per hold; and return at once to their peak of the last windows."""
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(), clock=clock)
+    demand = reserve.demand("d")
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 20  # nothing kept, no ramp
+    clock.now += 0.99
+    demand.start(protected=True)
+    demand.end(protected=True)  # a protected peak of 1: 3 kept
+    for _ in range(4):
+        demand.start(protected=False)
+    clock.now += 0.005
+    # No ramp in the deployment's first window (nothing to ramp from), nor without a hold time.
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 17
+    clock.now += 0.055
+    assert reserve.open_to_others(demand, 20, hold=None) == 17
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 4 + 3
+    for _ in range(3):
+        demand.start(protected=False)
+    clock.now += 0.06
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 7 + 4
+    for _ in range(7):
+        demand.end(protected=False)
+    clock.now += 0.06
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 7  # back to their recent peak
