@@ -197,6 +197,11 @@ class PriorityReserve:
     def enabled(self) -> bool:
         return self._settings.enabled
 
+    @property
+    def workers(self) -> int:
+        """Worker processes sharing the deployments' limits."""
+        return self._workers
+
     def protects(self, priority: int) -> bool:
         return priority >= self._settings.min_priority
 

@@ -163,8 +163,17 @@ class SlotSource:
     def forecast(self, pool: Pool, k: int, priority: int = 0) -> float | None:
         """Seconds until the ``k``-th slot of ``pool`` that a request of ``priority`` may use
         is expected back, from the slots this process holds; None while unknown (too few held,
-        or no hold has ended yet)."""
-        protected = self._reserve is None or self._reserve.protects(priority)
+        or no hold has ended yet).
+
+        Lower keys of every worker compete alike for the slots that come back, so the k-th in
+        line here expects about this process's k-th. A protected request may take a slot that
+        comes back in any worker (the shared limiter holds lower keys to what the reserve
+        leaves), so with w workers it expects about this process's ceil(k / w)-th.
+        """
+        reserve = self._reserve
+        protected = reserve is None or reserve.protects(priority)
+        if reserve is not None and protected:
+            k = -(-k // reserve.workers)
         due: list[Iterator[float]] = []
         for deps in pool.models:
             for dep in deps:

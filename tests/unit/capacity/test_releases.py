@@ -62,9 +62,9 @@ async def models() -> AsyncIterator[Catalog]:
     await cat.close()
 
 
-def source(clock: FakeClock) -> SlotSource:
+def source(clock: FakeClock, workers: int = 1) -> SlotSource:
     limiter = MemoryLimiter()
-    reserve = PriorityReserve(PriorityReserveSettings(), 1, clock)
+    reserve = PriorityReserve(PriorityReserveSettings(), workers, clock)
     adaptive = AdaptiveLimits(AdaptiveSettings(), clock)
     return SlotSource(limiter, adaptive, Releaser(limiter), lambda: None, 0.02, reserve, clock)
 
@@ -119,3 +119,29 @@ def test_a_forecast_allows_for_the_holds_spread() -> None:
     assert releases.deviation == pytest.approx(0.002)
     releases.start()
     assert kth_release([releases.due()], 1, clock()) == pytest.approx(0.042 + 2 * 0.002)
+
+
+async def test_with_several_workers_a_protected_request_counts_every_workers_releases(
+    models: Catalog,
+) -> None:
+    """Lower keys of every worker compete alike, so the k-th low request in line here expects
+    this process's k-th release; a protected one may take a slot freed in any worker, so with
+    two it expects about this process's ceil(k / 2)-th."""
+    clock = FakeClock(0.0)
+    slots = source(clock, workers=2)
+    route = models.resolve("wide")
+    pool = pool_of(route, models.get, adaptive=False)
+    assert pool is not None
+    dep = route.deployments[0]
+    held = []
+    for _ in range(4):  # four low slots, taken 1 ms apart
+        got = await slots.take(dep, 0, 0)
+        assert isinstance(got, Slot)
+        held.append(got)
+        clock.advance(0.001)
+    held.pop(0).release(None)  # back after 4 ms: the typical hold; the others due at 1-3 ms
+    assert slots.forecast(pool, 3, priority=0) == pytest.approx(0.003)
+    assert slots.forecast(pool, 3, priority=10) == pytest.approx(0.002)  # its 2nd
+    assert slots.forecast(pool, 6, priority=10) == pytest.approx(0.003)  # its 3rd
+    for slot in held:
+        slot.release(None)
