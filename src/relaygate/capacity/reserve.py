@@ -41,25 +41,31 @@ class ArrivalRate:
     """Arrivals per second over the last ``samples`` of them, falling while none come;
     arrivals older than ``horizon`` seconds are forgotten."""
 
-    __slots__ = ("_arrivals", "_horizon")
+    __slots__ = ("_arrivals", "_horizon", "_samples", "_weight")
 
     def __init__(self, samples: int, horizon: float) -> None:
-        self._arrivals: deque[tuple[float, float]] = deque(maxlen=samples)
+        self._arrivals: deque[tuple[float, float]] = deque()
+        self._samples = samples
         self._horizon = horizon
+        self._weight = 0.0  # of the arrivals kept, kept as a sum: asked on every admission
 
     def add(self, now: float, weight: float) -> None:
+        if len(self._arrivals) == self._samples:
+            self._weight -= self._arrivals.popleft()[1]
         self._arrivals.append((now, weight))
+        self._weight += weight
 
     def rate(self, now: float) -> float:
         arrivals = self._arrivals
         while arrivals and arrivals[0][0] < now - self._horizon:
-            arrivals.popleft()
+            self._weight -= arrivals.popleft()[1]
         if len(arrivals) < 2:
+            if not arrivals:
+                self._weight = 0.0  # no rounding left over from fractional weights
             return 0.0
-        span = now - arrivals[0][0]
-        if span <= 0:
-            return 0.0
-        return (sum(weight for _, weight in arrivals) - arrivals[0][1]) / span
+        first, weight = arrivals[0]
+        span = now - first
+        return (self._weight - weight) / span if span > 0 else 0.0
 
 
 class ProtectedDemand:
@@ -230,5 +236,6 @@ class PriorityReserve:
         if kept == 0 or hold is None or not demand.settled:
             return limit - kept
         before = demand.others_ago(hold)
-        ramp = before + max(kept, math.ceil(before * RAMP_GROWTH))
+        own_share = math.ceil(kept / self._workers)  # the reserve is kept across the workers
+        ramp = before + max(own_share, math.ceil(before * RAMP_GROWTH))
         return min(limit - kept, max(ramp, demand.others_recent_peak()))

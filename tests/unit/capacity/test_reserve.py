@@ -251,3 +251,16 @@ def test_lower_keys_ramp_up_while_a_reserve_is_kept() -> None:
         demand.end(protected=False)
     clock.now += 0.06
     assert reserve.open_to_others(demand, 20, hold=0.05) == 7  # back to their recent peak
+
+
+def test_with_several_workers_each_ramps_by_its_share_of_the_reserve() -> None:
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(), workers=2, clock=clock)
+    demand = reserve.demand("d")
+    clock.now += 1.0
+    demand.start(protected=True)
+    demand.end(protected=True)  # a protected peak of 1 here: 1 x 2 workers + 2 = 4 kept
+    for _ in range(2):
+        demand.start(protected=False)
+    clock.now += 0.06
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 2 + 2
