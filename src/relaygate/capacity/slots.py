@@ -165,24 +165,25 @@ class SlotSource:
         is expected back, from the slots this process holds; None while unknown (too few held,
         or no hold has ended yet).
 
-        Lower keys of every worker compete alike for the slots that come back, so the k-th in
-        line here expects about this process's k-th. A protected request may take a slot that
-        comes back in any worker (the shared limiter holds lower keys to what the reserve
-        leaves), so with w workers it expects about this process's ceil(k / w)-th.
+        None for a request the reserve protects: it waits out its budget, since a slot freed in
+        any worker may reach it, and its refusals are too few to weigh on refusal latency. With
+        w workers, lower keys compete with every worker's newcomers for a slot coming back (the
+        shared limiter has no queue), so the k-th in line here counts on only one in w of this
+        process's releases: its (k * w)-th.
         """
         reserve = self._reserve
-        protected = reserve is None or reserve.protects(priority)
-        if reserve is not None and protected:
-            k = -(-k // reserve.workers)
+        if reserve is not None and reserve.protects(priority):
+            return None
         due: list[Iterator[float]] = []
         for deps in pool.models:
             for dep in deps:
-                others = self._releases.get((dep.id, False))
-                if others is not None:
-                    due.append(others.due(0 if protected else self._excess(dep, others.live)))
-                held = self._releases.get((dep.id, True))
-                if held is not None and protected:
-                    due.append(held.due())
+                if reserve is None:  # then every slot is held as a protected one
+                    if (held := self._releases.get((dep.id, True))) is not None:
+                        due.append(held.due())
+                elif (others := self._releases.get((dep.id, False))) is not None:
+                    due.append(others.due(self._excess(dep, others.live)))
+        if reserve is not None:
+            k *= reserve.workers
         return kth_release(due, k, self._clock()) if due else None
 
     def _excess(self, dep: Deployment, held: int) -> int:
