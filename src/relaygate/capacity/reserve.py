@@ -19,8 +19,9 @@ recent share of all arrivals times the rate of all (over the last few dozen, a f
 into a surge): at a step the reserve assumes the mix holds, until the mix shows otherwise. Even
 that takes a few milliseconds, in which lower keys would fill the open slots: so while a reserve
 is kept they ramp up beyond their own peak of the last one to two windows, holding at most what
-they held one typical hold ago plus the reserve or half as much again, whichever is more (not in
-a deployment's first window in this process: a ramp needs a history to ramp from).
+they held one typical hold ago (or one window, if shorter) plus their worker's share of the
+reserve or half as much again, whichever is more (not in a deployment's first window in this
+process: a ramp needs a history to ramp from).
 """
 
 from __future__ import annotations
@@ -115,14 +116,23 @@ class ProtectedDemand:
             self.others += 1
             self._roll()
             self._others_peak = max(self._others_peak, self.others)
-            self._levels.append((self._clock(), self.others))
+            self._level_changed()
 
     def end(self, protected: bool) -> None:
         if protected:
             self.protected = max(0, self.protected - 1)
         else:
             self.others = max(0, self.others - 1)
-            self._levels.append((self._clock(), self.others))
+            self._level_changed()
+
+    def _level_changed(self) -> None:
+        """Record the unprotected level; forget levels older than two windows (a typical hold
+        is far shorter), which nothing may ask for while no reserve is kept."""
+        now = self._clock()
+        levels = self._levels
+        levels.append((now, self.others))
+        while len(levels) > 1 and levels[1][0] <= now - 2 * self._window:
+            levels.popleft()
 
     @property
     def settled(self) -> bool:
@@ -235,7 +245,9 @@ class PriorityReserve:
         kept = self.kept(demand, limit, hold)
         if kept == 0 or hold is None or not demand.settled:
             return limit - kept
-        before = demand.others_ago(hold)
+        # Per typical hold, or per window for long holds (LLM calls of tens of seconds): a ramp
+        # that slow would leave the deployment idle while the reserve is long since in place.
+        before = demand.others_ago(min(hold, self._settings.window_seconds))
         own_share = math.ceil(kept / self._workers)  # the reserve is kept across the workers
         ramp = before + max(own_share, math.ceil(before * RAMP_GROWTH))
         return min(limit - kept, max(ramp, demand.others_recent_peak()))

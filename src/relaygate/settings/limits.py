@@ -145,7 +145,8 @@ class PriorityReserveSettings(_Frozen):
     more, plus a margin, at most ``max_share`` of the deployment's limit): nothing is kept while
     no protected request came lately, so it costs nothing unused. While a reserve is kept, lower
     keys ramp up past their recent peak (at most the reserve, or half their level of one typical
-    hold ago, more per hold), so a step up cannot fill the slots before the reserve has grown.
+    hold ago, more per hold; per ``window_seconds`` for longer holds), so a step up cannot fill
+    the slots before the reserve has grown.
     """
 
     enabled: bool = True

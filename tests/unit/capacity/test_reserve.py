@@ -264,3 +264,29 @@ def test_with_several_workers_each_ramps_by_its_share_of_the_reserve() -> None:
         demand.start(protected=False)
     clock.now += 0.06
     assert reserve.open_to_others(demand, 20, hold=0.05) == 2 + 2
+
+
+def test_the_levels_kept_for_the_ramp_stay_bounded_without_a_reserve() -> None:
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(window_seconds=1.0), clock=clock)
+    demand = reserve.demand("d")
+    for _ in range(10_000):  # low-priority traffic only: nothing ever asks for a ramp
+        demand.start(protected=False)
+        clock.now += 0.001
+        demand.end(protected=False)
+    assert len(demand._levels) <= 2 * 2 * 1000 + 2  # two windows of starts and ends
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 20
+
+
+def test_long_holds_ramp_per_window_not_per_hold() -> None:
+    """LLM calls of tens of seconds: a ramp per hold would leave the deployment idle long
+    after the reserve is in place, so it goes per window at most."""
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(window_seconds=1.0), clock=clock)
+    demand = reserve.demand("d")
+    for _ in range(8):  # eight low slots held for three windows
+        demand.start(protected=False)
+    clock.now += 3.0
+    demand.start(protected=True)
+    demand.end(protected=True)  # a protected peak of 1: 3 kept
+    assert reserve.open_to_others(demand, 20, hold=30.0) == 8 + 4  # eight one window ago
