@@ -350,6 +350,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.capacity": (
         "adaptive",
+        "releases",
         "reserve",
         "slots",
     ),

@@ -21,7 +21,7 @@ from relaygate.admission.degrade import DegradeLevels
 from relaygate.admission.messages import QUEUE_RESULTS, busy_message, header_number, refusal
 from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.admission.overload import LagMonitor
-from relaygate.admission.queue import AdmissionQueue, Depth, QueueRefusedError
+from relaygate.admission.queue import AdmissionQueue, Depth, Forecast, QueueRefusedError
 from relaygate.capacity.adaptive import AdaptiveLimits
 from relaygate.capacity.reserve import PriorityReserve
 from relaygate.capacity.slots import DeploymentSlots, Pool, Slot, SlotSource, pool_of
@@ -126,6 +126,7 @@ class Admitter:
             self._notify_all,
             settings.queue.poll_seconds,
             PriorityReserve(settings.priority_reserve, workers, clock),
+            clock,
         )
         self._pools: dict[str, Pool | None] = {}
         self._key_buckets: dict[str, KeyBuckets] = {}
@@ -175,12 +176,14 @@ class Admitter:
         pool = self._pool_of(route)
         if pool is None or pool.counts_tokens or pool.open_ended:
             return
-        queue = self._queue(route.name)
-        refused = queue.refusal_at_once(key.priority, self._budget(headers, pool))
+        queue = self._queue(route.name, pool)
+        # Judged as after a try that found no room: with room and nobody waiting, admit takes it.
+        refused = queue.refusal_at_once(key.priority, self._budget(headers, pool), tried=True)
         if refused is None:
             return
         if not len(queue) and self._slots.has_room(pool, key.priority):
             return
+        self._slots.arrive(pool, key.priority)  # as admit would have counted it
         raise self._queue_refusal(refused)
 
     def _buckets_of(self, key: KeyRecord) -> KeyBuckets:
@@ -201,14 +204,16 @@ class Admitter:
         if pool is None and not self._global and not key_is_limited(key):
             return Ticket(route, serve_stale=serve_stale)
         plan = self._plan(key, req, pool)
-        queue = self._queue(route.name)
+        if pool is not None:
+            self._slots.arrive(pool, key.priority)
+        queue = self._queue(route.name, pool)
         started = self._clock()
         if len(queue):
-            admission, reserved = await self._wait(plan, queue, headers)
+            admission, reserved = await self._wait(plan, queue, headers, tried=False)
         else:
             admission, reserved = await self._try(plan)
             if not admission.admitted and admission.queueable:
-                admission, reserved = await self._wait(plan, queue, headers)
+                admission, reserved = await self._wait(plan, queue, headers, tried=True)
         if not admission.admitted:
             raise self._refusal(admission)
         waited = self._clock() - started
@@ -279,14 +284,24 @@ class Admitter:
         limits = self._buckets_of(key).asks(tokens)
         return _Plan(key, pool, limits.asks, limits.tpm, tokens)
 
-    def _queue(self, name: str) -> AdmissionQueue:
+    def _queue(self, name: str, pool: Pool | None) -> AdmissionQueue:
         queue = self._queues.get(name)
         if queue is None:
             queue = AdmissionQueue(
-                self._depth, poll_seconds=self._settings.queue.poll_seconds, clock=self._clock
+                self._depth,
+                poll_seconds=self._settings.queue.poll_seconds,
+                clock=self._clock,
+                forecast=self._forecast_of(pool),
             )
             self._queues[name] = queue
         return queue
+
+    def _forecast_of(self, pool: Pool | None) -> Forecast | None:
+        """When the pool's k-th held slot is expected back (the queue's wait forecast)."""
+        if pool is None:
+            return None
+        slots = self._slots
+        return lambda k, priority: slots.forecast(pool, k, priority)
 
     async def _try(self, plan: _Plan) -> tuple[Admission, Slot | None]:
         """A slot on the chain's first deployment with room (if it needs one), then the key's
@@ -330,7 +345,7 @@ class Admitter:
         return refusal or Admission(False, CONCURRENCY_RETRY_SECONDS, "d:none", queueable=True)
 
     async def _wait(
-        self, plan: _Plan, queue: AdmissionQueue, headers: Mapping[str, str]
+        self, plan: _Plan, queue: AdmissionQueue, headers: Mapping[str, str], tried: bool
     ) -> tuple[Admission, Slot | None]:
         outcome: list[Slot | None] = [None]
 
@@ -342,7 +357,7 @@ class Admitter:
         budget = self._budget(headers, plan.pool)
         self._gauge_depth()
         try:
-            admission = await queue.wait(plan.key.priority, budget, attempt)
+            admission = await queue.wait(plan.key.priority, budget, attempt, tried)
         except QueueRefusedError as refused:
             raise self._queue_refusal(refused) from None
         finally:

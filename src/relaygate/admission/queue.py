@@ -3,9 +3,11 @@
 Waiters are served by key priority (higher first), then by arrival. Only the head of the queue
 asks the limiters, so a late high-priority request overtakes earlier low-priority ones and equal
 priorities keep their order. The depth is bounded over all queues of a process; when it is full
-a newcomer evicts the newest waiter of a lower priority, or is refused. A newcomer whose expected
-wait (the requests ahead of it over the pool's recent admission rate) exceeds its remaining budget
-is refused at once instead of waiting to time out.
+a newcomer evicts the newest waiter of a lower priority, or is refused. A request whose expected
+wait exceeds its remaining budget is refused at once instead of waiting to time out: on arrival,
+and again each time it is at the head and finds no room. The wait is forecast from when the
+pool's held slots are expected back (``Forecast``: the k-th release for the k-th in line), since
+slots come back in waves; while that is unknown, from the pool's recent admission rate.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from relaygate.limits.limiter import Admission
 
 Attempt = Callable[[], Awaitable[Admission]]
+# Seconds until the k-th slot a request of a priority may use is back (k, priority); None if unknown
+Forecast = Callable[[int, int], float | None]
 
 
 class QueueRefusedError(Exception):
@@ -84,8 +88,10 @@ class AdmissionQueue:
         *,
         poll_seconds: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
+        forecast: Forecast | None = None,
     ) -> None:
         self._depth = depth
+        self._forecast = forecast
         self._poll = poll_seconds
         self._clock = clock
         self._classes: dict[int, deque[_Waiter]] = {}
@@ -108,27 +114,43 @@ class AdmissionQueue:
 
     def expected_wait(self, priority: int) -> float | None:
         """Seconds a newcomer of ``priority`` may expect to wait; None while unknown."""
+        ahead = sum(n for p, n in self._live.items() if p >= priority)
+        return self._wait_of(ahead + 1, priority)
+
+    def _wait_of(self, place: int, priority: int) -> float | None:
+        """Seconds until the ``place``-th in line may expect a slot; None while unknown."""
+        if self._forecast is not None:
+            forecast = self._forecast(place, priority)
+            if forecast is not None:
+                return forecast
         rate = self._admissions.rate(self._clock())
         if rate < 1e-3:
             return None
-        ahead = sum(n for p, n in self._live.items() if p >= priority)
-        return (ahead + 1) / rate
+        return place / rate
 
-    def refusal_at_once(self, priority: int, budget: float) -> QueueRefusedError | None:
+    def refusal_at_once(
+        self, priority: int, budget: float, tried: bool = False
+    ) -> QueueRefusedError | None:
         """Why ``wait`` refuses a request of ``priority`` with ``budget`` seconds before it even
-        queues (no time to wait, or more expected than it has); None when it may wait."""
-        expected = self.expected_wait(priority)
+        queues (no time to wait, or more expected than it has); None when it may wait. A request
+        that outranks every waiter and was not ``tried`` yet is not refused on a forecast."""
+        ahead = sum(n for p, n in self._live.items() if p >= priority)
+        expected = self._wait_of(ahead + 1, priority) if ahead or tried else None
         if budget <= 0 or (expected is not None and expected > budget):
             return QueueRefusedError("expected_wait", expected or self._poll)
         return None
 
-    async def wait(self, priority: int, budget: float, attempt: Attempt) -> Admission:
+    async def wait(
+        self, priority: int, budget: float, attempt: Attempt, tried: bool = False
+    ) -> Admission:
         """Wait for the turn of a request of ``priority`` and admit it with ``attempt``.
 
         Returns the admission, or the refusal of ``attempt`` when it is not queueable (the
-        caller answers it); raises ``QueueRefusedError`` when the request cannot wait.
+        caller answers it); raises ``QueueRefusedError`` when the request cannot wait. A request
+        that outranks every waiter and was not ``tried`` yet tries once before any forecast:
+        the forecast knows when held slots come back, not whether one is free now.
         """
-        refused = self.refusal_at_once(priority, budget)
+        refused = self.refusal_at_once(priority, budget, tried)
         if refused is not None:
             raise refused
         if self._depth.full and not self._evict_below(priority):
@@ -156,6 +178,10 @@ class AdmissionQueue:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise QueueRefusedError("timeout", self.expected_wait(waiter.priority) or 1.0)
+            if pause < math.inf:  # the head found no room: can the next slot still come in time?
+                expected = self._wait_of(1, waiter.priority)
+                if expected is not None and expected > remaining:
+                    raise QueueRefusedError("expected_wait", expected)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(pause, remaining)):
                     await waiter.wake.wait()

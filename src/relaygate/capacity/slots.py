@@ -10,10 +10,12 @@ of it. A reservation no attempt used gives back its RPM and TPM tokens as well.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from relaygate.capacity.adaptive import AdaptiveLimits, GradientLimit
+from relaygate.capacity.releases import Hold, Releases, kth_release
 from relaygate.capacity.reserve import PriorityReserve, ProtectedDemand
 from relaygate.core.types import Usage
 from relaygate.limits.asks import deployment_asks, deployment_is_capped
@@ -77,6 +79,7 @@ class Slot:
     __slots__ = (
         "_demand",
         "_gate",
+        "_hold",
         "_lease",
         "_protected",
         "_rates",
@@ -94,6 +97,7 @@ class Slot:
         rates: tuple[BucketAsk, ...],
         demand: ProtectedDemand | None = None,
         protected: bool = False,
+        hold: tuple[Releases, Hold] | None = None,
     ) -> None:
         self._source = source
         self.deployment = deployment
@@ -102,6 +106,7 @@ class Slot:
         self._rates = rates
         self._demand = demand
         self._protected = protected
+        self._hold = hold
         self._released = False
 
     @property
@@ -117,6 +122,9 @@ class Slot:
             self._gate.release()
         if self._demand is not None:
             self._demand.end(self._protected)
+        if self._hold is not None:
+            releases, hold = self._hold
+            releases.end(hold)
         settles: list[BucketSettle] = []
         for ask in self._rates:
             if ask.name.endswith(":tpm"):
@@ -138,6 +146,7 @@ class SlotSource:
         notify: Callable[[], None],
         poll_seconds: float,
         reserve: PriorityReserve | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limiter = limiter
         self._local = limiter if isinstance(limiter, MemoryLimiter) else None
@@ -146,8 +155,54 @@ class SlotSource:
         self._notify = notify
         self._poll = poll_seconds
         self._reserve = reserve if reserve is not None and reserve.enabled else None
+        self._clock = clock
+        # Each deployment's holds in this process, protected ones apart: only the others'
+        # releases make room for an unprotected request while the reserve is kept.
+        self._releases: dict[tuple[str, bool], Releases] = {}
         # Each deployment's caps for a request of no tokens (the catalog is fixed for a process).
         self._no_token_asks: dict[str, list[BucketAsk]] = {}
+
+    def forecast(self, pool: Pool, k: int, priority: int = 0) -> float | None:
+        """Seconds until the ``k``-th slot of ``pool`` that a request of ``priority`` may use
+        is expected back, from the slots this process holds; None while unknown (too few held,
+        or no hold has ended yet).
+
+        None for a request the reserve protects: it waits out its budget, since a slot freed in
+        any worker may reach it, and its refusals are too few to weigh on refusal latency. With
+        w workers, lower keys compete with every worker's newcomers for a slot coming back (the
+        shared limiter has no queue), so the k-th in line here counts on only one in w of this
+        process's releases: its (k * w)-th.
+        """
+        reserve = self._reserve
+        if reserve is not None and reserve.protects(priority):
+            return None
+        due: list[Iterator[float]] = []
+        for deps in pool.models:
+            for dep in deps:
+                if reserve is None:  # then every slot is held as a protected one
+                    if (held := self._releases.get((dep.id, True))) is not None:
+                        due.append(held.due())
+                elif (others := self._releases.get((dep.id, False))) is not None:
+                    due.append(others.due(self._excess(dep, others.live)))
+        if reserve is not None:
+            k *= reserve.workers
+        return kth_release(due, k, self._clock()) if due else None
+
+    def _excess(self, dep: Deployment, held: int) -> int:
+        """Unprotected slots of ``dep`` that must come back before one more is open."""
+        if self._reserve is None:
+            return 0
+        gate = self._adaptive.find(dep.id)
+        limit = gate.limit if gate is not None else dep.settings.max_concurrency
+        if limit is None:
+            return 0
+        return max(0, held - self._open_to_others(self._reserve.demand(dep.id), limit, dep.id))
+
+    def _releases_of(self, deployment: str, protected: bool) -> Releases:
+        found = self._releases.get((deployment, protected))
+        if found is None:
+            found = self._releases[(deployment, protected)] = Releases(self._clock)
+        return found
 
     async def take(self, dep: Deployment, tokens: int, priority: int = 0) -> Slot | Admission:
         """A slot on ``dep`` for a request of a key of ``priority`` reserving ``tokens``, or the
@@ -159,10 +214,12 @@ class SlotSource:
             if not gate.try_acquire():
                 hint = gate.long_latency or self._poll
                 return Admission(False, hint, f"d:{dep.id}:adaptive", queueable=True)
-            if demand is not None and not protected and self._kept_full(demand, gate.limit):
+        cap = dep.settings.max_concurrency
+        if demand is not None and not protected and self._open_full(demand, gate, cap, dep.id):
+            if gate is not None:
                 gate.release()
-                hint = gate.long_latency or self._poll
-                return Admission(False, hint, f"d:{dep.id}:reserved", queueable=True)
+            hint = (gate.long_latency if gate is not None else None) or self._poll
+            return Admission(False, hint, f"d:{dep.id}:reserved", queueable=True)
         asks = self._asks(dep, tokens, demand, protected)
         admission = await self._limiter.acquire(asks) if asks else ADMITTED
         if not admission.admitted:
@@ -172,7 +229,9 @@ class SlotSource:
         rates = tuple(a for a in asks if a.kind is BucketKind.RATE)
         if demand is not None:
             demand.start(protected)
-        return Slot(self, dep.id, admission.lease, gate, rates, demand, protected)
+        releases = self._releases_of(dep.id, protected)
+        hold = (releases, releases.start())
+        return Slot(self, dep.id, admission.lease, gate, rates, demand, protected, hold)
 
     def has_room(self, pool: Pool, priority: int) -> bool:
         """Whether ``take`` would find a slot now on some deployment of ``pool`` for a request
@@ -188,13 +247,14 @@ class SlotSource:
 
     def _room_on(self, dep: Deployment, priority: int) -> bool:
         demand, protected = self._demand(dep, priority)
+        gate = None
         if self._adaptive.enabled:
             gate = self._adaptive.get(dep.id, dep.settings.max_concurrency)
             if gate.full:
                 return False
-            if demand is not None and not protected and self._kept_full(demand, gate.limit):
-                return False
         if demand is not None and not protected:
+            if self._open_full(demand, gate, dep.settings.max_concurrency, dep.id):
+                return False
             asks = self._asks(dep, 0, demand, protected)
         else:
             asks = self._no_tokens(dep)
@@ -220,16 +280,48 @@ class SlotSource:
         if demand is not None and not protected and cap is not None:
             # Unprotected requests also count against the cap minus the reserve, in the shared
             # limiter, so the reserve holds across processes.
-            open_cap = cap - self._reserve_of(demand, cap)
+            open_cap = cap - self._reserve_of(demand, cap, dep.id)
             asks.append(BucketAsk.concurrency(f"d:{dep.id}:conc:open", open_cap, queueable=True))
         return asks
 
-    def _reserve_of(self, demand: ProtectedDemand, limit: int) -> int:
-        return self._reserve.kept(demand, limit) if self._reserve is not None else 0
+    def arrive(self, pool: Pool, priority: int) -> None:
+        """A request of ``priority`` came for ``pool``: it counts towards the arrival rates
+        that size the reserve of each deployment of the first model (a share each, as it takes
+        one of them)."""
+        if self._reserve is None or not pool.models:
+            return
+        protected = self._reserve.protects(priority)
+        deps = pool.models[0]
+        for dep in deps:
+            self._reserve.demand(dep.id).arrive(protected, 1.0 / len(deps))
 
-    def _kept_full(self, demand: ProtectedDemand, limit: int) -> bool:
-        """Whether this process's unprotected requests already fill what the reserve leaves."""
-        return demand.others >= limit - self._reserve_of(demand, limit)
+    def _reserve_of(self, demand: ProtectedDemand, limit: int, deployment: str) -> int:
+        if self._reserve is None:
+            return 0
+        return self._reserve.kept(demand, limit, self._typical_hold(deployment))
+
+    def _typical_hold(self, deployment: str) -> float | None:
+        for protected in (True, False):
+            releases = self._releases.get((deployment, protected))
+            if releases is not None and releases.typical is not None:
+                return releases.typical
+        return None
+
+    def _open_full(
+        self, demand: ProtectedDemand, gate: GradientLimit | None, cap: int | None, deployment: str
+    ) -> bool:
+        """Whether this process's unprotected requests already fill what is open to them
+        (under the adaptive limit if there is one, else the cap)."""
+        limit = gate.limit if gate is not None else cap
+        return limit is not None and demand.others >= self._open_to_others(
+            demand, limit, deployment
+        )
+
+    def _open_to_others(self, demand: ProtectedDemand, limit: int, deployment: str) -> int:
+        """How many unprotected requests this process may have in flight on the deployment."""
+        if self._reserve is None:
+            return limit
+        return self._reserve.open_to_others(demand, limit, self._typical_hold(deployment))
 
     def give_back(self, lease: Lease | None, settles: Sequence[BucketSettle]) -> None:
         """Release ``lease`` and apply ``settles`` off the hot path, then wake the queues."""

@@ -141,8 +141,12 @@ class PriorityReserveSettings(_Frozen):
     """Deployment slots kept free for keys of ``min_priority`` or more while lower keys fill the
     rest, so that a surge of low-priority traffic cannot make high-priority requests wait for a
     slot. The share kept follows the protected keys' own recent concurrency (their peak in flight
-    over the last ``window_seconds``, plus a margin, at most ``max_share`` of the deployment's
-    limit): nothing is kept while no protected request ran lately, so it costs nothing unused.
+    over the last ``window_seconds``, or what their arrival rate will need by Little's law when
+    more, plus a margin, at most ``max_share`` of the deployment's limit): nothing is kept while
+    no protected request came lately, so it costs nothing unused. While a reserve is kept, lower
+    keys ramp up past their recent peak (at most the reserve, or half their level of one typical
+    hold ago, more per hold; per ``window_seconds`` for longer holds), so a step up cannot fill
+    the slots before the reserve has grown.
     """
 
     enabled: bool = True

@@ -177,3 +177,68 @@ def test_rate_meter_follows_the_event_rate() -> None:
         meter.tick(now)
     assert meter.rate(now) == pytest.approx(1000, rel=0.02)
     assert meter.rate(now + 5) < 1
+
+
+async def test_a_forecast_slot_beyond_the_budget_is_refused_on_arrival() -> None:
+    """Slots come back in waves: a fast average rate says nothing about a slot that is 40 ms
+    away, so the forecast of the next release decides."""
+    now = [0.0]
+    places: list[tuple[int, int]] = []
+
+    def forecast(place: int, priority: int) -> float | None:
+        places.append((place, priority))
+        return 0.004 * place if priority > 0 else 0.04
+
+    queue = AdmissionQueue(Depth(100), poll_seconds=10, clock=lambda: now[0], forecast=forecast)
+    for _ in range(1000):  # a thousand admissions per second lately
+        now[0] += 0.001
+        queue.record_admission()
+    slots = Slots()
+    with pytest.raises(QueueRefusedError) as refused:  # tried once already, and refused
+        await queue.wait(0, 0.01, slots.attempt_for("late"), tried=True)
+    assert refused.value.reason == "expected_wait"
+    assert refused.value.retry_after == pytest.approx(0.04)
+    assert slots.attempts == 0 and len(queue) == 0
+    waiting = asyncio.create_task(queue.wait(5, 0.01, slots.attempt_for("high")))
+    await settle()
+    assert len(queue) == 1  # 4 ms away: it waits
+    assert queue.expected_wait(5) == pytest.approx(0.008)  # the second in line
+    assert places[-1] == (2, 5)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+
+
+async def test_the_head_is_refused_as_soon_as_the_next_slot_cannot_come_in_time() -> None:
+    now = [0.0]
+    soon = [0.005]
+    queue = AdmissionQueue(
+        Depth(100), poll_seconds=10, clock=lambda: now[0], forecast=lambda k, p: soon[0]
+    )
+    slots = Slots()
+    waiting = asyncio.create_task(queue.wait(0, 0.01, slots.attempt_for("a")))
+    await settle()
+    assert slots.attempts == 1 and len(queue) == 1  # refused once, waits for the next slot
+    now[0] += 0.004
+    soon[0] = 0.05  # that slot went elsewhere: the next is a whole latency away
+    queue.notify()
+    with pytest.raises(QueueRefusedError) as refused:
+        await asyncio.wait_for(waiting, 5.0)
+    assert refused.value.reason == "expected_wait"  # not a timeout: refused at once
+    assert slots.attempts == 2 and len(queue) == 0
+
+
+async def test_a_newcomer_ahead_of_every_waiter_tries_before_any_forecast() -> None:
+    """A high-priority request arriving while low ones wait may find a slot free now (freed
+    while the loop was busy): the forecast of when held slots come back does not refuse it."""
+    queue = AdmissionQueue(Depth(100), poll_seconds=10, forecast=lambda k, p: 0.05)
+    slots = Slots()
+    low = asyncio.create_task(queue.wait(0, 5.0, slots.attempt_for("low")))
+    await settle()
+    slots.free = 1
+    high = await queue.wait(5, 0.01, slots.attempt_for("high"))
+    assert high.admitted and slots.order == ["high"]
+    with pytest.raises(QueueRefusedError) as refused:  # behind the low one: it may not wait
+        await queue.wait(0, 0.01, slots.attempt_for("late"))
+    assert refused.value.reason == "expected_wait"
+    low.cancel()
+    await asyncio.gather(low, return_exceptions=True)

@@ -150,3 +150,143 @@ def test_more_workers_keep_more_each_since_each_sees_its_share() -> None:
     assert one.kept(one.demand("d"), 100) == 5
     assert two.kept(two.demand("d"), 100) == 8
     assert two.kept(two.demand("d"), 10) == 5
+
+
+def test_the_reserve_follows_the_protected_arrival_rate_by_littles_law() -> None:
+    """At a step up the protected requests' peak in flight shows only after a whole upstream
+    latency; their arrival rate shows within a few arrivals."""
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(), clock=clock)
+    demand = reserve.demand("d")
+    for _ in range(8):  # 200 protected arrivals per second, none in flight yet
+        demand.arrive(protected=True)
+        clock.now += 0.005
+    assert demand.arrival_rate() == pytest.approx(7 / 0.04)
+    assert reserve.kept(demand, 100) == 0  # no hold time known: nothing to go by
+    assert reserve.kept(demand, 100, hold=0.05) == 9 + 2  # ceil(175/s * 50 ms) + margin
+    assert reserve.kept(demand, 10, hold=0.05) == 5  # still at most half
+    half = PriorityReserve(PriorityReserveSettings(), clock=clock).demand("d")
+    for _ in range(8):  # an arrival that may go to either of two deployments counts half
+        half.arrive(protected=True, weight=0.5)
+        clock.now += 0.005
+    assert half.arrival_rate() == pytest.approx(3.5 / 0.04)
+
+
+def test_the_arrival_rate_falls_while_none_come_and_lapses_after_two_windows() -> None:
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(window_seconds=1.0), clock=clock)
+    demand = reserve.demand("d")
+    for _ in range(8):
+        demand.arrive(protected=True)
+        clock.now += 0.01
+    busy = demand.arrival_rate()
+    clock.now += 0.5
+    assert 0 < demand.arrival_rate() < busy / 5
+    clock.now += 1.6
+    assert demand.arrival_rate() == 0.0
+    assert reserve.kept(demand, 100, hold=0.05) == 0
+
+
+async def test_protected_arrivals_grow_the_reserve_before_their_peak_shows() -> None:
+    cat = catalog(model("big", {"name": "big-0", "max_concurrency": 100}))
+    clock = Clock()
+    gate = admitter(cat, clock)
+    route = cat.resolve("big")
+    first = await gate.admit(HIGH, route, request("big"), NO_HEADERS)
+    clock.now += 0.05
+    done(gate, first)  # a slot is held 50 ms
+    highs = []
+    for _ in range(8):  # then 200 protected requests a second
+        highs.append(await gate.admit(HIGH, route, request("big"), NO_HEADERS))
+        clock.now += 0.005
+    # Their peak in flight is 8 (10 kept), but 175/s for 50 ms will need 9 (11 kept).
+    lows = await fill(gate, route)
+    assert len(lows) == 100 - 11
+    for ticket in highs + lows:
+        done(gate, ticket)
+    await cat.close()
+
+
+def test_at_a_step_the_protected_rate_assumes_the_mix_holds() -> None:
+    """A few milliseconds into a surge of every priority, the protected keys' own last arrivals
+    still say little; their recent share of all arrivals times the rate of all says more."""
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(), clock=clock)
+    demand = reserve.demand("d")
+    for i in range(100):  # 200 arrivals a second, one in ten protected
+        demand.arrive(protected=i % 10 == 0)
+        clock.now += 0.005
+    assert demand.arrival_rate() == pytest.approx(20, rel=0.15)
+    for _ in range(32):  # then 2,000 a second, none protected yet
+        demand.arrive(protected=False)
+        clock.now += 0.0005
+    share = 10 / 132
+    assert demand.arrival_rate() == pytest.approx(share * 31 / 0.016)
+
+
+def test_lower_keys_ramp_up_while_a_reserve_is_kept() -> None:
+    """At a step, lower keys would take every open slot before any rate could show the
+    protected keys' new demand: they may add at most the reserve, or half what they held one
+    typical hold ago, per hold; and return at once to their peak of the last windows."""
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(), clock=clock)
+    demand = reserve.demand("d")
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 20  # nothing kept, no ramp
+    clock.now += 0.99
+    demand.start(protected=True)
+    demand.end(protected=True)  # a protected peak of 1: 3 kept
+    for _ in range(4):
+        demand.start(protected=False)
+    clock.now += 0.005
+    # No ramp in the deployment's first window (nothing to ramp from), nor without a hold time.
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 17
+    clock.now += 0.055
+    assert reserve.open_to_others(demand, 20, hold=None) == 17
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 4 + 3
+    for _ in range(3):
+        demand.start(protected=False)
+    clock.now += 0.06
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 7 + 4
+    for _ in range(7):
+        demand.end(protected=False)
+    clock.now += 0.06
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 7  # back to their recent peak
+
+
+def test_with_several_workers_each_ramps_by_its_share_of_the_reserve() -> None:
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(), workers=2, clock=clock)
+    demand = reserve.demand("d")
+    clock.now += 1.0
+    demand.start(protected=True)
+    demand.end(protected=True)  # a protected peak of 1 here: 1 x 2 workers + 2 = 4 kept
+    for _ in range(2):
+        demand.start(protected=False)
+    clock.now += 0.06
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 2 + 2
+
+
+def test_the_levels_kept_for_the_ramp_stay_bounded_without_a_reserve() -> None:
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(window_seconds=1.0), clock=clock)
+    demand = reserve.demand("d")
+    for _ in range(10_000):  # low-priority traffic only: nothing ever asks for a ramp
+        demand.start(protected=False)
+        clock.now += 0.001
+        demand.end(protected=False)
+    assert len(demand._levels) <= 2 * 2 * 1000 + 2  # two windows of starts and ends
+    assert reserve.open_to_others(demand, 20, hold=0.05) == 20
+
+
+def test_long_holds_ramp_per_window_not_per_hold() -> None:
+    """LLM calls of tens of seconds: a ramp per hold would leave the deployment idle long
+    after the reserve is in place, so it goes per window at most."""
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(window_seconds=1.0), clock=clock)
+    demand = reserve.demand("d")
+    for _ in range(8):  # eight low slots held for three windows
+        demand.start(protected=False)
+    clock.now += 3.0
+    demand.start(protected=True)
+    demand.end(protected=True)  # a protected peak of 1: 3 kept
+    assert reserve.open_to_others(demand, 20, hold=30.0) == 8 + 4  # eight one window ago

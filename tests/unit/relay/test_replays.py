@@ -53,7 +53,7 @@ def test_a_corrupt_entry_is_no_answer_and_is_not_kept(decodes: list[bytes]) -> N
     assert replays.answer(b'{"v": 1, "oops"') is None
     assert replays.answer(b'{"v": 1, "oops"') is None
     assert len(decodes) == 2
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a decodable cache entry"):
         replays.body(b'{"v": 1, "oops"', OpenAIDialect())
 
 
