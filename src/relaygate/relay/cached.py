@@ -100,9 +100,10 @@ class ResponseCachePath:
     async def serve_stale(self, caller: Caller, plan: CachePlan) -> bool:
         """Answer from the cache, expired entries too (a degraded model); False when none."""
         found = await self.backend.get(plan.key, allow_stale=True)
-        if found is None or self._replays.answer(found.value) is None:
+        answer = self._replays.answer(found.value) if found is not None else None
+        if found is None or answer is None:
             return False
-        await self._replay(caller, found.value, "stale" if found.stale else "hit")
+        await self._replay(caller, found.value, answer, "stale" if found.stale else "hit")
         return True
 
     async def answer(self, caller: Caller, plan: CachePlan) -> None:
@@ -110,8 +111,9 @@ class ResponseCachePath:
         if plan.mode == "use":
             found = await self.backend.get(plan.key)
             if found is not None:
-                if self._replays.answer(found.value) is not None:
-                    await self._replay(caller, found.value, "hit")
+                answer = self._replays.answer(found.value)
+                if answer is not None:
+                    await self._replay(caller, found.value, answer, "hit")
                     return
                 await self.backend.delete(plan.key)  # corrupt: a miss
         shared = plan.coalesce and plan.mode == "use"
@@ -135,11 +137,11 @@ class ResponseCachePath:
             self._saved(ctx, route, flight.deployment, "coalesced")
         await answers_first()
 
-    async def _replay(self, caller: Caller, stored: bytes, status: str) -> None:
-        """Answer from the entry ``stored`` (known to decode)."""
+    async def _replay(
+        self, caller: Caller, stored: bytes, answer: ChatResponse, status: str
+    ) -> None:
+        """Answer with ``answer``, the entry ``stored`` decoded."""
         ctx, route = caller.ctx, caller.route
-        answer = self._replays.answer(stored)
-        assert answer is not None
         ctx.cache_hit = True
         ctx.cache_status = status
         ctx.model_used = route.name
