@@ -29,11 +29,19 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from bench.procs import BenchError, Server, create_key, start_floor, start_gateway, start_mock
+from bench.procs import (
+    BenchError,
+    Server,
+    create_key,
+    environment,
+    start_floor,
+    start_gateway,
+    start_mock,
+)
 from bench.rig import BENCH_KEY_LIMITS, FAST_MODEL, chat_body, write_config
 from bench.stats import median
 from bench.wrk import find_wrk, run_wrk, write_script
@@ -81,22 +89,13 @@ def _start(
     return setups
 
 
-@contextmanager
-def _sources(src: Path | None, env: dict[str, str]) -> Iterator[None]:
+def _sources(src: Path | None, env: dict[str, str]) -> AbstractContextManager[None]:
     """Start processes with ``src`` (another checkout's ``src``) first on their path and ``env``
     set."""
-    saved = {name: os.environ.get(name) for name in ["PYTHONPATH", *env]}
     if src is not None:
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), saved["PYTHONPATH"]]))
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        path = os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))
+        env = {**env, "PYTHONPATH": path}
+    return environment(env)
 
 
 def run(rounds: int, seconds: float, other_src: Path | None = None, clients: bool = False) -> str:

@@ -23,16 +23,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.procs import Server, create_key, start_gateway, start_mock, tree_cpu_seconds
+from bench.procs import (
+    Server,
+    create_key,
+    environment,
+    start_gateway,
+    start_mock,
+    tree_cpu_seconds,
+)
 from bench.rig import BENCH_KEY_LIMITS, FAST_MODEL, LIMITED_KEY_LIMITS, chat_body, write_config
 from bench.stats import median
 from bench.wrk import find_wrk, run_wrk, write_script
@@ -45,27 +49,13 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _start(
     home: Path, mock: Server, workers: int, redis_url: str | None
 ) -> tuple[Server, dict[str, str]]:
     home.mkdir()
     config = write_config(home / "relaygate.yaml", {FAST_MODEL: mock})
     env = {"RELAYGATE_WORKERS": str(workers), "RELAYGATE_REDIS_URL": redis_url or ""}
-    with _environment(env):
+    with environment(env):
         keys = {
             "admitted": create_key(home, "bench", *BENCH_KEY_LIMITS),
             "refused": create_key(home, "limited", *LIMITED_KEY_LIMITS),
