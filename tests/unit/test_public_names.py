@@ -325,8 +325,10 @@ MODULES: dict[str, tuple[str, ...]] = {
         "service",
     ),
     "relaygate.admission": (
+        "budget",
         "build",
         "degrade",
+        "feedback",
         "gate",
         "messages",
         "metrics",

@@ -14,11 +14,13 @@ deployment of the model chain with room (waiting in the queue while there is non
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from relaygate.admission.budget import wait_budget
 from relaygate.admission.degrade import DegradeLevels
-from relaygate.admission.messages import QUEUE_RESULTS, busy_message, header_number, refusal
+from relaygate.admission.feedback import learn
+from relaygate.admission.messages import QUEUE_RESULTS, busy_message, refusal
 from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.admission.overload import LagMonitor
 from relaygate.admission.queue import AdmissionQueue, Depth, Forecast, QueueRefusedError
@@ -36,13 +38,13 @@ from relaygate.limits.asks import (
     key_is_limited,
     key_limits,
     token_reservation,
+    tpm_true_ups,
 )
 from relaygate.limits.limiter import (
     ADMITTED,
     CONCURRENCY_RETRY_SECONDS,
     Admission,
     BucketAsk,
-    BucketSettle,
     RateLimiter,
 )
 from relaygate.limits.memory import MemoryLimiter
@@ -51,10 +53,6 @@ from relaygate.routing.catalog import ModelRoute
 from relaygate.settings.limits import LimitSettings
 from relaygate.store.records import KeyRecord
 
-MAX_WAIT_HEADER = "x-relaygate-max-wait-ms"
-CLIENT_TIMEOUT_HEADER = "x-stainless-timeout"  # sent by the official OpenAI/Anthropic SDKs
-OVERLOAD_STATUSES = frozenset({429, 503, 529})
-OVERLOAD_OUTCOMES = frozenset({"timeout", "overloaded", "rate_limited"})
 RouteLookup = Callable[[str], ModelRoute | None]
 
 
@@ -233,12 +231,12 @@ class Admitter:
             return
         ticket.finished = True
         if self.adaptive.enabled or self.degrade.enabled:
-            self._learn(ticket.route, ctx)
+            learn(ticket.route, ctx, self.adaptive, self.degrade)
         if ticket.capacity is not None:
             ticket.capacity.close(ctx.usage)
         admission = ticket.admission
         lease = admission.lease if admission is not None else None
-        settles = _true_ups(ticket.tpm, ctx)
+        settles = tpm_true_ups(ticket.tpm, ctx.usage)
         if lease is None and not settles:
             return
         queue = self._queues.get(ticket.route.name)
@@ -369,17 +367,8 @@ class Admitter:
         return RateLimitedError(busy_message(refused.retry_after), retry_after=refused.retry_after)
 
     def _budget(self, headers: Mapping[str, str], pool: Pool | None) -> float:
-        """Seconds this request may wait: the configured maximum, the caller's own maximum,
-        and what its client timeout leaves after a typical upstream call."""
-        budget = self._settings.queue.max_wait_seconds
-        asked = header_number(headers.get(MAX_WAIT_HEADER))
-        if asked is not None:
-            budget = min(budget, asked / 1000.0)
-        client_timeout = header_number(headers.get(CLIENT_TIMEOUT_HEADER))
-        if client_timeout is not None:
-            typical = self._typical_latency(pool)
-            budget = min(budget, client_timeout - typical)
-        return max(0.0, budget)
+        max_wait = self._settings.queue.max_wait_seconds
+        return wait_budget(max_wait, headers, lambda: self._typical_latency(pool))
 
     def _typical_latency(self, pool: Pool | None) -> float:
         if not self.adaptive.enabled or pool is None:
@@ -395,21 +384,6 @@ class Admitter:
         result, error = refusal(admission)
         self._count(result)
         return error
-
-    def _learn(self, route: ModelRoute, ctx: RequestContext) -> None:
-        """Feed each upstream attempt to its deployment's adaptive limit and the model's level."""
-        level = self.degrade.get(route.name) if self.degrade.enabled else None
-        for attempt in ctx.attempts:
-            failed = attempt.outcome != "ok"
-            overloaded = failed and (
-                attempt.status in OVERLOAD_STATUSES or attempt.outcome in OVERLOAD_OUTCOMES
-            )
-            gate = self.adaptive.find(attempt.deployment) if self.adaptive.enabled else None
-            if gate is not None and (overloaded or not failed):
-                gate.sample(attempt.seconds, overloaded)
-            if level is not None and any(d.id == attempt.deployment for d in route.deployments):
-                error = overloaded or (failed and (attempt.status >= 500 or attempt.status == 0))
-                level.record(attempt.seconds, error)
 
     def _notify_all(self) -> None:
         """A deployment slot was freed: every queue whose head may use it tries again."""
@@ -427,11 +401,3 @@ class Admitter:
     def _gauge_depth(self) -> None:
         if self._metrics is not None:
             self._metrics.queue_depth.set(self._depth.count)
-
-
-def _true_ups(tpm: Sequence[BucketAsk], ctx: RequestContext) -> tuple[BucketSettle, ...]:
-    if not tpm:
-        return ()
-    usage = ctx.usage
-    actual = usage.prompt_total + usage.output_tokens if usage is not None else 0
-    return tuple(BucketSettle.true_up(ask, actual) for ask in tpm)

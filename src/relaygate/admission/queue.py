@@ -114,8 +114,11 @@ class AdmissionQueue:
 
     def expected_wait(self, priority: int) -> float | None:
         """Seconds a newcomer of ``priority`` may expect to wait; None while unknown."""
-        ahead = sum(n for p, n in self._live.items() if p >= priority)
-        return self._wait_of(ahead + 1, priority)
+        return self._wait_of(self._ahead(priority) + 1, priority)
+
+    def _ahead(self, priority: int) -> int:
+        """Waiters a newcomer of ``priority`` queues behind."""
+        return sum(n for p, n in self._live.items() if p >= priority)
 
     def _wait_of(self, place: int, priority: int) -> float | None:
         """Seconds until the ``place``-th in line may expect a slot; None while unknown."""
@@ -134,7 +137,7 @@ class AdmissionQueue:
         """Why ``wait`` refuses a request of ``priority`` with ``budget`` seconds before it even
         queues (no time to wait, or more expected than it has); None when it may wait. A request
         that outranks every waiter and was not ``tried`` yet is not refused on a forecast."""
-        ahead = sum(n for p, n in self._live.items() if p >= priority)
+        ahead = self._ahead(priority)
         expected = self._wait_of(ahead + 1, priority) if ahead or tried else None
         if budget <= 0 or (expected is not None and expected > budget):
             return QueueRefusedError("expected_wait", expected or self._poll)

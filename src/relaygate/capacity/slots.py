@@ -128,7 +128,7 @@ class Slot:
         settles: list[BucketSettle] = []
         for ask in self._rates:
             if ask.name.endswith(":tpm"):
-                actual = usage.prompt_total + usage.output_tokens if used and usage else 0
+                actual = usage.total_tokens if used and usage else 0
                 settles.append(BucketSettle.true_up(ask, actual))
             elif not used:
                 settles.append(BucketSettle.true_up(ask, 0))

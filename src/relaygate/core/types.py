@@ -164,6 +164,11 @@ class Usage:
     def prompt_total(self) -> int:
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
+    @property
+    def total_tokens(self) -> int:
+        """Every token of the exchange, prompt (cached or not) and output: what TPM counts."""
+        return self.prompt_total + self.output_tokens
+
     def merged(self, later: Usage) -> Usage:
         """Combine a stream's start usage with a later report; non-zero later counts win."""
         return Usage(

@@ -7,9 +7,11 @@ updated by the admin takes effect on its next request.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relaygate.limits.limiter import BucketAsk
+from relaygate.core.types import Usage
+from relaygate.limits.limiter import BucketAsk, BucketSettle
 from relaygate.settings import DeploymentSettings
 from relaygate.store.records import KeyRecord
 
@@ -114,3 +116,11 @@ def global_ask(limit: int | None) -> tuple[BucketAsk, ...]:
 def token_reservation(estimated_input: int, max_tokens: int | None, default_reserve: int) -> int:
     """Tokens to reserve against TPM before the answer is known."""
     return max(1, estimated_input + (max_tokens if max_tokens is not None else default_reserve))
+
+
+def tpm_true_ups(tpm: Sequence[BucketAsk], usage: Usage | None) -> tuple[BucketSettle, ...]:
+    """Settle TPM reservations ``tpm`` with the tokens ``usage`` says were used (0 if unknown)."""
+    if not tpm:
+        return ()
+    actual = usage.total_tokens if usage is not None else 0
+    return tuple(BucketSettle.true_up(ask, actual) for ask in tpm)

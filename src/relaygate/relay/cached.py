@@ -164,7 +164,7 @@ class ResponseCachePath:
         ``hit_charge: full`` the caller's row is priced as if it had called ``deployment``."""
         usage = ctx.usage or Usage()
         usd = self._price_of(deployment, usage) if deployment is not None else 0.0
-        self._metrics.record(route.name, result, usage.prompt_total + usage.output_tokens, usd)
+        self._metrics.record(route.name, result, usage.total_tokens, usd)
         if self.settings.hit_charge == "full":
             ctx.deployment = deployment
 
