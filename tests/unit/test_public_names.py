@@ -443,6 +443,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "logging",
         "metrics",
         "request_log",
+        "series",
         "window",
     ),
     "relaygate.providers": (

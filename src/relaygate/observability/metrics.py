@@ -10,13 +10,20 @@ import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from relaygate.core.context import RequestContext
 from relaygate.observability.all_workers import AllWorkers
-from relaygate.observability.label_cache import LabelCache
+from relaygate.observability.series import (
+    CounterFamily,
+    CounterValue,
+    Families,
+    GaugeFamily,
+    HistogramFamily,
+    HistogramValue,
+)
 from relaygate.observability.window import RequestWindow
 from relaygate.routing.breaker import BreakerState
 from relaygate.routing.health import HealthSnapshot
@@ -29,7 +36,7 @@ UNKNOWN_MODEL = "unknown"
 NO_MODEL = "-"
 _STATUS_LABELS = {code: str(code) for code in range(100, 600)}
 # requests (route, model, status), latency and TTFT (route, model), overhead (route)
-_RequestChildren = tuple[Counter, Histogram, Histogram, Histogram]
+_RequestChildren = tuple[CounterValue, HistogramValue, HistogramValue, HistogramValue]
 
 
 class Metrics:
@@ -51,55 +58,59 @@ class Metrics:
         self.window = RequestWindow(window_seconds)
         self.registry = CollectorRegistry(auto_describe=True)
         self.all_workers = AllWorkers(shared_dir, self.registry) if shared_dir else None
-        self.requests = Counter(
+        # The request path's series: plain numbers on the event loop, no lock per update.
+        self.requests = CounterFamily(
             "relaygate_requests",
             "Requests answered, by route, model and status",
             ("route", "model", "status"),
-            registry=self.registry,
         )
-        self.latency = Histogram(
+        self.latency = HistogramFamily(
             "relaygate_request_duration_seconds",
             "Total request latency seen by the gateway",
             ("route", "model"),
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
         )
-        self.overhead = Histogram(
+        self.overhead = HistogramFamily(
             "relaygate_overhead_seconds",
             "Time spent in the gateway itself (latency minus upstream and back-off)",
             ("route",),
-            buckets=OVERHEAD_BUCKETS,
-            registry=self.registry,
+            OVERHEAD_BUCKETS,
         )
-        self.ttft = Histogram(
+        self.ttft = HistogramFamily(
             "relaygate_time_to_first_token_seconds",
             "Time to the first streamed byte sent to the caller",
             ("route", "model"),
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
         )
-        self.attempts = Counter(
+        self.attempts = CounterFamily(
             "relaygate_upstream_attempts",
             "Upstream attempts by deployment and outcome",
             ("deployment", "outcome"),
-            registry=self.registry,
         )
-        self.tokens = Counter(
+        self.tokens = CounterFamily(
             "relaygate_tokens",
             "Tokens by model and kind (input, output, cache_read, cache_write)",
             ("model", "kind"),
-            registry=self.registry,
         )
-        self.cost = Counter(
+        self.cost = CounterFamily(
             "relaygate_cost_usd",
             "Cost of answered requests in USD, by model and key name (no end users or tags: "
             "those are in the ledger's reports)",
             ("model", "key"),
-            registry=self.registry,
         )
-        self._cost_of = LabelCache(self.cost)
-        self.in_flight = Gauge(
-            "relaygate_requests_in_flight", "Requests being handled", registry=self.registry
+        in_flight = GaugeFamily("relaygate_requests_in_flight", "Requests being handled")
+        self.in_flight = in_flight.value
+        self.registry.register(
+            Families(
+                self.requests,
+                self.latency,
+                self.overhead,
+                self.ttft,
+                self.attempts,
+                self.tokens,
+                self.cost,
+                in_flight,
+            )
         )
         self.breaker_state = Gauge(
             "relaygate_breaker_state",
@@ -123,8 +134,6 @@ class Metrics:
         )
         self.registry.register(_RuntimeCollector())
         self._request_children: dict[tuple[str, str, str], _RequestChildren] = {}
-        self._attempts_of = LabelCache(self.attempts)
-        self._tokens_of = LabelCache(self.tokens)
 
     def breaker_panicked(self, model: str) -> None:
         self.breaker_panic.labels(model).inc()
@@ -144,7 +153,7 @@ class Metrics:
         model = self._model_label(ctx)
         status = _STATUS_LABELS.get(ctx.status, "other")
         requests, latency, overhead, ttft_of = self._per_request(ctx.route, model, status)
-        requests.inc()
+        requests.value += 1.0
         elapsed = ctx.elapsed()
         latency.observe(elapsed)
         self.window.record(elapsed, ctx.status)
@@ -153,10 +162,10 @@ class Metrics:
         if ttft is not None:
             ttft_of.observe(ttft)
         for attempt in ctx.attempts:
-            self._attempts_of(attempt.deployment, attempt.outcome).inc()
+            self.attempts.labels(attempt.deployment, attempt.outcome).value += 1.0
         if ctx.cost_usd and ctx.key_name is not None:
             # Key names are the operator's (a bounded set), never the caller's text.
-            self._cost_of(model, ctx.key_name).inc(ctx.cost_usd)
+            self.cost.labels(model, ctx.key_name).inc(ctx.cost_usd)
         usage = ctx.usage
         if usage is not None:
             for kind, count in (
@@ -166,11 +175,11 @@ class Metrics:
                 ("cache_write", usage.cache_write_tokens),
             ):
                 if count:
-                    self._tokens_of(model, kind).inc(count)
+                    self.tokens.labels(model, kind).inc(count)
 
     def _per_request(self, route: str, model: str, status: str) -> _RequestChildren:
-        # ``labels()`` costs ~5 us a call; the children live as long as the registry anyway, and
-        # the label values are bounded (configuration and code), so this map is too.
+        # One lookup for the four series a request adds to; the label values are bounded
+        # (configuration and code), so this map is too.
         key = (route, model, status)
         children = self._request_children.get(key)
         if children is None:
