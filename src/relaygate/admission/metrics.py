@@ -7,6 +7,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from relaygate.admission.degrade import Level, Signals
+from relaygate.observability.series import CounterFamily, Families
 
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 RESULTS = (
@@ -25,12 +26,14 @@ class AdmissionMetrics:
     """Counters and gauges for admission, adaptive limits, degradation and the shared store."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        decisions = Counter(
+        # Counted per request: a plain number on the event loop (observability.series), not a
+        # prometheus_client Counter and its lock.
+        decisions = CounterFamily(
             "relaygate_admission_decisions",
             "Admission decisions by result (admitted at once, after queueing, or why refused)",
             ("result",),
-            registry=registry,
         )
+        registry.register(Families(decisions))
         self._results = {name: decisions.labels(name) for name in RESULTS}
         self.queue_depth = Gauge(
             "relaygate_admission_queue_depth",
@@ -93,7 +96,7 @@ class AdmissionMetrics:
         self._shed.labels(reason).inc()
 
     def decision(self, result: str) -> None:
-        self._results[result].inc()
+        self._results[result].value += 1.0
 
     def adaptive_limit(self, deployment: str, limit: int) -> None:
         self._adaptive.labels(deployment).set(limit)

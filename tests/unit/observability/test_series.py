@@ -21,6 +21,8 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from relaygate.admission.metrics import RESULTS as ADMISSION_RESULTS
+from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.core.context import AttemptRecord, RequestContext
 from relaygate.core.types import Usage
 from relaygate.observability.all_workers import AllWorkers
@@ -398,3 +400,20 @@ def content(registry: CollectorRegistry) -> dict[str, tuple[str, str, list[str]]
         )
         for family in text_string_to_metric_families(text)
     }
+
+
+def test_admission_decisions_render_as_prometheus_clients_counter() -> None:
+    registry = CollectorRegistry()
+    admission = AdmissionMetrics(registry)
+    reference = CollectorRegistry()
+    decisions = Counter(
+        "relaygate_admission_decisions",
+        "Admission decisions by result (admitted at once, after queueing, or why refused)",
+        ("result",),
+        registry=reference,
+    )
+    children = {name: decisions.labels(name) for name in ADMISSION_RESULTS}
+    for result in ("admitted", "admitted", "busy", "queued", "shed", "admitted"):
+        admission.decision(result)
+        children[result].inc()
+    assert_same(only(registry, frozenset({"relaygate_admission_decisions"})), reference)
