@@ -556,6 +556,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "inprocess",
     ),
     "relaygate.web": (
+        "protocol",
         "request",
         "responses",
     ),
