@@ -72,8 +72,15 @@ class CachePlanner:
         self._policies: dict[tuple[str, str | None], CachePolicy] = {}
 
     def plan(
-        self, key_name: str, model: str, req: ChatRequest, headers: Mapping[str, str]
+        self,
+        key_name: str,
+        model: str,
+        req: ChatRequest,
+        headers: Mapping[str, str],
+        keys: dict[tuple[str, str], CacheKey] | None = None,
     ) -> CachePlan | None:
+        """``keys``, when given, memoizes ``req``'s cache key per (model, scope): the same
+        request's key is then hashed once."""
         mode, ttl = request_mode(headers)
         if mode == "skip":
             return None
@@ -81,7 +88,11 @@ class CachePlanner:
         if not policy.enabled or not (policy.nondeterministic or deterministic(req, policy)):
             return None
         scope = GLOBAL_SCOPE if policy.scope == "global" else key_name
-        key = cache_key(req, model, scope)
+        key = keys.get((model, scope)) if keys is not None else None
+        if key is None:
+            key = cache_key(req, model, scope)
+            if keys is not None:
+                keys[(model, scope)] = key
         return CachePlan(key, mode, ttl or policy.ttl_seconds, policy.coalesce)
 
     def policy(self, model: str, key_name: str) -> CachePolicy:
