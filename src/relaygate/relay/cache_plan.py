@@ -77,10 +77,16 @@ class CachePlanner:
         model: str,
         req: ChatRequest,
         headers: Mapping[str, str],
-        keys: dict[tuple[str, str], CacheKey] | None = None,
+        plans: dict[tuple[str, str], CachePlan] | None = None,
     ) -> CachePlan | None:
-        """``keys``, when given, memoizes ``req``'s cache key per (model, scope): the same
-        request's key is then hashed once."""
+        """``plans``, when given, memoizes ``req``'s plans per (model, key) for requests without
+        cache headers (the common case): the same request is then planned, and its key hashed,
+        once."""
+        memo = plans if CACHE_HEADER not in headers and TTL_HEADER not in headers else None
+        if memo is not None:
+            found = memo.get((model, key_name))
+            if found is not None:
+                return found
         mode, ttl = request_mode(headers)
         if mode == "skip":
             return None
@@ -88,12 +94,11 @@ class CachePlanner:
         if not policy.enabled or not (policy.nondeterministic or deterministic(req, policy)):
             return None
         scope = GLOBAL_SCOPE if policy.scope == "global" else key_name
-        key = keys.get((model, scope)) if keys is not None else None
-        if key is None:
-            key = cache_key(req, model, scope)
-            if keys is not None:
-                keys[(model, scope)] = key
-        return CachePlan(key, mode, ttl or policy.ttl_seconds, policy.coalesce)
+        key = cache_key(req, model, scope)
+        plan = CachePlan(key, mode, ttl or policy.ttl_seconds, policy.coalesce)
+        if memo is not None:
+            memo[(model, key_name)] = plan
+        return plan
 
     def policy(self, model: str, key_name: str) -> CachePolicy:
         override_key = key_name if key_name in self._settings.keys else None

@@ -106,7 +106,7 @@ class ResponseCachePath:
     ) -> CachePlan | None:
         """The plan of the request ``body`` parsed and decoded to (``known``); a cacheable one's
         parse and decode are kept for the next request with the same body."""
-        plan = self.planner.plan(key_name, route.name, known.req, headers, known.keys)
+        plan = self.planner.plan(key_name, route.name, known.req, headers, known.plans)
         if plan is not None:
             self._known.keep(body, headers, known)
         return plan

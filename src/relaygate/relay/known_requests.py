@@ -1,14 +1,15 @@
-"""Cacheable request bodies parsed once: the head, the decoded request and its cache keys, by the
+"""Cacheable request bodies parsed once: the head, the decoded request and its cache plans, by the
 body's bytes.
 
-A cache hit is bookkeeping once the upstream hop is gone, and parsing the body, decoding it and
-hashing its canonical form for the key were a fifth of it. The requests a cache answers are the
-ones that come again byte for byte (the same prompt from the same client code), so the cache path
-keeps what those steps made of each cacheable body, keyed by the dialect, the body itself and the
-headers the decode reads (``DECODE_HEADERS``). Parsing and decoding are pure functions of those,
-so a recalled request is the one decoding it again would give; a body that failed to parse or
-decode never got here. Nothing here is mutated once kept (``ChatRequest`` is frozen and no
-consumer writes into its ``raw``), so callers share the objects as attempts already do.
+A cache hit is bookkeeping once the upstream hop is gone, and parsing the body, decoding it,
+planning it and hashing its canonical form for the key were a fifth of it. The requests a cache
+answers are the ones that come again byte for byte (the same prompt from the same client code),
+so the cache path keeps what those steps made of each cacheable body, keyed by the dialect, the
+body itself and the headers the decode reads (``DECODE_HEADERS``). Parsing and decoding are pure
+functions of those, so a recalled request is the one decoding it again would give; a body that
+failed to parse or decode never got here. The kept head and request are never mutated
+(``ChatRequest`` is frozen and no consumer writes into its ``raw``), so callers share them as
+attempts already do; only the plan memo grows, one plan per (model, key) it was planned for.
 
 Only bodies the cache plan took are kept (a model without the cache never puts one here), bounded
 by bytes, least recently used first out. A body of a length no kept body has is not even hashed:
@@ -21,10 +22,10 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from relaygate.cache import CacheKey
 from relaygate.core.types import ChatRequest
 from relaygate.dialects.anthropic.decode import FORWARDED_HEADERS
 from relaygate.dialects.base import RequestHead
+from relaygate.relay.cache_plan import CachePlan
 
 MAX_BYTES = 16 * 1024 * 1024
 DECODE_HEADERS = FORWARDED_HEADERS
@@ -38,11 +39,11 @@ _MemoKey = tuple[str, tuple[str | None, ...], bytes]
 
 @dataclass(slots=True)
 class KnownRequest:
-    """One body as the cache path uses it; ``keys`` memoizes its cache key per (model, scope)."""
+    """One body as the cache path uses it; ``plans`` memoizes its cache plan per (model, key)."""
 
     head: RequestHead
     req: ChatRequest
-    keys: dict[tuple[str, str], CacheKey] = field(default_factory=dict)
+    plans: dict[tuple[str, str], CachePlan] = field(default_factory=dict)
     kept: bool = False
 
 
