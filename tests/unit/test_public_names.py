@@ -471,6 +471,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "count_tokens",
         "history",
         "json_answer",
+        "known_requests",
         "replays",
         "stream",
         "walk",
