@@ -33,6 +33,15 @@ class SSEDecoder:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[SSEFrame]:
+        if (
+            chunk.startswith(b"data: ")
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk.endswith(b"\n\n")
+            and not (self._buffer or self._data or self._event is not None)
+            and not chunk.endswith(b"\r\n\n")
+        ):
+            # The common chunk: exactly one one-line data frame (OpenAI sends one per chunk).
+            return [SSEFrame(None, chunk[6:-2].decode("utf-8", errors="replace"))]
         buffer = self._buffer + chunk if self._buffer else chunk
         end = buffer.rfind(b"\n")
         if end < 0:

@@ -104,3 +104,20 @@ def test_any_bytes_in_any_chunks_follow_the_line_rules(pieces: list[bytes], step
     for start in range(0, len(wire), step):
         seen += decoder.feed(wire[start : start + step])
     assert seen == _frames_line_by_line(wire)
+
+
+@given(
+    st.sampled_from([b"data: ", b"data:", b"event: e\ndata: ", b": c\ndata: ", b"data: a\n"]),
+    st.text(max_size=20).map(lambda text: text.encode()),
+    st.sampled_from([b"\n\n", b"\r\n\n", b"\n\r\n", b"\r\n\r\n", b"\n", b""]),
+    st.booleans(),
+)
+def test_a_chunk_of_one_frame_follows_the_line_rules(
+    head: bytes, data: bytes, end: bytes, after_a_partial_frame: bool
+) -> None:
+    before = b"data: x\n" if after_a_partial_frame else b""
+    wire = before + head + data + end
+    decoder = SSEDecoder()
+    seen = decoder.feed(before) if before else []
+    seen += decoder.feed(head + data + end)
+    assert seen == _frames_line_by_line(wire)
