@@ -125,12 +125,29 @@ def _rounds(
                 f"   TTFT +{p50:.2f} / +{p99:.2f} ms"
             )
     floor = median(cpu["floor"])
-    lines.append(f"  {'median':<42}{'CPU ms/stream':>14}{'/ floor':>9}   added TTFT p50 / p99")
+    lines.append(
+        f"  {'median':<42}{'CPU ms/stream':>14}{'/ floor':>9}{'/ floor, by round':>19}"
+        "   added TTFT p50 / p99"
+    )
     for name in relays:
         mid = median(cpu[name])
+        # Each round's own ratio first: drift between rounds cancels within a round.
+        paired = median(c / f for c, f in zip(cpu[name], cpu["floor"], strict=True))
         p50 = median(a[0] for a in added[name])
         p99 = median(a[1] for a in added[name])
-        lines.append(f"  {name:<42}{mid:>14.3f}{mid / floor:>8.2f}x   +{p50:.2f} / +{p99:.2f}")
+        lines.append(
+            f"  {name:<42}{mid:>14.3f}{mid / floor:>8.2f}x{paired:>18.2f}x"
+            f"   +{p50:.2f} / +{p99:.2f}"
+        )
+    gateways = [name for name in relays if name != "floor"]
+    if len(gateways) == 2:
+        new, old = (cpu[name] for name in gateways)
+        differences = [n - o for n, o in zip(new, old, strict=True)]
+        cheaper = sum(1 for d in differences if d < 0)
+        lines.append(
+            f"  this tree minus the other, by round: median {median(differences):+.3f} ms/stream,"
+            f" cheaper in {cheaper} of {len(differences)} rounds"
+        )
     return "\n".join(lines)
 
 
