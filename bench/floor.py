@@ -177,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lifespan="on",
         access_log=False,
         log_level="warning",
-        # As relaygate serves (relaygate.cli.workers.SERVER_OPTIONS): the least work is the floor.
+        # The options relaygate serves with (relaygate.cli.workers.SERVER_OPTIONS), except its
+        # protocol class: issue 13 defines the floor on stock uvicorn, and relaygate's one socket
+        # write per whole response (relaygate.web.protocol) is the gateway's own work.
         proxy_headers=False,
         server_header=False,
     )

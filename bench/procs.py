@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,12 +221,22 @@ def create_key(workdir: Path, name: str, *options: str) -> str:
     return key
 
 
-def start_gateway(config: Path, workdir: Path, banner_key: bool = True) -> tuple[Server, str]:
+def start_gateway(
+    config: Path,
+    workdir: Path,
+    banner_key: bool = True,
+    *,
+    wrapper: Sequence[str] = (),
+    ready_seconds: float = 30.0,
+) -> tuple[Server, str]:
     """``relaygate serve`` on a free port with ``workdir``'s store; returns it and the API key
-    printed on first start ('' with ``banner_key=False``: keys were made with ``create_key``)."""
+    printed on first start ('' with ``banner_key=False``: keys were made with ``create_key``).
+    ``wrapper`` runs it under another program (``valgrind ...``), which may need a longer
+    ``ready_seconds``."""
     port = free_port()
     home = workdir / "home"
     args = [
+        *wrapper,
         *_RELAYGATE,
         "serve",
         "--config",
@@ -241,8 +251,8 @@ def start_gateway(config: Path, workdir: Path, banner_key: bool = True) -> tuple
         database_url(workdir),
     ]
     server = spawn("gateway", args, workdir, port)
-    wait_ready(server, "/healthz")
-    return server, _read_key(server) if banner_key else ""
+    wait_ready(server, "/healthz", ready_seconds)
+    return server, _read_key(server, ready_seconds) if banner_key else ""
 
 
 def _read_key(server: Server, timeout: float = 10.0) -> str:

@@ -54,7 +54,12 @@ H1_CLIENT = {"RELAYGATE_UPSTREAM_CLIENT": "h1"}
 Variant = tuple[str, tuple[str, ...] | None, Path | None, dict[str, str]]
 
 
-def _variants(other_src: Path | None, clients: bool) -> list[Variant]:
+def _variants(other_src: Path | None, clients: bool, ab: bool = False) -> list[Variant]:
+    if ab and other_src is not None:
+        return [
+            ("all features", BENCH_KEY_LIMITS, None, {}),
+            (f"all features @ {other_src.name}", BENCH_KEY_LIMITS, other_src, {}),
+        ]
     if clients:
         return [
             ("all features", BENCH_KEY_LIMITS, None, {}),
@@ -72,10 +77,10 @@ def _variants(other_src: Path | None, clients: bool) -> list[Variant]:
 
 
 def _start(
-    workdir: Path, mock: Server, other_src: Path | None, clients: bool = False
+    workdir: Path, mock: Server, other_src: Path | None, clients: bool = False, ab: bool = False
 ) -> dict[str, tuple[Server, str]]:
     setups: dict[str, tuple[Server, str]] = {}
-    for name, key_options, src, env in _variants(other_src, clients):
+    for name, key_options, src, env in _variants(other_src, clients, ab):
         home = workdir / f"setup-{len(setups)}"
         home.mkdir()
         config = write_config(home / "relaygate.yaml", {FAST_MODEL: mock})
@@ -98,14 +103,20 @@ def _sources(src: Path | None, env: dict[str, str]) -> AbstractContextManager[No
     return environment(env)
 
 
-def run(rounds: int, seconds: float, other_src: Path | None = None, clients: bool = False) -> str:
+def run(
+    rounds: int,
+    seconds: float,
+    other_src: Path | None = None,
+    clients: bool = False,
+    ab: bool = False,
+) -> str:
     """Start everything, run the rounds, return the table."""
     wrk = find_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="relaygate-reconcile-"))
     mock = start_mock("mock", workdir, {})
     setups: dict[str, tuple[Server, str]] = {}
     try:
-        setups = _start(workdir, mock, other_src, clients)
+        setups = _start(workdir, mock, other_src, clients, ab)
         startup = {name: server.cpu_seconds() for name, (server, _) in setups.items()}
         found: dict[str, list[tuple[float, float, int]]] = {name: [] for name in setups}
         names = list(setups)
@@ -148,9 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--clients", action="store_true", help="only all features, per upstream HTTP client"
     )
+    parser.add_argument(
+        "--ab",
+        action="store_true",
+        help="with --other-src: only all features here and there, and the floor",
+    )
     args = parser.parse_args(argv)
     try:
-        print(run(args.rounds, args.seconds, args.other_src, args.clients))
+        print(run(args.rounds, args.seconds, args.other_src, args.clients, args.ab))
     except BenchError as exc:
         print(f"reconcile: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from tests.integration.cache_support import (
     CHAT,
@@ -21,6 +23,8 @@ from tests.integration.cache_support import (
 
 from relaygate.auth import new_api_key
 from relaygate.core.context import RequestContext
+from relaygate.dialects.base import RequestHead
+from relaygate.dialects.openai import OpenAIDialect
 from relaygate.observability.logging import request_fields
 from relaygate.store.records import KeySpec
 
@@ -85,6 +89,59 @@ async def test_alias_and_key_order_share_an_entry(cache_gateway: Gateway) -> Non
     reordered = dict(reversed(list(openai_chat("four", model="gpt-alias").items())))
     again = await cache_gateway.openai(reordered)
     assert again.headers["x-relaygate-cache"] == "hit"
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each OpenAI body the gateway parses ("head") and decodes ("decode")."""
+    seen: list[str] = []
+    read_head, decode_head = OpenAIDialect.read_head, OpenAIDialect.decode_head
+
+    def counting_read(self: OpenAIDialect, body: bytes) -> RequestHead:
+        seen.append("head")
+        return read_head(self, body)
+
+    def counting_decode(self: OpenAIDialect, head: RequestHead, headers: Any) -> Any:
+        seen.append("decode")
+        return decode_head(self, head, headers)
+
+    monkeypatch.setattr(OpenAIDialect, "read_head", counting_read)
+    monkeypatch.setattr(OpenAIDialect, "decode_head", counting_decode)
+    return seen
+
+
+async def test_a_repeated_cacheable_body_is_parsed_and_decoded_once(
+    cache_gateway: Gateway, parses: list[str]
+) -> None:
+    body = orjson.dumps(openai_chat("parsed once"))
+    statuses = []
+    for _ in range(3):
+        answer = await cache_gateway.client.post(
+            CHAT, content=body, headers=cache_gateway.openai_headers()
+        )
+        statuses.append(answer.headers["x-relaygate-cache"])
+    assert statuses == ["miss", "hit", "hit"]
+    assert parses == ["head", "decode"]
+    # A body differing in an ignored field is another body: parsed, and a hit by its key.
+    other = orjson.dumps(openai_chat("parsed once", user="someone"))
+    answer = await cache_gateway.client.post(
+        CHAT, content=other, headers=cache_gateway.openai_headers()
+    )
+    assert answer.headers["x-relaygate-cache"] == "hit"
+    assert parses == ["head", "decode"] * 2
+
+
+async def test_a_body_the_cache_does_not_take_is_parsed_every_time(
+    cache_gateway: Gateway, parses: list[str]
+) -> None:
+    warm = orjson.dumps(openai_chat("not kept", temperature=0.7))  # not deterministic
+    cached = orjson.dumps(openai_chat("kept only when used"))
+    skip = cache_gateway.openai_headers(**{"x-relaygate-cache": "skip"})
+    for content, headers in ((warm, cache_gateway.openai_headers()), (cached, skip)):
+        for _ in range(2):
+            answer = await cache_gateway.client.post(CHAT, content=content, headers=headers)
+            assert answer.headers["x-relaygate-cache"] == "skip"
+    assert parses == ["head", "decode"] * 4
 
 
 async def test_only_deterministic_requests_are_cached(cache_gateway: Gateway) -> None:

@@ -472,6 +472,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "count_tokens",
         "history",
         "json_answer",
+        "known_requests",
         "replays",
         "stream",
         "walk",
@@ -557,6 +558,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "inprocess",
     ),
     "relaygate.web": (
+        "protocol",
         "request",
         "responses",
     ),

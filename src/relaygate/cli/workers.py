@@ -25,11 +25,14 @@ from relaygate.auth.bootstrap import BootstrapResult, bootstrap_if_empty
 from relaygate.settings import Settings
 from relaygate.settings.load import CONFIG_PATH_ENV, METRICS_DIR_ENV
 from relaygate.store import open_store
+from relaygate.web.protocol import HttpProtocol
 
 APP_FACTORY = "relaygate.app:create_app_from_env"
 SERVER_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
-    "http": "httptools",
+    # uvicorn's httptools protocol (as the floor relay's), but a whole response's head leaves with
+    # its body in one socket write instead of two (relaygate.web.protocol).
+    "http": HttpProtocol,
     "lifespan": "on",
     "access_log": False,
     "log_level": "warning",

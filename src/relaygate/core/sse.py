@@ -33,21 +33,43 @@ class SSEDecoder:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[SSEFrame]:
-        frames: list[SSEFrame] = []
+        if (
+            chunk.startswith(b"data: ")
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk.endswith(b"\n\n")
+            and not (self._buffer or self._data or self._event is not None)
+            and not chunk.endswith(b"\r\n\n")
+        ):
+            # The common chunk: exactly one one-line data frame (OpenAI sends one per chunk).
+            return [SSEFrame(None, chunk[6:-2].decode("utf-8", errors="replace"))]
         buffer = self._buffer + chunk if self._buffer else chunk
-        start = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end < 0:
-                break
-            line = buffer[start:end]
-            start = end + 1
+        end = buffer.rfind(b"\n")
+        if end < 0:
+            self._buffer = buffer
+            return []
+        self._buffer = buffer[end + 1 :]
+        # One pass over the complete lines, the line rules of ``_line`` inlined: a stream is
+        # mostly one-line frames, and a call per line was most of this decoder's cost.
+        frames: list[SSEFrame] = []
+        data, event = self._data, self._event
+        for line in buffer[:end].split(b"\n"):
             if line.endswith(b"\r"):
                 line = line[:-1]
-            frame = self._line(line)
-            if frame is not None:
-                frames.append(frame)
-        self._buffer = buffer[start:]
+            if not line:
+                if data or event is not None:
+                    frames.append(SSEFrame(event, data[0] if len(data) == 1 else "\n".join(data)))
+                    data, event = [], None
+                continue
+            name, _, value = line.partition(b":")
+            if not name:
+                continue  # a comment
+            if value.startswith(b" "):
+                value = value[1:]
+            if name == b"data":
+                data.append(value.decode("utf-8", errors="replace"))
+            elif name == b"event":
+                event = value.decode("utf-8", errors="replace")
+        self._data, self._event = data, event
         return frames
 
     def finish(self) -> list[SSEFrame]:

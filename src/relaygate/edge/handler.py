@@ -25,6 +25,7 @@ from relaygate.observability.logging import log_request
 from relaygate.relay.cached import Caller
 from relaygate.relay.count_tokens import count_tokens
 from relaygate.relay.history import with_history
+from relaygate.relay.known_requests import KnownRequest
 from relaygate.relay.stream import StreamPump, open_stream
 from relaygate.relay.whole import relay_whole
 from relaygate.services import Services
@@ -74,7 +75,12 @@ async def _chat(
         _shed_early(services, key)
     services.admission.refuse_spent_key(key)
     body = await request.body(services.settings.server.max_body_bytes)
-    head = dialect.read_head(body)
+    session_id = request.headers.get(SESSION_HEADER)
+    # A session request is never answered from the cache: its turn must be recorded.
+    cache = services.cache if session_id is None else None
+    # A body the cache path saw before (the repeats a cache answers) is not parsed again.
+    known = cache.recall(dialect, body, request.headers) if cache is not None else None
+    head = known.head if known is not None else dialect.read_head(body)
     ctx.model_requested = head.model
     ctx.stream = head.stream
     ctx.end_user, ctx.tags = request_attribution(request.headers, head.user)
@@ -82,17 +88,19 @@ async def _chat(
     services.keys.check_model(key, route.name)
     # A request that may not wait for its busy model is refused before the full decode.
     services.admission.refuse_busy(key, route, request.headers)
-    req = dialect.decode_head(head, request.headers)
+    if known is not None:
+        req = known.req
+    else:
+        req = dialect.decode_head(head, request.headers)
+        if cache is not None:
+            known = KnownRequest(head, req)
     session: OpenSession | None = None
-    session_id = request.headers.get(SESSION_HEADER)
     if session_id is not None:
         book = services.sessions
         session = await book.open(session_id, key.id, book.policy(key.name, route.name), req)
         req = with_history(req, session.history)
-    # A session request is never answered from the cache: its turn must be recorded.
-    cache = services.cache if session is None else None
-    if cache is not None and _serves_stale(services, route.name):
-        plan = cache.plan(key.name, route, req, request.headers)
+    if cache is not None and known is not None and _serves_stale(services, route.name):
+        plan = cache.plan(key.name, route, known, body, request.headers)
         caller = Caller(ctx, req, route, dialect, request, send, _success_headers)
         if plan is not None and await cache.serve_stale(caller, plan):
             return
@@ -102,7 +110,9 @@ async def _chat(
     route = ticket.route
     try:
         await services.accounting.reserve(ctx, key, req, route)
-        plan = cache.plan(key.name, route, req, request.headers) if cache is not None else None
+        plan = None
+        if cache is not None and known is not None:
+            plan = cache.plan(key.name, route, known, body, request.headers)
         if cache is not None and plan is not None:
             caller = Caller(ctx, req, route, dialect, request, send, _success_headers)
             await cache.answer(caller, plan)

@@ -72,8 +72,21 @@ class CachePlanner:
         self._policies: dict[tuple[str, str | None], CachePolicy] = {}
 
     def plan(
-        self, key_name: str, model: str, req: ChatRequest, headers: Mapping[str, str]
+        self,
+        key_name: str,
+        model: str,
+        req: ChatRequest,
+        headers: Mapping[str, str],
+        plans: dict[tuple[str, str], CachePlan] | None = None,
     ) -> CachePlan | None:
+        """``plans``, when given, memoizes ``req``'s plans per (model, key) for requests without
+        cache headers (the common case): the same request is then planned, and its key hashed,
+        once."""
+        memo = plans if CACHE_HEADER not in headers and TTL_HEADER not in headers else None
+        if memo is not None:
+            found = memo.get((model, key_name))
+            if found is not None:
+                return found
         mode, ttl = request_mode(headers)
         if mode == "skip":
             return None
@@ -82,7 +95,10 @@ class CachePlanner:
             return None
         scope = GLOBAL_SCOPE if policy.scope == "global" else key_name
         key = cache_key(req, model, scope)
-        return CachePlan(key, mode, ttl or policy.ttl_seconds, policy.coalesce)
+        plan = CachePlan(key, mode, ttl or policy.ttl_seconds, policy.coalesce)
+        if memo is not None:
+            memo[(model, key_name)] = plan
+        return plan
 
     def policy(self, model: str, key_name: str) -> CachePolicy:
         override_key = key_name if key_name in self._settings.keys else None

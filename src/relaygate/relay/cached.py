@@ -34,6 +34,7 @@ from relaygate.dialects.base import Dialect
 from relaygate.observability.cache_metrics import CacheMetrics
 from relaygate.relay.attempts import AttemptRunner, settle_stream
 from relaygate.relay.cache_plan import CachePlan, CachePlanner
+from relaygate.relay.known_requests import KnownRequest, KnownRequests
 from relaygate.relay.replays import Replays
 from relaygate.relay.stream import open_stream, text_chars
 from relaygate.relay.whole import fetch_answer
@@ -83,15 +84,32 @@ class ResponseCachePath:
         self.backend = backend
         self.flights = Flights()
         self._replays = Replays()
+        self._known = KnownRequests()
         self._runner = runner
         self._metrics = metrics
         self._redactor = redactor
         self._price_of = price_of
 
+    def recall(
+        self, dialect: Dialect, body: bytes, headers: Mapping[str, str]
+    ) -> KnownRequest | None:
+        """The parse and decode of ``body`` when an earlier cacheable request had the same."""
+        return self._known.recall(dialect.name, body, headers)
+
     def plan(
-        self, key_name: str, route: ModelRoute, req: ChatRequest, headers: Mapping[str, str]
+        self,
+        key_name: str,
+        route: ModelRoute,
+        known: KnownRequest,
+        body: bytes,
+        headers: Mapping[str, str],
     ) -> CachePlan | None:
-        return self.planner.plan(key_name, route.name, req, headers)
+        """The plan of the request ``body`` parsed and decoded to (``known``); a cacheable one's
+        parse and decode are kept for the next request with the same body."""
+        plan = self.planner.plan(key_name, route.name, known.req, headers, known.plans)
+        if plan is not None:
+            self._known.keep(body, headers, known)
+        return plan
 
     async def close(self) -> None:
         await self.flights.close()

@@ -16,7 +16,6 @@ again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -198,28 +197,43 @@ class StreamPump:
             await end_stream(self._send)
 
     async def _pump_while_connected(self) -> None:
-        pump = asyncio.ensure_future(self._pump())
-        watcher = asyncio.ensure_future(self._request.wait_disconnect())
+        """Pump in this task; a watcher task cancels it if the caller goes away first (one task
+        less than a task each and ``asyncio.wait`` for the first to end)."""
+        task = asyncio.current_task()
+        assert task is not None
+        caller_left = False
+
+        async def watch() -> None:
+            nonlocal caller_left
+            await self._request.wait_disconnect()
+            # This task runs only while the pump waits, so the cancellation lands inside it.
+            caller_left = True
+            task.cancel()
+
+        watcher = asyncio.ensure_future(watch())
         try:
-            await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
+            await self._pump()
+        except asyncio.CancelledError:
+            if not caller_left or task.uncancel() > 0:
+                raise  # cancelled from outside (too)
+            self._ctx.outcome = "client_closed"
         finally:
             watcher.cancel()
-            if not pump.done():
-                self._ctx.outcome = "client_closed"
-                pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
 
     async def _pump(self) -> None:
         ctx, opened = self._ctx, self._opened
         if self._failed:
             return
+        decoder, parser = opened.decoder, opened.parser
         try:
             started = time.perf_counter()
             try:
                 async for chunk in opened.chunks:
-                    frames = opened.decoder.feed(chunk)
-                    events = [e for f in frames for e in opened.parser.feed(f)]
+                    frames = decoder.feed(chunk)
+                    if len(frames) == 1:
+                        events = parser.feed(frames[0])
+                    else:
+                        events = [e for f in frames for e in parser.feed(f)]
                     await self._emit(chunk, frames, events)
                     if self._failed:
                         return
@@ -256,7 +270,7 @@ class StreamPump:
         """The bytes a same-dialect caller gets: the chunk itself, unless a frame straddles
         chunks (then only complete frames, re-encoded) or the usage chunk must be hidden."""
         mid_frame, self._mid_frame = self._mid_frame, self._opened.decoder.pending
-        if self._hide_usage_chunk and not all(_shown(f) for f in frames):
+        if self._hide_usage_chunk and not all(map(_shown, frames)):
             return b"".join(encode_frame(f.data.encode(), f.event) for f in frames if _shown(f))
         if mid_frame or self._mid_frame:
             return b"".join(encode_frame(f.data.encode(), f.event) for f in frames)

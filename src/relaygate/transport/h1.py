@@ -99,8 +99,66 @@ def _decoder(headers: Mapping[str, str]) -> _Decoder | None:
     return _Decoder(encoding) if encoding in ("gzip", "deflate") else None
 
 
+class _Alarm:
+    """The timer of one stream's waits: the idle bound (``idle`` seconds from the start of each
+    wait) or the total deadline, whichever is first. A timer per wait cost a timer handle per
+    part, and a cancelled libuv timer's close costs the event loop one more pass; this one is
+    armed once and, when it comes due, armed again only if a later wait has moved the bound."""
+
+    __slots__ = ("_armed_for", "_conn", "_deadline", "_handle", "_idle", "_idle_by")
+
+    def __init__(self, conn: H1Connection, deadline: float, idle: float) -> None:
+        self._conn = conn
+        self._deadline = deadline
+        self._idle = idle
+        self._idle_by = 0.0
+        self._armed_for = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def idle_bound(self) -> bool:
+        """Whether the bound that came due was the idle one (not the total deadline): which bound
+        was armed, not the clock after, as uvloop's timers may fire up to a millisecond before
+        their time as ``loop.time()`` reads it."""
+        return self._idle_by < self._deadline
+
+    async def wait(self) -> bool:
+        """``H1Connection.wait`` until the next event; ``False`` when a bound came first."""
+        conn = self._conn
+        self._idle_by = conn.loop.time() + self._idle
+        if self._handle is None:
+            self._arm()
+        return await conn.wait(None)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _arm(self) -> None:
+        self._armed_for = due = min(self._deadline, self._idle_by)
+        self._handle = self._conn.loop.call_at(due, self._ring)
+
+    def _ring(self) -> None:
+        self._handle = None
+        if min(self._deadline, self._idle_by) > self._armed_for:
+            self._arm()  # a wait began since it was armed: its bound is later
+        else:
+            self._conn.expire()
+
+
 class H1Response:
-    __slots__ = ("_conn", "_deadline", "_decoder", "_done", "_idle", "_pool", "headers", "status")
+    __slots__ = (
+        "_alarm",
+        "_conn",
+        "_deadline",
+        "_decoder",
+        "_done",
+        "_idle",
+        "_pool",
+        "headers",
+        "status",
+    )
 
     def __init__(
         self, conn: H1Connection, pool: ConnectionPool, deadline: float, idle: float
@@ -113,6 +171,7 @@ class H1Response:
         self.status = conn.status
         self.headers: Mapping[str, str] = conn.headers
         self._decoder = _decoder(conn.headers)
+        self._alarm: _Alarm | None = None
 
     async def read(self) -> bytes:
         conn = self._conn
@@ -132,11 +191,13 @@ class H1Response:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         conn = self._conn
-        loop = conn.loop
+        alarm = self._alarm = _Alarm(conn, self._deadline, self._idle)
         try:
             while True:
                 if conn.parts:
-                    part = conn.take()
+                    # Every part that has already arrived goes out as one: the caller then relays
+                    # frames that came in one read with one send. Nothing waits for more.
+                    part = conn.take() if len(conn.parts) == 1 else b"".join(conn.take_all())
                     if self._decoder is not None:
                         part = self._inflate(part)
                     if part:
@@ -146,11 +207,8 @@ class H1Response:
                     break
                 if conn.error is not None:
                     raise connection_failed(conn.error)
-                idle_by = loop.time() + self._idle
-                if not await conn.wait(min(self._deadline, idle_by)):
-                    # Which bound was armed, not the clock after: uvloop's timers may fire up
-                    # to a millisecond before the deadline as loop.time() reads it.
-                    if idle_by < self._deadline:
+                if not await alarm.wait():
+                    if alarm.idle_bound:
                         raise idle_timeout(self._idle)
                     raise UpstreamTimeoutError("upstream stream exceeded the total timeout")
             tail = self._decoder.flush() if self._decoder is not None else b""
@@ -164,6 +222,9 @@ class H1Response:
         if self._done:
             return
         self._done = True
+        if self._alarm is not None:
+            # Before the connection may serve another request: the alarm ends whatever waits on it.
+            self._alarm.cancel()
         if self._conn.complete and not self._conn.parts:
             self._pool.release(self._conn)
         else:

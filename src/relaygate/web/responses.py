@@ -13,8 +13,14 @@ SSE_HEADERS: Headers = [
     (b"x-accel-buffering", b"no"),
 ]
 
+_NO_LENGTH = frozenset((204, 304))
+
 
 async def send_body(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    """A whole body, with its length unless 204/304: the server then writes the head and the body
+    in one socket write (``relaygate.web.protocol``)."""
+    if status not in _NO_LENGTH:
+        headers = [*headers, (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -61,12 +61,15 @@ async def pump(
     caller: Caller | None = None,
     on_events: Any = None,
     include_usage: bool = True,
+    upstream_hangs: bool = False,
 ) -> tuple[RequestContext, bytes, Response]:
     provider = OpenAIProvider()
 
     async def upstream() -> AsyncIterator[bytes]:
         for part in chunks[1:]:
             yield part
+        if upstream_hangs:
+            await asyncio.Event().wait()
 
     decoder, parser = SSEDecoder(), provider.stream_parser()
     frames = decoder.feed(chunks[0])
@@ -119,6 +122,51 @@ async def test_a_stream_cut_short_gets_an_error_chunk_not_a_quiet_end() -> None:
     assert body.endswith(b"\n\n") and b'"error"' in body
     assert b"[DONE]" not in body
     assert ctx.outcome == "partial"
+
+
+class LeavingCaller(Caller):
+    """Goes away once the first body chunk has reached it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.got_body = asyncio.Event()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await super().send(message)
+        if message["type"] == "http.response.body":
+            self.got_body.set()
+
+    async def wait_disconnect(self) -> None:
+        await self.got_body.wait()
+
+
+async def test_a_caller_that_leaves_stops_the_relay_and_closes_the_upstream() -> None:
+    caller = LeavingCaller()
+    ctx, body, response = await pump([chunk("one ")], caller=caller, upstream_hangs=True)
+    assert ctx.outcome == "client_closed" and response.closed
+    assert body == chunk("one ")
+    assert caller.sent[-1].get("more_body")  # no end of the body: nobody is there to get it
+
+
+async def test_a_relay_cancelled_from_outside_stays_cancelled() -> None:
+    caller = Caller()
+    relay = asyncio.ensure_future(pump([chunk("one ")], caller=caller, upstream_hangs=True))
+    while not caller.sent[1:]:
+        await asyncio.sleep(0)
+    relay.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await relay
+    assert relay.cancelled()
+
+
+async def test_a_caller_leaving_as_the_relay_is_cancelled_from_outside_stays_cancelled() -> None:
+    caller = LeavingCaller()
+    relay = asyncio.ensure_future(pump([chunk("one ")], caller=caller, upstream_hangs=True))
+    await caller.got_body.wait()
+    relay.cancel()  # before the watcher (ready to run) cancels it too
+    with pytest.raises(asyncio.CancelledError):
+        await relay
+    assert relay.cancelled()
 
 
 KEY = "echoed-upstream-credential-Qx81vLm0"

@@ -7,8 +7,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from relaygate.core.errors import InvalidRequestError
 from relaygate.dialects.openai import OpenAIDialect
-from relaygate.relay.cache_plan import CachePlanner
+from relaygate.relay.cache_plan import CachePlan, CachePlanner
 from relaygate.settings import ConfigError, Settings, load_settings
 
 MODELS = """
@@ -61,6 +62,40 @@ cache:
     plan = planner.plan("batch", "a", warm, {})
     assert plan is not None and plan.ttl_seconds == 10 and plan.key.scope == "*"
     assert planner.plan("quiet", "a", warm, {}) is None
+
+
+def test_a_memo_holds_a_plan_per_model_and_key_for_requests_without_cache_headers(
+    tmp_path: Path,
+) -> None:
+    settings = load(
+        tmp_path,
+        "cache: {models: {a: {enabled: true}}, keys: {short: {ttl_seconds: 10}}}",
+    )
+    planner = CachePlanner(settings.cache)
+    req = OpenAIDialect().decode_request(
+        orjson.dumps(
+            {"model": "a", "temperature": 0, "messages": [{"role": "user", "content": "x"}]}
+        ),
+        {},
+    )
+    plans: dict[tuple[str, str], CachePlan] = {}
+    first = planner.plan("someone", "a", req, {}, plans)
+    assert first is not None and planner.plan("someone", "a", req, {}, plans) is first
+    short = planner.plan("short", "a", req, {}, plans)  # another key: its own scope and TTL
+    assert short is not None and short.ttl_seconds == 10 and short.key.scope == "short"
+    assert set(plans) == {("a", "someone"), ("a", "short")}
+    # Cache headers are read every time, never answered from the memo nor kept in it.
+    refresh = planner.plan("someone", "a", req, {"x-relaygate-cache": "refresh"}, plans)
+    assert refresh is not None and refresh.mode == "refresh" and refresh.key == first.key
+    ttl = planner.plan("someone", "a", req, {"x-relaygate-cache-ttl": "5"}, plans)
+    assert ttl is not None and ttl.ttl_seconds == 5
+    assert planner.plan("someone", "a", req, {"x-relaygate-cache": "skip"}, plans) is None
+    with pytest.raises(InvalidRequestError):
+        planner.plan("someone", "a", req, {"x-relaygate-cache": "bogus"}, plans)
+    assert set(plans) == {("a", "someone"), ("a", "short")}
+    # A model the cache is not on for is planned (to None) and not kept.
+    assert planner.plan("someone", "b", req, {}, plans) is None
+    assert ("b", "someone") not in plans
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -102,6 +103,100 @@ async def test_a_slow_stream_reader_holds_a_bounded_buffer(
         most = max(most, response._conn.buffered)
     # One socket read (at most 256 KiB) may land past the mark before reading pauses.
     assert 0 < most <= HIGH_WATER + 256 * 1024
+
+
+async def test_stream_parts_that_arrived_together_come_out_as_one_chunk(
+    h1: H1Transport, raw_server: StartRawServer
+) -> None:
+    last_part = asyncio.Event()
+
+    async def three_parts_at_once_then_one_more(
+        n: int, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> bool:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        head += b"Transfer-Encoding: chunked\r\n\r\n"
+        w.write(head + b"2\r\na1\r\n2\r\na2\r\n2\r\na3\r\n")
+        await w.drain()
+        await last_part.wait()
+        w.write(b"2\r\nb1\r\n0\r\n\r\n")
+        await w.drain()
+        return True
+
+    server = await raw_server(three_parts_at_once_then_one_more)
+    response = await h1.send(post(f"{server.base_url}/x"), QUICK)
+    await asyncio.sleep(0.05)  # all three are in (one write, one read)
+    chunks = response.chunks()
+    assert await anext(chunks) == b"a1a2a3"
+    last_part.set()  # nothing waited for this one: it came later, on its own
+    assert [chunk async for chunk in chunks] == [b"b1"]
+
+
+async def collect(chunks: AsyncIterator[bytes], into: list[bytes]) -> None:
+    async for chunk in chunks:
+        into.append(chunk)
+
+
+class TimerCount:
+    """The running loop, counting the timers armed through it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.armed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loop, name)
+
+    def call_at(self, when: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        self.armed += 1
+        return self.loop.call_at(when, callback, *args)
+
+
+async def test_a_stream_whose_parts_keep_coming_outlives_its_idle_bound_with_few_timers(
+    h1: H1Transport, raw_server: StartRawServer
+) -> None:
+    async def a_part_every_50_ms(
+        n: int, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(12):
+            await asyncio.sleep(0.05)
+            w.write(b"1\r\n%d\r\n" % (i % 10))
+            await w.drain()
+        w.write(b"0\r\n\r\n")
+        return True
+
+    server = await raw_server(a_part_every_50_ms)
+    idle = Timeouts(connect=2, first_byte=2, total=5, idle=0.2)
+    response = await h1.send(post(f"{server.base_url}/x"), idle)
+    assert isinstance(response, H1Response)
+    timers = TimerCount(asyncio.get_running_loop())
+    response._conn.loop = timers  # type: ignore[assignment]
+    received = b"".join([chunk async for chunk in response.chunks()])
+    # 0.6 s in all, three times the idle bound, but never 0.2 s without a part.
+    assert received == b"012345678901"
+    # One timer per idle bound passed (re-armed when it came due), not one per part.
+    assert 1 <= timers.armed <= 5
+
+
+async def test_a_stream_that_stalls_after_parts_ends_at_its_idle_bound(
+    h1: H1Transport, raw_server: StartRawServer
+) -> None:
+    async def two_parts_then_nothing(
+        n: int, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+        await asyncio.sleep(0.1)
+        w.write(b"1\r\nb\r\n")
+        await asyncio.sleep(10)
+        return False
+
+    server = await raw_server(two_parts_then_nothing)
+    idle = Timeouts(connect=2, first_byte=2, total=5, idle=0.3)
+    response = await h1.send(post(f"{server.base_url}/x"), idle)
+    received: list[bytes] = []
+    with pytest.raises(UpstreamTimeoutError, match="idle"):
+        await collect(response.chunks(), received)
+    assert received == [b"a", b"b"]
 
 
 async def test_idle_connections_expire(app_server: AppServer) -> None:

@@ -1,0 +1,84 @@
+"""uvicorn's httptools protocol, writing a whole response's head and body in one socket write.
+
+uvicorn writes the status line and headers when the app sends ``http.response.start`` and the
+body when it sends ``http.response.body``: two ``transport.write`` calls, and on uvloop two
+``send`` system calls (each one runs the loopback TCP path of both ends), for every answer.
+
+``HttpProtocol`` (``SERVER_OPTIONS["http"]``) keeps uvicorn's code for both messages and changes
+one thing: the head of a response that declares its ``content-length`` is held until the
+response's first body message and written together with it (``relaygate.web.responses.
+send_body`` declares it). A response without a length (a stream: chunked) has its head written
+at once, as before, so a stream's headers still reach the caller before its first event exists;
+so does the head of a ``HEAD`` answer and of a 204 or 304.
+
+If the app fails between the two messages, the held head is dropped and uvicorn closes the
+connection, as it does after a begun response: the caller sees the connection close instead
+of a head with a cut body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+
+class _Combining(asyncio.Transport):
+    """The connection's socket as its request cycles see it.
+
+    Armed with the cycle whose response comes next, it keeps the head of that response when
+    uvicorn has found it sized (its ``chunked_encoding`` is ``False`` once the head is rendered,
+    just before uvicorn writes it) and sends it with the next write, the body's.
+    """
+
+    __slots__ = ("cycle", "head", "real")
+
+    def __init__(self, real: asyncio.Transport) -> None:
+        self.real = real
+        self.cycle: RequestResponseCycle | None = None
+        self.head = b""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        cycle = self.cycle
+        # Before its response starts, a cycle may write only a "100 Continue": it goes through.
+        if cycle is not None and cycle.response_started:
+            self.cycle = None
+            if cycle.chunked_encoding is False:
+                self.head = bytes(data)
+                return
+        head = self.head
+        if head:
+            self.head = b""
+            data = head + data
+        self.real.write(data)
+
+    def is_closing(self) -> bool:
+        return self.real.is_closing()
+
+    def close(self) -> None:
+        # A head still held belongs to a response its app did not finish: it is dropped.
+        self.cycle = None
+        self.head = b""
+        self.real.close()
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self.real.get_extra_info(name, default)
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol; a sized response's head leaves with its body."""
+
+    _combining: _Combining
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._combining = _Combining(transport)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # One cycle runs at a time on a connection (uvicorn queues pipelined ones until the
+        # previous response is complete). A HEAD answer has no body write to carry its head.
+        combining = self._combining
+        combining.cycle = cycle if cycle.scope["method"] != "HEAD" else None
+        cycle.transport = combining
+        super()._start_asgi_task(cycle, app)
