@@ -6,8 +6,10 @@ prometheus_client guards every value with a ``threading.Lock``: each ``inc``/``o
 one (a histogram observation two), about eleven a relayed request. The request path runs on the
 event loop's one thread and every scrape is answered on it too, so the lock buys nothing there:
 these series are plain attributes a request adds to. Only for code that runs on the event loop;
-``collect`` copies each family's series first, so a scrape from another thread (embedding) sees
-a series created meanwhile at its next scrape instead of failing.
+``collect`` iterates a ``dict.copy()`` of each family's series (one C call that no other thread
+can interleave, where ``list(d.items())`` allocates a tuple per item and a collection it
+triggers may switch threads), so a scrape from another thread (embedding) sees a series created
+meanwhile at its next scrape instead of failing.
 
 What they do not do (nothing in relaygate uses it): exemplars, ``reset``/``remove``/``clear``,
 prometheus_client's multi-process mode (``serve --workers N`` merges snapshots of the registry,
@@ -127,7 +129,7 @@ class CounterFamily(_Family):
         metric = self.describe()
         created = _created_series()
         total, created_name = self.name + "_total", self.name + "_created"
-        for values, series in list(self.series.items()):
+        for values, series in self.series.copy().items():
             labels = dict(zip(self.labelnames, values, strict=True))
             metric.samples.append(Sample(total, labels, series.value, None, None))
             if created:
@@ -179,10 +181,10 @@ class HistogramFamily(_Family):
             name + "_created",
         )
         with_sum = self.bounds[0] >= 0  # prometheus_client omits it when a bound is negative
-        for values, series in list(self.series.items()):
+        for values, series in self.series.copy().items():
             labels = list(zip(self.labelnames, values, strict=True))
             seen = 0.0
-            for le, in_bucket in zip(self._le, list(series.buckets), strict=True):
+            for le, in_bucket in zip(self._le, series.buckets.copy(), strict=True):
                 seen += in_bucket
                 samples.append(Sample(bucket, dict([*labels, ("le", le)]), seen, None, None))
             samples.append(Sample(count, dict(labels), seen, None, None))
