@@ -105,6 +105,14 @@ async def test_large_batches_are_inserted_whole_and_idempotently(ledger: LedgerS
     assert await ledger.count_rows() == 700
 
 
+async def test_an_id_repeated_within_a_batch_is_inserted_once(ledger: LedgerStore) -> None:
+    rows = [row() for _ in range(257)]
+    rows[150] = rows[3]  # in another statement or chunk of the batch
+    rows[256] = rows[255]  # next to itself
+    assert await ledger.insert_rows(rows) == 255
+    assert await ledger.count_rows() == 255
+
+
 async def test_client_text_with_nul_does_not_poison_a_batch(ledger: LedgerStore) -> None:
     # model_requested is whatever the client sent; PostgreSQL text cannot hold U+0000, and one
     # such row must not fail the whole batch (it would spill and fail every replay after).

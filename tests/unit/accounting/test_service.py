@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,12 @@ from relaygate.accounting import (
     build_accounting,
     ledger_row,
 )
-from relaygate.core.context import RequestContext
+from relaygate.core.context import AttemptRecord, RequestContext
 from relaygate.core.types import ChatRequest, Message, TextBlock, Usage
 from relaygate.routing.catalog import Catalog, build_catalog
 from relaygate.settings import load_settings
 from relaygate.settings.accounting import AccountingSettings, BudgetSettings, LedgerSettings
+from relaygate.store.ledger_records import LedgerRow
 from relaygate.transport.http import HttpTransport
 
 
@@ -175,3 +177,71 @@ def test_the_ledger_row_holds_a_clipped_model_name() -> None:
     row = ledger_row(ctx, None, 0.0, "row-1")
     assert row.model_requested is not None and len(row.model_requested) <= 300
     assert row.model_requested.startswith("m" * 256)
+
+
+def test_the_ledger_row_takes_each_field_from_its_own_source() -> None:
+    # ledger_row builds the row positionally: each field must land where its name says.
+    ctx = finished(
+        key_name="key-a",
+        route="anthropic.chat",
+        model_requested="asked",
+        model_used="used",
+        deployment="dep#1",
+        status=207,
+        outcome="partial",
+        error_kind="kind-x",
+        attempts=[
+            AttemptRecord("dep#0", "overloaded", 529, 0.012),
+            AttemptRecord("dep#1", "ok", 200, 0.048),
+        ],
+        stream=True,
+        upstream_seconds=0.25,
+        first_token_at=None,
+        cache_hit=True,
+        end_user="shopper",
+        tags={"team": "cs"},
+    )
+    ctx.started -= 0.5
+    ctx.first_token_at = ctx.started + 0.125
+    usage = Usage(
+        input_tokens=11,
+        output_tokens=12,
+        cache_read_tokens=13,
+        cache_write_tokens=14,
+        cache_write_1h_tokens=15,
+    )
+    before = datetime.now(UTC)
+    row = ledger_row(ctx, usage, 1.5, "row-9")
+    assert before - timedelta(seconds=0.6) < row.created_at < before - timedelta(seconds=0.4)
+    assert row.latency_ms == pytest.approx(500, abs=50)
+    wanted = LedgerRow(
+        id="row-9",
+        request_id="req_1",
+        created_at=row.created_at,
+        key_name="key-a",
+        route="anthropic.chat",
+        model_requested="asked",
+        model_used="used",
+        deployment="dep#1",
+        status=207,
+        outcome="partial",
+        error_kind="kind-x",
+        attempts=2,
+        stream=True,
+        input_tokens=11,
+        output_tokens=12,
+        cache_read_tokens=13,
+        cache_write_tokens=14,
+        cost_usd=1.5,
+        latency_ms=row.latency_ms,
+        upstream_ms=250.0,
+        ttft_ms=pytest.approx(125.0),  # type: ignore[arg-type]
+        cache_hit=True,
+        attempt_log="dep#0:overloaded:529:12,dep#1:ok:200:48",
+        cache_write_1h_tokens=15,
+        end_user="shopper",
+        tags={"team": "cs"},
+    )
+    assert row == wanted
+    ctx.coalesced_with = "req_0"
+    assert ledger_row(ctx, None, 0.0, "row-10").attempt_log == "coalesced:req_0"

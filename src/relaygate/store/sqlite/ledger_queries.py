@@ -5,15 +5,25 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from relaygate.store.sql import LEDGER_COLUMNS, UsageSql
 
-INSERT_ROW = f"""
-INSERT INTO usage_ledger ({LEDGER_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO NOTHING
-"""
+# One placeholder per column of LEDGER_COLUMNS and row.
+LEDGER_PARAMS = LEDGER_COLUMNS.count(",") + 1
+_ROW_VALUES = "(" + ", ".join("?" * LEDGER_PARAMS) + ")"
+_SKIP_KNOWN_IDS = "ON CONFLICT (id) DO NOTHING"
+
+
+@functools.cache
+def insert_rows(count: int) -> str:
+    """One INSERT of ``count`` rows: SQLite runs it in one step, where ``executemany`` of a
+    one-row INSERT steps (and hands the GIL back and forth with the event loop) once per row."""
+    values = ", ".join([_ROW_VALUES] * count)
+    return f"INSERT INTO usage_ledger ({LEDGER_COLUMNS}) VALUES {values} {_SKIP_KNOWN_IDS}"
+
+
 COUNT_ROWS = "SELECT count(*) FROM usage_ledger"
 COUNT_ROWS_SINCE = "SELECT count(*) FROM usage_ledger WHERE created_at >= ?"
 SELECT_BY_REQUEST = (

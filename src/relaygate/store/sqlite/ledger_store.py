@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 from relaygate.store.ledger_records import (
@@ -36,14 +40,21 @@ class SqliteLedgerStore(DatabaseOwner[SqliteDatabase]):
         self._db = SqliteDatabase(path)
 
     async def insert_rows(self, rows: Sequence[LedgerRow]) -> int:
+        """Insert ``rows`` (those whose id is already there are skipped) in one transaction, a
+        few multi-row INSERTs (``statement_sizes``); returns how many were new."""
         if not rows:
             return 0
-        # A generator: sqlite3 consumes it on aiosqlite's thread, so building the parameters
-        # does not hold up the event loop (about 1.5 us a row).
-        params = (_row_params(row) for row in rows)
+        inserted = start = 0
         async with self._db.transaction() as conn:
-            cursor = await conn.executemany(q.INSERT_ROW, params)
-            return max(0, cursor.rowcount)
+            for size, statements in statement_sizes(len(rows), rows_per_insert()):
+                stop = start + size * statements
+                # A generator: sqlite3 consumes it on aiosqlite's thread, so building the
+                # parameters (about 1 us a row) does not hold up the event loop.
+                params = _statement_params(rows, start, stop, size)
+                cursor = await conn.executemany(q.insert_rows(size), params)
+                inserted += max(0, cursor.rowcount)
+                start = stop
+        return inserted
 
     async def count_rows(self, since: datetime | None = None) -> int:
         sql, params = (
@@ -151,6 +162,46 @@ class SqliteLedgerStore(DatabaseOwner[SqliteDatabase]):
     async def _fetch(self, sql: str, params: Sequence[object] | dict[str, object]) -> list[Any]:
         async with self._db.reading() as conn, conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
+
+
+# Rows per INSERT statement: fewer statements (and GIL hand-offs) per batch, within SQLite's
+# limit on bound parameters (999 in builds before 3.32, 32766 since).
+MAX_ROWS_PER_INSERT = 100
+
+
+@functools.cache
+def rows_per_insert() -> int:
+    """Rows per INSERT with the SQLite this process links (its limit on bound parameters)."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as probe:
+        return rows_within(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+
+
+def rows_within(parameter_limit: int) -> int:
+    """``MAX_ROWS_PER_INSERT``, or as many rows as ``parameter_limit`` bound parameters hold."""
+    return max(1, min(MAX_ROWS_PER_INSERT, parameter_limit // q.LEDGER_PARAMS))
+
+
+def statement_sizes(count: int, per: int) -> list[tuple[int, int]]:
+    """How ``count`` rows are inserted: (rows per statement, statements) pairs, ``per`` rows a
+    statement and the rest in powers of two, so that a connection compiles a handful of INSERTs
+    (of ``per``, 64, 32, ... 1 rows), whatever the sizes of the batches."""
+    full, rest = divmod(count, per)
+    sizes = [(per, full)] if full else []
+    size = 1 << max(0, per.bit_length() - 1)
+    while rest:
+        if size <= rest:
+            sizes.append((size, 1))
+            rest -= size
+        size >>= 1
+    return sizes
+
+
+def _statement_params(
+    rows: Sequence[LedgerRow], start: int, stop: int, size: int
+) -> Iterator[tuple[object, ...]]:
+    """The flat parameters of ``rows[start:stop]``, ``size`` rows per statement."""
+    for first in range(start, stop, size):
+        yield tuple(chain.from_iterable(map(_row_params, rows[first : first + size])))
 
 
 def _row_params(row: LedgerRow) -> tuple[object, ...]:
