@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from relaygate.admission.budget import wait_budget
 from relaygate.admission.degrade import DegradeLevels
@@ -26,7 +26,14 @@ from relaygate.admission.overload import LagMonitor
 from relaygate.admission.queue import AdmissionQueue, Depth, Forecast, QueueRefusedError
 from relaygate.capacity.adaptive import AdaptiveLimits
 from relaygate.capacity.reserve import PriorityReserve
-from relaygate.capacity.slots import DeploymentSlots, Pool, Slot, SlotSource, pool_of
+from relaygate.capacity.slots import (
+    CLAIM_POLL_SECONDS,
+    DeploymentSlots,
+    Pool,
+    Slot,
+    SlotSource,
+    pool_of,
+)
 from relaygate.core.context import RequestContext
 from relaygate.core.errors import RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
@@ -290,6 +297,7 @@ class Admitter:
                 poll_seconds=self._settings.queue.poll_seconds,
                 clock=self._clock,
                 forecast=self._forecast_of(pool),
+                reach=self._slots.reach,
             )
             self._queues[name] = queue
         return queue
@@ -346,19 +354,30 @@ class Admitter:
         self, plan: _Plan, queue: AdmissionQueue, headers: Mapping[str, str], tried: bool
     ) -> tuple[Admission, Slot | None]:
         outcome: list[Slot | None] = [None]
+        priority = plan.key.priority
+        budget = self._budget(headers, plan.pool)
+        claims = None
+        if plan.pool is not None and queue.refusal_at_once(priority, budget, tried) is None:
+            # A protected request about to wait claims the next slot freed in any process.
+            claims = await self._slots.claim(plan.pool, priority)
 
         async def attempt() -> Admission:
             admission, reserved = await self._try(plan)
             outcome[0] = reserved
+            if claims is not None and not admission.admitted and admission.queueable:
+                # The slot claimed may be freed in another process: ask again soon.
+                retry = min(admission.retry_after, CLAIM_POLL_SECONDS)
+                return replace(admission, retry_after=retry)
             return admission
 
-        budget = self._budget(headers, plan.pool)
         self._gauge_depth()
         try:
-            admission = await queue.wait(plan.key.priority, budget, attempt, tried)
+            admission = await queue.wait(priority, budget, attempt, tried)
         except QueueRefusedError as refused:
             raise self._queue_refusal(refused) from None
         finally:
+            if claims is not None:
+                self._slots.unclaim(claims)
             self._gauge_depth()
         return admission, outcome[0]
 
