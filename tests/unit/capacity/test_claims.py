@@ -11,9 +11,11 @@ milliseconds (the release is heard only in the process that freed the slot).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis
 from prometheus_client import CollectorRegistry
 from tests.unit.admission.support import WrappedLimiter, catalog, key, model, request
 from tests.waiting import eventually
@@ -22,7 +24,7 @@ from relaygate.admission import Admitter, Ticket
 from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.core.context import RequestContext
 from relaygate.core.errors import RateLimitedError
-from relaygate.limits import MemoryLimiter
+from relaygate.limits import MemoryLimiter, RateLimiter, RedisLimiter
 from relaygate.routing.catalog import Catalog
 from relaygate.settings.limits import LimitSettings, QueueSettings
 
@@ -40,7 +42,44 @@ async def models() -> AsyncIterator[Catalog]:
     await cat.close()
 
 
-def worker(cat: Catalog, shared: MemoryLimiter, max_wait: float) -> Admitter:
+class Store:
+    """The limit store the workers share: in memory, or Redis (the Lua scripts)."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        self._url = redis_url
+        self._prefix = f"test:{{{uuid.uuid4().hex}}}:"
+        self._memory = MemoryLimiter()
+        self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+
+    async def limiter(self) -> RateLimiter:
+        """A new worker's limiter over the store."""
+        if self._url is None:
+            return WrappedLimiter(self._memory)
+        shared = RedisLimiter.from_url(self._url, timeout=2.0, prefix=self._prefix)
+        await shared.start()
+        return shared
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+
+    def held(self, name: str) -> int:
+        if self._redis is None:
+            return self._memory.held(name)
+        return int(self._redis.zcard(self._prefix + name))
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    url: str | None = None
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+    found = Store(url)
+    yield found
+    found.close()
+
+
+async def worker(cat: Catalog, store: Store, max_wait: float) -> Admitter:
     """One of two worker processes' admitters over one shared limit store. The queue's own
     re-check period is far longer than any wait here: only a claim's polling can find a slot
     freed in the other process."""
@@ -48,7 +87,7 @@ def worker(cat: Catalog, shared: MemoryLimiter, max_wait: float) -> Admitter:
     settings = LimitSettings.model_validate({"queue": queue})
     gate = Admitter(
         settings,
-        WrappedLimiter(shared),
+        await store.limiter(),
         lookup=cat.get,
         metrics=AdmissionMetrics(CollectorRegistry()),
         workers=2,
@@ -62,10 +101,10 @@ def done(gate: Admitter, ticket: Ticket) -> None:
 
 
 async def test_a_slot_freed_in_another_worker_goes_to_the_protected_waiter(
-    models: Catalog,
+    models: Catalog, store: Store
 ) -> None:
-    shared = MemoryLimiter()
-    a, b = worker(models, shared, 30.0), worker(models, shared, 30.0)
+    shared = store
+    a, b = await worker(models, store, 30.0), await worker(models, store, 30.0)
     route = models.resolve("wide")
     try:
         lows = [await b.admit(LOW, route, request("wide"), NO_WAIT) for _ in range(4)]
@@ -88,9 +127,9 @@ async def test_a_slot_freed_in_another_worker_goes_to_the_protected_waiter(
         await b.close()
 
 
-async def test_a_protected_waiter_refused_drops_its_claim(models: Catalog) -> None:
-    shared = MemoryLimiter()
-    a, b = worker(models, shared, 0.05), worker(models, shared, 0.05)
+async def test_a_protected_waiter_refused_drops_its_claim(models: Catalog, store: Store) -> None:
+    shared = store
+    a, b = await worker(models, store, 0.05), await worker(models, store, 0.05)
     route = models.resolve("wide")
     try:
         lows = [await b.admit(LOW, route, request("wide"), NO_WAIT) for _ in range(4)]
@@ -110,11 +149,11 @@ async def test_a_protected_waiter_refused_drops_its_claim(models: Catalog) -> No
 async def test_lower_keys_and_a_single_process_make_no_claims(models: Catalog) -> None:
     """Claims only matter across processes: with limits in this process (the queue already
     serves by priority) and for lower keys, waiting costs no claim."""
-    shared = MemoryLimiter()
-    b = worker(models, shared, 0.05)
+    shared = Store(None)
+    b = await worker(models, shared, 0.05)
     single = Admitter(
         LimitSettings.model_validate({"queue": QueueSettings(max_wait_seconds=0.05)}),
-        shared,
+        shared._memory,
         lookup=models.get,
     )
     route = models.resolve("wide")
