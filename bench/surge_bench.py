@@ -354,6 +354,7 @@ def _r(value: float, digits: int = 2) -> float:
 def _metrics(gateway: Server) -> dict[str, float]:
     wanted = (
         "relaygate_admission_decisions_total",
+        "relaygate_admission_protected_refusals_total",
         "relaygate_adaptive_concurrency_limit",
         "relaygate_shed_requests_total",
         "relaygate_event_loop_lag_seconds",

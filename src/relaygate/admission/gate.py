@@ -164,7 +164,7 @@ class Admitter:
         if self._local is not None and key_is_limited(key):
             refused = self._local.would_refuse(self._buckets_of(key).zero_tokens)
             if refused is not None:
-                raise self._refusal(refused)
+                raise self._refusal(refused, key.priority)
 
     def refuse_busy(self, key: KeyRecord, route: ModelRoute, headers: Mapping[str, str]) -> None:
         """Raise now the busy 429 ``admit`` would answer, before the body is decoded: when the
@@ -189,7 +189,7 @@ class Admitter:
         if not len(queue) and self._slots.has_room(pool, key.priority):
             return
         self._slots.arrive(pool, key.priority)  # as admit would have counted it
-        raise self._queue_refusal(refused)
+        raise self._queue_refusal(refused, key.priority)
 
     def _buckets_of(self, key: KeyRecord) -> KeyBuckets:
         # Built once per key and its limits (an admin's change makes new ones).
@@ -220,7 +220,7 @@ class Admitter:
             if not admission.admitted and admission.queueable:
                 admission, reserved = await self._wait(plan, queue, headers, tried=True)
         if not admission.admitted:
-            raise self._refusal(admission)
+            raise self._refusal(admission, key.priority)
         waited = self._clock() - started
         queue.record_admission()
         self._count("queued" if waited > 0.0005 else "admitted")
@@ -261,7 +261,7 @@ class Admitter:
             return route, False
         shed = actions.shed_below_priority
         if shed is not None and key.priority < shed:
-            self._count("shed")
+            self._count("shed", key.priority)
             if self._metrics is not None:
                 self._metrics.shed("degraded")
             hold = max(1.0, self._settings.degrade.min_hold_seconds)
@@ -374,15 +374,15 @@ class Admitter:
         try:
             admission = await queue.wait(priority, budget, attempt, tried)
         except QueueRefusedError as refused:
-            raise self._queue_refusal(refused) from None
+            raise self._queue_refusal(refused, priority) from None
         finally:
             if claims is not None:
                 self._slots.unclaim(claims)
             self._gauge_depth()
         return admission, outcome[0]
 
-    def _queue_refusal(self, refused: QueueRefusedError) -> RateLimitedError:
-        self._count(QUEUE_RESULTS.get(refused.reason, "busy"))
+    def _queue_refusal(self, refused: QueueRefusedError, priority: int) -> RateLimitedError:
+        self._count(QUEUE_RESULTS.get(refused.reason, "busy"), priority)
         return RateLimitedError(busy_message(refused.retry_after), retry_after=refused.retry_after)
 
     def _budget(self, headers: Mapping[str, str], pool: Pool | None) -> float:
@@ -399,9 +399,9 @@ class Admitter:
         ]
         return min(known, default=0.0)
 
-    def _refusal(self, admission: Admission) -> RateLimitedError:
+    def _refusal(self, admission: Admission, priority: int) -> RateLimitedError:
         result, error = refusal(admission)
-        self._count(result)
+        self._count(result, priority)
         return error
 
     def _notify_all(self) -> None:
@@ -413,9 +413,12 @@ class Admitter:
     def _loop_lag(self) -> float:
         return self.overload.lag
 
-    def _count(self, result: str) -> None:
+    def _count(self, result: str, priority: int | None = None) -> None:
+        """Count a decision; a refusal's ``priority`` says whether the reserve protects it."""
         if self._metrics is not None:
-            self._metrics.decision(result)
+            reserve = self._settings.priority_reserve
+            protected = priority is not None and priority >= reserve.min_priority
+            self._metrics.decision(result, protected)
 
     def _gauge_depth(self) -> None:
         if self._metrics is not None:

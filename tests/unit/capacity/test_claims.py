@@ -79,7 +79,9 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     found.close()
 
 
-async def worker(cat: Catalog, store: Store, max_wait: float) -> Admitter:
+async def worker(
+    cat: Catalog, store: Store, max_wait: float, registry: CollectorRegistry | None = None
+) -> Admitter:
     """One of two worker processes' admitters over one shared limit store. The queue's own
     re-check period is far longer than any wait here: only a claim's polling can find a slot
     freed in the other process."""
@@ -89,7 +91,7 @@ async def worker(cat: Catalog, store: Store, max_wait: float) -> Admitter:
         settings,
         await store.limiter(),
         lookup=cat.get,
-        metrics=AdmissionMetrics(CollectorRegistry()),
+        metrics=AdmissionMetrics(registry or CollectorRegistry()),
         workers=2,
     )
     gate.start()
@@ -129,12 +131,23 @@ async def test_a_slot_freed_in_another_worker_goes_to_the_protected_waiter(
 
 async def test_a_protected_waiter_refused_drops_its_claim(models: Catalog, store: Store) -> None:
     shared = store
-    a, b = await worker(models, store, 0.05), await worker(models, store, 0.05)
+    registry = CollectorRegistry()
+    a, b = await worker(models, store, 0.05, registry), await worker(models, store, 0.05)
     route = models.resolve("wide")
     try:
         lows = [await b.admit(LOW, route, request("wide"), NO_WAIT) for _ in range(4)]
         with pytest.raises(RateLimitedError):
+            await a.admit(LOW, route, request("wide"), NO_WAIT)
+        with pytest.raises(RateLimitedError):
             await a.admit(HIGH, route, request("wide"), {})
+        # Only the protected refusal is counted apart, under why it was refused.
+        counted = {
+            result: registry.get_sample_value(
+                "relaygate_admission_protected_refusals_total", {"result": result}
+            )
+            for result in ("busy", "queue_timeout")
+        }
+        assert sum(v or 0 for v in counted.values()) == 1
         await eventually(lambda: shared.held(CLAIMS) == 0)
         done(b, lows.pop())  # no claim left: a lower key may take the slot again
         await eventually(lambda: shared.held(CONC) == 3)
