@@ -82,7 +82,8 @@ class _Conn(asyncio.Protocol):
             end = self._buf.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head = bytes(self._buf[:end]).lower()
+            # Through the head's last CRLF, so that a last header's value ends at a CRLF too.
+            head = bytes(self._buf[: end + 2]).lower()
             self._status = int(head[9:12])
             at = head.find(b"content-length:")
             if at >= 0:
