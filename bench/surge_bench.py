@@ -26,6 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -126,11 +127,12 @@ def _payload(port: int, key: str) -> bytes:
     return head.encode() + body
 
 
-async def _generate(spec: dict[str, Any]) -> list[list[Sample]]:
-    """Run every phase open loop; the samples of each phase."""
+async def _generate(spec: dict[str, Any]) -> tuple[list[list[Sample]], list[float]]:
+    """Run every phase open loop; the samples of each phase and its start (wall clock)."""
     loop = asyncio.get_running_loop()
     idle: list[_Conn] = []
     phases: list[list[Sample]] = []
+    starts: list[float] = []
     low, high = _payload(spec["port"], spec["low_key"]), _payload(spec["port"], spec["high_key"])
 
     async def connect() -> _Conn:
@@ -158,6 +160,7 @@ async def _generate(spec: dict[str, Any]) -> list[list[Sample]]:
         samples: list[Sample] = []
         phases.append(samples)
         start = time.perf_counter() + 0.05
+        starts.append(time.time() + 0.05)
         total = int(rate * seconds)
         for i in range(total):
             due = start + i / rate
@@ -175,7 +178,7 @@ async def _generate(spec: dict[str, Any]) -> list[list[Sample]]:
         # Answers arrive through protocol callbacks: poll the count rather than wire an event.
         while len(samples) < total and time.perf_counter() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-    return phases
+    return phases, starts
 
 
 def generator_main(spec_path: str, out_path: str) -> None:
@@ -183,8 +186,8 @@ def generator_main(spec_path: str, out_path: str) -> None:
     import uvloop
 
     spec = json.loads(Path(spec_path).read_text())
-    phases = uvloop.run(_generate(spec))
-    Path(out_path).write_bytes(orjson.dumps(phases))
+    phases, starts = uvloop.run(_generate(spec))
+    Path(out_path).write_bytes(orjson.dumps({"phases": phases, "starts": starts}))
     os._exit(0)  # skip closing thousands of sockets one by one
 
 
@@ -221,6 +224,93 @@ def _config(mock_port: int, args: argparse.Namespace) -> str:
 
 def _create_key(workdir: Path, name: str, priority: int) -> str:
     return create_key(workdir, name, "--priority", str(priority))
+
+
+# In flight now on the deployment's shared buckets: every lease, and the unprotected ones (the
+# reserve's open bucket), counting only leases not yet expired (the server's clock).
+_OCCUPANCY = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+return {redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'),
+        redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')}
+"""
+
+
+class Occupancy:
+    """Samples the shared limiter's slots in flight (all, unprotected) every ``period`` s, in a
+    thread of the bench's parent process, for the diagnosis of high-priority refusals."""
+
+    def __init__(self, url: str, deployment: str, period: float = 0.002) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(url)
+        self._keys = [f"rg:{{lim}}:d:{deployment}:conc", f"rg:{{lim}}:d:{deployment}:conc:open"]
+        self._script = self._client.register_script(_OCCUPANCY)
+        self._period = period
+        self._stop = threading.Event()
+        self.samples: list[tuple[float, int, int]] = []  # (wall clock, all, unprotected)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._client.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period):
+            total, unprotected = self._script(keys=self._keys)
+            self.samples.append((time.time(), int(total), int(unprotected)))
+
+    def at(self, when: float) -> tuple[int, int] | None:
+        """The last sample at or before ``when``."""
+        import bisect
+
+        i = bisect.bisect_right(self.samples, (when, 1 << 30, 1 << 30)) - 1
+        return self.samples[i][1:] if i >= 0 else None
+
+    def summary(self, start: float, seconds: float, cap: int) -> dict[str, Any]:
+        inside = [s for s in self.samples if start <= s[0] < start + seconds]
+        if not inside:
+            return {}
+        count = len(inside)
+        return {
+            "samples": count,
+            "full_share": _r(sum(1 for _, total, _ in inside if total >= cap) / count, 3),
+            "unprotected": _spread([u for _, _, u in inside]),
+            "protected": _spread([total - u for _, total, u in inside]),
+        }
+
+
+def _spread(values: list[int]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "mean": _r(sum(ordered) / len(ordered)),
+        "p50": ordered[len(ordered) // 2],
+        "p99": ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)],
+        "max": ordered[-1],
+    }
+
+
+def _high_refusals(
+    samples: list[Sample], start: float, occupancy: Occupancy | None, cap: int
+) -> dict[str, Any]:
+    """Each refused or failed high-priority request: when in the phase, how long it took, and
+    the shared slots in flight (all, unprotected) when it was due and when it was answered."""
+    failed = [s for s in samples if s[3] and s[2] != 200]
+    rows = []
+    for due, latency, status, _, _ in failed[:40]:
+        row: dict[str, Any] = {"at_s": _r(due, 3), "ms": _r(latency * 1000), "status": status}
+        if occupancy is not None:
+            row["slots_due"] = occupancy.at(start + due)
+            row["slots_answered"] = occupancy.at(start + due + latency)
+            window = [s for s in occupancy.samples if start + due <= s[0] <= start + due + latency]
+            row["free_seen"] = sum(1 for _, total, _ in window if total < cap)
+            row["window_samples"] = len(window)
+        rows.append(row)
+    return {"count": len(failed), "first": rows}
 
 
 def _watch(gateway: Server, generator: subprocess.Popen[bytes]) -> dict[str, float]:
@@ -265,6 +355,7 @@ def _r(value: float, digits: int = 2) -> float:
 def _metrics(gateway: Server) -> dict[str, float]:
     wanted = (
         "relaygate_admission_decisions_total",
+        "relaygate_admission_protected_refusals_total",
         "relaygate_adaptive_concurrency_limit",
         "relaygate_shed_requests_total",
         "relaygate_event_loop_lag_seconds",
@@ -311,13 +402,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu_before = tree_cpu_seconds(gateway.pid)
         spec_path, out_path = workdir / "spec.json", workdir / "samples.json"
         spec_path.write_text(json.dumps(spec))
+        occupancy = None
+        if args.workers > 1 and args.slots_sampler:
+            occupancy = Occupancy(args.redis_url, "surge-upstream")
+            occupancy.start()
         code = "import sys; from bench.surge_bench import generator_main as g; g(*sys.argv[1:])"
         generator = subprocess.Popen([sys.executable, "-c", code, str(spec_path), str(out_path)])
         watched = _watch(gateway, generator)
         generator.wait()
+        if occupancy is not None:
+            occupancy.stop()
         alive = gateway.proc.poll() is None and mock.proc.poll() is None
         cpu = tree_cpu_seconds(gateway.pid) - cpu_before if alive else float("nan")
-        phases = orjson.loads(out_path.read_bytes())
+        generated = orjson.loads(out_path.read_bytes())
+        phases, starts = generated["phases"], generated["starts"]
         names = ("baseline", "peak", "recovery")
         report: dict[str, Any] = {
             "setup": {
@@ -336,7 +434,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             },
             "gateway": {**watched, "cpu_seconds": round(cpu, 2), "stayed_up": alive},
             "metrics": _metrics(gateway) if alive else {},
+            "high_priority_failures": {
+                name: _high_refusals(samples, start, occupancy, args.upstream_concurrency)
+                for name, samples, start in zip(names, phases, starts, strict=True)
+            },
         }
+        if occupancy is not None:
+            report["shared_slots"] = {
+                name: occupancy.summary(start, seconds, args.upstream_concurrency)
+                for name, start, (_, seconds) in zip(names, starts, spec["phases"], strict=True)
+            }
         base, peak = report["phases"]["baseline"], report["phases"]["peak"]
         report["verdict"] = {
             "admitted_p99_vs_baseline": _r(peak["admitted_ms"]["p99"] / base["admitted_ms"]["p99"]),
@@ -347,8 +454,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         gateway.stop()
         mock.stop()
     # Counted after the gateway stopped (its ledger writer flushes on the way out): every
-    # request sent was answered, and every answer of a known key is a ledger row.
-    report["ledger"] = _ledger_count(workdir / "relaygate.db", sum(len(p) for p in phases))
+    # request sent was answered, and every answer of a known key is a ledger row. Requests the
+    # generator never sent (out of connections, or no connection opened) are not the gateway's.
+    unsent = (GENERATOR_FULL, -1)
+    sent = sum(1 for phase in phases for sample in phase if sample[2] not in unsent)
+    report["ledger"] = _ledger_count(workdir / "relaygate.db", sent)
     return report
 
 
@@ -375,6 +485,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-connections", type=int, default=2000, help="generator's cap")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument(
+        "--no-slots-sampler",
+        dest="slots_sampler",
+        action="store_false",
+        help="with workers, do not sample the shared slots in flight every 2 ms",
+    )
     args = parser.parse_args(argv)
     report = run(args)
     RESULTS.mkdir(exist_ok=True)

@@ -93,6 +93,29 @@ async def test_concurrency_holds_a_lease_until_released(limiter: RateLimiter) ->
     assert not (await limiter.acquire([slots])).admitted
 
 
+async def test_claims_count_as_held_for_an_ask_behind_them(limiter: RateLimiter) -> None:
+    claims = BucketAsk.concurrency("dep:conc:claims", 10)
+    plain = BucketAsk.concurrency("dep:conc", 3, queueable=True)
+    behind = BucketAsk.concurrency("dep:conc", 3, queueable=True, behind="dep:conc:claims")
+    rate = BucketAsk.per_minute("dep:rpm", 100, queueable=True)
+    held = await limiter.acquire([plain])
+    first, second = await limiter.acquire([claims]), await limiter.acquire([claims])
+    assert held.admitted and first.admitted and second.admitted
+    # 1 held + 2 claims fill the 3 slots for an ask behind the claims, not for the claimants
+    refused = await limiter.acquire([rate, behind])
+    assert not refused.admitted and refused.queueable and refused.refused == "dep:conc"
+    assert refused.retry_after > 0
+    claimant = await limiter.acquire([plain])
+    assert claimant.admitted
+    await limiter.release(first.lease)
+    await limiter.release(second.lease)
+    # claims gone: 2 held of 3, one more behind them fits, and its lease is of dep:conc only
+    admitted = await limiter.acquire([rate, behind])
+    assert admitted.admitted and admitted.lease is not None
+    assert admitted.lease.names == ("dep:conc",)
+    assert not (await limiter.acquire([plain])).admitted
+
+
 async def test_rate_only_admission_holds_no_lease(limiter: RateLimiter) -> None:
     admitted = await limiter.acquire([BucketAsk.per_minute("rpm", 10)])
     assert admitted.admitted and admitted.lease is None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from relaygate.admission.budget import wait_budget
 from relaygate.admission.degrade import DegradeLevels
@@ -26,7 +26,14 @@ from relaygate.admission.overload import LagMonitor
 from relaygate.admission.queue import AdmissionQueue, Depth, Forecast, QueueRefusedError
 from relaygate.capacity.adaptive import AdaptiveLimits
 from relaygate.capacity.reserve import PriorityReserve
-from relaygate.capacity.slots import DeploymentSlots, Pool, Slot, SlotSource, pool_of
+from relaygate.capacity.slots import (
+    CLAIM_POLL_SECONDS,
+    DeploymentSlots,
+    Pool,
+    Slot,
+    SlotSource,
+    pool_of,
+)
 from relaygate.core.context import RequestContext
 from relaygate.core.errors import RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
@@ -157,7 +164,7 @@ class Admitter:
         if self._local is not None and key_is_limited(key):
             refused = self._local.would_refuse(self._buckets_of(key).zero_tokens)
             if refused is not None:
-                raise self._refusal(refused)
+                raise self._refusal(refused, key.priority)
 
     def refuse_busy(self, key: KeyRecord, route: ModelRoute, headers: Mapping[str, str]) -> None:
         """Raise now the busy 429 ``admit`` would answer, before the body is decoded: when the
@@ -182,7 +189,7 @@ class Admitter:
         if not len(queue) and self._slots.has_room(pool, key.priority):
             return
         self._slots.arrive(pool, key.priority)  # as admit would have counted it
-        raise self._queue_refusal(refused)
+        raise self._queue_refusal(refused, key.priority)
 
     def _buckets_of(self, key: KeyRecord) -> KeyBuckets:
         # Built once per key and its limits (an admin's change makes new ones).
@@ -213,7 +220,7 @@ class Admitter:
             if not admission.admitted and admission.queueable:
                 admission, reserved = await self._wait(plan, queue, headers, tried=True)
         if not admission.admitted:
-            raise self._refusal(admission)
+            raise self._refusal(admission, key.priority)
         waited = self._clock() - started
         queue.record_admission()
         self._count("queued" if waited > 0.0005 else "admitted")
@@ -254,7 +261,7 @@ class Admitter:
             return route, False
         shed = actions.shed_below_priority
         if shed is not None and key.priority < shed:
-            self._count("shed")
+            self._count("shed", key.priority)
             if self._metrics is not None:
                 self._metrics.shed("degraded")
             hold = max(1.0, self._settings.degrade.min_hold_seconds)
@@ -290,6 +297,7 @@ class Admitter:
                 poll_seconds=self._settings.queue.poll_seconds,
                 clock=self._clock,
                 forecast=self._forecast_of(pool),
+                reach=self._slots.reach,
             )
             self._queues[name] = queue
         return queue
@@ -346,24 +354,35 @@ class Admitter:
         self, plan: _Plan, queue: AdmissionQueue, headers: Mapping[str, str], tried: bool
     ) -> tuple[Admission, Slot | None]:
         outcome: list[Slot | None] = [None]
+        priority = plan.key.priority
+        budget = self._budget(headers, plan.pool)
+        claims = None
+        if plan.pool is not None and queue.refusal_at_once(priority, budget, tried) is None:
+            # A protected request about to wait claims the next slot freed in any process.
+            claims = await self._slots.claim(plan.pool, priority)
 
         async def attempt() -> Admission:
             admission, reserved = await self._try(plan)
             outcome[0] = reserved
+            if claims is not None and not admission.admitted and admission.queueable:
+                # The slot claimed may be freed in another process: ask again soon.
+                retry = min(admission.retry_after, CLAIM_POLL_SECONDS)
+                return replace(admission, retry_after=retry)
             return admission
 
-        budget = self._budget(headers, plan.pool)
         self._gauge_depth()
         try:
-            admission = await queue.wait(plan.key.priority, budget, attempt, tried)
+            admission = await queue.wait(priority, budget, attempt, tried)
         except QueueRefusedError as refused:
-            raise self._queue_refusal(refused) from None
+            raise self._queue_refusal(refused, priority) from None
         finally:
+            if claims is not None:
+                self._slots.unclaim(claims)
             self._gauge_depth()
         return admission, outcome[0]
 
-    def _queue_refusal(self, refused: QueueRefusedError) -> RateLimitedError:
-        self._count(QUEUE_RESULTS.get(refused.reason, "busy"))
+    def _queue_refusal(self, refused: QueueRefusedError, priority: int) -> RateLimitedError:
+        self._count(QUEUE_RESULTS.get(refused.reason, "busy"), priority)
         return RateLimitedError(busy_message(refused.retry_after), retry_after=refused.retry_after)
 
     def _budget(self, headers: Mapping[str, str], pool: Pool | None) -> float:
@@ -380,9 +399,9 @@ class Admitter:
         ]
         return min(known, default=0.0)
 
-    def _refusal(self, admission: Admission) -> RateLimitedError:
+    def _refusal(self, admission: Admission, priority: int) -> RateLimitedError:
         result, error = refusal(admission)
-        self._count(result)
+        self._count(result, priority)
         return error
 
     def _notify_all(self) -> None:
@@ -394,9 +413,12 @@ class Admitter:
     def _loop_lag(self) -> float:
         return self.overload.lag
 
-    def _count(self, result: str) -> None:
+    def _count(self, result: str, priority: int | None = None) -> None:
+        """Count a decision; a refusal's ``priority`` says whether the reserve protects it."""
         if self._metrics is not None:
-            self._metrics.decision(result)
+            reserve = self._settings.priority_reserve
+            protected = priority is not None and priority >= reserve.min_priority
+            self._metrics.decision(result, protected)
 
     def _gauge_depth(self) -> None:
         if self._metrics is not None:

@@ -35,6 +35,14 @@ class AdmissionMetrics:
         )
         registry.register(Families(decisions))
         self._results = {name: decisions.labels(name) for name in RESULTS}
+        protected = Counter(
+            "relaygate_admission_protected_refusals",
+            "Refusals of requests whose key the priority reserve protects, by result (the same "
+            "results as relaygate_admission_decisions, which counts them too)",
+            ("result",),
+            registry=registry,
+        )
+        self._protected = {name: protected.labels(name) for name in RESULTS}
         self.queue_depth = Gauge(
             "relaygate_admission_queue_depth",
             "Requests waiting in the admission queues",
@@ -95,8 +103,11 @@ class AdmissionMetrics:
         """Count one request shed for ``reason`` (``loop_lag``, ``degraded``)."""
         self._shed.labels(reason).inc()
 
-    def decision(self, result: str) -> None:
+    def decision(self, result: str, protected: bool = False) -> None:
+        """Count one admission decision; ``protected``: of a request the reserve protects."""
         self._results[result].value += 1.0
+        if protected:
+            self._protected[result].inc()
 
     def adaptive_limit(self, deployment: str, limit: int) -> None:
         self._adaptive.labels(deployment).set(limit)

@@ -7,7 +7,9 @@ a newcomer evicts the newest waiter of a lower priority, or is refused. A reques
 wait exceeds its remaining budget is refused at once instead of waiting to time out: on arrival,
 and again each time it is at the head and finds no room. The wait is forecast from when the
 pool's held slots are expected back (``Forecast``: the k-th release for the k-th in line), since
-slots come back in waves; while that is unknown, from the pool's recent admission rate.
+slots come back in waves; while that is unknown, from the pool's recent admission rate (times
+``reach``, the processes whose admissions may serve it: a high-priority waiter that holds
+claims on a shared limit is left the next slot freed by any worker).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from relaygate.limits.limiter import Admission
 Attempt = Callable[[], Awaitable[Admission]]
 # Seconds until the k-th slot a request of a priority may use is back (k, priority); None if unknown
 Forecast = Callable[[int, int], float | None]
+# How many processes' admissions may serve a waiter of a priority
+Reach = Callable[[int], int]
 
 
 class QueueRefusedError(Exception):
@@ -89,9 +93,11 @@ class AdmissionQueue:
         poll_seconds: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
         forecast: Forecast | None = None,
+        reach: Reach | None = None,
     ) -> None:
         self._depth = depth
         self._forecast = forecast
+        self._reach = reach
         self._poll = poll_seconds
         self._clock = clock
         self._classes: dict[int, deque[_Waiter]] = {}
@@ -129,6 +135,8 @@ class AdmissionQueue:
         rate = self._admissions.rate(self._clock())
         if rate < 1e-3:
             return None
+        if self._reach is not None:
+            rate *= self._reach(priority)
         return place / rate
 
     def refusal_at_once(

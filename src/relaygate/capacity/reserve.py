@@ -34,7 +34,7 @@ from collections.abc import Callable
 from relaygate.settings.limits import PriorityReserveSettings
 
 ARRIVAL_SAMPLES = 8  # protected arrivals their rate is measured over
-MIX_SAMPLES = 32  # arrivals of any priority the rate of all is measured over
+MIX_SAMPLES = 32  # arrivals of any priority the rate of all is measured over (with one worker)
 RAMP_GROWTH = 0.5  # share of what lower keys held one hold ago they may add (at least the reserve)
 
 
@@ -91,11 +91,14 @@ class ProtectedDemand:
         "protected",
     )
 
-    def __init__(self, window_seconds: float, clock: Callable[[], float]) -> None:
+    def __init__(self, window_seconds: float, clock: Callable[[], float], workers: int = 1) -> None:
         self._window = window_seconds
         self._clock = clock
         self._own = ArrivalRate(ARRIVAL_SAMPLES, 2 * window_seconds)
-        self._all = ArrivalRate(MIX_SAMPLES, 2 * window_seconds)
+        # This process sees one in ``workers`` arrivals: the rate of all is measured over as
+        # many milliseconds of a step as with one worker (a share of the samples).
+        mix = max(ARRIVAL_SAMPLES, MIX_SAMPLES // max(1, workers))
+        self._all = ArrivalRate(mix, 2 * window_seconds)
         self._mix = (0.0, 0.0)  # protected and all arrivals this window
         self._mix_previous = (0.0, 0.0)
         self._levels: deque[tuple[float, int]] = deque()  # (when, unprotected in flight since)
@@ -224,7 +227,7 @@ class PriorityReserve:
     def demand(self, deployment: str) -> ProtectedDemand:
         found = self._demand.get(deployment)
         if found is None:
-            found = ProtectedDemand(self._settings.window_seconds, self._clock)
+            found = ProtectedDemand(self._settings.window_seconds, self._clock, self._workers)
             self._demand[deployment] = found
         return found
 

@@ -16,6 +16,7 @@ from relaygate.settings import DeploymentSettings
 from relaygate.store.records import KeyRecord
 
 GLOBAL_CONCURRENCY = "g:conc"
+CLAIMS = "conc:claims"  # a deployment's bucket of claims on its concurrency cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +94,12 @@ def key_asks(key: KeyRecord, tokens: int) -> KeyLimits:
     return KeyLimits(tuple(asks), tpm)
 
 
-def deployment_asks(deployment_id: str, dep: DeploymentSettings, tokens: int) -> list[BucketAsk]:
-    """The deployment's provider-account caps: momentary capacity, so queueable."""
+def deployment_asks(
+    deployment_id: str, dep: DeploymentSettings, tokens: int, behind_claims: bool = False
+) -> list[BucketAsk]:
+    """The deployment's provider-account caps: momentary capacity, so queueable.
+    ``behind_claims``: the waiting high-priority requests' claims on the concurrency cap
+    (``claims_ask``) count as held for this request."""
     prefix = f"d:{deployment_id}:"
     asks: list[BucketAsk] = []
     if dep.rpm is not None:
@@ -102,8 +107,20 @@ def deployment_asks(deployment_id: str, dep: DeploymentSettings, tokens: int) ->
     if dep.tpm is not None:
         asks.append(BucketAsk.per_minute(prefix + "tpm", dep.tpm, cost=tokens, queueable=True))
     if dep.max_concurrency is not None:
-        asks.append(BucketAsk.concurrency(prefix + "conc", dep.max_concurrency, queueable=True))
+        behind = prefix + CLAIMS if behind_claims else None
+        asks.append(
+            BucketAsk.concurrency(prefix + "conc", dep.max_concurrency, True, behind=behind)
+        )
     return asks
+
+
+def claims_ask(deployment_id: str, dep: DeploymentSettings) -> BucketAsk | None:
+    """A claim on the deployment's concurrency cap, held by a high-priority request while it
+    waits for a slot, so that requests asking ``behind_claims`` leave the next slot to it
+    (at most as many claims as slots); None when the deployment has no concurrency cap."""
+    if dep.max_concurrency is None:
+        return None
+    return BucketAsk.concurrency(f"d:{deployment_id}:{CLAIMS}", dep.max_concurrency)
 
 
 def global_ask(limit: int | None) -> tuple[BucketAsk, ...]:

@@ -35,6 +35,11 @@ class BucketAsk:
     bucket still passes once the bucket is full instead of never. ``queueable`` marks momentary
     capacity (a deployment's caps): refused there, a request may wait in the admission queue;
     refused by a non-queueable bucket (the key's own quota) it is answered 429 at once.
+
+    ``behind`` (concurrency buckets only) names another concurrency bucket whose leases count as
+    held in this one for this ask: the claims of requests that come first (a high-priority
+    request waiting in any process for a slot of this bucket), so that a slot freed anywhere is
+    left to them.
     """
 
     name: str
@@ -43,6 +48,7 @@ class BucketAsk:
     rate: float = 0.0
     cost: float = 1.0
     queueable: bool = False
+    behind: str | None = None
 
     @classmethod
     def token_bucket(
@@ -59,9 +65,12 @@ class BucketAsk:
         return cls(name, BucketKind.RATE, float(limit), limit / 60.0, float(cost), queueable)
 
     @classmethod
-    def concurrency(cls, name: str, limit: int, queueable: bool = False) -> BucketAsk:
-        """At most ``limit`` requests holding this bucket at once."""
-        return cls(name, BucketKind.CONCURRENCY, float(limit), 0.0, 1.0, queueable)
+    def concurrency(
+        cls, name: str, limit: int, queueable: bool = False, behind: str | None = None
+    ) -> BucketAsk:
+        """At most ``limit`` requests holding this bucket at once (counting the leases of
+        ``behind`` as held here, for this ask)."""
+        return cls(name, BucketKind.CONCURRENCY, float(limit), 0.0, 1.0, queueable, behind)
 
     @property
     def effective_cost(self) -> float:

@@ -110,8 +110,10 @@ class MemoryLimiter:
     def _shortfall(self, ask: BucketAsk, now: float, refilled: list[float]) -> float | None:
         """Seconds until ``ask`` fits, or None when it fits now (its tokens go to ``refilled``)."""
         if ask.kind is BucketKind.CONCURRENCY:
-            fits = self._held.get(ask.name, 0) + 1 <= ask.capacity
-            return None if fits else CONCURRENCY_RETRY_SECONDS
+            held = self._held.get(ask.name, 0)
+            if ask.behind is not None:
+                held += self._held.get(ask.behind, 0)
+            return None if held + 1 <= ask.capacity else CONCURRENCY_RETRY_SECONDS
         tokens = self._refilled(ask.name, ask.rate, ask.capacity, now)[0]
         refilled.append(tokens)
         cost = ask.effective_cost

@@ -109,7 +109,12 @@ class RedisLimiter:
         keys = [self._prefix + ask.name for ask in asks]
         args: list[Any] = [lease_id, self._ttl_ms]
         for ask in asks:
-            args += [ask.kind.value, ask.rate, ask.capacity, ask.cost, 1 if ask.queueable else 0]
+            behind = 0  # the 1-based index of the bucket whose leases count here too, if any
+            if ask.behind is not None:
+                keys.append(self._prefix + ask.behind)
+                behind = len(keys)
+            queueable = 1 if ask.queueable else 0
+            args += [ask.kind.value, ask.rate, ask.capacity, ask.cost, queueable, behind]
         admitted, retry_us, refused, queueable = await self._call(self._acquire, keys, args)
         if not admitted:
             name = asks[int(refused) - 1].name

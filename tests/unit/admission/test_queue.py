@@ -242,3 +242,21 @@ async def test_a_newcomer_ahead_of_every_waiter_tries_before_any_forecast() -> N
     assert refused.value.reason == "expected_wait"
     low.cancel()
     await asyncio.gather(low, return_exceptions=True)
+
+
+def test_a_waiter_served_by_every_worker_expects_their_admissions_too() -> None:
+    """Without a release forecast the wait is the place over the admission rate: for a waiter
+    that any of ``reach`` workers' releases may serve (a protected one holding claims), the
+    rate of all of them, so it is not refused on this process's share alone."""
+    now = [0.0]
+    queue = AdmissionQueue(
+        Depth(100), clock=lambda: now[0], reach=lambda priority: 2 if priority >= 10 else 1
+    )
+    for _ in range(40):  # 10 admissions per second here
+        now[0] += 0.1
+        queue.record_admission()
+    assert queue.expected_wait(0) == pytest.approx(0.1, rel=0.1)
+    assert queue.expected_wait(10) == pytest.approx(0.05, rel=0.1)
+    assert queue.refusal_at_once(10, 0.07, tried=True) is None
+    refused = queue.refusal_at_once(0, 0.07, tried=True)
+    assert refused is not None and refused.reason == "expected_wait"

@@ -290,3 +290,19 @@ def test_long_holds_ramp_per_window_not_per_hold() -> None:
     demand.start(protected=True)
     demand.end(protected=True)  # a protected peak of 1: 3 kept
     assert reserve.open_to_others(demand, 20, hold=30.0) == 8 + 4  # eight one window ago
+
+
+def test_with_several_workers_the_rate_of_all_follows_a_step_as_fast() -> None:
+    """Each of w workers sees one in w arrivals: its rate of all is measured over a share of
+    the samples, so a step shows in as many milliseconds as with one worker."""
+    clock = Clock()
+    reserve = PriorityReserve(PriorityReserveSettings(), workers=2, clock=clock)
+    demand = reserve.demand("d")
+    for i in range(50):  # this worker's 100 arrivals a second, one in ten protected
+        demand.arrive(protected=i % 10 == 0)
+        clock.now += 0.01
+    for _ in range(16):  # then its 1,000 a second, none protected yet
+        demand.arrive(protected=False)
+        clock.now += 0.001
+    share = 5 / 66
+    assert demand.arrival_rate() == pytest.approx(share * 15 / 0.016)

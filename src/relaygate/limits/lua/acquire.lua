@@ -1,6 +1,8 @@
 -- Admit one request over all of its buckets, all or nothing, in one atomic step.
--- KEYS: one per bucket. ARGV[1]: lease id; ARGV[2]: lease TTL (ms); then 5 values per bucket:
--- kind ('r' rate | 'c' concurrency), rate (tokens/s), capacity, cost, queueable ('1' | '0').
+-- KEYS: one per bucket, then the buckets counted behind others. ARGV[1]: lease id; ARGV[2]:
+-- lease TTL (ms); then 6 values per bucket: kind ('r' rate | 'c' concurrency), rate (tokens/s),
+-- capacity, cost, queueable ('1' | '0'), and for a concurrency bucket the index in KEYS of a
+-- bucket whose live leases count as held in it too (claims that come first), or 0.
 -- Returns {admitted, retry_after_us, first_refused_index, all_refusals_queueable}.
 -- Time comes from the server, so the clocks of the gateway processes never matter.
 local t = redis.call('TIME')
@@ -8,9 +10,10 @@ local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local lease, ttl = ARGV[1], tonumber(ARGV[2])
 local tokens = {}
 local retry, refused, queueable = 0, 0, 1
+local buckets = (#ARGV - 2) / 6
 
-for i = 1, #KEYS do
-  local a = 2 + (i - 1) * 5
+for i = 1, buckets do
+  local a = 2 + (i - 1) * 6
   local kind, rate, cap = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local cost = math.min(tonumber(ARGV[a + 4]), cap)
   local wait = -1
@@ -28,7 +31,13 @@ for i = 1, #KEYS do
     end
   else
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-    if redis.call('ZCARD', KEYS[i]) + 1 > cap then wait = 1000 end
+    local held = redis.call('ZCARD', KEYS[i])
+    local behind = tonumber(ARGV[a + 6])
+    if behind > 0 then
+      redis.call('ZREMRANGEBYSCORE', KEYS[behind], '-inf', now)
+      held = held + redis.call('ZCARD', KEYS[behind])
+    end
+    if held + 1 > cap then wait = 1000 end
   end
   if wait >= 0 then
     if wait > retry then retry = wait end
@@ -41,8 +50,8 @@ if refused > 0 then
   return {0, math.ceil(retry * 1000), refused, queueable}
 end
 
-for i = 1, #KEYS do
-  local a = 2 + (i - 1) * 5
+for i = 1, buckets do
+  local a = 2 + (i - 1) * 6
   local rate, cap = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   if ARGV[a + 1] == 'r' then
     local cost = math.min(tonumber(ARGV[a + 4]), cap)

@@ -1,0 +1,183 @@
+"""A protected request waiting in one process claims the next slot freed in any process.
+
+With limits shared between worker processes, a slot freed in one process used to go to whichever
+process asked first (the shared limiter has no queue across processes), so a high-priority
+request waiting in another worker lost it to that worker's low-priority newcomers and timed out.
+Now the waiter holds a claim on the deployment's concurrency cap in the shared limiter while it
+waits, lower keys' asks count the claims as held, and the waiter asks again every few
+milliseconds (the release is heard only in the process that freed the slot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+from prometheus_client import CollectorRegistry
+from tests.unit.admission.support import WrappedLimiter, catalog, key, model, request
+from tests.waiting import eventually
+
+from relaygate.admission import Admitter, Ticket
+from relaygate.admission.metrics import AdmissionMetrics
+from relaygate.core.context import RequestContext
+from relaygate.core.errors import RateLimitedError
+from relaygate.limits import MemoryLimiter, RateLimiter, RedisLimiter
+from relaygate.routing.catalog import Catalog
+from relaygate.settings.limits import LimitSettings, QueueSettings
+
+LOW = key(id="low", priority=0)
+HIGH = key(id="high", priority=10)
+NO_WAIT = {"x-relaygate-max-wait-ms": "0"}
+CONC = "d:wide-0:conc"
+CLAIMS = "d:wide-0:conc:claims"
+
+
+@pytest.fixture
+async def models() -> AsyncIterator[Catalog]:
+    cat = catalog(model("wide", {"name": "wide-0", "max_concurrency": 4}))
+    yield cat
+    await cat.close()
+
+
+class Store:
+    """The limit store the workers share: in memory, or Redis (the Lua scripts)."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        self._url = redis_url
+        self._prefix = f"test:{{{uuid.uuid4().hex}}}:"
+        self._memory = MemoryLimiter()
+        self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+
+    async def limiter(self) -> RateLimiter:
+        """A new worker's limiter over the store."""
+        if self._url is None:
+            return WrappedLimiter(self._memory)
+        shared = RedisLimiter.from_url(self._url, timeout=2.0, prefix=self._prefix)
+        await shared.start()
+        return shared
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+
+    def held(self, name: str) -> int:
+        if self._redis is None:
+            return self._memory.held(name)
+        return int(self._redis.zcard(self._prefix + name))
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    url: str | None = None
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+    found = Store(url)
+    yield found
+    found.close()
+
+
+async def worker(
+    cat: Catalog, store: Store, max_wait: float, registry: CollectorRegistry | None = None
+) -> Admitter:
+    """One of two worker processes' admitters over one shared limit store. The queue's own
+    re-check period is far longer than any wait here: only a claim's polling can find a slot
+    freed in the other process."""
+    queue = QueueSettings(max_wait_seconds=max_wait, poll_seconds=60.0)
+    settings = LimitSettings.model_validate({"queue": queue})
+    gate = Admitter(
+        settings,
+        await store.limiter(),
+        lookup=cat.get,
+        metrics=AdmissionMetrics(registry or CollectorRegistry()),
+        workers=2,
+    )
+    gate.start()
+    return gate
+
+
+def done(gate: Admitter, ticket: Ticket) -> None:
+    gate.finish(ticket, RequestContext("req", "openai.chat", "openai"))
+
+
+async def test_a_slot_freed_in_another_worker_goes_to_the_protected_waiter(
+    models: Catalog, store: Store
+) -> None:
+    shared = store
+    a, b = await worker(models, store, 30.0), await worker(models, store, 30.0)
+    route = models.resolve("wide")
+    try:
+        lows = [await b.admit(LOW, route, request("wide"), NO_WAIT) for _ in range(4)]
+        waiting = asyncio.ensure_future(a.admit(HIGH, route, request("wide"), {}))
+        await eventually(lambda: shared.held(CLAIMS) == 1)
+        done(b, lows.pop())  # a slot comes back in the other worker
+        await eventually(lambda: shared.held(CONC) == 3 or waiting.done())
+        with pytest.raises(RateLimitedError):  # that worker's own newcomer must leave it
+            await b.admit(LOW, route, request("wide"), NO_WAIT)
+        ticket = await waiting
+        assert ticket.capacity is not None and ticket.capacity.reserved == "wide-0"
+        await eventually(lambda: shared.held(CLAIMS) == 0)  # the claim is dropped once admitted
+        assert shared.held(CONC) == 4
+        done(a, ticket)
+        for low in lows:
+            done(b, low)
+        await eventually(lambda: shared.held(CONC) == 0)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_protected_waiter_refused_drops_its_claim(models: Catalog, store: Store) -> None:
+    shared = store
+    registry = CollectorRegistry()
+    a, b = await worker(models, store, 0.05, registry), await worker(models, store, 0.05)
+    route = models.resolve("wide")
+    try:
+        lows = [await b.admit(LOW, route, request("wide"), NO_WAIT) for _ in range(4)]
+        with pytest.raises(RateLimitedError):
+            await a.admit(LOW, route, request("wide"), NO_WAIT)
+        with pytest.raises(RateLimitedError):
+            await a.admit(HIGH, route, request("wide"), {})
+        # Only the protected refusal is counted apart, under why it was refused.
+        counted = {
+            result: registry.get_sample_value(
+                "relaygate_admission_protected_refusals_total", {"result": result}
+            )
+            for result in ("busy", "queue_timeout")
+        }
+        assert sum(v or 0 for v in counted.values()) == 1
+        await eventually(lambda: shared.held(CLAIMS) == 0)
+        done(b, lows.pop())  # no claim left: a lower key may take the slot again
+        await eventually(lambda: shared.held(CONC) == 3)
+        lows.append(await b.admit(LOW, route, request("wide"), NO_WAIT))
+        for low in lows:
+            done(b, low)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_lower_keys_and_a_single_process_make_no_claims(models: Catalog) -> None:
+    """Claims only matter across processes: with limits in this process (the queue already
+    serves by priority) and for lower keys, waiting costs no claim."""
+    shared = Store(None)
+    b = await worker(models, shared, 0.05)
+    single = Admitter(
+        LimitSettings.model_validate({"queue": QueueSettings(max_wait_seconds=0.05)}),
+        shared._memory,
+        lookup=models.get,
+    )
+    route = models.resolve("wide")
+    try:
+        lows = [await b.admit(LOW, route, request("wide"), NO_WAIT) for _ in range(4)]
+        with pytest.raises(RateLimitedError):
+            await b.admit(LOW, route, request("wide"), {})
+        with pytest.raises(RateLimitedError):
+            await single.admit(HIGH, route, request("wide"), {})
+        assert shared.held(CLAIMS) == 0
+        for low in lows:
+            done(b, low)
+    finally:
+        await b.close()
