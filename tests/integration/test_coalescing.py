@@ -22,6 +22,8 @@ from tests.integration.cache_support import (
 )
 from tests.waiting import eventually
 
+from relaygate.dialects.openai import OpenAIDialect
+
 LONG = "mock:words 60"  # 60 chunks 5 ms apart: long enough to join mid-way
 
 
@@ -180,6 +182,34 @@ async def test_every_coalesced_caller_is_answered_before_any_does_its_bookkeepin
         assert gw.upstream_calls("gpt") == 1
         # The leader's and every follower's answer left before the first ledger row was made.
         assert answered_at_each_booking == [20] * 20
+    finally:
+        await gw.client.aclose()
+        await gw.services.close()
+
+
+async def test_a_whole_answer_is_encoded_once_for_all_its_callers(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    encoded: list[object] = []
+    encode = OpenAIDialect.encode_response
+
+    def encode_counting(self: OpenAIDialect, answer: Any) -> bytes:
+        encoded.append(answer)
+        return encode(self, answer)
+
+    monkeypatch.setattr(OpenAIDialect, "encode_response", encode_counting)
+    gw = await start_gateway(tmp_path, SLOW_WHOLE)
+    try:
+        calls_ = [RawCall() for _ in range(20)]
+        headers = gw.openai_headers() | {"content-type": "application/json"}
+        body = openai_chat("is the coupon still valid?")
+        await asyncio.gather(*(raw_call(gw.app, CHAT, headers, body, c) for c in calls_))
+        assert gw.upstream_calls("gpt") == 1
+        assert all(c.status == 200 for c in calls_)
+        assert len({bytes(c.body) for c in calls_}) == 1
+        # Once by the in-process mock making its upstream answer, once for all twenty callers
+        # (it was once per caller: 21).
+        assert len(encoded) == 2
     finally:
         await gw.client.aclose()
         await gw.services.close()

@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 
 from relaygate.core.errors import GatewayError, InternalError
 from relaygate.core.events import StreamError, StreamEvent
+from relaygate.core.types import ChatResponse
 
 logger = logging.getLogger("relaygate.cache")
 Producer = Callable[["Flight"], Awaitable[None]]
@@ -35,6 +36,9 @@ class Flight:
         self.leader: str | None = None
         self.model: str | None = None
         self.deployment: str | None = None
+        # The whole answer and its body per dialect, made by the first caller that needs it once
+        # the flight has ended well: hundreds of followers woken at once each encoded it again.
+        self.wholes: dict[str, tuple[ChatResponse, bytes]] = {}
         self._changed = asyncio.Event()
         self._readers = 0
         self._task: asyncio.Task[None] | None = None

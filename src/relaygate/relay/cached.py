@@ -277,25 +277,32 @@ async def deliver(caller: Caller, flight: Flight) -> None:
         if caller.req.stream:
             await _stream(caller, first, reader)
         else:
-            await _whole(caller, first, reader)
+            await _whole(caller, first, reader, flight)
     finally:
         await reader.aclose()
 
 
 async def _whole(
-    caller: Caller, first: StreamEvent, reader: AsyncGenerator[StreamEvent, None]
+    caller: Caller, first: StreamEvent, reader: AsyncGenerator[StreamEvent, None], flight: Flight
 ) -> None:
     events = [first]
     async for event in reader:
         if isinstance(event, StreamError):
             raise event.error
         events.append(event)
-    answer = complete_answer(events)
-    if answer is None:
-        raise UpstreamError("the upstream answer was incomplete")
+    # The reader ended, so the flight has: every caller of this dialect gets the same body.
+    whole = flight.wholes.get(caller.dialect.name)
+    if whole is None:
+        answer = complete_answer(events)
+        if answer is None:
+            raise UpstreamError("the upstream answer was incomplete")
+        whole = flight.wholes[caller.dialect.name] = (
+            answer,
+            caller.dialect.encode_response(answer),
+        )
+    answer, body = whole
     ctx = caller.ctx
     ctx.usage = answer.usage
-    body = caller.dialect.encode_response(answer)
     await send_body(caller.send, 200, body, [JSON_CONTENT, *caller.headers(ctx)])
 
 
