@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from relaygate.jobs import NewJob, SqliteJobStore
 from relaygate.store import StoreError
+from relaygate.store.sqlite import connection
 from relaygate.store.sqlite.connection import SqliteDatabase
 
 T0 = datetime(2031, 5, 6, tzinfo=UTC)
@@ -46,3 +52,32 @@ async def test_in_memory_databases_stay_apart() -> None:
     async with SqliteJobStore(":memory:") as a, SqliteJobStore(":memory:") as b:
         await a.insert(NewJob("orders", "ev-1", "team-a", {}, 3), T0)
         assert (await b.list_jobs("orders")).jobs == []
+
+
+def test_closing_while_the_checkpointer_connects_leaves_no_thread_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short command (``relaygate keys create``) closes the database while the background
+    checkpointer is still opening its own connection on aiosqlite's thread. That connect used to
+    be abandoned: its thread finished after ``asyncio.run`` had closed the loop, failed to hand
+    over its result ("Event loop is closed" in a thread) and leaked the connection."""
+    real_connect = sqlite3.connect
+
+    def slow_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        time.sleep(0.2)  # a loaded machine's connect
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", slow_connect)
+    monkeypatch.setattr(connection, "CHECKPOINT_SECONDS", 0)
+    failures: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+
+    async def open_and_close() -> None:
+        database = SqliteDatabase(str(tmp_path / "relaygate.db"))
+        await database.open()
+        await asyncio.sleep(0.05)  # the checkpointer is connecting now
+        await database.close()
+
+    asyncio.run(open_and_close())
+    time.sleep(0.4)  # an abandoned connect would have finished by now
+    assert failures == []

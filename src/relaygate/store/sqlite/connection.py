@@ -184,22 +184,38 @@ async def _release(shared: _Shared) -> None:
 
 
 async def _checkpoint(path: str) -> None:
-    """A passive WAL checkpoint each ``CHECKPOINT_SECONDS``, on a connection of its own."""
+    """A passive WAL checkpoint each ``CHECKPOINT_SECONDS``, on a connection of its own, opened
+    when the first is due (a short command never opens it)."""
+    await asyncio.sleep(CHECKPOINT_SECONDS)
     try:
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn = await _connect_to_the_end(path)
     except sqlite3.Error as exc:
         logger.warning("SQLite database %s: no checkpoint connection: %s", path, exc)
         return
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         while True:
-            await asyncio.sleep(CHECKPOINT_SECONDS)
             try:
                 await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error as exc:
                 logger.warning("SQLite database %s: checkpoint failed: %s", path, exc)
+            await asyncio.sleep(CHECKPOINT_SECONDS)
     finally:
         await conn.close()
+
+
+async def _connect_to_the_end(path: str) -> aiosqlite.Connection:
+    """``aiosqlite.connect`` that a cancellation does not abandon half-way: aiosqlite's thread
+    finishes the connect regardless, and, abandoned, hands its result to the loop after
+    ``asyncio.run`` has closed it (an exception in that thread, a leaked connection). Cancelled,
+    this waits for the connect, closes the connection, then lets the cancellation go on."""
+    opening = asyncio.ensure_future(aiosqlite.connect(path, isolation_level=None))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        with contextlib.suppress(sqlite3.Error):
+            await (await opening).close()
+        raise
 
 
 def utc_now() -> datetime:
