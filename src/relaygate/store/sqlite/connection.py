@@ -157,7 +157,7 @@ class SqliteDatabase:
 
 
 async def _connect(path: str) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn = await _connect_to_the_end(path)
     try:
         await _configure(conn, in_memory=path == MEMORY)
     except BaseException:
