@@ -352,6 +352,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "relaygate.capacity": (
         "adaptive",
+        "claims",
         "releases",
         "reserve",
         "slots",

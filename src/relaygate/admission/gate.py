@@ -25,15 +25,9 @@ from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.admission.overload import LagMonitor
 from relaygate.admission.queue import AdmissionQueue, Depth, Forecast, QueueRefusedError
 from relaygate.capacity.adaptive import AdaptiveLimits
+from relaygate.capacity.claims import CLAIM_POLL_SECONDS
 from relaygate.capacity.reserve import PriorityReserve
-from relaygate.capacity.slots import (
-    CLAIM_POLL_SECONDS,
-    DeploymentSlots,
-    Pool,
-    Slot,
-    SlotSource,
-    pool_of,
-)
+from relaygate.capacity.slots import DeploymentSlots, Pool, Slot, SlotSource, pool_of
 from relaygate.core.context import RequestContext
 from relaygate.core.errors import RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
@@ -297,7 +291,7 @@ class Admitter:
                 poll_seconds=self._settings.queue.poll_seconds,
                 clock=self._clock,
                 forecast=self._forecast_of(pool),
-                reach=self._slots.reach,
+                reach=self._slots.claims.reach if self._slots.claims is not None else None,
             )
             self._queues[name] = queue
         return queue
@@ -356,10 +350,14 @@ class Admitter:
         outcome: list[Slot | None] = [None]
         priority = plan.key.priority
         budget = self._budget(headers, plan.pool)
-        claims = None
-        if plan.pool is not None and queue.refusal_at_once(priority, budget, tried) is None:
+        hand_off, claims = self._slots.claims, None
+        if (
+            hand_off is not None
+            and plan.pool is not None
+            and queue.refusal_at_once(priority, budget, tried) is None
+        ):
             # A protected request about to wait claims the next slot freed in any process.
-            claims = await self._slots.claim(plan.pool, priority)
+            claims = await hand_off.claim(plan.pool.models, priority)
 
         async def attempt() -> Admission:
             admission, reserved = await self._try(plan)
@@ -376,8 +374,8 @@ class Admitter:
         except QueueRefusedError as refused:
             raise self._queue_refusal(refused, priority) from None
         finally:
-            if claims is not None:
-                self._slots.unclaim(claims)
+            if hand_off is not None and claims is not None:
+                hand_off.unclaim(claims)
             self._gauge_depth()
         return admission, outcome[0]
 

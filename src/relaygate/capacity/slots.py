@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from relaygate.capacity.adaptive import AdaptiveLimits, GradientLimit
+from relaygate.capacity.claims import Claims
 from relaygate.capacity.releases import Hold, Releases, kth_release
 from relaygate.capacity.reserve import PriorityReserve, ProtectedDemand
 from relaygate.core.types import Usage
-from relaygate.limits.asks import claims_ask, deployment_asks, deployment_is_capped
+from relaygate.limits.asks import deployment_asks, deployment_is_capped
 from relaygate.limits.limiter import (
     ADMITTED,
     CONCURRENCY_RETRY_SECONDS,
@@ -35,9 +36,6 @@ from relaygate.routing.catalog import Deployment, ModelRoute
 from relaygate.routing.planner import model_chain
 
 RouteLookup = Callable[[str], ModelRoute | None]
-# How often a waiter holding claims asks the shared limiter again: a slot freed in another
-# process is left to it, but only that process hears of the release.
-CLAIM_POLL_SECONDS = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +158,11 @@ class SlotSource:
         self._reserve = reserve if reserve is not None and reserve.enabled else None
         # With a shared limiter, a protected request waiting in this process claims the next
         # slot freed in any process: lower keys' asks count the claims as held.
-        self._claims = self._reserve is not None and self._local is None
+        self.claims = (
+            Claims(limiter, releaser, notify, self._reserve)
+            if self._reserve is not None and self._local is None
+            else None
+        )
         self._clock = clock
         # Each deployment's holds in this process, protected ones apart: only the others'
         # releases make room for an unprotected request while the reserve is kept.
@@ -193,37 +195,6 @@ class SlotSource:
         if reserve is not None:
             k *= reserve.workers
         return kth_release(due, k, self._clock()) if due else None
-
-    def reach(self, priority: int) -> int:
-        """How many processes' releases may serve a waiter of ``priority``: every worker's for
-        a protected one holding claims (lower keys leave it the next slot freed anywhere),
-        else this process's."""
-        reserve = self._reserve
-        if self._claims and reserve is not None and reserve.protects(priority):
-            return reserve.workers
-        return 1
-
-    async def claim(self, pool: Pool, priority: int) -> Lease | None:
-        """Claims on the next slot of every deployment of ``pool`` with a concurrency cap, for
-        a request of ``priority`` about to wait; None when it makes none (not protected, no
-        shared limiter, no such deployment, or as many claims as slots already)."""
-        reserve = self._reserve
-        if not self._claims or reserve is None or not reserve.protects(priority):
-            return None
-        asks = [
-            ask
-            for deps in pool.models
-            for dep in deps
-            if (ask := claims_ask(dep.id, dep.settings)) is not None
-        ]
-        if not asks:
-            return None
-        admission = await self._limiter.acquire(asks)
-        return admission.lease if admission.admitted else None
-
-    def unclaim(self, claims: Lease) -> None:
-        """Drop the claims (off the hot path): lower keys may take the slots again."""
-        self._releaser.submit(claims, (), self._notify)
 
     def _excess(self, dep: Deployment, held: int) -> int:
         """Unprotected slots of ``dep`` that must come back before one more is open."""
@@ -313,7 +284,8 @@ class SlotSource:
         self, dep: Deployment, tokens: int, demand: ProtectedDemand | None, protected: bool
     ) -> list[BucketAsk]:
         unprotected = demand is not None and not protected
-        asks = deployment_asks(dep.id, dep.settings, tokens, unprotected and self._claims)
+        behind_claims = unprotected and self.claims is not None
+        asks = deployment_asks(dep.id, dep.settings, tokens, behind_claims)
         cap = dep.settings.max_concurrency
         if demand is not None and not protected and cap is not None:
             # Unprotected requests also count against the cap minus the reserve, in the shared
