@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from relaygate.limits import BucketAsk, BucketSettle, MemoryLimiter, RateLimiter, RedisLimiter
+from relaygate.limits.redis import POOL_CONNECTIONS
 
 WORKER = Path(__file__).with_name("limiter_worker.py")
 
@@ -242,6 +243,26 @@ async def test_held_leases_are_renewed(redis_url: str) -> None:
     finally:
         await holder.close()
         await other.close()
+
+
+@pytest.mark.redis
+async def test_more_calls_in_flight_than_pooled_connections_wait_instead_of_failing(
+    redis_url: str,
+) -> None:
+    # One saturated worker has an acquire per request in flight plus a releaser batch: beyond
+    # the pool's connections they must queue for one, not fail (which switched the process to
+    # local limits until the next probe).
+    limiter = RedisLimiter.from_url(redis_url, timeout=5.0, prefix=unique_prefix())
+    slots = BucketAsk.concurrency("c", 10_000)
+    calls = 3 * POOL_CONNECTIONS
+    try:
+        held = await asyncio.gather(*(limiter.acquire([slots]) for _ in range(calls)))
+        assert all(admission.admitted for admission in held)
+        assert limiter.held_leases == calls
+        await asyncio.gather(*(limiter.release(admission.lease) for admission in held))
+        assert limiter.held_leases == 0
+    finally:
+        await limiter.close()
 
 
 @pytest.mark.redis
