@@ -267,6 +267,37 @@ async def test_more_calls_in_flight_than_pooled_connections_wait_instead_of_fail
         await limiter.close()
 
 
+@pytest.mark.redis
+async def test_calls_of_one_turn_share_one_round_trip_and_are_judged_one_by_one(
+    redis_url: str,
+) -> None:
+    limiter = RedisLimiter.from_url(redis_url, timeout=5.0, prefix=unique_prefix())
+    slots = BucketAsk.concurrency("c", 5)
+    try:
+        before = limiter.round_trips
+        held = await asyncio.gather(*(limiter.acquire([slots]) for _ in range(20)))
+        assert limiter.round_trips == before + 1
+        assert [admission.admitted for admission in held] == [True] * 5 + [False] * 15
+        await asyncio.gather(*(limiter.release(admission.lease) for admission in held))
+        assert limiter.round_trips == before + 2
+        assert (await limiter.acquire([slots])).admitted
+    finally:
+        await limiter.close()
+
+
+@pytest.mark.redis
+async def test_a_script_redis_no_longer_holds_is_loaded_again(redis_url: str) -> None:
+    limiter = RedisLimiter.from_url(redis_url, timeout=5.0, prefix=unique_prefix())
+    # As after a Redis restart: the script's digest names nothing on the server.
+    limiter._acquire.sha = "0" * 40
+    bucket = BucketAsk.per_minute("r", 3)
+    try:
+        answers = await asyncio.gather(*(limiter.acquire([bucket]) for _ in range(5)))
+        assert [admission.admitted for admission in answers] == [True] * 3 + [False] * 2
+    finally:
+        await limiter.close()
+
+
 async def bucket_state(url: str, prefix: str) -> tuple[float, float, bool]:
     """The shared bucket's tokens left, the Redis server's time (ms) of its last admission
     (acquire.lua's hash: ``t`` and ``u``), and whether the run's marker is still there."""
