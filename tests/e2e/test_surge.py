@@ -36,7 +36,8 @@ CONFIG: dict[str, Any] = {
                     "provider": "mock",
                     "name": "slow2-0",
                     "max_concurrency": 2,
-                    "mock": {"latency_ms": 600},
+                    # A stream holds its slot for 100 ms a word: as long as the test keeps it.
+                    "mock": {"latency_ms": 600, "stream_interval_ms": 100},
                 },
             ],
         },
@@ -92,6 +93,26 @@ def burst(
         return list(pool.map(lambda _: post(gw, path, body, key), range(n)))
 
 
+def hold_slot(
+    gw: Gateway, path: str
+) -> tuple[httpx.Client, httpx.Response, Iterator[bytes]] | None:
+    """A stream of slow2 that holds a slot until closed (its first bytes read), or None when it
+    was refused (a slot of the previous test not freed yet)."""
+    headers = {"Authorization": f"Bearer {gw.api_key}", "anthropic-version": "2023-06-01"}
+    body = chat("slow2", "mock:words 6000", max_tokens=6000, stream=True)
+    client = httpx.Client(timeout=30)
+    request = client.build_request("POST", f"{gw.base_url}{path}", json=body, headers=headers)
+    response = client.send(request, stream=True)
+    if response.status_code != 200:
+        assert response.status_code == 429, response.read()
+        response.close()
+        client.close()
+        return None
+    chunks = response.iter_bytes()  # kept: a dropped iterator closes the response
+    next(chunks)
+    return client, response, chunks
+
+
 def create_key(gw: Gateway, *options: str) -> str:
     args = [sys.executable, "-m", "relaygate.cli.main", "keys", "create", "--json"]
     args += ["--database-url", f"sqlite:///{gw.home / 'relaygate.db'}", *options]
@@ -125,20 +146,25 @@ def create_key(gw: Gateway, *options: str) -> str:
 def test_full_deployment_answers_busy_429_in_the_callers_dialect(
     gateway: Gateway, path: str, body_of: Any
 ) -> None:
-    body = chat("slow2", max_tokens=16)
-    results = burst(gateway, path, body, 6)
-    ok = [t for r, t in results if r.status_code == 200]
-    refused = [(r, t) for r, t in results if r.status_code == 429]
-    assert len(ok) == 2 and len(refused) == 4, [r.status_code for r, _ in results]
-    for response, seconds in refused:
+    # Two streams of 6,000 words (minutes at 100 ms a chunk) take both slots and keep them
+    # until the test closes them: nothing frees a slot while the burst below is answered.
+    held = [wait_until(lambda: hold_slot(gateway, path), what="a slot of slow2") for _ in range(2)]
+    try:
+        results = burst(gateway, path, chat("slow2", max_tokens=16), 4)
+    finally:
+        for taken in held:
+            assert taken is not None  # wait_until returns only what is truthy
+            client, response, _ = taken
+            response.close()
+            client.close()
+    # Each refused at once or after the 50 ms maximum wait: one held until a slot freed would
+    # still be waiting for the streams (its 30 s read timeout fails the test).
+    assert [r.status_code for r, _ in results] == [429] * 4
+    for response, _ in results:
         assert int(response.headers["retry-after"]) >= 1
         error = body_of(response.json())
         assert error["type"] == "rate_limit_error"
         assert error["message"].startswith("relaygate is busy: retry in ")
-        # Refused at once or after the 50 ms maximum wait: never held until a slot freed, which
-        # takes the 600 ms upstream (measured against the admitted requests, so a loaded machine
-        # slows both sides alike).
-        assert seconds < min(ok)
 
 
 def test_key_quota_refuses_chat_but_never_count_tokens(gateway: Gateway) -> None:
