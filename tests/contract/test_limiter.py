@@ -17,8 +17,8 @@ import pytest
 import redis.asyncio as aioredis
 from tests.contract.limiter_worker import BUCKET
 
+from relaygate.core.redis_client import POOL_CONNECTIONS
 from relaygate.limits import BucketAsk, BucketSettle, MemoryLimiter, RateLimiter, RedisLimiter
-from relaygate.limits.redis import POOL_CONNECTIONS
 
 WORKER = Path(__file__).with_name("limiter_worker.py")
 MARKER = "run"  # gone when the database was emptied

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from relaygate.cache import CacheKey, MemoryCache, RedisCache, ResponseCache
 from relaygate.cache.redis import redis_name
+from relaygate.core.redis_client import POOL_CONNECTIONS
 
 STALE_SECONDS = 60.0
 
@@ -171,5 +172,19 @@ async def test_redis_down_is_a_miss_never_an_error() -> None:
         assert await cache.get(key()) is None
         await cache.delete(key())
         assert cache.stats().errors == 1  # then it leaves Redis alone for a while
+    finally:
+        await cache.close()
+
+
+@pytest.mark.redis
+async def test_more_lookups_in_flight_than_pooled_connections_all_answer(redis_url: str) -> None:
+    # redis-py's default pool raised "Too many connections" at 100 calls in flight, and each
+    # such lookup was counted as Redis being down: a miss, and the cache switched off for a while.
+    cache = RedisCache(redis_url, timeout_seconds=5.0)
+    try:
+        await cache.set(key("pool"), b"answer", 60)
+        found = await asyncio.gather(*(cache.get(key("pool")) for _ in range(3 * POOL_CONNECTIONS)))
+        assert all(hit is not None and hit.value == b"answer" for hit in found)
+        assert cache.stats().errors == 0
     finally:
         await cache.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from relaygate.core.redis_client import POOL_CONNECTIONS
 from relaygate.core.types import Message, TextBlock, ToolResultBlock, ToolUseBlock
 from relaygate.sessions import (
     MemorySessionStore,
@@ -279,3 +280,18 @@ async def test_redis_trims_exactly_like_memory(redis_url: str, prefix: str) -> N
             assert await shared.load("k", "s") == await memory.load("k", "s")
     finally:
         await shared.close()
+
+
+@pytest.mark.redis
+async def test_more_loads_in_flight_than_pooled_connections_all_answer(
+    redis_url: str, prefix: str
+) -> None:
+    # redis-py's default pool raised "Too many connections" at 100 calls in flight: a 503 for
+    # a session load while Redis was up and well.
+    store = RedisSessionStore.from_url(redis_url, timeout=5.0, prefix=prefix)
+    try:
+        await store.append("k", "s", turn("one"), POLICY)
+        loads = await asyncio.gather(*(store.load("k", "s") for _ in range(3 * POOL_CONNECTIONS)))
+        assert all(first_texts(turns) == ["one"] for turns in loads)
+    finally:
+        await store.close()

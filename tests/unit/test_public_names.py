@@ -378,6 +378,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "events",
         "json_depth",
         "redact",
+        "redis_client",
         "request_ids",
         "sse",
         "types",

@@ -13,11 +13,11 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from relaygate.cache.base import CacheStats, Found, label
 from relaygate.cache.keys import CacheKey
+from relaygate.core.redis_client import bounded_client
 
 logger = logging.getLogger("relaygate.cache")
 PREFIX = "relaygate:cache:v1"
@@ -40,9 +40,7 @@ class RedisCache:
         retry_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client = aioredis.Redis.from_url(
-            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
-        )
+        self._client = bounded_client(url, timeout=timeout_seconds)
         self._stale_seconds = stale_seconds
         self._retry_seconds = retry_seconds
         self._clock = clock

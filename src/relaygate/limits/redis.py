@@ -28,6 +28,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
 from relaygate.core.background import BackgroundTask
+from relaygate.core.redis_client import bounded_client
 from relaygate.limits.limiter import (
     ADMITTED,
     Admission,
@@ -44,11 +45,6 @@ BACKEND = "redis"
 # One hash slot for every key (the braces), so multi-key scripts also run on a Redis Cluster.
 DEFAULT_PREFIX = "rg:{lim}:"
 _RENEW_BATCH = 500
-POOL_CONNECTIONS = 128
-"""Redis connections per process. A call beyond them waits for one (up to the call's timeout)
-instead of failing: redis-py's default pool raises at 100 calls in flight, which one saturated
-worker reaches (its admissions plus a releaser batch of 64), and each such failure switched the
-process to local limits until the next probe."""
 
 
 def _script(name: str) -> str:
@@ -161,16 +157,7 @@ class RedisLimiter:
         prefix: str = DEFAULT_PREFIX,
     ) -> RedisLimiter:
         """A limiter on its own connection pool; ``timeout`` bounds every Redis call."""
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=POOL_CONNECTIONS,
-            timeout=timeout,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=0,
-        )
-        client = aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose closes it
-        return cls(client, lease_ttl=lease_ttl, prefix=prefix)
+        return cls(bounded_client(url, timeout=timeout), lease_ttl=lease_ttl, prefix=prefix)
 
     @property
     def backend(self) -> str:

@@ -11,6 +11,7 @@ from importlib import resources
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from relaygate.core.redis_client import bounded_client
 from relaygate.sessions.codec import decode_turn, encode_turn
 from relaygate.sessions.store import SessionUnavailableError
 from relaygate.sessions.turns import SessionPolicy, Turn
@@ -32,10 +33,7 @@ class RedisSessionStore:
     def from_url(
         cls, url: str, *, timeout: float = 1.0, prefix: str = DEFAULT_PREFIX
     ) -> RedisSessionStore:
-        client = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
-        )
-        return cls(client, prefix=prefix)
+        return cls(bounded_client(url, timeout=timeout), prefix=prefix)
 
     @property
     def backend(self) -> str:
