@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import relaygate.core.context
 from relaygate.cache import CacheStats
 from relaygate.core.context import RequestContext
 from relaygate.observability.all_workers import AllWorkers
@@ -35,10 +37,20 @@ def scrape(metrics: Metrics) -> Samples:
     return found
 
 
+NOW = 1_000.0
+
+
+@pytest.fixture(autouse=True)
+def stopped_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request's duration is exactly what the test says: on a loaded machine the real clock
+    moved on by more than the 4 ms between a 1 ms answer and its 5 ms bucket's bound."""
+    monkeypatch.setattr(relaygate.core.context, "time", SimpleNamespace(perf_counter=lambda: NOW))
+
+
 def answer(metrics: Metrics, n: int, seconds: float = 0.0) -> None:
     for _ in range(n):
         ctx = RequestContext("r", "openai.chat", "openai", model_requested="m", model_used="m")
-        ctx.started -= seconds
+        ctx.started = NOW - seconds
         metrics.observe(ctx)
 
 
