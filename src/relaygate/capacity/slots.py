@@ -287,11 +287,15 @@ class SlotSource:
         behind_claims = unprotected and self.claims is not None
         asks = deployment_asks(dep.id, dep.settings, tokens, behind_claims)
         cap = dep.settings.max_concurrency
-        if demand is not None and not protected and cap is not None:
+        if demand is not None and not protected and cap is not None and self._reserve is not None:
             # Unprotected requests also count against the cap minus the reserve, in the shared
-            # limiter, so the reserve holds across processes.
-            open_cap = cap - self._reserve_of(demand, cap, dep.id)
-            asks.append(BucketAsk.concurrency(f"d:{dep.id}:conc:open", open_cap, queueable=True))
+            # limiter, so the reserve holds across processes; each process sizes it from its own
+            # estimate, so the smallest size asked lately binds them all.
+            hold = self._typical_hold(dep.id)
+            open_cap = cap - self._reserve.kept(demand, cap, hold)
+            binds = self._reserve.binding_seconds(hold)
+            name = f"d:{dep.id}:conc:open"
+            asks.append(BucketAsk.concurrency(name, open_cap, True, keep_lowest=binds))
         return asks
 
     def arrive(self, pool: Pool, priority: int) -> None:
@@ -304,11 +308,6 @@ class SlotSource:
         deps = pool.models[0]
         for dep in deps:
             self._reserve.demand(dep.id).arrive(protected, 1.0 / len(deps))
-
-    def _reserve_of(self, demand: ProtectedDemand, limit: int, deployment: str) -> int:
-        if self._reserve is None:
-            return 0
-        return self._reserve.kept(demand, limit, self._typical_hold(deployment))
 
     def _typical_hold(self, deployment: str) -> float | None:
         for protected in (True, False):
