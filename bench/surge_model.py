@@ -230,7 +230,7 @@ async def _run(seed: int, args: argparse.Namespace, clock: VirtualClock) -> dict
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     runs = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         clock = VirtualClock()
         loop = VirtualLoop(clock)
         try:
@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.surge_model", description=__doc__)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=12, help="runs, each with its own seed")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--base", type=float, default=200)
     parser.add_argument("--peak", type=float, default=2000)
     parser.add_argument("--base-seconds", type=float, default=3.0)
