@@ -119,6 +119,27 @@ async def test_claims_count_as_held_for_an_ask_behind_them(limiter: RateLimiter)
     assert not (await limiter.acquire([plain])).admitted
 
 
+async def test_the_lowest_capacity_asked_lately_binds_every_ask(limiter: RateLimiter) -> None:
+    """Each process sizes a shared bucket from its own estimate: the lowest size asked within
+    ``keep_lowest`` binds the others' asks too, whether that ask was admitted or not."""
+    wide = BucketAsk.concurrency("dep:open", 5, queueable=True, keep_lowest=0.1)
+    narrow = BucketAsk.concurrency("dep:open", 2, queueable=True, keep_lowest=0.1)
+    held = [await limiter.acquire([narrow]), await limiter.acquire([wide])]
+    assert all(a.admitted for a in held)
+    refused = await limiter.acquire([wide])  # 2 held: the narrow ask's 2 binds the wide one
+    assert not refused.admitted and refused.queueable and refused.refused == "dep:open"
+    await asyncio.sleep(0.15)  # the lapse of the narrow ask is the behaviour under test
+    held += [await limiter.acquire([wide]), await limiter.acquire([wide])]
+    assert all(a.admitted for a in held)  # 4 of 5
+    assert not (await limiter.acquire([narrow])).admitted  # refused, and binding from now on
+    assert not (await limiter.acquire([wide])).admitted
+    # An ask that keeps no lowest capacity is not bound by the others'
+    assert (await limiter.acquire([BucketAsk.concurrency("dep:open", 5)])).admitted
+    for admission in held:
+        await limiter.release(admission.lease)
+    assert (await limiter.acquire([wide])).admitted  # 1 held now, within the 2 still binding
+
+
 async def test_rate_only_admission_holds_no_lease(limiter: RateLimiter) -> None:
     admitted = await limiter.acquire([BucketAsk.per_minute("rpm", 10)])
     assert admitted.admitted and admitted.lease is None

@@ -242,6 +242,16 @@ class PriorityReserve:
         wanted = needed * self._workers + self._settings.margin
         return min(wanted, int(limit * self._settings.max_share))
 
+    def binding_seconds(self, hold: float | None) -> float:
+        """How long the open share a process asks for binds every process's asks: one typical
+        hold, at most one window (0 while no hold is known, and with one process). Each process
+        sizes the reserve from the arrivals it sees, and at a step up one sees it milliseconds
+        before another; slots taken under the wider share are held a whole hold, so the
+        narrower one must bind as long."""
+        if hold is None or self._workers == 1:
+            return 0.0
+        return min(hold, self._settings.window_seconds)
+
     def open_to_others(self, demand: ProtectedDemand, limit: int, hold: float | None) -> int:
         """How many unprotected requests this process may have in flight on a deployment
         allowing ``limit``: what the reserve leaves, reached by a ramp while one is kept."""

@@ -175,15 +175,17 @@ class SlotSource:
         is expected back, from the slots this process holds; None while unknown (too few held,
         or no hold has ended yet).
 
-        None for a request the reserve protects: it waits out its budget, since a slot freed in
-        any worker may reach it, and its refusals are too few to weigh on refusal latency. With
-        w workers, lower keys compete with every worker's newcomers for a slot coming back (the
-        shared limiter has no queue), so the k-th in line here counts on only one in w of this
-        process's releases: its (k * w)-th.
+        A request the reserve protects is left the next slot freed in any worker (its claims):
+        with a shared limiter it expects the deployments' k-th release anywhere, from their
+        caps and typical holds (``_claimant_wait``); with limits in this process, None (the
+        queue's admission rate says it: every release is heard here). With w workers, lower
+        keys compete with every worker's newcomers for a slot coming back (the shared limiter
+        has no queue), so the k-th in line here counts on only one in w of this process's
+        releases: its (k * w)-th.
         """
         reserve = self._reserve
         if reserve is not None and reserve.protects(priority):
-            return None
+            return self._claimant_wait(pool, k) if self.claims is not None else None
         due: list[Iterator[float]] = []
         for deps in pool.models:
             for dep in deps:
@@ -195,6 +197,21 @@ class SlotSource:
         if reserve is not None:
             k *= reserve.workers
         return kth_release(due, k, self._clock()) if due else None
+
+    def _claimant_wait(self, pool: Pool, k: int) -> float | None:
+        """Seconds until the ``k``-th slot freed on a deployment of ``pool`` in any process,
+        which lower keys leave to a protected waiter's claims: with every slot held, a
+        deployment capped at ``limit`` frees one every typical hold / ``limit`` on average.
+        This process's own admissions say little of it: they are its share of the traffic,
+        which the kernel does not split evenly between the workers. None while no hold is
+        known."""
+        rate = 0.0
+        for deps in pool.models:
+            for dep in deps:
+                cap, hold = dep.settings.max_concurrency, self._typical_hold(dep.id)
+                if cap is not None and hold:
+                    rate += cap / hold
+        return k / rate if rate > 0 else None
 
     def _excess(self, dep: Deployment, held: int) -> int:
         """Unprotected slots of ``dep`` that must come back before one more is open."""
@@ -287,11 +304,15 @@ class SlotSource:
         behind_claims = unprotected and self.claims is not None
         asks = deployment_asks(dep.id, dep.settings, tokens, behind_claims)
         cap = dep.settings.max_concurrency
-        if demand is not None and not protected and cap is not None:
+        if demand is not None and not protected and cap is not None and self._reserve is not None:
             # Unprotected requests also count against the cap minus the reserve, in the shared
-            # limiter, so the reserve holds across processes.
-            open_cap = cap - self._reserve_of(demand, cap, dep.id)
-            asks.append(BucketAsk.concurrency(f"d:{dep.id}:conc:open", open_cap, queueable=True))
+            # limiter, so the reserve holds across processes; each process sizes it from its own
+            # estimate, so the smallest size asked lately binds them all.
+            hold = self._typical_hold(dep.id)
+            open_cap = cap - self._reserve.kept(demand, cap, hold)
+            binds = self._reserve.binding_seconds(hold)
+            name = f"d:{dep.id}:conc:open"
+            asks.append(BucketAsk.concurrency(name, open_cap, True, keep_lowest=binds))
         return asks
 
     def arrive(self, pool: Pool, priority: int) -> None:
@@ -304,11 +325,6 @@ class SlotSource:
         deps = pool.models[0]
         for dep in deps:
             self._reserve.demand(dep.id).arrive(protected, 1.0 / len(deps))
-
-    def _reserve_of(self, demand: ProtectedDemand, limit: int, deployment: str) -> int:
-        if self._reserve is None:
-            return 0
-        return self._reserve.kept(demand, limit, self._typical_hold(deployment))
 
     def _typical_hold(self, deployment: str) -> float | None:
         for protected in (True, False):

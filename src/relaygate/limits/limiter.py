@@ -40,6 +40,11 @@ class BucketAsk:
     held in this one for this ask: the claims of requests that come first (a high-priority
     request waiting in any process for a slot of this bucket), so that a slot freed anywhere is
     left to them.
+
+    ``keep_lowest`` (concurrency buckets only, seconds): the capacity asked stays binding on every
+    ask of the bucket that long, so the bucket admits up to the lowest capacity any asker (any
+    process) asked within about that long, not each asker's own. For a capacity each process
+    works out from its own estimate: the first process whose estimate shrinks shrinks it for all.
     """
 
     name: str
@@ -49,6 +54,7 @@ class BucketAsk:
     cost: float = 1.0
     queueable: bool = False
     behind: str | None = None
+    keep_lowest: float = 0.0
 
     @classmethod
     def token_bucket(
@@ -66,11 +72,18 @@ class BucketAsk:
 
     @classmethod
     def concurrency(
-        cls, name: str, limit: int, queueable: bool = False, behind: str | None = None
+        cls,
+        name: str,
+        limit: int,
+        queueable: bool = False,
+        behind: str | None = None,
+        keep_lowest: float = 0.0,
     ) -> BucketAsk:
         """At most ``limit`` requests holding this bucket at once (counting the leases of
-        ``behind`` as held here, for this ask)."""
-        return cls(name, BucketKind.CONCURRENCY, float(limit), 0.0, 1.0, queueable, behind)
+        ``behind`` as held here, for this ask; at most the lowest limit asked within the last
+        ``keep_lowest`` seconds, when given)."""
+        kind = BucketKind.CONCURRENCY
+        return cls(name, kind, float(limit), 0.0, 1.0, queueable, behind, keep_lowest)
 
     @property
     def effective_cost(self) -> float:

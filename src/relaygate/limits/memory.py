@@ -33,6 +33,7 @@ class MemoryLimiter:
         self._tokens: dict[str, list[float]] = {}  # name -> [tokens, updated_at]
         self._held: dict[str, int] = {}
         self._leases: dict[str, tuple[str, ...]] = {}
+        self._lowest: dict[str, tuple[float, float]] = {}  # name -> (capacity, binding until)
         self._ids = itertools.count(1)
 
     @property
@@ -66,6 +67,9 @@ class MemoryLimiter:
         now = self._clock()
         refilled: list[float] = []
         refusal = self._refusal(asks, now, refilled)
+        for ask in asks:
+            if ask.keep_lowest > 0:
+                self._keep_lowest(ask, now)
         if refusal is not None:
             return refusal
         return Admission(True, lease=self._apply(asks, now, refilled))
@@ -107,13 +111,23 @@ class MemoryLimiter:
             return None
         return Admission(False, retry, refused, queueable)
 
+    def _keep_lowest(self, ask: BucketAsk, now: float) -> None:
+        """Record the capacity ``ask`` asked: binding for ``keep_lowest`` seconds unless a lower
+        one is already binding (asked, whether admitted or not)."""
+        kept = self._lowest.get(ask.name)
+        if kept is None or kept[1] < now or ask.capacity <= kept[0]:
+            self._lowest[ask.name] = (ask.capacity, now + ask.keep_lowest)
+
     def _shortfall(self, ask: BucketAsk, now: float, refilled: list[float]) -> float | None:
         """Seconds until ``ask`` fits, or None when it fits now (its tokens go to ``refilled``)."""
         if ask.kind is BucketKind.CONCURRENCY:
             held = self._held.get(ask.name, 0)
             if ask.behind is not None:
                 held += self._held.get(ask.behind, 0)
-            return None if held + 1 <= ask.capacity else CONCURRENCY_RETRY_SECONDS
+            capacity = ask.capacity
+            if ask.keep_lowest > 0 and (kept := self._lowest.get(ask.name)) and kept[1] >= now:
+                capacity = min(capacity, kept[0])
+            return None if held + 1 <= capacity else CONCURRENCY_RETRY_SECONDS
         tokens = self._refilled(ask.name, ask.rate, ask.capacity, now)[0]
         refilled.append(tokens)
         cost = ask.effective_cost

@@ -44,6 +44,7 @@ logger = logging.getLogger("relaygate.admission")
 BACKEND = "redis"
 # One hash slot for every key (the braces), so multi-key scripts also run on a Redis Cluster.
 DEFAULT_PREFIX = "rg:{lim}:"
+LOWEST_SUFFIX = ":lowest"  # a concurrency bucket's lowest capacity asked lately (``keep_lowest``)
 _RENEW_BATCH = 500
 
 
@@ -198,8 +199,13 @@ class RedisLimiter:
             if ask.behind is not None:
                 keys.append(self._prefix + ask.behind)
                 behind = len(keys)
+            lowest = 0  # the 1-based index of the bucket's lowest-capacity record, if kept
+            if ask.keep_lowest > 0:
+                keys.append(self._prefix + ask.name + LOWEST_SUFFIX)
+                lowest = len(keys)
             queueable = 1 if ask.queueable else 0
             args += [ask.kind.value, ask.rate, ask.capacity, ask.cost, queueable, behind]
+            args += [lowest, ask.keep_lowest * 1000]
         admitted, retry_us, refused, queueable = await self._call(self._acquire, keys, args)
         if not admitted:
             name = asks[int(refused) - 1].name

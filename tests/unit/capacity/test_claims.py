@@ -11,8 +11,9 @@ milliseconds (the release is heard only in the process that freed the slot).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import redis
@@ -80,7 +81,11 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
 
 
 async def worker(
-    cat: Catalog, store: Store, max_wait: float, registry: CollectorRegistry | None = None
+    cat: Catalog,
+    store: Store,
+    max_wait: float,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Admitter:
     """One of two worker processes' admitters over one shared limit store. The queue's own
     re-check period is far longer than any wait here: only a claim's polling can find a slot
@@ -93,6 +98,7 @@ async def worker(
         lookup=cat.get,
         metrics=AdmissionMetrics(registry or CollectorRegistry()),
         workers=2,
+        clock=clock,
     )
     gate.start()
     return gate
@@ -127,6 +133,46 @@ async def test_a_slot_freed_in_another_worker_goes_to_the_protected_waiter(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_worker_admitting_little_does_not_refuse_a_claimant_on_its_own_rate(
+    models: Catalog, store: Store
+) -> None:
+    """The kernel does not split connections evenly between workers: one may admit little. A
+    protected request there used to be refused at once, its wait forecast from that worker's
+    own admissions; a claimant is left the next slot freed in any worker, so it expects one
+    within a typical hold over the cap (5 ms here), and waits for it."""
+    clock = Clock()
+    a = await worker(models, store, 1.0, clock=clock)
+    b = await worker(models, store, 1.0)
+    route = models.resolve("wide")
+    try:
+        first = await a.admit(HIGH, route, request("wide"), NO_WAIT)
+        clock.now += 0.02
+        done(a, first)  # worker a's slots are held 20 ms
+        await eventually(lambda: store.held(CONC) == 0)
+        clock.now += 2.0  # and it has admitted nothing since: its own rate is near nil
+        lows = [await b.admit(LOW, route, request("wide"), NO_WAIT) for _ in range(4)]
+        waiting = asyncio.ensure_future(a.admit(HIGH, route, request("wide"), {}))
+        await eventually(lambda: store.held(CLAIMS) == 1 or waiting.done())
+        assert not waiting.done()  # waiting, not refused at once
+        done(b, lows.pop())
+        ticket = await asyncio.wait_for(waiting, 10.0)
+        assert ticket.capacity is not None and ticket.capacity.reserved == "wide-0"
+        done(a, ticket)
+        for low in lows:
+            done(b, low)
+    finally:
+        await a.close()
+        await b.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 async def test_a_protected_waiter_refused_drops_its_claim(models: Catalog, store: Store) -> None:

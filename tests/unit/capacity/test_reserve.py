@@ -306,3 +306,41 @@ def test_with_several_workers_the_rate_of_all_follows_a_step_as_fast() -> None:
         clock.now += 0.001
     share = 5 / 66
     assert demand.arrival_rate() == pytest.approx(share * 15 / 0.016)
+
+
+async def test_one_worker_shrinking_the_open_share_shrinks_it_for_every_worker() -> None:
+    """Each worker sizes the reserve from the arrivals it sees: at a step one sees it first. The
+    smaller open share it asks binds the other worker's asks for a typical hold, so the other's
+    lagging estimate cannot let lower keys take the slots the first one keeps."""
+    cat = catalog(model("big", {"name": "big-0", "max_concurrency": 40}))
+    clock = Clock()
+    shared = MemoryLimiter(clock)  # the limit store both workers share
+    settings = LimitSettings.model_validate({"queue": QueueSettings(max_wait_seconds=0)})
+    a, b = (Admitter(settings, shared, lookup=cat.get, workers=2, clock=clock) for _ in range(2))
+    route = cat.resolve("big")
+    firsts = [await gate.admit(HIGH, route, request("big"), NO_HEADERS) for gate in (a, b)]
+    clock.now += 0.05
+    for gate, ticket in zip((a, b), firsts, strict=True):
+        done(gate, ticket)  # each worker has held a slot 50 ms: 1 x 2 workers + 2 = 4 kept
+    highs = []
+    for _ in range(8):  # then worker a sees 200 protected requests a second: 20 kept (the most)
+        highs.append(await a.admit(HIGH, route, request("big"), NO_HEADERS))
+        clock.now += 0.005
+    lows = [await a.admit(LOW, route, request("big"), NO_HEADERS)]  # asks for 40 - 20 open
+    # Worker b has seen none of it (it would open 40 - 4 = 36); 8 + 1 of 40 are held.
+    lows_b = await fill(b, route)
+    assert len(lows_b) == 20 - 1
+    for ticket in highs + lows:
+        done(a, ticket)
+    for ticket in lows_b:
+        done(b, ticket)
+    await cat.close()
+
+
+def test_the_open_share_binds_other_workers_for_a_typical_hold_at_most_a_window() -> None:
+    reserve = PriorityReserve(PriorityReserveSettings(window_seconds=1.0), workers=2)
+    assert reserve.binding_seconds(None) == 0.0  # no hold known yet: nothing binds
+    assert reserve.binding_seconds(0.05) == 0.05
+    assert reserve.binding_seconds(30.0) == 1.0
+    alone = PriorityReserve(PriorityReserveSettings(window_seconds=1.0))
+    assert alone.binding_seconds(0.05) == 0.0  # one process: its own latest size is the size
