@@ -401,3 +401,20 @@ def test_four_processes_share_one_limit_within_one_percent(redis_url: str) -> No
         raise AssertionError("database 15 was emptied under each of 5 runs")
     assert all(count > 0 for count in counts)
     assert abs(sum(counts) - expected) <= 0.01 * expected, (counts, expected)
+
+
+@pytest.mark.redis
+async def test_a_lease_no_longer_renewed_is_still_given_back(redis_url: str) -> None:
+    # After an outage the limiter stops renewing its leases; their release, sent when Redis
+    # answers again, must still free the slots instead of leaving them to the TTL.
+    limiter = RedisLimiter.from_url(redis_url, timeout=5.0, prefix=unique_prefix())
+    slots = [BucketAsk.concurrency("c", 1)]
+    try:
+        held = await limiter.acquire(slots)
+        assert held.lease is not None
+        limiter.forget_leases()
+        assert not (await limiter.acquire(slots)).admitted
+        await limiter.release(held.lease)
+        assert (await limiter.acquire(slots)).admitted
+    finally:
+        await limiter.close()

@@ -221,7 +221,10 @@ class RedisLimiter:
 
     async def release(self, lease: Lease | None, settles: Sequence[BucketSettle] = ()) -> None:
         names: tuple[str, ...] = ()
-        if lease is not None and self._held.pop(lease.id, None) is not None:
+        if lease is not None:
+            # Given back whether or not it is still renewed here: a lease forgotten in an outage
+            # (or whose release failed) is released once Redis answers, not left to its TTL.
+            self._held.pop(lease.id, None)
             names = lease.names
         if not names and not settles:
             return

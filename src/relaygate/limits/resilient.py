@@ -69,6 +69,10 @@ class ResilientLimiter:
         self._on_state = on_state
         self._up = True
         self._went_down = asyncio.Event()
+        # Shared leases whose release Redis did not take (it was down, or the call failed): sent
+        # when it answers again, so their slots come back then and not only at their TTL. Bounded
+        # by the leases held in Redis when it went down (admissions meanwhile are local).
+        self._unreleased: dict[str, Lease] = {}
         self._prober = BackgroundTask("relaygate-redis-probe", self._probe_forever)
 
     @property
@@ -109,6 +113,8 @@ class ResilientLimiter:
             self._local.release_now(lease)
             lease = None
         if not self._up:
+            if lease is not None:
+                self._unreleased[lease.id] = lease
             self._local.release_now(None, settles)
             return
         if lease is None and not settles:
@@ -116,7 +122,9 @@ class ResilientLimiter:
         try:
             await self._shared.release(lease, settles)
         except LimiterUnavailableError as exc:
-            # The lease expires by its TTL in Redis; the true-up is lost with the outage.
+            # The true-up is lost with the outage; the lease goes back when Redis answers.
+            if lease is not None:
+                self._unreleased[lease.id] = lease
             self._mark_down(exc)
 
     async def close(self) -> None:
@@ -137,12 +145,27 @@ class ResilientLimiter:
         if self._on_state is not None:
             self._on_state(self._up)
 
+    async def _release_unreleased(self) -> None:
+        leases = list(self._unreleased.values())
+        results = await asyncio.gather(
+            *(self._shared.release(lease) for lease in leases), return_exceptions=True
+        )
+        for lease, result in zip(leases, results, strict=True):
+            if isinstance(result, LimiterUnavailableError):
+                raise result  # still down: the rest go with the next probe
+            if isinstance(result, BaseException):
+                logger.error("release of a lease held through the outage failed", exc_info=result)
+            del self._unreleased[lease.id]
+        if leases:
+            logger.warning("released %d leases held in Redis through the outage", len(leases))
+
     async def _probe_forever(self) -> None:
         while True:
             await self._went_down.wait()
             await asyncio.sleep(self._probe_seconds)
             try:
                 await self._shared.ping()
+                await self._release_unreleased()
             except LimiterUnavailableError:
                 continue
             self._went_down.clear()

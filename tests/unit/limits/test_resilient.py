@@ -107,11 +107,29 @@ async def test_leases_go_back_where_they_came_from() -> None:
     assert local.held("c") == 1
     await limiter.release(local_lease.lease)
     assert local.held("c") == 0
-    await limiter.release(remote.lease)  # Redis down: left to its TTL, no error
+    await limiter.release(remote.lease)  # Redis down: kept, no error
+    assert shared.held("c") == 1
     shared.down = False
-    await eventually(lambda: limiter.shared_up)  # the prober notices
-    await limiter.release(remote.lease)
-    assert shared.released == [remote.lease]
+    await eventually(lambda: limiter.shared_up)  # the prober notices, and gives the lease back
+    assert shared.released == [remote.lease] and shared.held("c") == 0
+    await limiter.close()
+
+
+async def test_a_release_redis_failed_is_sent_when_it_answers_not_left_to_the_ttl() -> None:
+    # A starved or stalled Redis times out a release: its slot stayed taken for the lease's whole
+    # TTL (15 s), refusing lower keys through the recovery after a surge.
+    shared = FlakyShared()
+    limiter = ResilientLimiter(shared, probe_seconds=0.02)
+    await limiter.start()
+    slots = [BucketAsk.concurrency("c", 1)]
+    held = await limiter.acquire(slots)
+    shared.down = True
+    await limiter.release(held.lease)
+    assert not limiter.shared_up and shared.held("c") == 1
+    shared.down = False
+    await eventually(lambda: limiter.shared_up)
+    assert shared.held("c") == 0 and shared.released == [held.lease]
+    assert (await limiter.acquire(slots)).admitted  # the one slot is free in the shared store
     await limiter.close()
 
 
