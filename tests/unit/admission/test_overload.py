@@ -87,10 +87,15 @@ def test_sheds_are_reported_to_the_hook() -> None:
     assert reasons == ["loop_lag"]
 
 
-async def test_the_ticking_task_measures_how_late_the_timer_runs() -> None:
+async def _ticking(
+    settings: OverloadSettings, overshoot: list[float]
+) -> tuple[LagMonitor, list[float], list[float]]:
+    """Run a monitor's task with a fake sleep that runs each timer ``overshoot`` late: the
+    monitor, the periods it slept and the lags it recorded."""
     clock = FakeClock()
-    overshoot = [0.0, 0.080, 0.080, 0.080, 0.0]
+    monitor = LagMonitor(settings, clock=clock)
     ticks: list[float] = []
+    seen: list[float] = []
     done = asyncio.Event()
 
     async def sleep(seconds: float) -> None:
@@ -100,21 +105,46 @@ async def test_the_ticking_task_measures_how_late_the_timer_runs() -> None:
             await asyncio.Event().wait()
         clock.advance(seconds + overshoot[len(ticks) - 1])
 
-    settings = OverloadSettings(tick_ms=10, smoothing=0.5, shed=STEPS)
-    monitor = LagMonitor(settings, clock=clock, sleep=sleep)
-    seen: list[float] = []
     record = monitor.record
 
-    def spy(lag: float) -> None:
+    def spy(lag: float, ticks: int = 1) -> None:
         seen.append(lag)
-        record(lag)
+        record(lag, ticks)
 
-    monitor.record = spy  # type: ignore[method-assign]
+    monitor._sleep = sleep
+    monitor.record = spy  # type: ignore[method-assign,assignment]
     monitor.start()
     await asyncio.wait_for(done.wait(), 1)
     await monitor.stop()
     await monitor.stop()
-    assert ticks[0] == pytest.approx(0.010)
+    return monitor, ticks, seen
+
+
+async def test_the_ticking_task_measures_how_late_the_timer_runs() -> None:
+    overshoot = [0.0, 0.080, 0.080, 0.080, 0.0]
+    settings = OverloadSettings(tick_ms=10, smoothing=0.5, shed=STEPS)
+    monitor, ticks, seen = await _ticking(settings, overshoot)
     assert seen == pytest.approx(overshoot)
-    assert monitor.lag == pytest.approx(0.035)  # 0 -> 40 -> 60 -> 70 -> 35 ms
-    assert monitor.shedding  # engaged at 60 ms, holds above 25 ms
+    # Calm: one sample per five ticks, weighing as five (1 - 0.5**5); then tick by tick.
+    assert ticks[:3] == pytest.approx([0.050, 0.050, 0.010])
+    assert monitor.lag == pytest.approx(0.0396875)  # 0 -> 77.5 -> 78.75 -> 79.375 -> 39.69 ms
+    assert monitor.shedding  # engaged at 77.5 ms, holds above 25 ms
+
+
+async def test_a_calm_loop_is_woken_once_per_five_ticks_until_the_lag_nears_a_level() -> None:
+    """100 wake-ups a second at a 10 ms tick were a fixed cost of a lightly loaded process."""
+    # Under a quarter of the lowest level (50 ms) the monitor stays calm; 30 ms lag brings the
+    # average over 12.5 ms (23 ms) and the ticks back to 10 ms until it is under it again.
+    overshoot = [0.0, 0.002, 0.030, 0.0, 0.0, 0.0, 0.0]
+    settings = OverloadSettings(tick_ms=10, smoothing=0.25, shed=STEPS)
+    monitor, ticks, _ = await _ticking(settings, overshoot)
+    assert ticks == pytest.approx([0.05, 0.05, 0.05, 0.01, 0.01, 0.01, 0.05, 0.05])
+    assert not monitor.shedding
+
+
+def test_a_lag_the_adaptive_limits_act_on_is_watched_tick_by_tick_before_it_is_reached() -> None:
+    monitor = LagMonitor(OverloadSettings(smoothing=1.0, shed=STEPS), watch_lag_ms=20)
+    monitor.record(0.004)
+    assert monitor.calm
+    monitor.record(0.006)  # over a quarter of 20 ms, far under the 50 ms shed step
+    assert not monitor.calm
