@@ -12,8 +12,10 @@ comparison.
 A calm loop is measured every ``CALM_TICKS`` ticks instead of every tick: how late a timer runs
 is how long the loop's current pass takes, whatever the timer's period, so the longer sleep
 measures the same lag with a fifth of the loop's wake-ups (at a 10 ms tick, 100 a second were a
-fixed cost of an idle or lightly loaded process). Its sample weighs as much in the average as
-the ticks it stands for, and once the smoothed lag reaches ``CALM_SHARE`` of the lowest level
+fixed cost of an idle or lightly loaded process). Its sample counts as the ticks it stands for,
+all on time but the last: the average decays over all of them and the lag joins it as one late
+tick, so a stall (a descheduled process) weighs what it did at one tick a period, not five times
+more. Once the smoothed lag reaches ``CALM_SHARE`` of the lowest level
 anything acts on (a shed step or the adaptive limits' freeze), the monitor ticks every tick
 again, so the lag is followed tick by tick before any level is reached: at most one calm tick
 (50 ms by default) later than with fixed ticks.
@@ -88,12 +90,13 @@ class LagMonitor:
         await self._loop.cancel()
 
     def record(self, lag_seconds: float, ticks: int = 1) -> None:
-        """Fold one measured lag, taken over ``ticks`` ticks, into the average and re-decide
-        which priorities are shed."""
+        """Fold one measured lag, taken over ``ticks`` ticks (on time but the last), into the
+        average and re-decide which priorities are shed."""
         weight = self._settings.smoothing
+        keep = 1.0 - weight
         if ticks != 1:
-            weight = 1.0 - (1.0 - weight) ** ticks
-        self.lag = lag = self.lag * (1.0 - weight) + lag_seconds * weight
+            keep **= ticks
+        self.lag = lag = self.lag * keep + lag_seconds * weight
         recover = self._settings.recover_factor
         below: int | None = None
         for i, (priority, threshold) in enumerate(self._steps):

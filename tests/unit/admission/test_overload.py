@@ -125,21 +125,32 @@ async def test_the_ticking_task_measures_how_late_the_timer_runs() -> None:
     settings = OverloadSettings(tick_ms=10, smoothing=0.5, shed=STEPS)
     monitor, ticks, seen = await _ticking(settings, overshoot)
     assert seen == pytest.approx(overshoot)
-    # Calm: one sample per five ticks, weighing as five (1 - 0.5**5); then tick by tick.
+    # Calm: one sample per five ticks; then, the lag over 12.5 ms, tick by tick.
     assert ticks[:3] == pytest.approx([0.050, 0.050, 0.010])
-    assert monitor.lag == pytest.approx(0.0396875)  # 0 -> 77.5 -> 78.75 -> 79.375 -> 39.69 ms
-    assert monitor.shedding  # engaged at 77.5 ms, holds above 25 ms
+    assert monitor.lag == pytest.approx(0.035)  # 0 -> 40 -> 60 -> 70 -> 35 ms
+    assert monitor.shedding  # engaged at 60 ms, holds above 25 ms
 
 
 async def test_a_calm_loop_is_woken_once_per_five_ticks_until_the_lag_nears_a_level() -> None:
     """100 wake-ups a second at a 10 ms tick were a fixed cost of a lightly loaded process."""
-    # Under a quarter of the lowest level (50 ms) the monitor stays calm; 30 ms lag brings the
-    # average over 12.5 ms (23 ms) and the ticks back to 10 ms until it is under it again.
-    overshoot = [0.0, 0.002, 0.030, 0.0, 0.0, 0.0, 0.0]
+    # Under a quarter of the lowest level (50 ms) the monitor stays calm; 80 ms lag brings the
+    # average over 12.5 ms (20 ms) and the ticks back to 10 ms until it is under it again.
+    overshoot = [0.0, 0.002, 0.080, 0.0, 0.0, 0.0]
     settings = OverloadSettings(tick_ms=10, smoothing=0.25, shed=STEPS)
     monitor, ticks, _ = await _ticking(settings, overshoot)
-    assert ticks == pytest.approx([0.05, 0.05, 0.05, 0.01, 0.01, 0.01, 0.05, 0.05])
+    assert ticks == pytest.approx([0.05, 0.05, 0.05, 0.01, 0.01, 0.05, 0.05])
     assert not monitor.shedding
+
+
+def test_a_stall_in_a_calm_period_weighs_as_one_late_tick() -> None:
+    """One 70 ms stall (the process descheduled) is one late tick at a 10 ms period; the calm
+    period's sample must not weigh it five times (it shed a busy machine's requests)."""
+    monitor = LagMonitor(OverloadSettings(smoothing=0.25, shed=STEPS))
+    monitor.record(0.070, ticks=5)
+    assert monitor.lag == pytest.approx(0.0175)
+    assert not monitor.shedding
+    monitor.record(0.0, ticks=5)  # the calm ticks after it decay the average as five ticks
+    assert monitor.lag == pytest.approx(0.0175 * 0.75**5)
 
 
 def test_a_lag_the_adaptive_limits_act_on_is_watched_tick_by_tick_before_it_is_reached() -> None:
