@@ -15,10 +15,11 @@ measures the same lag with a fifth of the loop's wake-ups (at a 10 ms tick, 100 
 fixed cost of an idle or lightly loaded process). Its sample counts as the ticks it stands for,
 all on time but the last: the average decays over all of them and the lag joins it as one late
 tick, so a stall (a descheduled process) weighs what it did at one tick a period, not five times
-more. Once the smoothed lag reaches ``CALM_SHARE`` of the lowest level
-anything acts on (a shed step or the adaptive limits' freeze), the monitor ticks every tick
-again, so the lag is followed tick by tick before any level is reached: at most one calm tick
-(50 ms by default) later than with fixed ticks.
+more. A steady lag, late on every tick, calm samples read low (a third of it at the default
+smoothing): the monitor ticks every tick again once their reading reaches what a steady lag of
+``CALM_MARGIN`` of the lowest level anything acts on (a shed step, the adaptive limits' freeze)
+reads, so a steady lag is followed tick by tick before it reaches any level, at most one calm
+tick (50 ms by default) later than with fixed ticks.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SHED_REASON = "loop_lag"
 Sleep = Callable[[float], Awaitable[None]]
 ShedHook = Callable[[str], None]
 CALM_TICKS = 5
-CALM_SHARE = 0.25
+CALM_MARGIN = 0.75
 
 
 class LagMonitor:
@@ -65,7 +66,10 @@ class LagMonitor:
         levels = [threshold for _, threshold in self._steps]
         if watch_lag_ms is not None:
             levels.append(watch_lag_ms / 1000.0)
-        self._calm_below = CALM_SHARE * min(levels, default=0.0)
+        # What calm samples make of a steady lag (they count the ticks between as on time).
+        weight = settings.smoothing
+        steady = weight / (1.0 - (1.0 - weight) ** CALM_TICKS)
+        self._calm_below = CALM_MARGIN * steady * min(levels, default=0.0)
         self._loop = BackgroundTask("relaygate-loop-lag", self._run)
         self.lag = 0.0
         self.shed_below: int | None = None

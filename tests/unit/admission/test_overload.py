@@ -133,8 +133,9 @@ async def test_the_ticking_task_measures_how_late_the_timer_runs() -> None:
 
 async def test_a_calm_loop_is_woken_once_per_five_ticks_until_the_lag_nears_a_level() -> None:
     """100 wake-ups a second at a 10 ms tick were a fixed cost of a lightly loaded process."""
-    # Under a quarter of the lowest level (50 ms) the monitor stays calm; 80 ms lag brings the
-    # average over 12.5 ms (20 ms) and the ticks back to 10 ms until it is under it again.
+    # Calm while the average is under what a steady lag of 3/4 of the lowest level (50 ms) reads
+    # when sampled calmly (12.3 ms); 80 ms lag brings it over (20 ms) and the ticks back to
+    # 10 ms until it is under it again.
     overshoot = [0.0, 0.002, 0.080, 0.0, 0.0, 0.0]
     settings = OverloadSettings(tick_ms=10, smoothing=0.25, shed=STEPS)
     monitor, ticks, _ = await _ticking(settings, overshoot)
@@ -155,7 +156,22 @@ def test_a_stall_in_a_calm_period_weighs_as_one_late_tick() -> None:
 
 def test_a_lag_the_adaptive_limits_act_on_is_watched_tick_by_tick_before_it_is_reached() -> None:
     monitor = LagMonitor(OverloadSettings(smoothing=1.0, shed=STEPS), watch_lag_ms=20)
-    monitor.record(0.004)
+    monitor.record(0.014)
     assert monitor.calm
-    monitor.record(0.006)  # over a quarter of 20 ms, far under the 50 ms shed step
+    monitor.record(0.016)  # over 3/4 of 20 ms, far under the 50 ms shed step
     assert not monitor.calm
+
+
+@pytest.mark.parametrize("smoothing", [0.05, 0.25, 0.5, 1.0])
+def test_a_steady_lag_near_a_level_is_followed_tick_by_tick(smoothing: float) -> None:
+    """Calm samples count the ticks between as on time, so they read a steady lag (late on every
+    tick) low; one of 80% of the lowest level must still bring back the fast ticks."""
+    monitor = LagMonitor(OverloadSettings(smoothing=smoothing, shed=STEPS))
+    for _ in range(200):
+        if not monitor.calm:
+            break
+        monitor.record(0.040, ticks=5)
+    assert not monitor.calm
+    for _ in range(200):
+        monitor.record(0.040)
+    assert monitor.lag == pytest.approx(0.040, rel=1e-3) and not monitor.shedding
