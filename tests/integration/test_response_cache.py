@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from tests.integration.cache_support import (
@@ -82,6 +83,47 @@ async def test_anthropic_stream_replays_with_the_same_events(cache_gateway: Gate
     assert collapsed(event_types(again.content)) == collapsed(event_types(first.content))
     assert anthropic_stream_text(again.content) == anthropic_stream_text(first.content)
     assert cache_gateway.upstream_calls("claude") == 1
+
+
+async def test_a_replayed_stream_sends_its_first_event_in_the_pass_of_its_head(
+    cache_gateway: Gateway,
+) -> None:
+    """The replay's pump runs in the request's task (no pump task to schedule first), so the
+    first event leaves with the head (one socket write, ``relaygate.web.protocol``)."""
+    body = openai_chat("three", stream=True)
+    await cache_gateway.openai(body)
+    passes = 0
+
+    async def count_passes() -> None:
+        nonlocal passes
+        while True:
+            await asyncio.sleep(0)
+            passes += 1
+
+    sent: list[tuple[str, int]] = []
+    app = cache_gateway.app
+
+    async def watched(scope: Any, receive: Any, send: Any) -> None:
+        async def send_watched(message: Any) -> None:
+            sent.append((message["type"], passes))
+            await send(message)
+
+        await app(scope, receive, send_watched)
+
+    ticker = asyncio.create_task(count_passes())
+    while passes < 2:  # ticking
+        await asyncio.sleep(0)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=watched), base_url="http://gw"
+        ) as client:
+            again = await client.post(CHAT, json=body, headers=cache_gateway.openai_headers())
+    finally:
+        ticker.cancel()
+    assert again.headers["x-relaygate-cache"] == "hit"
+    (start_kind, start_pass), (first_kind, first_pass) = sent[:2]
+    assert (start_kind, first_kind) == ("http.response.start", "http.response.body")
+    assert first_pass == start_pass
 
 
 async def test_alias_and_key_order_share_an_entry(cache_gateway: Gateway) -> None:

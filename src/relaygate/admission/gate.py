@@ -102,7 +102,12 @@ class Admitter:
         self._lookup = lookup
         self._metrics = metrics
         self._clock = clock
-        self.overload = LagMonitor(settings.overload, on_shed=metrics.shed if metrics else None)
+        adaptive = settings.adaptive
+        self.overload = LagMonitor(
+            settings.overload,
+            on_shed=metrics.shed if metrics else None,
+            watch_lag_ms=adaptive.freeze_on_loop_lag_ms if adaptive.enabled else None,
+        )
         self.adaptive = AdaptiveLimits(
             settings.adaptive,
             clock,

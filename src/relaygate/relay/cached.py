@@ -12,7 +12,6 @@ are re-encoded from the neutral events on this path, not passed through byte for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -36,7 +35,7 @@ from relaygate.relay.attempts import AttemptRunner, settle_stream
 from relaygate.relay.cache_plan import CachePlan, CachePlanner
 from relaygate.relay.known_requests import KnownRequest, KnownRequests
 from relaygate.relay.replays import Replays
-from relaygate.relay.stream import open_stream, text_chars
+from relaygate.relay.stream import open_stream, pump_while_connected, text_chars
 from relaygate.relay.whole import fetch_answer
 from relaygate.routing.catalog import ModelRoute
 from relaygate.settings.cache import CacheSettings
@@ -326,17 +325,9 @@ async def _stream(
             ctx.delivered_chars += text_chars([event])
             event = await anext(reader, None)
 
-    task = asyncio.ensure_future(pump())
-    watcher = asyncio.ensure_future(caller.request.wait_disconnect())
-    try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
-            ctx.outcome = "client_closed"
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    # The first event goes out before any await, with the head (``relaygate.web.protocol``).
+    if await pump_while_connected(caller.request, pump):
+        ctx.outcome = "client_closed"
     answer = builder.build()
     if answer is not None:
         ctx.usage = answer.usage

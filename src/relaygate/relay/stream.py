@@ -189,36 +189,13 @@ class StreamPump:
             # The first chunk goes out before any task is spawned: time to first token pays no
             # extra trip through the event loop.
             await self._emit(opened.first_chunk, opened.first_frames, opened.first_events)
-            await self._pump_while_connected()
+            if await pump_while_connected(self._request, self._pump):
+                ctx.outcome = "client_closed"
         finally:
             opened.response.close()
             ctx.usage = opened.parser.usage
         if ctx.outcome != "client_closed":
             await end_stream(self._send)
-
-    async def _pump_while_connected(self) -> None:
-        """Pump in this task; a watcher task cancels it if the caller goes away first (one task
-        less than a task each and ``asyncio.wait`` for the first to end)."""
-        task = asyncio.current_task()
-        assert task is not None
-        caller_left = False
-
-        async def watch() -> None:
-            nonlocal caller_left
-            await self._request.wait_disconnect()
-            # This task runs only while the pump waits, so the cancellation lands inside it.
-            caller_left = True
-            task.cancel()
-
-        watcher = asyncio.ensure_future(watch())
-        try:
-            await self._pump()
-        except asyncio.CancelledError:
-            if not caller_left or task.uncancel() > 0:
-                raise  # cancelled from outside (too)
-            self._ctx.outcome = "client_closed"
-        finally:
-            watcher.cancel()
 
     async def _pump(self) -> None:
         ctx, opened = self._ctx, self._opened
@@ -301,6 +278,33 @@ class StreamPump:
     def _mark_failed(self, err: GatewayError) -> None:
         self._ctx.outcome = "partial"
         self._ctx.error_kind = err.kind
+
+
+async def pump_while_connected(request: Request, pump: Callable[[], Awaitable[None]]) -> bool:
+    """Run ``pump()`` in this task; a watcher task cancels it if the caller goes away first (one
+    task less than a task each and ``asyncio.wait`` for the first to end). True when the caller
+    left before the pump ended."""
+    task = asyncio.current_task()
+    assert task is not None
+    caller_left = False
+
+    async def watch() -> None:
+        nonlocal caller_left
+        await request.wait_disconnect()
+        # This task runs only while the pump waits, so the cancellation lands inside it.
+        caller_left = True
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await pump()
+    except asyncio.CancelledError:
+        if not caller_left or task.uncancel() > 0:
+            raise  # cancelled from outside (too)
+        return True
+    finally:
+        watcher.cancel()
+    return False
 
 
 def text_chars(events: list[StreamEvent]) -> int:

@@ -118,8 +118,9 @@ class ShedStep(_Frozen):
 class OverloadSettings(_Frozen):
     """Load shedding driven by this process's own event-loop lag (its CPU saturation).
 
-    A timer of ``tick_ms`` measures how late the loop runs it; the lag is smoothed (EWMA weight
-    ``smoothing``). While it is high, chat requests of low-priority keys are refused with a busy
+    A timer of ``tick_ms`` measures how late the loop runs it (one of five ticks while the lag is
+    far below every level acted on); the lag is smoothed (EWMA weight ``smoothing`` a tick).
+    While it is high, chat requests of low-priority keys are refused with a busy
     429 before their body is read; higher priorities are refused only at higher lag. The adaptive
     limits also stop shrinking on latency that is this process's own (``adaptive``).
     """

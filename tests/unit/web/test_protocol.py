@@ -1,4 +1,5 @@
-"""The server protocol writes a sized response's head with its body, and a stream's head at once.
+"""The server protocol writes a response's head with its (first) body; a stream's head also alone
+when its first event is not sent in the same pass of the loop.
 
 The protocol runs on a transport that records every write, so "one write" is what is counted;
 the last tests run it behind a real socket on uvloop (keep-alive, pipelining, a stream).
@@ -127,6 +128,39 @@ async def test_a_streams_head_is_written_before_its_first_event_exists(paused: b
     first_event.set()
     await settle()
     assert transport.writes[1:] == [b"9\r\ndata: 1\n\n\r\n", b"0\r\n\r\n"]
+
+
+async def test_a_streams_head_leaves_with_the_first_event_sent_right_after_it() -> None:
+    """What the gateway does (the head only once the first event is there): one write, one
+    system call and one segment less on the way to the first token."""
+
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+        await start_stream(send, [])
+        await send_chunk(send, b"data: 1\n\n")
+        await asyncio.sleep(0)
+        await send_chunk(send, b"data: 2\n\n")
+        await end_stream(send)
+
+    server, transport = connect(stream)
+    server.data_received(GET)
+    await settle()
+    head, _, first = transport.writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert head.endswith(b"transfer-encoding: chunked")
+    assert first == b"9\r\ndata: 1\n\n\r\n"
+    assert transport.writes[1:] == [b"9\r\ndata: 2\n\n\r\n", b"0\r\n\r\n"]
+
+
+async def test_a_stream_failing_after_its_head_leaves_a_closed_connection() -> None:
+    async def fails(scope: Scope, receive: Receive, send: Send) -> None:
+        await start_stream(send, [])
+        raise RuntimeError("boom")
+
+    server, transport = connect(fails)
+    server.data_received(GET)
+    await settle()
+    assert transport.writes == []
+    assert transport.closed
 
 
 async def test_pipelined_requests_get_their_answers_in_order_on_one_connection() -> None:
