@@ -42,6 +42,8 @@ class MemoryLimiter:
         # until the next bump or until its first refusing bucket refills (``_Refused``).
         self._version = 0
         self._refused: dict[int, _Refused] = {}
+        # Asks that fit at a version go on fitting until the next bump (buckets only refill).
+        self._fitting: dict[int, tuple[Sequence[BucketAsk], int]] = {}
         # The last refusal's seconds until its first refusing rate bucket fits, and its
         # concurrency buckets' hint (0 when none refused): what ``_Refused`` needs besides it.
         self._last_fits = math.inf
@@ -85,9 +87,13 @@ class MemoryLimiter:
     def would_refuse(self, asks: Sequence[BucketAsk]) -> Admission | None:
         """The refusal ``acquire_now(asks)`` would give now, taking nothing; None if it admits.
 
-        Asked again and again with the same ``asks`` object while they are refused (an empty
-        key's every request, a full deployment's every no-wait request), the refusal is worked
-        out once and then only moved with the clock (``_Refused``) until anything else changes."""
+        Asked again and again with the same ``asks`` object while nothing but the clock changes
+        the buckets (an empty key's every request, a full deployment's every no-wait request, the
+        key check of each), the answer is worked out once: a refusal is then only moved with the
+        clock (``_Refused``), and asks that fit go on fitting (buckets only refill)."""
+        fitting = self._fitting.get(id(asks))
+        if fitting is not None and fitting[0] is asks and fitting[1] == self._version:
+            return None  # they fit at this version: refills only add to that
         now = self._clock()
         memo = self._refused.get(id(asks))
         if memo is not None and memo.asks is asks:
@@ -95,7 +101,11 @@ class MemoryLimiter:
                 return memo.at(now)
             del self._refused[id(asks)]
         refusal = self._refusal(asks, now, [])
-        if refusal is not None:
+        if refusal is None:
+            if len(self._fitting) >= MAX_REMEMBERED:
+                self._fitting.clear()
+            self._fitting[id(asks)] = (asks, self._version)
+        else:
             if len(self._refused) >= MAX_REMEMBERED:
                 self._refused.clear()
             self._refused[id(asks)] = _Refused(

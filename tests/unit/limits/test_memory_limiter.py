@@ -148,6 +148,10 @@ def test_remembered_refusals_are_bounded() -> None:
     for asks in kept:
         assert limiter.would_refuse(asks) is not None
     assert len(limiter._refused) <= MAX_REMEMBERED
+    fitting = [[BucketAsk.concurrency("d", 1)] for _ in range(3 * MAX_REMEMBERED)]
+    for asks in fitting:
+        assert limiter.would_refuse(asks) is None
+    assert len(limiter._fitting) <= MAX_REMEMBERED
 
 
 def test_a_remembered_refusal_moves_with_the_clock_until_its_bucket_fits() -> None:
@@ -193,3 +197,14 @@ def test_a_settle_or_a_take_ends_a_remembered_refusal() -> None:
     assert limiter.acquire_now([slow]).admitted  # another request empties the rate bucket
     longer = limiter.would_refuse(both)
     assert longer is not None and longer.retry_after == pytest.approx(2.0)
+
+
+def test_asks_that_fit_are_remembered_until_a_take() -> None:
+    clock = FakeClock()
+    limiter = MemoryLimiter(clock)
+    rate = [BucketAsk.token_bucket("r", rate=2, burst=1)]
+    assert limiter.would_refuse(rate) is None
+    assert limiter.would_refuse(rate) is None  # remembered: nothing changed
+    assert limiter.acquire_now([BucketAsk.token_bucket("r", rate=2, burst=1)]).admitted
+    refused = limiter.would_refuse(rate)
+    assert refused is not None and refused.retry_after == pytest.approx(0.5)
