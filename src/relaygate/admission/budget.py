@@ -18,10 +18,15 @@ def wait_budget(
     """Seconds the request may wait; ``typical_latency`` is asked only when a client timeout
     was sent."""
     budget = max_wait_seconds
-    asked = header_number(headers.get(MAX_WAIT_HEADER))
-    if asked is not None:
-        budget = min(budget, asked / 1000.0)
-    client_timeout = header_number(headers.get(CLIENT_TIMEOUT_HEADER))
-    if client_timeout is not None:
-        budget = min(budget, client_timeout - typical_latency())
+    # Each header is parsed only when sent (every request of a capped model asks).
+    raw = headers.get(MAX_WAIT_HEADER)
+    if raw is not None:
+        asked = header_number(raw)
+        if asked is not None:
+            budget = min(budget, asked / 1000.0)
+    raw = headers.get(CLIENT_TIMEOUT_HEADER)
+    if raw is not None:
+        client_timeout = header_number(raw)
+        if client_timeout is not None:
+            budget = min(budget, client_timeout - typical_latency())
     return max(0.0, budget)

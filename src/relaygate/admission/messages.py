@@ -46,18 +46,29 @@ def header_number(raw: str | None) -> float | None:
 def refusal(admission: Admission) -> tuple[str, RateLimitedError]:
     """The admission-decision result to count and the 429 for a refused ``admission``."""
     retry = admission.retry_after
-    refused = admission.refused or ""
+    said = (admission.refused or "", whole_seconds(retry))
+    known = _REFUSAL_TEXTS.get(said)
+    if known is None:
+        if len(_REFUSAL_TEXTS) >= MAX_REFUSAL_TEXTS:
+            _REFUSAL_TEXTS.clear()
+        known = _REFUSAL_TEXTS[said] = refusal_text(*said)
+    result, message = known
+    return result, RateLimitedError(message, retry_after=retry)
+
+
+def refusal_text(refused: str, seconds: int) -> tuple[str, str]:
+    """The result and the message of a refusal by the bucket ``refused``, retry in ``seconds``."""
     if refused == SHARED_DOWN:
-        message = (
-            "relaygate is busy: shared rate limits are unavailable; "
-            f"retry in {whole_seconds(retry)} s"
-        )
-        return "shared_unavailable", RateLimitedError(message, retry_after=retry)
+        message = f"relaygate is busy: shared rate limits are unavailable; retry in {seconds} s"
+        return "shared_unavailable", message
     if refused.startswith("k:"):
         limit = refused.rsplit(":", 1)[-1]
-        message = KEY_LIMIT_MESSAGES.get(limit, "rate limit")
-        return "key_limit", RateLimitedError(
-            f"This API key exceeded its {message}: retry in {whole_seconds(retry)} s",
-            retry_after=retry,
-        )
-    return "busy", RateLimitedError(busy_message(retry), retry_after=retry)
+        name = KEY_LIMIT_MESSAGES.get(limit, "rate limit")
+        return "key_limit", f"This API key exceeded its {name}: retry in {seconds} s"
+    return "busy", busy_message(seconds)
+
+
+# A refusal's text depends only on its bucket and whole seconds: worked out once per pair (an
+# empty key's every request is refused with the same text for seconds on end).
+MAX_REFUSAL_TEXTS = 1024
+_REFUSAL_TEXTS: dict[tuple[str, int], tuple[str, str]] = {}

@@ -33,15 +33,15 @@ class AdmissionMetrics:
             "Admission decisions by result (admitted at once, after queueing, or why refused)",
             ("result",),
         )
-        registry.register(Families(decisions))
-        self._results = {name: decisions.labels(name) for name in RESULTS}
-        protected = Counter(
+        # Counted per refusal of a protected key (a surge's refusals): lock-free too.
+        protected = CounterFamily(
             "relaygate_admission_protected_refusals",
             "Refusals of requests whose key the priority reserve protects, by result (the same "
             "results as relaygate_admission_decisions, which counts them too)",
             ("result",),
-            registry=registry,
         )
+        registry.register(Families(decisions, protected))
+        self._results = {name: decisions.labels(name) for name in RESULTS}
         self._protected = {name: protected.labels(name) for name in RESULTS}
         self.queue_depth = Gauge(
             "relaygate_admission_queue_depth",
@@ -107,7 +107,7 @@ class AdmissionMetrics:
         """Count one admission decision; ``protected``: of a request the reserve protects."""
         self._results[result].value += 1.0
         if protected:
-            self._protected[result].inc()
+            self._protected[result].value += 1.0
 
     def adaptive_limit(self, deployment: str, limit: int) -> None:
         self._adaptive.labels(deployment).set(limit)

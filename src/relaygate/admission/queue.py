@@ -102,11 +102,12 @@ class AdmissionQueue:
         self._clock = clock
         self._classes: dict[int, deque[_Waiter]] = {}
         self._live: dict[int, int] = {}
+        self._waiting = 0  # the sum of ``_live``: asked by every request, most often 0
         self._priorities: list[int] = []  # ascending
         self._admissions = RateMeter()
 
     def __len__(self) -> int:
-        return sum(self._live.values())
+        return self._waiting
 
     def record_admission(self) -> None:
         """Count one admission into the pool (how fast waiters can expect to move)."""
@@ -124,6 +125,8 @@ class AdmissionQueue:
 
     def _ahead(self, priority: int) -> int:
         """Waiters a newcomer of ``priority`` queues behind."""
+        if not self._waiting:
+            return 0
         return sum(n for p, n in self._live.items() if p >= priority)
 
     def _wait_of(self, place: int, priority: int) -> float | None:
@@ -207,6 +210,7 @@ class AdmissionQueue:
             bisect.insort(self._priorities, priority)
         queue.append(waiter)
         self._live[priority] = self._live.get(priority, 0) + 1
+        self._waiting += 1
         self._depth.count += 1
         return waiter
 
@@ -215,6 +219,7 @@ class AdmissionQueue:
             return
         waiter.gone = True
         self._live[waiter.priority] -= 1
+        self._waiting -= 1
         self._depth.count -= 1
         queue = self._classes[waiter.priority]
         if len(queue) > 2 * self._live[waiter.priority] + 64:

@@ -28,7 +28,8 @@ class RequestIds:
         self._counter = itertools.count(secrets.randbits(48))
 
     def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter) & _COUNTER_MASK:012x}"
+        # 12 hex digits, zero-padded: ``bytes.hex`` costs less than a ``:012x`` format.
+        return self._prefix + (next(self._counter) & _COUNTER_MASK).to_bytes(6, "big").hex()
 
 
 generate_request_id = RequestIds()

@@ -18,6 +18,9 @@ from relaygate.limits.limiter import (
 )
 
 BACKEND = "memory"
+# A remembered refusal is worked out afresh this close to when its bucket fits (float rounding).
+FIT_MARGIN_SECONDS = 1e-6
+MAX_REMEMBERED = 256  # refusals remembered at once (asks objects: a few per key and deployment)
 
 
 class MemoryLimiter:
@@ -35,6 +38,17 @@ class MemoryLimiter:
         self._leases: dict[str, tuple[str, ...]] = {}
         self._lowest: dict[str, tuple[float, float]] = {}  # name -> (capacity, binding until)
         self._ids = itertools.count(1)
+        # Bumped by every change of the buckets other than their refill over time (a take, a
+        # settle, a release): a refusal seen at one version holds, moving only with the clock,
+        # until the next bump or until its first refusing bucket refills (``_Refused``).
+        self._version = 0
+        self._refused: dict[int, _Refused] = {}
+        # Asks that fit at a version go on fitting until the next bump (buckets only refill).
+        self._fitting: dict[int, tuple[Sequence[BucketAsk], int]] = {}
+        # The last refusal's seconds until its first refusing rate bucket fits, and its
+        # concurrency buckets' hint (0 when none refused): what ``_Refused`` needs besides it.
+        self._last_fits = math.inf
+        self._last_hint = 0.0
 
     @property
     def backend(self) -> str:
@@ -75,12 +89,38 @@ class MemoryLimiter:
         return Admission(True, lease=self._apply(asks, now, refilled))
 
     def would_refuse(self, asks: Sequence[BucketAsk]) -> Admission | None:
-        """The refusal ``acquire_now(asks)`` would give now, taking nothing; None if it admits."""
-        return self._refusal(asks, self._clock(), [])
+        """The refusal ``acquire_now(asks)`` would give now, taking nothing; None if it admits.
+
+        Asked again and again with the same ``asks`` object while nothing but the clock changes
+        the buckets (an empty key's every request, a full deployment's every no-wait request, the
+        key check of each), the answer is worked out once: a refusal is then only moved with the
+        clock (``_Refused``), and asks that fit go on fitting (buckets only refill)."""
+        fitting = self._fitting.get(id(asks))
+        if fitting is not None and fitting[0] is asks and fitting[1] == self._version:
+            return None  # they fit at this version: refills only add to that
+        now = self._clock()
+        memo = self._refused.get(id(asks))
+        if memo is not None and memo.asks is asks:
+            if memo.version == self._version and now < memo.until:
+                return memo.at(now)
+            del self._refused[id(asks)]
+        refusal = self._refusal(asks, now, [])
+        if refusal is None:
+            if len(self._fitting) >= MAX_REMEMBERED:
+                self._fitting.clear()
+            self._fitting[id(asks)] = (asks, self._version)
+        else:
+            if len(self._refused) >= MAX_REMEMBERED:
+                self._refused.clear()
+            self._refused[id(asks)] = _Refused(
+                asks, self._version, now, refusal, self._last_fits, self._last_hint
+            )
+        return refusal
 
     def settle_now(self, settles: Sequence[BucketSettle]) -> None:
         """``settle`` without the coroutine."""
         now = self._clock()
+        self._version += 1
         for item in settles:
             state = self._refilled(item.name, item.rate, item.capacity, now)
             state[0] = max(-item.capacity, min(item.capacity, state[0] + item.refund))
@@ -88,6 +128,7 @@ class MemoryLimiter:
     def release_now(self, lease: Lease | None, settles: Sequence[BucketSettle] = ()) -> None:
         """``release`` without the coroutine."""
         if lease is not None and self._leases.pop(lease.id, None) is not None:
+            self._version += 1
             for name in lease.names:
                 left = self._held.get(name, 0) - 1
                 if left > 0:
@@ -100,15 +141,20 @@ class MemoryLimiter:
     def _refusal(
         self, asks: Sequence[BucketAsk], now: float, refilled: list[float]
     ) -> Admission | None:
-        retry, refused, queueable = 0.0, None, True
+        retry, refused, queueable, fits, hint = 0.0, None, True, math.inf, 0.0
         for ask in asks:
             wait = self._shortfall(ask, now, refilled)
             if wait is not None:
                 retry = max(retry, wait)
                 refused = refused or ask.name
                 queueable = queueable and ask.queueable
+                if ask.kind is BucketKind.RATE:
+                    fits = min(fits, wait)
+                else:
+                    hint = max(hint, wait)
         if refused is None:
             return None
+        self._last_fits, self._last_hint = fits, hint
         return Admission(False, retry, refused, queueable)
 
     def _keep_lowest(self, ask: BucketAsk, now: float) -> None:
@@ -136,6 +182,7 @@ class MemoryLimiter:
         return (cost - tokens) / ask.rate if ask.rate > 0 else math.inf
 
     def _apply(self, asks: Sequence[BucketAsk], now: float, refilled: list[float]) -> Lease | None:
+        self._version += 1
         names: list[str] = []
         rates = iter(refilled)
         for ask in asks:
@@ -160,3 +207,54 @@ class MemoryLimiter:
         state[0] = min(capacity, tokens + max(0.0, now - updated) * rate)
         state[1] = now
         return state
+
+
+class _Refused:
+    """A refusal of ``asks`` worked out at ``version`` and clock ``since``, and what it is later.
+
+    Until the buckets change otherwise (``version``), only the clock moves a refusal: every
+    refusing rate bucket's wait shrinks by the time passed (its tokens are below its cost, so
+    below its capacity, where the refill would stop), a refusing concurrency bucket keeps its
+    fixed hint, and buckets that fit go on fitting (they only refill). So the refusal stays the
+    same one, first refusing bucket and all, until its first refusing rate bucket fits
+    (``until``); its Retry-After is the longest rate wait less the time passed, or the hint if
+    that is longer: what ``_refusal`` would work out (equal up to float rounding).
+    """
+
+    __slots__ = (
+        "asks",
+        "fixed",
+        "hint",
+        "queueable",
+        "refused",
+        "since",
+        "until",
+        "version",
+        "wait",
+    )
+
+    def __init__(
+        self,
+        asks: Sequence[BucketAsk],
+        version: int,
+        since: float,
+        refusal: Admission,
+        fits: float,
+        hint: float,
+    ) -> None:
+        self.asks = asks  # held: its id cannot be another object's while this is remembered
+        self.version = version
+        self.since = since
+        self.until = since + fits - FIT_MARGIN_SECONDS
+        self.refused = refusal.refused
+        self.queueable = refusal.queueable
+        self.wait = refusal.retry_after
+        self.hint = hint
+        # No rate bucket refuses (or none that ever refills): nothing moves, the refusal is reused.
+        self.fixed = refusal if fits == math.inf else None
+
+    def at(self, now: float) -> Admission:
+        if self.fixed is not None:
+            return self.fixed
+        wait = max(self.hint, self.wait - (now - self.since))
+        return Admission(False, wait, self.refused, self.queueable)

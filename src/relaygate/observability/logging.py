@@ -95,6 +95,12 @@ def redact_logs(redactor: Redactor) -> None:
 
 
 def request_fields(ctx: RequestContext) -> dict[str, Any]:
+    # Milliseconds to 2 (3) decimals as ``round`` gives them but for exact ties in the last
+    # digit: ``int(x + 0.5) / scale`` of a non-negative time costs a fraction of ``round(x, n)``
+    # (three of them were ~4% of a refusal's instructions on the event loop).
+    elapsed = ctx.elapsed()
+    upstream = ctx.upstream_seconds
+    overhead = max(0.0, elapsed - upstream - ctx.waited_seconds)
     fields: dict[str, Any] = {
         "request_id": ctx.request_id,
         "route": ctx.route,
@@ -106,13 +112,13 @@ def request_fields(ctx: RequestContext) -> dict[str, Any]:
         "status": ctx.status,
         "outcome": ctx.outcome,
         "attempts": len(ctx.attempts),
-        "latency_ms": round(ctx.elapsed() * 1000, 2),
-        "upstream_ms": round(ctx.upstream_seconds * 1000, 2),
-        "overhead_ms": round(ctx.overhead_seconds() * 1000, 3),
+        "latency_ms": int(elapsed * 100_000.0 + 0.5) / 100.0,
+        "upstream_ms": int(upstream * 100_000.0 + 0.5) / 100.0,
+        "overhead_ms": int(overhead * 1_000_000.0 + 0.5) / 1000.0,
     }
     ttft = ctx.ttft_seconds()
     if ttft is not None:
-        fields["ttft_ms"] = round(ttft * 1000, 2)
+        fields["ttft_ms"] = int(max(0.0, ttft) * 100_000.0 + 0.5) / 100.0
     if ctx.error_kind:
         fields["error"] = ctx.error_kind
     if ctx.usage is not None:

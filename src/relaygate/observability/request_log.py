@@ -38,6 +38,9 @@ QUIET_POLLS = 10  # one second at 100 ms
 CLOSE_SECONDS = 5.0
 MAX_PENDING = 20_000  # lines are clipped to ~2 kB: at most ~40 MB held while the sink blocks
 _LOGGER = "relaygate.request"
+# The timestamp's milliseconds and zone, looked up: a ``:03d`` format per line cost ~2% of a
+# refusal's instructions on the event loop.
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 class RequestLog:
@@ -137,7 +140,7 @@ class RequestLog:
         if second != self._second:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._second_text}.{int((now - second) * 1000):03d}Z"
+        return self._second_text + _MILLIS[int((now - second) * 1000)]
 
     def _start_writer(self) -> None:
         if self._thread is None:

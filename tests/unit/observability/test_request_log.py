@@ -281,3 +281,29 @@ def test_a_forked_child_writes_its_lines_with_its_own_writer() -> None:
     log.close()
     with os.fdopen(read_fd, "rb") as written:
         assert [json.loads(line)["request_id"] for line in written] == ["child"]
+
+
+@pytest.mark.parametrize("now", [0.0, 1_765_000_000.0, 1_765_000_000.0005, 1_765_000_000.9999])
+def test_the_timestamp_is_the_json_formatters(now: float) -> None:
+    record = logging.LogRecord("relaygate.request", logging.INFO, __file__, 1, "request", (), None)
+    record.created, record.msecs = now, (now - int(now)) * 1000
+    expected = json.loads(JsonFormatter().format(record))["ts"]
+    assert RequestLog(MemorySink())._timestamp(now) == expected
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "upstream", "waited"),
+    [(0.0, 0.0, 0.0), (0.0123456, 0.01, 0.0), (1.2345678, 0.5, 0.25), (87.654321, 80.0, 9.0)],
+)
+def test_the_milliseconds_are_rounded_as_round_rounds_them(
+    monkeypatch: pytest.MonkeyPatch, elapsed: float, upstream: float, waited: float
+) -> None:
+    ctx = _ctx()
+    ctx.upstream_seconds, ctx.waited_seconds = upstream, waited
+    ctx.first_token_at = ctx.started + elapsed / 2
+    monkeypatch.setattr(RequestContext, "elapsed", lambda self: elapsed)
+    fields = request_fields(ctx)
+    assert fields["latency_ms"] == round(elapsed * 1000, 2)
+    assert fields["upstream_ms"] == round(upstream * 1000, 2)
+    assert fields["overhead_ms"] == round(max(0.0, elapsed - upstream - waited) * 1000, 3)
+    assert fields["ttft_ms"] == round(elapsed / 2 * 1000, 2)

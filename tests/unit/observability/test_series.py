@@ -412,8 +412,28 @@ def test_admission_decisions_render_as_prometheus_clients_counter() -> None:
         ("result",),
         registry=reference,
     )
+    protected = Counter(
+        "relaygate_admission_protected_refusals",
+        "Refusals of requests whose key the priority reserve protects, by result (the same "
+        "results as relaygate_admission_decisions, which counts them too)",
+        ("result",),
+        registry=reference,
+    )
     children = {name: decisions.labels(name) for name in ADMISSION_RESULTS}
-    for result in ("admitted", "admitted", "busy", "queued", "shed", "admitted"):
-        admission.decision(result)
+    protected_children = {name: protected.labels(name) for name in ADMISSION_RESULTS}
+    for result, is_protected in (
+        ("admitted", False),
+        ("admitted", False),
+        ("busy", True),
+        ("queued", False),
+        ("shed", False),
+        ("key_limit", True),
+        ("busy", False),
+        ("admitted", False),
+    ):
+        admission.decision(result, is_protected)
         children[result].inc()
-    assert_same(only(registry, frozenset({"relaygate_admission_decisions"})), reference)
+        if is_protected:
+            protected_children[result].inc()
+    names = frozenset({"relaygate_admission_decisions", "relaygate_admission_protected_refusals"})
+    assert_same(only(registry, names), reference)

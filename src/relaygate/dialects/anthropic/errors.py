@@ -37,7 +37,25 @@ def error_payload(err: GatewayError) -> dict[str, object]:
 
 
 def encode_error(err: GatewayError, request_id: str) -> bytes:
-    """The JSON body of an error response."""
-    payload = error_payload(err)
-    payload["request_id"] = request_id
-    return orjson.dumps(payload)
+    """The JSON body of an error response.
+
+    A refusal's (401, 429: a handful of texts) is encoded once per text up to its request id,
+    which is the only part written per request: a refused key or model is answered the same
+    body again and again."""
+    if err.status not in REUSED_STATUSES:
+        payload = error_payload(err)
+        payload["request_id"] = request_id
+        return orjson.dumps(payload)
+    said = (err.kind, err.message)
+    head = _HEADS.get(said)
+    if head is None:
+        if len(_HEADS) >= MAX_REUSED_HEADS:
+            _HEADS.clear()
+        # orjson writes the keys in order and no spaces: the body without its last "}".
+        head = _HEADS[said] = orjson.dumps(error_payload(err))[:-1] + b',"request_id":'
+    return head + orjson.dumps(request_id) + b"}"
+
+
+REUSED_STATUSES = frozenset({401, 429})
+MAX_REUSED_HEADS = 256
+_HEADS: dict[tuple[str, str], bytes] = {}

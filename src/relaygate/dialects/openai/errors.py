@@ -42,5 +42,21 @@ def error_object(err: GatewayError, request_id: str | None = None) -> dict[str, 
 
 
 def encode_error(err: GatewayError, request_id: str | None = None) -> bytes:
-    """The full error body for an HTTP error reply (the status is ``err.status``)."""
-    return orjson.dumps({"error": error_object(err, request_id)})
+    """The full error body for an HTTP error reply (the status is ``err.status``).
+
+    A refusal's body (401, 429: no request id in it, a handful of texts) is encoded once per
+    text and reused: a refused key or model is answered the same body again and again."""
+    if err.status not in REUSED_STATUSES:
+        return orjson.dumps({"error": error_object(err, request_id)})
+    said = (err.kind, err.message, err.param, type(err))
+    body = _BODIES.get(said)
+    if body is None:
+        if len(_BODIES) >= MAX_REUSED_BODIES:
+            _BODIES.clear()
+        body = _BODIES[said] = orjson.dumps({"error": error_object(err, request_id)})
+    return body
+
+
+REUSED_STATUSES = frozenset({401, 429})
+MAX_REUSED_BODIES = 256
+_BODIES: dict[tuple[str, str, str | None, type[GatewayError]], bytes] = {}
