@@ -194,14 +194,22 @@ def start_mock(name: str, workdir: Path, options: Mapping[str, float]) -> Server
     return server
 
 
-def start_floor(workdir: Path, keys: list[str], upstreams: dict[str, str]) -> Server:
-    """``python -m bench.floor`` on a free port; ``upstreams``: model -> base URL (``.../v1``)."""
+def start_floor(
+    workdir: Path,
+    keys: list[str],
+    upstreams: dict[str, str],
+    *,
+    wrapper: Sequence[str] = (),
+    ready_seconds: float = 30.0,
+) -> Server:
+    """``python -m bench.floor`` on a free port; ``upstreams``: model -> base URL (``.../v1``).
+    ``wrapper`` and ``ready_seconds`` as for ``start_gateway``."""
     port = free_port()
     config = workdir / "floor.json"
     config.write_bytes(orjson.dumps({"keys": keys, "upstreams": upstreams}))
-    args = [sys.executable, "-m", "bench.floor", "--port", str(port), "--config", str(config)]
-    server = spawn("floor", args, workdir, port)
-    wait_ready(server, "/healthz")
+    args = [*wrapper, sys.executable, "-m", "bench.floor", "--port", str(port)]
+    server = spawn("floor", [*args, "--config", str(config)], workdir, port)
+    wait_ready(server, "/healthz", ready_seconds)
     return server
 
 

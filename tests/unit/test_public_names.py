@@ -376,6 +376,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "errors",
         "estimate",
         "events",
+        "frozen",
         "json_depth",
         "redact",
         "redis_client",

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from relaygate.core.frozen import quick_init
+
 JSONObject = dict[str, Any]
 
 Role = Literal["system", "user", "assistant"]
@@ -100,6 +102,7 @@ class ResponseFormat:
     strict: bool = False
 
 
+@quick_init
 @dataclass(slots=True, frozen=True)
 class ChatRequest:
     """One chat request, whatever dialect it arrived in.
@@ -144,6 +147,7 @@ class FinishReason(enum.Enum):
 TOKEN_COUNT_LIMIT = 10**12
 
 
+@quick_init
 @dataclass(slots=True, frozen=True)
 class Usage:
     """Token counts with Anthropic semantics: ``input_tokens`` excludes cache reads and writes.
@@ -181,6 +185,7 @@ class Usage:
         )
 
 
+@quick_init
 @dataclass(slots=True, frozen=True)
 class ChatResponse:
     id: str

@@ -8,9 +8,11 @@ from typing import Protocol
 
 from relaygate.core.errors import GatewayError
 from relaygate.core.events import StreamEvent
+from relaygate.core.frozen import quick_init
 from relaygate.core.types import ChatRequest, ChatResponse, DialectName, JSONObject
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RequestHead:
     """A chat body parsed but not yet decoded: enough to route the request, record it and refuse

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from relaygate.core.frozen import quick_init
+
 # A refused concurrency bucket has no refill time to report: this is the hint given instead.
 CONCURRENCY_RETRY_SECONDS = 1.0
 
@@ -27,6 +29,7 @@ class BucketKind(enum.Enum):
     CONCURRENCY = "c"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class BucketAsk:
     """One bucket a request must fit in.
@@ -90,6 +93,7 @@ class BucketAsk:
         return min(self.cost, self.capacity)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class BucketSettle:
     """A true-up of a rate bucket once the real cost is known.
@@ -110,6 +114,7 @@ class BucketSettle:
         return cls(ask.name, ask.rate, ask.capacity, ask.effective_cost - actual)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Lease:
     """The concurrency slots an admitted request holds; ``backend`` says which limiter owns it."""
@@ -119,6 +124,7 @@ class Lease:
     backend: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Admission:
     """The answer to ``acquire``.

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from relaygate.core.errors import UpstreamError
 from relaygate.core.events import StreamEvent
+from relaygate.core.frozen import quick_init
 from relaygate.core.sse import SSEFrame
 from relaygate.core.types import ChatRequest, ChatResponse, DialectName, Usage
 
@@ -28,6 +29,7 @@ class UpstreamTarget:
     flatten_content: bool = False
 
 
+@quick_init
 @dataclass(slots=True, frozen=True)
 class UpstreamRequest:
     method: str

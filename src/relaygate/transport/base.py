@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
+from relaygate.core.frozen import quick_init
 from relaygate.providers.base import UpstreamRequest
 
 
+@quick_init
 @dataclass(slots=True, frozen=True)
 class Timeouts:
     """Seconds: to connect, from sending to the response head (first byte), for the whole call,

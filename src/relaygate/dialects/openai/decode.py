@@ -47,23 +47,27 @@ def decode_head(head: RequestHead) -> ChatRequest:
     messages, system = decode_messages(raw.get("messages"))
     stream = _opt_bool(raw, "stream") or False
     tools = _tools(raw.get("tools"))
+    # Positional, in ChatRequest's field order: matching 16 keywords against 19 parameter names
+    # cost as much as building the request itself (~7k instructions), once per request.
     return ChatRequest(
-        dialect="openai",
-        model=head.model,
-        messages=messages,
-        system=system,
-        max_tokens=_max_tokens(raw),
-        temperature=_opt_number(raw, "temperature"),
-        top_p=_opt_number(raw, "top_p"),
-        stop=_stop(raw.get("stop")),
-        stream=stream,
-        include_usage=stream and _include_usage(raw.get("stream_options")),
-        tools=tools,
-        tool_choice=_tool_choice(raw.get("tool_choice"), _opt_bool(raw, "parallel_tool_calls")),
-        response_format=_response_format(raw.get("response_format")),
-        metadata=_opt_object(raw, "metadata"),
-        user=_opt_str(raw, "user"),
-        raw=raw,
+        "openai",  # dialect
+        head.model,  # model
+        messages,  # messages
+        system,  # system
+        _max_tokens(raw),  # max_tokens
+        _opt_number(raw, "temperature"),  # temperature
+        _opt_number(raw, "top_p"),  # top_p
+        None,  # top_k
+        _stop(raw.get("stop")),  # stop
+        stream,  # stream
+        stream and _include_usage(raw.get("stream_options")),  # include_usage
+        tools,  # tools
+        _tool_choice(raw.get("tool_choice"), _opt_bool(raw, "parallel_tool_calls")),  # tool_choice
+        _response_format(raw.get("response_format")),  # response_format
+        None,  # thinking
+        _opt_object(raw, "metadata"),  # metadata
+        _opt_str(raw, "user"),  # user
+        raw,  # raw
     )
 
 

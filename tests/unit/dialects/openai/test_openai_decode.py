@@ -9,6 +9,7 @@ import pytest
 
 from relaygate.core.errors import InvalidRequestError
 from relaygate.core.types import (
+    ChatRequest,
     ImageBlock,
     Message,
     ResponseFormat,
@@ -175,6 +176,43 @@ def test_sampling_fields() -> None:
     assert req.stop == ("END",)
     assert req.user == "u1"
     assert req.metadata == {"k": "v"}
+
+
+def test_every_field_lands_in_its_place() -> None:
+    # decode_head builds the request positionally: each field must reach its own name.
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    fields: dict[str, Any] = {
+        "max_tokens": 100,
+        "temperature": 0.25,
+        "top_p": 0.5,
+        "stop": ["END"],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "tools": [tool],
+        "tool_choice": "required",
+        "response_format": {"type": "json_object"},
+        "metadata": {"k": "v"},
+        "user": "u1",
+    }
+    req = decode(**fields)
+    assert req == ChatRequest(
+        dialect="openai",
+        model="gpt-4o",
+        messages=(Message("user", (TextBlock("hi"),)),),
+        max_tokens=100,
+        temperature=0.25,
+        top_p=0.5,
+        stop=("END",),
+        stream=True,
+        include_usage=True,
+        tools=req.tools,
+        tool_choice=ToolChoice("any"),
+        response_format=ResponseFormat("json_object"),
+        metadata={"k": "v"},
+        user="u1",
+        raw={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], **fields},
+    )
+    assert [t.name for t in req.tools] == ["f"]
 
 
 def test_max_completion_tokens_wins() -> None:
