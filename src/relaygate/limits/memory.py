@@ -105,6 +105,10 @@ class MemoryLimiter:
                 return memo.at(now)
             del self._refused[id(asks)]
         refusal = self._refusal(asks, now, [])
+        if any(ask.keep_lowest > 0 for ask in asks):
+            # Their answer also moves with the kept capacity, which a refused ask can lower
+            # (no version bump) and which expires with the clock: always worked out afresh.
+            return refusal
         if refusal is None:
             if len(self._fitting) >= MAX_REMEMBERED:
                 self._fitting.clear()

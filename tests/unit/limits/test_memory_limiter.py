@@ -208,3 +208,17 @@ def test_asks_that_fit_are_remembered_until_a_take() -> None:
     assert limiter.acquire_now([BucketAsk.token_bucket("r", rate=2, burst=1)]).admitted
     refused = limiter.would_refuse(rate)
     assert refused is not None and refused.retry_after == pytest.approx(0.5)
+
+
+def test_a_lower_capacity_kept_by_a_refused_ask_binds_an_answer_asked_before() -> None:
+    # A refused ask takes nothing (no version bump) but may lower the bucket's kept capacity:
+    # a "fits" remembered before it must not outlive it.
+    clock = FakeClock()
+    limiter = MemoryLimiter(clock)
+    assert limiter.acquire_now([BucketAsk.concurrency("x", 3)]).admitted  # one held
+    wide = [BucketAsk.concurrency("x", 3, keep_lowest=1.0)]
+    assert limiter.would_refuse(wide) is None
+    assert not limiter.acquire_now([BucketAsk.concurrency("x", 1, keep_lowest=1.0)]).admitted
+    assert limiter.would_refuse(wide) is not None  # at most 1 now, and 1 is held
+    clock.advance(1.5)
+    assert limiter.would_refuse(wide) is None  # the lower capacity is no longer kept
