@@ -193,6 +193,8 @@ def generator_main(spec_path: str, out_path: str) -> None:
 
 def _config(mock_port: int, args: argparse.Namespace) -> str:
     limits: dict[str, Any] = {"queue": {"max_wait_seconds": args.max_wait_ms / 1000}}
+    if args.reserve_max_share is not None:
+        limits["priority_reserve"] = {"max_share": args.reserve_max_share}
     if args.adaptive:
         limits["adaptive"] = {
             "enabled": True,
@@ -484,6 +486,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=200, help="pre-opened connections")
     parser.add_argument("--max-connections", type=int, default=2000, help="generator's cap")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--reserve-max-share",
+        type=float,
+        default=None,
+        help="limits.priority_reserve.max_share (default: the gateway's, 0.5)",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument(
         "--no-slots-sampler",
