@@ -353,6 +353,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "relaygate.capacity": (
         "adaptive",
         "claims",
+        "pools",
         "releases",
         "reserve",
         "slots",

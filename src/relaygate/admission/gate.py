@@ -26,8 +26,9 @@ from relaygate.admission.overload import LagMonitor
 from relaygate.admission.queue import AdmissionQueue, Depth, Forecast, QueueRefusedError
 from relaygate.capacity.adaptive import AdaptiveLimits
 from relaygate.capacity.claims import CLAIM_POLL_SECONDS
+from relaygate.capacity.pools import Pool, pool_of
 from relaygate.capacity.reserve import PriorityReserve
-from relaygate.capacity.slots import DeploymentSlots, Pool, Slot, SlotSource, pool_of
+from relaygate.capacity.slots import DeploymentSlots, Slot, SlotSource
 from relaygate.core.context import RequestContext
 from relaygate.core.errors import RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens

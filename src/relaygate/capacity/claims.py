@@ -57,6 +57,24 @@ class Claims:
         admission = await self._limiter.acquire(asks)
         return admission.lease if admission.admitted else None
 
+    @staticmethod
+    def wait(
+        models: Sequence[Sequence[Deployment]], k: int, hold_of: Callable[[str], float | None]
+    ) -> float | None:
+        """Seconds until the ``k``-th slot freed on a deployment of ``models`` in any process,
+        which lower keys leave to a protected waiter's claims: with every slot held, a
+        deployment capped at ``limit`` frees one every typical hold (``hold_of``) / ``limit`` on
+        average. This process's own admissions say little of it: they are its share of the
+        traffic, which the kernel does not split evenly between the workers. None while no hold
+        is known."""
+        rate = 0.0
+        for deps in models:
+            for dep in deps:
+                cap, hold = dep.settings.max_concurrency, hold_of(dep.id)
+                if cap is not None and hold:
+                    rate += cap / hold
+        return k / rate if rate > 0 else None
+
     def unclaim(self, claims: Lease) -> None:
         """Drop the claims (off the hot path): lower keys may take the slots again."""
         self._releaser.submit(claims, (), self._notify)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 from relaygate.capacity.adaptive import AdaptiveLimits, GradientLimit
 from relaygate.capacity.claims import Claims
+from relaygate.capacity.pools import Pool
 from relaygate.capacity.releases import Hold, Releases, kth_release
 from relaygate.capacity.reserve import PriorityReserve, ProtectedDemand
 from relaygate.core.types import Usage
-from relaygate.limits.asks import deployment_asks, deployment_is_capped
+from relaygate.limits.asks import deployment_asks
 from relaygate.limits.limiter import (
     ADMITTED,
     CONCURRENCY_RETRY_SECONDS,
@@ -32,46 +32,7 @@ from relaygate.limits.limiter import (
 )
 from relaygate.limits.memory import MemoryLimiter
 from relaygate.limits.releaser import Releaser
-from relaygate.routing.catalog import Deployment, ModelRoute
-from relaygate.routing.planner import model_chain
-
-RouteLookup = Callable[[str], ModelRoute | None]
-
-
-@dataclass(frozen=True, slots=True)
-class Pool:
-    """The governed deployments of a model chain, for admission and the attempt loop.
-
-    ``models`` holds the deployments of the chain's models in order, up to the first model
-    with an ungoverned deployment (``open_ended``): that model can always be tried without a
-    slot, so admission never needs to reserve past it.
-    """
-
-    models: tuple[tuple[Deployment, ...], ...]
-    open_ended: bool
-    governed: frozenset[str]
-    counts_tokens: bool
-
-
-def pool_of(route: ModelRoute, lookup: RouteLookup, adaptive: bool) -> Pool | None:
-    """The route's pool, or None when no deployment of its chain has a cap."""
-    models: list[tuple[Deployment, ...]] = []
-    governed: set[str] = set()
-    tokens = False
-    open_ended = False
-    for model in model_chain(route, lookup):
-        capped = tuple(d for d in model.deployments if adaptive or deployment_is_capped(d.settings))
-        governed.update(d.id for d in capped)
-        tokens = tokens or any(d.settings.tpm is not None for d in capped)
-        if open_ended:
-            continue
-        if len(capped) < len(model.deployments):
-            open_ended = True
-        else:
-            models.append(capped)
-    if not governed:
-        return None
-    return Pool(tuple(models), open_ended, frozenset(governed), tokens)
+from relaygate.routing.catalog import Deployment
 
 
 class Slot:
@@ -177,7 +138,7 @@ class SlotSource:
 
         A request the reserve protects is left the next slot freed in any worker (its claims):
         with a shared limiter it expects the deployments' k-th release anywhere, from their
-        caps and typical holds (``_claimant_wait``); with limits in this process, None (the
+        caps and typical holds (``Claims.wait``); with limits in this process, None (the
         queue's admission rate says it: every release is heard here). With w workers, lower
         keys compete with every worker's newcomers for a slot coming back (the shared limiter
         has no queue), so the k-th in line here counts on only one in w of this process's
@@ -185,7 +146,8 @@ class SlotSource:
         """
         reserve = self._reserve
         if reserve is not None and reserve.protects(priority):
-            return self._claimant_wait(pool, k) if self.claims is not None else None
+            claims = self.claims
+            return None if claims is None else claims.wait(pool.models, k, self._typical_hold)
         due: list[Iterator[float]] = []
         for deps in pool.models:
             for dep in deps:
@@ -197,21 +159,6 @@ class SlotSource:
         if reserve is not None:
             k *= reserve.workers
         return kth_release(due, k, self._clock()) if due else None
-
-    def _claimant_wait(self, pool: Pool, k: int) -> float | None:
-        """Seconds until the ``k``-th slot freed on a deployment of ``pool`` in any process,
-        which lower keys leave to a protected waiter's claims: with every slot held, a
-        deployment capped at ``limit`` frees one every typical hold / ``limit`` on average.
-        This process's own admissions say little of it: they are its share of the traffic,
-        which the kernel does not split evenly between the workers. None while no hold is
-        known."""
-        rate = 0.0
-        for deps in pool.models:
-            for dep in deps:
-                cap, hold = dep.settings.max_concurrency, self._typical_hold(dep.id)
-                if cap is not None and hold:
-                    rate += cap / hold
-        return k / rate if rate > 0 else None
 
     def _excess(self, dep: Deployment, held: int) -> int:
         """Unprotected slots of ``dep`` that must come back before one more is open."""
