@@ -66,9 +66,12 @@ class RequestContext:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
-    def overhead_seconds(self) -> float:
-        """Time the gateway itself spent: elapsed minus awaiting upstreams and back-off sleeps."""
-        return max(0.0, self.elapsed() - self.upstream_seconds - self.waited_seconds)
+    def overhead_seconds(self, elapsed: float | None = None) -> float:
+        """Time the gateway itself spent: elapsed (``elapsed``, when already read) minus awaiting
+        upstreams and back-off sleeps."""
+        if elapsed is None:
+            elapsed = self.elapsed()
+        return max(0.0, elapsed - self.upstream_seconds - self.waited_seconds)
 
     def ttft_seconds(self) -> float | None:
         return None if self.first_token_at is None else self.first_token_at - self.started

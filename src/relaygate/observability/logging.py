@@ -100,7 +100,7 @@ def request_fields(ctx: RequestContext) -> dict[str, Any]:
     # (three of them were ~4% of a refusal's instructions on the event loop).
     elapsed = ctx.elapsed()
     upstream = ctx.upstream_seconds
-    overhead = max(0.0, elapsed - upstream - ctx.waited_seconds)
+    overhead = ctx.overhead_seconds(elapsed)
     fields: dict[str, Any] = {
         "request_id": ctx.request_id,
         "route": ctx.route,

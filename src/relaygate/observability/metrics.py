@@ -157,7 +157,7 @@ class Metrics:
         elapsed = ctx.elapsed()
         latency.observe(elapsed)
         self.window.record(elapsed, ctx.status)
-        overhead.observe(ctx.overhead_seconds())
+        overhead.observe(ctx.overhead_seconds(elapsed))
         ttft = ctx.ttft_seconds()
         if ttft is not None:
             ttft_of.observe(ttft)
