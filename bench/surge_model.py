@@ -147,7 +147,10 @@ async def _run(seed: int, args: argparse.Namespace, clock: VirtualClock) -> dict
     settings = Settings.model_validate({"models": [{"name": "m", "deployments": [deployment]}]})
     catalog = build_catalog(settings, HttpTransport())
     route = catalog.resolve("m")
-    limits = LimitSettings.model_validate({"queue": {"max_wait_seconds": args.max_wait_ms / 1e3}})
+    config: dict[str, Any] = {"queue": {"max_wait_seconds": args.max_wait_ms / 1e3}}
+    if args.protected_max_wait_ms is not None:
+        config["priority_reserve"] = {"max_wait_seconds": args.protected_max_wait_ms / 1e3}
+    limits = LimitSettings.model_validate(config)
     registries = [CollectorRegistry() for _ in range(args.workers)]
     gates = [
         Admitter(
@@ -266,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peak-seconds", type=float, default=1.0)
     parser.add_argument("--cap", type=int, default=25, help="the deployment's max_concurrency")
     parser.add_argument("--max-wait-ms", type=float, default=10)
+    parser.add_argument(
+        "--protected-max-wait-ms",
+        type=float,
+        default=None,
+        help="limits.priority_reserve.max_wait_seconds in ms (default: unset, the queue's)",
+    )
     parser.add_argument("--high-every", type=int, default=10)
     parser.add_argument("--rtt-ms", type=float, default=0.5, help="to the shared store")
     parser.add_argument("--cpu-ms", type=float, default=0.6, help="per request, per worker")

@@ -183,7 +183,8 @@ class Admitter:
             return
         queue = self._queue(route.name, pool)
         # Judged as after a try that found no room: with room and nobody waiting, admit takes it.
-        refused = queue.refusal_at_once(key.priority, self._budget(headers, pool), tried=True)
+        budget = self._budget(headers, pool, key.priority)
+        refused = queue.refusal_at_once(key.priority, budget, tried=True)
         if refused is None:
             return
         if not len(queue) and self._slots.has_room(pool, key.priority):
@@ -355,14 +356,16 @@ class Admitter:
     ) -> tuple[Admission, Slot | None]:
         outcome: list[Slot | None] = [None]
         priority = plan.key.priority
-        budget = self._budget(headers, plan.pool)
+        budget = self._budget(headers, plan.pool, priority)
         hand_off, claims = self._slots.claims, None
         if (
             hand_off is not None
             and plan.pool is not None
-            and queue.refusal_at_once(priority, budget, tried) is None
+            and hand_off.protects(priority)
+            and queue.refusal_at_once(priority, budget, tried, holds_claim=True) is None
         ):
-            # A protected request about to wait claims the next slot freed in any process.
+            # A protected request about to wait claims the next slot freed in any process; it
+            # then waits for one until its budget is spent (else it is judged as any waiter).
             claims = await hand_off.claim(plan.pool.models, priority)
 
         async def attempt() -> Admission:
@@ -376,7 +379,7 @@ class Admitter:
 
         self._gauge_depth()
         try:
-            admission = await queue.wait(priority, budget, attempt, tried)
+            admission = await queue.wait(priority, budget, attempt, tried, claims is not None)
         except QueueRefusedError as refused:
             raise self._queue_refusal(refused, priority) from None
         finally:
@@ -389,8 +392,17 @@ class Admitter:
         self._count(QUEUE_RESULTS.get(refused.reason, "busy"), priority)
         return RateLimitedError(busy_message(refused.retry_after), retry_after=refused.retry_after)
 
-    def _budget(self, headers: Mapping[str, str], pool: Pool | None) -> float:
+    def _budget(self, headers: Mapping[str, str], pool: Pool | None, priority: int) -> float:
+        """Seconds a request of ``priority`` may wait: the queue's cap, or the reserve's own for
+        a protected one when set."""
         max_wait = self._settings.queue.max_wait_seconds
+        reserve = self._settings.priority_reserve
+        if (
+            reserve.max_wait_seconds is not None
+            and reserve.enabled
+            and priority >= reserve.min_priority
+        ):
+            max_wait = reserve.max_wait_seconds
         return wait_budget(max_wait, headers, lambda: self._typical_latency(pool))
 
     def _typical_latency(self, pool: Pool | None) -> float:

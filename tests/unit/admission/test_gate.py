@@ -26,6 +26,7 @@ from relaygate.settings.limits import (
     LevelActions,
     LevelThresholds,
     LimitSettings,
+    PriorityReserveSettings,
     QueueSettings,
 )
 
@@ -125,6 +126,30 @@ async def test_full_deployment_queues_then_admits(models: Catalog) -> None:
     gate.finish(held[0], context(held[0]))
     ticket = await asyncio.wait_for(waiting, 1.0)
     assert ticket.queued_seconds >= 0.04
+    assert gate.queued == 0
+
+
+async def test_protected_keys_wait_up_to_the_reserves_own_cap(models: Catalog) -> None:
+    """``priority_reserve.max_wait_seconds``: lower keys are refused at once (the queue's cap
+    is 0 here) while a protected key waits for the next slot; its caller may still ask for
+    less."""
+    gate = admitter(
+        models,
+        queue=QueueSettings(max_wait_seconds=0.0, poll_seconds=5.0),
+        priority_reserve=PriorityReserveSettings(max_wait_seconds=2.0),
+    )
+    route = models.resolve("capped")
+    high = key(id="high", priority=10)
+    held = [await gate.admit(high, route, request(), NO_HEADERS) for _ in range(2)]
+    with pytest.raises(RateLimitedError):
+        await gate.admit(key(), route, request(), NO_HEADERS)
+    with pytest.raises(RateLimitedError):
+        await gate.admit(high, route, request(), {"x-relaygate-max-wait-ms": "0"})
+    waiting = asyncio.create_task(gate.admit(high, route, request(), NO_HEADERS))
+    await eventually(lambda: gate.queued == 1)
+    gate.finish(held[0], context(held[0]))
+    ticket = await asyncio.wait_for(waiting, 1.0)
+    assert ticket.capacity is not None and ticket.capacity.reserved is not None
     assert gate.queued == 0
 
 
