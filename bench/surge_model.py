@@ -224,6 +224,7 @@ async def _run(seed: int, args: argparse.Namespace, clock: VirtualClock) -> dict
     return {
         "high": len(highs),
         "high_failed": sum(1 for o in highs if not o.admitted),
+        "low_admitted": sum(1 for o in peak if not o.high and o.admitted),
         "failed_at_ms": [round((o.due - step) * 1e3) for o in highs if not o.admitted],
         "reasons": dict(reasons),
         "refused_ms": sorted(o.seconds * 1e3 for o in peak if not o.admitted),
@@ -251,6 +252,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "high_priority": high,
         "high_priority_failed": failed,
         "high_priority_success": round(1 - failed / max(1, high), 5),
+        "lower_admitted_per_second": round(
+            sum(r["low_admitted"] for r in runs) / max(1, len(runs)) / args.peak_seconds, 1
+        ),
         "failed_at_ms": sorted(ms for r in runs for ms in r["failed_at_ms"]),
         "protected_refusals": dict(reasons),
         "refused_p99_ms": round(refused[len(refused) * 99 // 100], 2) if refused else None,

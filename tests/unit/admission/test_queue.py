@@ -274,10 +274,10 @@ async def test_a_claimant_is_not_refused_on_a_forecast_only_at_its_deadline() ->
     with pytest.raises(QueueRefusedError) as refused:  # an ordinary waiter: refused at once
         await queue.wait(10, 0.01, slots.attempt_for("plain"), tried=True)
     assert refused.value.reason == "expected_wait"
-    assert queue.refusal_at_once(10, 0.01, tried=True, holds_claim=True) is None
-    assert queue.refusal_at_once(10, 0.0, tried=True, holds_claim=True) is not None
+    assert queue.refusal_at_once(10, 0.01, tried=True, first_served=True) is None
+    assert queue.refusal_at_once(10, 0.0, tried=True, first_served=True) is not None
     waiting = asyncio.create_task(
-        queue.wait(10, 0.01, slots.attempt_for("claimant"), tried=True, holds_claim=True)
+        queue.wait(10, 0.01, slots.attempt_for("claimant"), tried=True, first_served=True)
     )
     await settle()
     assert slots.attempts == 1 and len(queue) == 1  # tried, found no room, waits
@@ -291,7 +291,7 @@ async def test_a_claimant_is_not_refused_on_a_forecast_only_at_its_deadline() ->
     assert admitted.admitted and slots.order == ["claimant"]
     now[0] += 0.005  # past its deadline: a claimant that finds no room then is refused
     late = asyncio.create_task(
-        queue.wait(10, 0.01, slots.attempt_for("late"), tried=True, holds_claim=True)
+        queue.wait(10, 0.01, slots.attempt_for("late"), tried=True, first_served=True)
     )
     await settle()
     now[0] += 0.011
