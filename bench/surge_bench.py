@@ -193,8 +193,13 @@ def generator_main(spec_path: str, out_path: str) -> None:
 
 def _config(mock_port: int, args: argparse.Namespace) -> str:
     limits: dict[str, Any] = {"queue": {"max_wait_seconds": args.max_wait_ms / 1000}}
+    reserve: dict[str, float] = {}
     if args.reserve_max_share is not None:
-        limits["priority_reserve"] = {"max_share": args.reserve_max_share}
+        reserve["max_share"] = args.reserve_max_share
+    if args.protected_max_wait_ms is not None:
+        reserve["max_wait_seconds"] = args.protected_max_wait_ms / 1000
+    if reserve:
+        limits["priority_reserve"] = reserve
     if args.adaptive:
         limits["adaptive"] = {
             "enabled": True,
@@ -426,6 +431,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "upstream_latency_ms": args.latency_ms,
                 "upstream_concurrency": args.upstream_concurrency,
                 "max_wait_ms": args.max_wait_ms,
+                "protected_max_wait_ms": args.protected_max_wait_ms,
                 "adaptive": args.adaptive,
             },
             "phases": {
@@ -491,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         help="limits.priority_reserve.max_share (default: the gateway's, 0.5)",
+    )
+    parser.add_argument(
+        "--protected-max-wait-ms",
+        type=float,
+        default=None,
+        help="limits.priority_reserve.max_wait_seconds in ms (default: unset, the queue's cap)",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument(

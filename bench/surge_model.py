@@ -147,7 +147,10 @@ async def _run(seed: int, args: argparse.Namespace, clock: VirtualClock) -> dict
     settings = Settings.model_validate({"models": [{"name": "m", "deployments": [deployment]}]})
     catalog = build_catalog(settings, HttpTransport())
     route = catalog.resolve("m")
-    limits = LimitSettings.model_validate({"queue": {"max_wait_seconds": args.max_wait_ms / 1e3}})
+    config: dict[str, Any] = {"queue": {"max_wait_seconds": args.max_wait_ms / 1e3}}
+    if args.protected_max_wait_ms is not None:
+        config["priority_reserve"] = {"max_wait_seconds": args.protected_max_wait_ms / 1e3}
+    limits = LimitSettings.model_validate(config)
     registries = [CollectorRegistry() for _ in range(args.workers)]
     gates = [
         Admitter(
@@ -221,6 +224,7 @@ async def _run(seed: int, args: argparse.Namespace, clock: VirtualClock) -> dict
     return {
         "high": len(highs),
         "high_failed": sum(1 for o in highs if not o.admitted),
+        "low_admitted": sum(1 for o in peak if not o.high and o.admitted),
         "failed_at_ms": [round((o.due - step) * 1e3) for o in highs if not o.admitted],
         "reasons": dict(reasons),
         "refused_ms": sorted(o.seconds * 1e3 for o in peak if not o.admitted),
@@ -248,6 +252,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "high_priority": high,
         "high_priority_failed": failed,
         "high_priority_success": round(1 - failed / max(1, high), 5),
+        "lower_admitted_per_second": round(
+            sum(r["low_admitted"] for r in runs) / max(1, len(runs)) / args.peak_seconds, 1
+        ),
         "failed_at_ms": sorted(ms for r in runs for ms in r["failed_at_ms"]),
         "protected_refusals": dict(reasons),
         "refused_p99_ms": round(refused[len(refused) * 99 // 100], 2) if refused else None,
@@ -266,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peak-seconds", type=float, default=1.0)
     parser.add_argument("--cap", type=int, default=25, help="the deployment's max_concurrency")
     parser.add_argument("--max-wait-ms", type=float, default=10)
+    parser.add_argument(
+        "--protected-max-wait-ms",
+        type=float,
+        default=None,
+        help="limits.priority_reserve.max_wait_seconds in ms (default: unset, the queue's)",
+    )
     parser.add_argument("--high-every", type=int, default=10)
     parser.add_argument("--rtt-ms", type=float, default=0.5, help="to the shared store")
     parser.add_argument("--cpu-ms", type=float, default=0.6, help="per request, per worker")

@@ -183,7 +183,9 @@ class Admitter:
             return
         queue = self._queue(route.name, pool)
         # Judged as after a try that found no room: with room and nobody waiting, admit takes it.
-        refused = queue.refusal_at_once(key.priority, self._budget(headers, pool), tried=True)
+        budget = self._budget(headers, pool, key.priority)
+        first = self._protects(key.priority)  # the queue's order hands it the next slot
+        refused = queue.refusal_at_once(key.priority, budget, tried=True, first_served=first)
         if refused is None:
             return
         if not len(queue) and self._slots.has_room(pool, key.priority):
@@ -355,15 +357,20 @@ class Admitter:
     ) -> tuple[Admission, Slot | None]:
         outcome: list[Slot | None] = [None]
         priority = plan.key.priority
-        budget = self._budget(headers, plan.pool)
+        budget = self._budget(headers, plan.pool, priority)
+        protected = self._protects(priority)
         hand_off, claims = self._slots.claims, None
         if (
             hand_off is not None
             and plan.pool is not None
-            and queue.refusal_at_once(priority, budget, tried) is None
+            and protected
+            and queue.refusal_at_once(priority, budget, tried, first_served=True) is None
         ):
             # A protected request about to wait claims the next slot freed in any process.
             claims = await hand_off.claim(plan.pool.models, priority)
+        # A protected waiter is handed each slot freed ahead of lower keys, by its claims across
+        # processes or by the queue's order within one: it waits until its budget is spent.
+        first_served = claims is not None or (protected and self._local is not None)
 
         async def attempt() -> Admission:
             admission, reserved = await self._try(plan)
@@ -376,7 +383,7 @@ class Admitter:
 
         self._gauge_depth()
         try:
-            admission = await queue.wait(priority, budget, attempt, tried)
+            admission = await queue.wait(priority, budget, attempt, tried, first_served)
         except QueueRefusedError as refused:
             raise self._queue_refusal(refused, priority) from None
         finally:
@@ -389,8 +396,13 @@ class Admitter:
         self._count(QUEUE_RESULTS.get(refused.reason, "busy"), priority)
         return RateLimitedError(busy_message(refused.retry_after), retry_after=refused.retry_after)
 
-    def _budget(self, headers: Mapping[str, str], pool: Pool | None) -> float:
+    def _budget(self, headers: Mapping[str, str], pool: Pool | None, priority: int) -> float:
+        """Seconds a request of ``priority`` may wait: the queue's cap, or the reserve's own for
+        a protected one when set."""
         max_wait = self._settings.queue.max_wait_seconds
+        protected_max = self._settings.priority_reserve.max_wait_seconds
+        if protected_max is not None and self._protects(priority):
+            max_wait = protected_max
         return wait_budget(max_wait, headers, lambda: self._typical_latency(pool))
 
     def _typical_latency(self, pool: Pool | None) -> float:
@@ -416,6 +428,11 @@ class Admitter:
 
     def _loop_lag(self) -> float:
         return self.overload.lag
+
+    def _protects(self, priority: int) -> bool:
+        """Whether the priority reserve protects keys of ``priority``."""
+        reserve = self._settings.priority_reserve
+        return reserve.enabled and priority >= reserve.min_priority
 
     def _count(self, result: str, priority: int | None = None) -> None:
         """Count a decision; a refusal's ``priority`` says whether the reserve protects it."""

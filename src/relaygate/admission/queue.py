@@ -9,7 +9,11 @@ and again each time it is at the head and finds no room. The wait is forecast fr
 pool's held slots are expected back (``Forecast``: the k-th release for the k-th in line), since
 slots come back in waves; while that is unknown, from the pool's recent admission rate (times
 ``reach``, the processes whose admissions may serve it: a high-priority waiter that holds
-claims on a shared limit is left the next slot freed by any worker).
+claims on a shared limit is left the next slot freed by any worker). A waiter ``first_served``
+(handed each slot freed ahead of lower keys: a protected one, by this queue's order within a
+process and by its claims across processes) is never refused on a forecast, only once its
+budget is spent: the forecast is the mean time to its k-th release, and refusing on it gave up
+on slots that come sooner about as often as later.
 """
 
 from __future__ import annotations
@@ -143,42 +147,52 @@ class AdmissionQueue:
         return place / rate
 
     def refusal_at_once(
-        self, priority: int, budget: float, tried: bool = False
+        self, priority: int, budget: float, tried: bool = False, first_served: bool = False
     ) -> QueueRefusedError | None:
         """Why ``wait`` refuses a request of ``priority`` with ``budget`` seconds before it even
         queues (no time to wait, or more expected than it has); None when it may wait. A request
-        that outranks every waiter and was not ``tried`` yet is not refused on a forecast."""
+        that outranks every waiter and was not ``tried`` yet, or one ``first_served``, is not
+        refused on a forecast."""
         ahead = self._ahead(priority)
-        expected = self._wait_of(ahead + 1, priority) if ahead or tried else None
+        forecast = (ahead or tried) and not first_served
+        expected = self._wait_of(ahead + 1, priority) if forecast else None
         if budget <= 0 or (expected is not None and expected > budget):
             return QueueRefusedError("expected_wait", expected or self._poll)
         return None
 
     async def wait(
-        self, priority: int, budget: float, attempt: Attempt, tried: bool = False
+        self,
+        priority: int,
+        budget: float,
+        attempt: Attempt,
+        tried: bool = False,
+        first_served: bool = False,
     ) -> Admission:
         """Wait for the turn of a request of ``priority`` and admit it with ``attempt``.
 
         Returns the admission, or the refusal of ``attempt`` when it is not queueable (the
         caller answers it); raises ``QueueRefusedError`` when the request cannot wait. A request
         that outranks every waiter and was not ``tried`` yet tries once before any forecast:
-        the forecast knows when held slots come back, not whether one is free now.
+        the forecast knows when held slots come back, not whether one is free now. One that
+        is ``first_served`` waits until its deadline, whatever the forecast.
         """
-        refused = self.refusal_at_once(priority, budget, tried)
+        refused = self.refusal_at_once(priority, budget, tried, first_served)
         if refused is not None:
             raise refused
         if self._depth.full and not self._evict_below(priority):
             raise QueueRefusedError("full", self.expected_wait(priority) or 1.0)
         waiter = self._push(priority)
         try:
-            return await self._serve(waiter, self._clock() + budget, attempt)
+            return await self._serve(waiter, self._clock() + budget, attempt, first_served)
         finally:
             was_head = self._head() is waiter
             self._drop(waiter)
             if was_head:
                 self.notify()
 
-    async def _serve(self, waiter: _Waiter, deadline: float, attempt: Attempt) -> Admission:
+    async def _serve(
+        self, waiter: _Waiter, deadline: float, attempt: Attempt, first_served: bool
+    ) -> Admission:
         while True:
             waiter.wake.clear()
             pause = math.inf
@@ -192,7 +206,7 @@ class AdmissionQueue:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise QueueRefusedError("timeout", self.expected_wait(waiter.priority) or 1.0)
-            if pause < math.inf:  # the head found no room: can the next slot still come in time?
+            if pause < math.inf and not first_served:  # no room: can a slot still come in time?
                 expected = self._wait_of(1, waiter.priority)
                 if expected is not None and expected > remaining:
                     raise QueueRefusedError("expected_wait", expected)

@@ -35,6 +35,10 @@ class Claims:
         self._notify = notify
         self._reserve = reserve
 
+    def protects(self, priority: int) -> bool:
+        """Whether a waiter of ``priority`` claims the next slot (the reserve protects it)."""
+        return self._reserve.protects(priority)
+
     def reach(self, priority: int) -> int:
         """How many processes' releases may serve a waiter of ``priority``: every worker's for a
         protected one (lower keys leave it the next slot freed anywhere), else this process's."""
@@ -44,7 +48,7 @@ class Claims:
         """Claims on the next slot of every deployment of ``models`` with a concurrency cap, for
         a request of ``priority`` about to wait; None when it makes none (not protected, no such
         deployment, or as many claims as slots already)."""
-        if not self._reserve.protects(priority):
+        if not self.protects(priority):
             return None
         asks = [
             ask

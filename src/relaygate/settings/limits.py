@@ -148,6 +148,13 @@ class PriorityReserveSettings(_Frozen):
     keys ramp up past their recent peak (at most the reserve, or half their level of one typical
     hold ago, more per hold; per ``window_seconds`` for longer holds), so a step up cannot fill
     the slots before the reserve has grown.
+
+    ``max_wait_seconds`` is the longest a protected request waits in the admission queue (the
+    queue's ``max_wait_seconds`` when unset; ``x-relaygate-max-wait-ms`` may still ask for less).
+    A protected request that finds every slot held waits for the next one freed in any worker,
+    which lower keys leave to it: about one typical hold divided by the deployment's cap. A
+    budget of several of those makes its refusal rare even when the queue's own is kept short
+    so that lower keys are refused fast.
     """
 
     enabled: bool = True
@@ -155,6 +162,7 @@ class PriorityReserveSettings(_Frozen):
     max_share: float = Field(0.5, gt=0, lt=1)
     window_seconds: float = Field(1.0, gt=0)
     margin: int = Field(2, ge=0, description="slots kept beyond the protected keys' recent peak")
+    max_wait_seconds: float | None = Field(None, ge=0)
 
 
 class LimitSettings(_Frozen):

@@ -26,6 +26,7 @@ from relaygate.settings.limits import (
     LevelActions,
     LevelThresholds,
     LimitSettings,
+    PriorityReserveSettings,
     QueueSettings,
 )
 
@@ -126,6 +127,52 @@ async def test_full_deployment_queues_then_admits(models: Catalog) -> None:
     ticket = await asyncio.wait_for(waiting, 1.0)
     assert ticket.queued_seconds >= 0.04
     assert gate.queued == 0
+
+
+async def test_protected_keys_wait_up_to_the_reserves_own_cap(models: Catalog) -> None:
+    """``priority_reserve.max_wait_seconds``: lower keys are refused at once (the queue's cap
+    is 0 here) while a protected key waits for the next slot; its caller may still ask for
+    less."""
+    gate = admitter(
+        models,
+        queue=QueueSettings(max_wait_seconds=0.0, poll_seconds=5.0),
+        priority_reserve=PriorityReserveSettings(max_wait_seconds=2.0),
+    )
+    route = models.resolve("capped")
+    high = key(id="high", priority=10)
+    held = [await gate.admit(high, route, request(), NO_HEADERS) for _ in range(2)]
+    with pytest.raises(RateLimitedError):
+        await gate.admit(key(), route, request(), NO_HEADERS)
+    with pytest.raises(RateLimitedError):
+        await gate.admit(high, route, request(), {"x-relaygate-max-wait-ms": "0"})
+    waiting = asyncio.create_task(gate.admit(high, route, request(), NO_HEADERS))
+    await eventually(lambda: gate.queued == 1)
+    gate.finish(held[0], context(held[0]))
+    ticket = await asyncio.wait_for(waiting, 1.0)
+    assert ticket.capacity is not None and ticket.capacity.reserved is not None
+    assert gate.queued == 0
+
+
+async def test_a_protected_waiter_is_not_refused_on_the_forecast(models: Catalog) -> None:
+    """The queue hands the next slot freed in this process to its highest-priority waiter: a
+    protected one waits for it until its budget is spent. The forecast (here two admissions
+    lately: one every ~250 ms, beyond the 50 ms budget) still refuses a lower key at once."""
+    gate = admitter(models, queue=QueueSettings(max_wait_seconds=0.05, poll_seconds=5.0))
+    route = models.resolve("capped")
+    high = key(id="high", priority=10)
+    held = [await gate.admit(high, route, request(), NO_HEADERS) for _ in range(2)]
+    with pytest.raises(RateLimitedError):
+        gate.refuse_busy(key(), route, NO_HEADERS)
+    gate.refuse_busy(high, route, NO_HEADERS)  # may wait: not refused before its body is read
+    with pytest.raises(RateLimitedError):
+        await gate.admit(key(), route, request(), NO_HEADERS)
+    assert gate.queued == 0
+    waiting = asyncio.create_task(gate.admit(high, route, request(), NO_HEADERS))
+    await eventually(lambda: gate.queued == 1 or waiting.done())
+    assert not waiting.done()
+    gate.finish(held[0], context(held[0]))
+    ticket = await asyncio.wait_for(waiting, 1.0)
+    assert ticket.capacity is not None and ticket.capacity.reserved is not None
 
 
 async def test_busy_refusal_is_immediate_and_says_so(models: Catalog) -> None:

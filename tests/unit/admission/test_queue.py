@@ -260,3 +260,42 @@ def test_a_waiter_served_by_every_worker_expects_their_admissions_too() -> None:
     assert queue.refusal_at_once(10, 0.07, tried=True) is None
     refused = queue.refusal_at_once(0, 0.07, tried=True)
     assert refused is not None and refused.reason == "expected_wait"
+
+
+async def test_a_claimant_is_not_refused_on_a_forecast_only_at_its_deadline() -> None:
+    """A waiter that holds claims is handed every slot freed in any worker in turn; the forecast
+    is the mean time to its k-th release, so refusing on it gives up on slots that come sooner
+    about as often as later. Only its budget refuses it."""
+    now = [0.0]
+    queue = AdmissionQueue(
+        Depth(100), poll_seconds=10, clock=lambda: now[0], forecast=lambda k, p: 0.05
+    )
+    slots = Slots()
+    with pytest.raises(QueueRefusedError) as refused:  # an ordinary waiter: refused at once
+        await queue.wait(10, 0.01, slots.attempt_for("plain"), tried=True)
+    assert refused.value.reason == "expected_wait"
+    assert queue.refusal_at_once(10, 0.01, tried=True, first_served=True) is None
+    assert queue.refusal_at_once(10, 0.0, tried=True, first_served=True) is not None
+    waiting = asyncio.create_task(
+        queue.wait(10, 0.01, slots.attempt_for("claimant"), tried=True, first_served=True)
+    )
+    await settle()
+    assert slots.attempts == 1 and len(queue) == 1  # tried, found no room, waits
+    now[0] += 0.006  # 4 ms left, the next slot forecast 50 ms away: it still waits
+    queue.notify()
+    await settle()
+    assert slots.attempts == 2 and not waiting.done()
+    slots.free = 1
+    queue.notify()
+    admitted = await asyncio.wait_for(waiting, 5.0)
+    assert admitted.admitted and slots.order == ["claimant"]
+    now[0] += 0.005  # past its deadline: a claimant that finds no room then is refused
+    late = asyncio.create_task(
+        queue.wait(10, 0.01, slots.attempt_for("late"), tried=True, first_served=True)
+    )
+    await settle()
+    now[0] += 0.011
+    queue.notify()
+    with pytest.raises(QueueRefusedError) as timed_out:
+        await asyncio.wait_for(late, 5.0)
+    assert timed_out.value.reason == "timeout"

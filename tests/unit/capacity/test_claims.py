@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 import pytest
 import redis
@@ -26,7 +26,8 @@ from relaygate.admission.metrics import AdmissionMetrics
 from relaygate.core.context import RequestContext
 from relaygate.core.errors import RateLimitedError
 from relaygate.limits import MemoryLimiter, RateLimiter, RedisLimiter
-from relaygate.routing.catalog import Catalog
+from relaygate.limits.limiter import Admission, BucketAsk
+from relaygate.routing.catalog import Catalog, ModelRoute
 from relaygate.settings.limits import LimitSettings, QueueSettings
 
 LOW = key(id="low", priority=0)
@@ -147,24 +148,70 @@ async def test_a_worker_admitting_little_does_not_refuse_a_claimant_on_its_own_r
     b = await worker(models, store, 1.0)
     route = models.resolve("wide")
     try:
-        first = await a.admit(HIGH, route, request("wide"), NO_WAIT)
-        clock.now += 0.02
-        done(a, first)  # worker a's slots are held 20 ms
-        await eventually(lambda: store.held(CONC) == 0)
+        await learn_a_hold_of_20_ms(a, route, clock, store)
         clock.now += 2.0  # and it has admitted nothing since: its own rate is near nil
         lows = [await b.admit(LOW, route, request("wide"), NO_WAIT) for _ in range(4)]
         waiting = asyncio.ensure_future(a.admit(HIGH, route, request("wide"), {}))
         await eventually(lambda: store.held(CLAIMS) == 1 or waiting.done())
         assert not waiting.done()  # waiting, not refused at once
-        done(b, lows.pop())
-        ticket = await asyncio.wait_for(waiting, 10.0)
-        assert ticket.capacity is not None and ticket.capacity.reserved == "wide-0"
-        done(a, ticket)
-        for low in lows:
-            done(b, low)
+        await admitted_once_b_frees_a_slot(a, b, waiting, lows)
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_claimant_waits_to_its_deadline_whatever_the_forecast(
+    models: Catalog, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each slot freed in any worker is handed to a claimant, and the forecast is only the mean
+    time to the next release: a claimant used to be refused as soon as a try found no room
+    with less than that mean left, giving up on a slot as likely to come the next millisecond
+    (most protected failures of the 2-worker surge). It now waits to its deadline."""
+    clock = Clock()
+    a = await worker(models, store, 0.008, clock=clock)
+    b = await worker(models, store, 1.0)
+    route = models.resolve("wide")
+    tries = [0]
+    acquire = a.limiter.acquire
+
+    async def counted(asks: Sequence[BucketAsk]) -> Admission:
+        tries[0] += 1
+        return await acquire(asks)
+
+    monkeypatch.setattr(a.limiter, "acquire", counted)
+    try:
+        await learn_a_hold_of_20_ms(a, route, clock, store)  # with a cap of 4, one frees every 5 ms
+        lows = [await b.admit(LOW, route, request("wide"), NO_WAIT) for _ in range(4)]
+        waiting = asyncio.ensure_future(a.admit(HIGH, route, request("wide"), {}))
+        await eventually(lambda: store.held(CLAIMS) == 1 or waiting.done())
+        clock.now += 0.004  # 4 ms of its 8 left: less than the 5 ms forecast
+        asked = tries[0]
+        await eventually(lambda: tries[0] >= asked + 3 or waiting.done())  # polls found no room
+        assert not waiting.done()
+        await admitted_once_b_frees_a_slot(a, b, waiting, lows)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def learn_a_hold_of_20_ms(a: Admitter, route: ModelRoute, clock: Clock, store: Store) -> None:
+    """Worker ``a`` holds one slot 20 ms: its typical hold."""
+    first = await a.admit(HIGH, route, request("wide"), NO_WAIT)
+    clock.now += 0.02
+    done(a, first)
+    await eventually(lambda: store.held(CONC) == 0)
+
+
+async def admitted_once_b_frees_a_slot(
+    a: Admitter, b: Admitter, waiting: asyncio.Future[Ticket], lows: list[Ticket]
+) -> None:
+    """Worker ``b`` frees one of the lower keys' slots: ``a``'s waiter gets it."""
+    done(b, lows.pop())
+    ticket = await asyncio.wait_for(waiting, 10.0)
+    assert ticket.capacity is not None and ticket.capacity.reserved == "wide-0"
+    done(a, ticket)
+    for low in lows:
+        done(b, low)
 
 
 class Clock:
