@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import orjson
 
 from relaygate.core.context import RequestContext
-from relaygate.core.errors import GatewayError, UpstreamError, UpstreamTimeoutError
+from relaygate.core.errors import GatewayError, UpstreamError
 from relaygate.core.events import StreamError, StreamEvent, TextDelta, ThinkingDelta, ToolArgsDelta
 from relaygate.core.redact import Redactor
 from relaygate.core.sse import SSEDecoder, SSEFrame, encode_frame
@@ -73,8 +73,7 @@ async def open_stream(
             if response.status >= 400:
                 body = await response.read()
                 raise dep.provider.classify_error(response.status, response.headers, body)
-            left = timeouts.first_byte - (time.perf_counter() - started)
-            return await _first_chunk(dep, response, left)
+            return await _first_chunk(dep, response)
         finally:
             ctx.upstream_seconds += time.perf_counter() - started
 
@@ -83,17 +82,12 @@ async def open_stream(
     return held.value
 
 
-async def _first_chunk(dep: Deployment, response: UpstreamResponse, left: float) -> OpenedStream:
-    """The first body chunk, within what is left of the first-byte timeout after the head."""
+async def _first_chunk(dep: Deployment, response: UpstreamResponse) -> OpenedStream:
+    """The first body chunk: the transport bounds it by the first-byte deadline of ``send``
+    (``NO_STREAM_DATA``), with the timer it already keeps for the stream's waits."""
     chunks = response.chunks().__aiter__()
     try:
-        async with asyncio.timeout(max(left, 0.0)):
-            first = await anext(chunks)
-    except TimeoutError:
-        response.close()
-        raise UpstreamTimeoutError(
-            "upstream sent no stream data before the first-byte timeout"
-        ) from None
+        first = await anext(chunks)
     except StopAsyncIteration:
         response.close()
         raise UpstreamError(
