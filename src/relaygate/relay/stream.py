@@ -275,21 +275,31 @@ class StreamPump:
 
 
 async def pump_while_connected(request: Request, pump: Callable[[], Awaitable[None]]) -> bool:
-    """Run ``pump()`` in this task; a watcher task cancels it if the caller goes away first (one
-    task less than a task each and ``asyncio.wait`` for the first to end). True when the caller
-    left before the pump ended."""
+    """Run ``pump()`` in this task, cancelled if the caller goes away first; True when the caller
+    left before the pump ended. The server's ``CallerWatch`` calls back on the connection's loss
+    (no task); without one, a watcher task waits for ``http.disconnect`` (one task less than a
+    task each and ``asyncio.wait`` for the first to end)."""
     task = asyncio.current_task()
     assert task is not None
     caller_left = False
 
-    async def watch() -> None:
+    def cancel() -> None:
+        # Called only while the pump waits (a loop callback, or the watcher task's step), so
+        # the cancellation lands inside it.
         nonlocal caller_left
-        await request.wait_disconnect()
-        # This task runs only while the pump waits, so the cancellation lands inside it.
         caller_left = True
         task.cancel()
 
-    watcher = asyncio.ensure_future(watch())
+    async def watch() -> None:
+        await request.wait_disconnect()
+        cancel()
+
+    caller_watch = request.caller_watch()
+    watcher = None
+    if caller_watch is not None:
+        caller_watch.watch_caller(cancel)
+    else:
+        watcher = asyncio.ensure_future(watch())
     try:
         await pump()
     except asyncio.CancelledError:
@@ -297,7 +307,10 @@ async def pump_while_connected(request: Request, pump: Callable[[], Awaitable[No
             raise  # cancelled from outside (too)
         return True
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
+        elif caller_watch is not None:
+            caller_watch.watch_caller(None)
     return False
 
 
