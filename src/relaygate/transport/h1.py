@@ -117,8 +117,8 @@ class _Alarm:
         self._armed_for = 0.0
         self._handle: asyncio.TimerHandle | None = None
 
-    async def wait(self, bound: float) -> bool:
-        """``H1Connection.wait`` until the next event; ``False`` when ``bound`` came first."""
+    def wait(self, bound: float) -> asyncio.Future[bool]:
+        """``H1Connection.next_event`` to await: ``False`` when ``bound`` came first."""
         self.bound = bound
         handle = self._handle
         if handle is None:
@@ -126,7 +126,7 @@ class _Alarm:
         elif bound < self._armed_for:
             handle.cancel()
             self._arm(bound)
-        return await self._conn.wait()
+        return self._conn.next_event()
 
     def cancel(self) -> None:
         if self._handle is not None:
