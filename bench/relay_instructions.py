@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,69 +36,92 @@ WARM_UP = 200
 PATH = "/v1/chat/completions"
 
 
+Setup = tuple[Server, str, Path]
+"""A counted process, the key it takes and where callgrind writes its dumps."""
+
+
 def _wrapper(out: Path) -> list[str]:
-    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    # Names written out in every dump: each one then reads alone (callgrind_annotate).
+    return ["valgrind", "--tool=callgrind", "--compress-strings=no", f"--callgrind-out-file={out}"]
+
+
+def start_setups(
+    workdir: Path, model: str, mock: Server, other_src: Path | None, started: list[Server]
+) -> dict[str, Setup]:
+    """The gateway (and one from ``other_src``) and the floor relay, each under callgrind and
+    relaying ``model`` to ``mock``; every process started is appended to ``started``."""
+    setups: dict[str, Setup] = {}
+    sources: list[tuple[str, Path | None]] = [("gateway", None)]
+    if other_src is not None:
+        sources.append((f"gateway @ {other_src}", other_src))
+    for name, src in sources:
+        home = workdir / f"setup-{len(setups)}"
+        home.mkdir()
+        config = write_config(home / "relaygate.yaml", {model: mock})
+        env = {} if src is None else {"PYTHONPATH": f"{src}:{Path.cwd()}"}
+        with environment(env):
+            key = create_key(home, "bench", *BENCH_KEY_LIMITS)
+            out = home / "callgrind.out"
+            gateway, _ = start_gateway(
+                config, home, False, wrapper=_wrapper(out), ready_seconds=600
+            )
+        started.append(gateway)
+        setups[name] = (gateway, key, out)
+    floor_home = workdir / "floor"
+    floor_home.mkdir()
+    out = floor_home / "callgrind.out"
+    upstreams = {model: mock.base_url + "/v1"}
+    key = setups["gateway"][1]
+    floor = start_floor(floor_home, [key], upstreams, wrapper=_wrapper(out), ready_seconds=600)
+    started.append(floor)
+    setups["floor"] = (floor, key, out)
+    return setups
+
+
+def count_rounds(
+    setups: dict[str, Setup], rounds: int, per: int, run: Callable[[Server, str], None]
+) -> dict[str, list[float]]:
+    """Instructions per unit of work of each setup by round (``run(server, key)`` does ``per``
+    units), the setups in alternating order."""
+    counts: dict[str, list[float]] = {name: [] for name in setups}
+    names = list(setups)
+    for round_no in range(rounds):
+        for name in names if round_no % 2 == 0 else names[::-1]:
+            server, key, out = setups[name]
+            counts[name].append(counted(server, out, functools.partial(run, server, key)) / per)
+    return counts
+
+
+def summary(counts: dict[str, list[float]], args: argparse.Namespace) -> dict[str, Any]:
+    """The lowest count of each setup and each gateway's over the floor's."""
+    low = {name: min(found) for name, found in counts.items()}
+    return {
+        "min": low,
+        "over_floor": {name: low[name] / low["floor"] for name in low if name != "floor"},
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="relaygate-relay-instructions-") as tmp:
-        workdir = Path(tmp)
         started: list[Server] = []
-        setups: dict[str, tuple[Server, str, Path]] = {}
         try:
-            mock = start_mock("mock", workdir, {})
+            mock = start_mock("mock", Path(tmp), {})
             started.append(mock)
-            sources: list[tuple[str, Path | None]] = [("gateway", None)]
-            if args.other_src is not None:
-                sources.append((f"gateway @ {args.other_src}", args.other_src))
-            for name, src in sources:
-                home = workdir / f"setup-{len(setups)}"
-                home.mkdir()
-                config = write_config(home / "relaygate.yaml", {FAST_MODEL: mock})
-                env = {} if src is None else {"PYTHONPATH": f"{src}:{Path.cwd()}"}
-                with environment(env):
-                    key = create_key(home, "bench", *BENCH_KEY_LIMITS)
-                    out = home / "callgrind.out"
-                    gateway, _ = start_gateway(
-                        config, home, False, wrapper=_wrapper(out), ready_seconds=600
-                    )
-                started.append(gateway)
-                setups[name] = (gateway, key, out)
-            key = setups["gateway"][1]
-            floor_home = workdir / "floor"
-            floor_home.mkdir()
-            out = floor_home / "callgrind.out"
-            upstreams = {FAST_MODEL: mock.base_url + "/v1"}
-            floor = start_floor(
-                floor_home, [key], upstreams, wrapper=_wrapper(out), ready_seconds=600
-            )
-            started.append(floor)
-            setups["floor"] = (floor, key, out)
+            setups = start_setups(Path(tmp), FAST_MODEL, mock, args.other_src, started)
             payload = chat_body(FAST_MODEL)
+
+            def run(server: Server, key: str, count: int = args.requests) -> None:
+                asyncio.run(send(server.base_url + PATH, key, payload, count, args.clients))
+
             for server, key, _ in setups.values():
-                url = server.base_url + PATH
-                asyncio.run(send(url, key, payload, WARM_UP, args.clients))
+                run(server, key, WARM_UP)
             time.sleep(SETTLE_SECONDS)
-            per_request: dict[str, list[float]] = {name: [] for name in setups}
-            names = list(setups)
-            for round_no in range(args.rounds):
-                for name in names if round_no % 2 == 0 else names[::-1]:
-                    server, key, out = setups[name]
-
-                    def run(url: str = server.base_url + PATH, key: str = key) -> None:
-                        asyncio.run(send(url, key, payload, args.requests, args.clients))
-
-                    per_request[name].append(counted(server, out, run) / args.requests)
+            per_request = count_rounds(setups, args.rounds, args.requests, run)
         finally:
             for server in reversed(started):
                 server.stop(timeout=120)
-    low = {name: min(found) for name, found in per_request.items()}
-    return {
-        "instructions_per_request": per_request,
-        "min": low,
-        "over_floor": {name: low[name] / low["floor"] for name in low if name != "floor"},
-        "args": {**vars(args), "other_src": str(args.other_src)},
-    }
+    return {"instructions_per_request": per_request, **summary(per_request, args)}
 
 
 def main(argv: list[str] | None = None) -> int:

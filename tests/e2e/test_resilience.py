@@ -112,6 +112,14 @@ def _config(urls: dict[str, str], scripted: str) -> dict[str, Any]:
             routing={"strategy": "ordered", **once},
         ),
         _model(
+            "silent-fb",
+            [
+                _dep("silent-fb-s", f"{scripted}/silent", timeouts={"first_byte": 0.5, "idle": 5}),
+                _dep("silent-fb-b", b),
+            ],
+            routing={"strategy": "ordered", **once},
+        ),
+        _model(
             "panic",
             [_dep("panic-a", a, breaker={"consecutive_failures": 2, "cooldown_seconds": 30})],
             routing=once,
@@ -251,6 +259,20 @@ def test_idle_before_the_first_byte_is_a_failed_attempt_that_fails_over(
     assert response.headers["x-relaygate-attempts"] == "2"
     assert sse_events(response)[-1][1] == "[DONE]"
     assert stats(mocks, "b")["requests"] == 1
+
+
+def test_a_stream_with_a_head_but_no_data_by_the_first_byte_timeout_fails_over(
+    http: httpx.Client, mocks: dict[str, MockServer], gateway: Gateway
+) -> None:
+    body = {"model": "silent-fb", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    started = time.monotonic()
+    response = http.post("/v1/chat/completions", json=body)
+    assert 0.5 <= time.monotonic() - started < 3.0  # first_byte (0.5 s) from the send, not idle
+    assert response.status_code == 200
+    assert response.headers["x-relaygate-attempts"] == "2"
+    assert sse_events(response)[-1][1] == "[DONE]"
+    row = ledger_row(gateway, response.headers["x-request-id"])
+    assert row["attempt_log"].startswith("silent-fb-s:timeout:")
 
 
 def test_an_open_breaker_on_a_lone_deployment_is_no_outage(

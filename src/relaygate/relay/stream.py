@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import orjson
 
 from relaygate.core.context import RequestContext
-from relaygate.core.errors import GatewayError, UpstreamError, UpstreamTimeoutError
+from relaygate.core.errors import GatewayError, UpstreamError
 from relaygate.core.events import StreamError, StreamEvent, TextDelta, ThinkingDelta, ToolArgsDelta
 from relaygate.core.redact import Redactor
 from relaygate.core.sse import SSEDecoder, SSEFrame, encode_frame
@@ -73,8 +73,7 @@ async def open_stream(
             if response.status >= 400:
                 body = await response.read()
                 raise dep.provider.classify_error(response.status, response.headers, body)
-            left = timeouts.first_byte - (time.perf_counter() - started)
-            return await _first_chunk(dep, response, left)
+            return await _first_chunk(dep, response)
         finally:
             ctx.upstream_seconds += time.perf_counter() - started
 
@@ -83,17 +82,12 @@ async def open_stream(
     return held.value
 
 
-async def _first_chunk(dep: Deployment, response: UpstreamResponse, left: float) -> OpenedStream:
-    """The first body chunk, within what is left of the first-byte timeout after the head."""
+async def _first_chunk(dep: Deployment, response: UpstreamResponse) -> OpenedStream:
+    """The first body chunk: the transport bounds it by the first-byte deadline of ``send``
+    (``NO_STREAM_DATA``), with the timer it already keeps for the stream's waits."""
     chunks = response.chunks().__aiter__()
     try:
-        async with asyncio.timeout(max(left, 0.0)):
-            first = await anext(chunks)
-    except TimeoutError:
-        response.close()
-        raise UpstreamTimeoutError(
-            "upstream sent no stream data before the first-byte timeout"
-        ) from None
+        first = await anext(chunks)
     except StopAsyncIteration:
         response.close()
         raise UpstreamError(
@@ -281,21 +275,31 @@ class StreamPump:
 
 
 async def pump_while_connected(request: Request, pump: Callable[[], Awaitable[None]]) -> bool:
-    """Run ``pump()`` in this task; a watcher task cancels it if the caller goes away first (one
-    task less than a task each and ``asyncio.wait`` for the first to end). True when the caller
-    left before the pump ended."""
+    """Run ``pump()`` in this task, cancelled if the caller goes away first; True when the caller
+    left before the pump ended. The server's ``CallerWatch`` calls back on the connection's loss
+    (no task); without one, a watcher task waits for ``http.disconnect`` (one task less than a
+    task each and ``asyncio.wait`` for the first to end)."""
     task = asyncio.current_task()
     assert task is not None
     caller_left = False
 
-    async def watch() -> None:
+    def cancel() -> None:
+        # Called only while the pump waits (a loop callback, or the watcher task's step), so
+        # the cancellation lands inside it.
         nonlocal caller_left
-        await request.wait_disconnect()
-        # This task runs only while the pump waits, so the cancellation lands inside it.
         caller_left = True
         task.cancel()
 
-    watcher = asyncio.ensure_future(watch())
+    async def watch() -> None:
+        await request.wait_disconnect()
+        cancel()
+
+    caller_watch = request.caller_watch()
+    watcher = None
+    if caller_watch is not None:
+        caller_watch.watch_caller(cancel)
+    else:
+        watcher = asyncio.ensure_future(watch())
     try:
         await pump()
     except asyncio.CancelledError:
@@ -303,7 +307,10 @@ async def pump_while_connected(request: Request, pump: Callable[[], Awaitable[No
             raise  # cancelled from outside (too)
         return True
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
+        elif caller_watch is not None:
+            caller_watch.watch_caller(None)
     return False
 
 

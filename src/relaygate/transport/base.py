@@ -27,6 +27,10 @@ class Timeouts:
     idle: float = 60.0
 
 
+NO_STREAM_DATA = "upstream sent no stream data before the first-byte timeout"
+"""Why ``chunks()`` ended when the first-byte deadline passed before any body byte came."""
+
+
 def idle_timeout(seconds: float) -> UpstreamTimeoutError:
     """What a body that stalled for the idle timeout raises."""
     return UpstreamTimeoutError(
@@ -55,7 +59,8 @@ class UpstreamResponse(Protocol):
 
     def chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive; raises ``UpstreamError`` if the connection breaks and
-        ``UpstreamTimeoutError`` when no byte came for the idle timeout."""
+        ``UpstreamTimeoutError`` when no byte came for the idle timeout, or none at all by the
+        first-byte deadline (``NO_STREAM_DATA``: a stream's head alone is not its first byte)."""
         ...
 
     def close(self) -> None: ...

@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 
 from relaygate.core.errors import UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
-from relaygate.transport.base import Timeouts, connection_failed, idle_timeout
+from relaygate.transport.base import NO_STREAM_DATA, Timeouts, connection_failed, idle_timeout
 from relaygate.transport.h1_connection import H1Connection
 from relaygate.transport.h1_pool import ConnectionPool, HostKey
 
 MAX_CACHED_TARGETS: Final = 256
+_NEVER: Final = float("inf")
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
@@ -100,49 +101,46 @@ def _decoder(headers: Mapping[str, str]) -> _Decoder | None:
 
 
 class _Alarm:
-    """The timer of one stream's waits: the idle bound (``idle`` seconds from the start of each
-    wait) or the total deadline, whichever is first. A timer per wait cost a timer handle per
-    part, and a cancelled libuv timer's close costs the event loop one more pass; this one is
-    armed once and, when it comes due, armed again only if a later wait has moved the bound."""
+    """The one timer of an exchange's waits (the head, then the body or each part of a stream).
 
-    __slots__ = ("_armed_for", "_conn", "_deadline", "_handle", "_idle", "_idle_by")
+    Each wait names its bound (``wait(bound)``); the timer is armed once, for the first wait's
+    bound, and when it comes due it is armed again only if a later wait has moved the bound on.
+    A timer per wait cost a timer handle each, and a cancelled libuv timer's close costs the
+    event loop one more pass. Bounds only move later in practice (the head's first-byte
+    deadline comes first); a wait whose bound is earlier than the armed one re-arms it."""
 
-    def __init__(self, conn: H1Connection, deadline: float, idle: float) -> None:
+    __slots__ = ("_armed_for", "_conn", "_handle", "bound")
+
+    def __init__(self, conn: H1Connection) -> None:
         self._conn = conn
-        self._deadline = deadline
-        self._idle = idle
-        self._idle_by = 0.0
+        self.bound = 0.0
         self._armed_for = 0.0
         self._handle: asyncio.TimerHandle | None = None
 
-    @property
-    def idle_bound(self) -> bool:
-        """Whether the bound that came due was the idle one (not the total deadline): which bound
-        was armed, not the clock after, as uvloop's timers may fire up to a millisecond before
-        their time as ``loop.time()`` reads it."""
-        return self._idle_by < self._deadline
-
-    async def wait(self) -> bool:
-        """``H1Connection.wait`` until the next event; ``False`` when a bound came first."""
-        conn = self._conn
-        self._idle_by = conn.loop.time() + self._idle
-        if self._handle is None:
-            self._arm()
-        return await conn.wait(None)
+    def wait(self, bound: float) -> asyncio.Future[bool]:
+        """``H1Connection.next_event`` to await: ``False`` when ``bound`` came first."""
+        self.bound = bound
+        handle = self._handle
+        if handle is None:
+            self._arm(bound)
+        elif bound < self._armed_for:
+            handle.cancel()
+            self._arm(bound)
+        return self._conn.next_event()
 
     def cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
 
-    def _arm(self) -> None:
-        self._armed_for = due = min(self._deadline, self._idle_by)
+    def _arm(self, due: float) -> None:
+        self._armed_for = due
         self._handle = self._conn.loop.call_at(due, self._ring)
 
     def _ring(self) -> None:
         self._handle = None
-        if min(self._deadline, self._idle_by) > self._armed_for:
-            self._arm()  # a wait began since it was armed: its bound is later
+        if self.bound > self._armed_for:
+            self._arm(self.bound)  # a wait began since it was armed: its bound is later
         else:
             self._conn.expire()
 
@@ -154,6 +152,7 @@ class H1Response:
         "_deadline",
         "_decoder",
         "_done",
+        "_first_byte",
         "_idle",
         "_pool",
         "headers",
@@ -161,17 +160,22 @@ class H1Response:
     )
 
     def __init__(
-        self, conn: H1Connection, pool: ConnectionPool, deadline: float, idle: float
+        self,
+        conn: H1Connection,
+        pool: ConnectionPool,
+        alarm: _Alarm,
+        timeouts: tuple[float, float, float],
     ) -> None:
+        """``timeouts``: the total deadline, the first-byte deadline (loop time) and the idle
+        seconds."""
         self._conn = conn
         self._pool = pool
-        self._deadline = deadline
-        self._idle = idle
+        self._alarm = alarm
+        self._deadline, self._first_byte, self._idle = timeouts
         self._done = False
         self.status = conn.status
         self.headers: Mapping[str, str] = conn.headers
         self._decoder = _decoder(conn.headers)
-        self._alarm: _Alarm | None = None
 
     async def read(self) -> bytes:
         conn = self._conn
@@ -180,7 +184,7 @@ class H1Response:
             while not conn.complete:
                 if conn.error is not None:
                     raise connection_failed(conn.error)
-                if not await conn.wait(self._deadline):
+                if not await self._alarm.wait(self._deadline):
                     raise UpstreamTimeoutError("upstream did not finish its answer in time")
             body = b"".join(conn.take_all())
             if self._decoder is not None:
@@ -190,8 +194,8 @@ class H1Response:
             self.close()
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        conn = self._conn
-        alarm = self._alarm = _Alarm(conn, self._deadline, self._idle)
+        conn, alarm, deadline, idle = self._conn, self._alarm, self._deadline, self._idle
+        first_byte = self._first_byte  # until the first part: the stream's first data
         try:
             while True:
                 if conn.parts:
@@ -201,15 +205,21 @@ class H1Response:
                     if self._decoder is not None:
                         part = self._inflate(part)
                     if part:
+                        first_byte = _NEVER
                         yield part
                     continue
                 if conn.complete:
                     break
                 if conn.error is not None:
                     raise connection_failed(conn.error)
-                if not await alarm.wait():
-                    if alarm.idle_bound:
-                        raise idle_timeout(self._idle)
+                idle_by = conn.loop.time() + idle
+                # Which bound was armed, not the clock after: uvloop's timers may fire up to a
+                # millisecond before their time as ``loop.time()`` reads it.
+                if not await alarm.wait(min(first_byte, idle_by, deadline)):
+                    if first_byte <= idle_by and first_byte <= deadline:
+                        raise UpstreamTimeoutError(NO_STREAM_DATA)
+                    if idle_by < deadline:
+                        raise idle_timeout(idle)
                     raise UpstreamTimeoutError("upstream stream exceeded the total timeout")
             tail = self._decoder.flush() if self._decoder is not None else b""
             self.close()
@@ -222,9 +232,8 @@ class H1Response:
         if self._done:
             return
         self._done = True
-        if self._alarm is not None:
-            # Before the connection may serve another request: the alarm ends whatever waits on it.
-            self._alarm.cancel()
+        # Before the connection may serve another request: the alarm ends whatever waits on it.
+        self._alarm.cancel()
         if self._conn.complete and not self._conn.parts:
             self._pool.release(self._conn)
         else:
@@ -256,34 +265,40 @@ class H1Transport:
         data = _encode(req, target)
         head_only = req.method.upper() == "HEAD"
         await self._slot(first_byte)
+        bounds = (deadline, first_byte, timeouts.idle)
         conn = self._pool.idle_connection(target.key, now)
         if conn is not None:
             conn.start(data, head_only)
-            if await self._head(conn, first_byte):
-                return H1Response(conn, self._pool, deadline, timeouts.idle)
+            alarm = _Alarm(conn)
+            if await self._head(conn, alarm, first_byte):
+                return H1Response(conn, self._pool, alarm, bounds)
             # The keep-alive race: the peer closed it before answering; once more, on a new one.
             await self._slot(first_byte)
         conn = await self._new_connection(target.key, timeouts.connect, first_byte)
         conn.start(data, head_only)
-        await self._head(conn, first_byte, retry_allowed=False)
-        return H1Response(conn, self._pool, deadline, timeouts.idle)
+        alarm = _Alarm(conn)
+        await self._head(conn, alarm, first_byte, retry_allowed=False)
+        return H1Response(conn, self._pool, alarm, bounds)
 
     async def _head(
-        self, conn: H1Connection, first_byte: float, *, retry_allowed: bool = True
+        self, conn: H1Connection, alarm: _Alarm, first_byte: float, *, retry_allowed: bool = True
     ) -> bool:
-        """Wait for the response head; ``False`` when a reused connection may be retried."""
+        """Wait for the response head; ``False`` when a reused connection may be retried. The
+        alarm stays armed for the body's waits (the response cancels it) unless this fails."""
         try:
             while not conn.head_done:
                 if conn.error is not None:
                     if retry_allowed and not conn.got_bytes:
+                        alarm.cancel()
                         self._pool.discard(conn)
                         return False
                     raise connection_failed(conn.error)
-                if not await conn.wait(first_byte):
+                if not await alarm.wait(first_byte):
                     raise UpstreamTimeoutError(
                         "upstream did not answer before the first-byte timeout"
                     )
         except BaseException:
+            alarm.cancel()
             self._pool.discard(conn)
             raise
         return True

@@ -1,10 +1,9 @@
 """One HTTP/1.1 client connection: an ``asyncio.Protocol`` that parses responses with httptools.
 
 The protocol only collects: the head, body parts in a queue, completion, failure. Whoever waits
-for one of those (``wait``) arms a single ``loop.call_at`` timer for that wait (a stream keeps
-one timer for all its waits and calls ``expire``), and the callbacks wake it; an expired wait
-returns ``False`` instead of raising, so a caller's own cancellation is never mistaken for a
-timeout.
+for one of those (``next_event``) keeps its own timer (the transport: one for the whole
+exchange) that calls ``expire``, and the callbacks wake it; an expired wait returns ``False``
+instead of raising, so a caller's own cancellation is never mistaken for a timeout.
 """
 
 from __future__ import annotations
@@ -96,19 +95,14 @@ class H1Connection(asyncio.Protocol):
     def usable(self) -> bool:
         return not self.closed and self._transport is not None and not self._transport.is_closing()
 
-    async def wait(self, deadline: float | None) -> bool:
-        """Until the next event (head, body part if ``wake_on_body``, end, failure) or
-        ``deadline``; ``False`` when the deadline came first. With no deadline, the caller's own
-        timer ends the wait (``expire``)."""
+    def next_event(self) -> asyncio.Future[bool]:
+        """Done at the next event (head, body part if ``wake_on_body``, end, failure) with
+        ``True``, or with ``False`` when the caller's own timer ended the wait first
+        (``expire``). A future to await, not a coroutine: a stream awaits one per part, and
+        each coroutine frame between it and the pump is resumed on every part."""
         waiter: asyncio.Future[bool] = self.loop.create_future()
         self._waiter = waiter
-        timer = None if deadline is None else self.loop.call_at(deadline, _expire, waiter)
-        try:
-            return await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self._waiter = None
+        return waiter
 
     def expire(self) -> None:
         """End the pending ``wait`` (if any) as timed out."""

@@ -13,17 +13,21 @@ import aiohttp
 
 from relaygate.core.errors import UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
-from relaygate.transport.base import Timeouts, connection_failed, idle_timeout
+from relaygate.transport.base import NO_STREAM_DATA, Timeouts, connection_failed, idle_timeout
 
 MAX_CACHED_CONNECT_TIMEOUTS = 16
+_NEVER = float("inf")
 
 
 class HttpUpstreamResponse:
-    __slots__ = ("_deadline", "_idle", "_response", "headers", "status")
+    __slots__ = ("_deadline", "_first_byte", "_idle", "_response", "headers", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse, deadline: float, idle: float) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, deadline: float, first_byte: float, idle: float
+    ) -> None:
         self._response = response
         self._deadline = deadline
+        self._first_byte = first_byte
         self._idle = idle
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
@@ -43,17 +47,21 @@ class HttpUpstreamResponse:
         content = self._response.content
         loop = asyncio.get_running_loop()
         idle_by = 0.0
+        first_byte = self._first_byte  # until the first chunk: the stream's first data
         try:
             while True:
                 idle_by = loop.time() + self._idle
-                async with asyncio.timeout_at(min(self._deadline, idle_by)):
+                async with asyncio.timeout_at(min(first_byte, self._deadline, idle_by)):
                     chunk = await content.readany()
                 if not chunk:
                     return
+                first_byte = _NEVER
                 yield chunk
         except TimeoutError:
             # Which bound was armed, not the clock after: uvloop's timers may fire up to a
             # millisecond before the deadline as loop.time() reads it.
+            if first_byte <= idle_by and first_byte <= self._deadline:
+                raise UpstreamTimeoutError(NO_STREAM_DATA) from None
             if idle_by < self._deadline:
                 raise idle_timeout(self._idle) from None
             raise UpstreamTimeoutError("upstream stream exceeded the total timeout") from None
@@ -111,7 +119,7 @@ class HttpTransport:
             raise UpstreamTimeoutError("could not connect to the upstream in time") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise connection_failed(exc) from None
-        return HttpUpstreamResponse(response, deadline, timeouts.idle)
+        return HttpUpstreamResponse(response, deadline, first_byte, timeouts.idle)
 
     def _connect_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         timeout = self._connect_timeouts.get(seconds)

@@ -1,9 +1,9 @@
 """A transport that calls an ASGI app directly: the built-in mock upstream without sockets.
 
 It keeps the HTTP transport's contract: the first-byte timeout runs until the app sends
-``http.response.start``, the total timeout bounds the body and the idle timeout the wait for each
-part, a hang becomes
-``UpstreamTimeoutError`` and an app that fails or stops mid-body a retryable ``UpstreamError``.
+``http.response.start`` (and, for ``chunks()``, its first body part), the total timeout bounds
+the body and the idle timeout the wait for each part, a hang becomes ``UpstreamTimeoutError``
+and an app that fails or stops mid-body a retryable ``UpstreamError``.
 Closing a response tells the app the client disconnected and cancels it.
 """
 
@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
-from relaygate.transport.base import Timeouts, idle_timeout
+from relaygate.transport.base import NO_STREAM_DATA, Timeouts, idle_timeout
 
 ASGIMessage = MutableMapping[str, Any]
 ASGIApp = Callable[
@@ -30,6 +30,7 @@ ASGIApp = Callable[
 
 _END: Final = b""  # queued once the app has sent its last body part; real parts are never empty
 _DISCONNECT: Final = {"type": "http.disconnect"}
+_NEVER: Final = float("inf")
 
 
 class _Broken:
@@ -98,11 +99,12 @@ class _AppCall:
 class InProcessResponse:
     """The app's answer; ``close()`` disconnects and cancels the app if it is still running."""
 
-    __slots__ = ("_call", "_deadline", "_idle", "headers", "status")
+    __slots__ = ("_call", "_deadline", "_first_byte", "_idle", "headers", "status")
 
-    def __init__(self, call: _AppCall, deadline: float, idle: float) -> None:
+    def __init__(self, call: _AppCall, deadline: float, first_byte: float, idle: float) -> None:
         self._call = call
         self._deadline = deadline
+        self._first_byte = first_byte
         self._idle = idle
         self.status = call.status
         self.headers: Mapping[str, str] = call.headers
@@ -110,12 +112,15 @@ class InProcessResponse:
     async def read(self) -> bytes:
         """The whole body within the total timeout; the response is closed afterwards."""
         try:
-            return b"".join([part async for part in self.chunks()])
+            return b"".join([part async for part in self._parts(_NEVER)])
         finally:
             self.close()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Body parts as the app sends them."""
+    def chunks(self) -> AsyncIterator[bytes]:
+        """Body parts as the app sends them, the first by the first-byte deadline."""
+        return self._parts(self._first_byte)
+
+    async def _parts(self, first_byte: float) -> AsyncIterator[bytes]:
         parts = self._call.parts
         loop = asyncio.get_running_loop()
         while True:
@@ -123,25 +128,30 @@ class InProcessResponse:
             if not parts.empty() and loop.time() < self._deadline:
                 part = parts.get_nowait()
             else:
-                part = await self._next_part(parts)
+                part = await self._next_part(parts, first_byte)
             if isinstance(part, _Broken):
                 raise _dropped()
             if not part:
                 return
+            first_byte = _NEVER
             yield part
 
-    async def _next_part(self, parts: asyncio.Queue[bytes | _Broken]) -> bytes | _Broken:
+    async def _next_part(
+        self, parts: asyncio.Queue[bytes | _Broken], first_byte: float
+    ) -> bytes | _Broken:
         loop = asyncio.get_running_loop()
         idle_by = loop.time() + self._idle
         try:
             if loop.time() >= self._deadline:
                 raise TimeoutError
-            async with asyncio.timeout_at(min(self._deadline, idle_by)):
+            async with asyncio.timeout_at(min(first_byte, self._deadline, idle_by)):
                 return await parts.get()
         except TimeoutError:
             self.close()
             # Which bound was armed, not the clock after: uvloop's timers may fire up to a
             # millisecond before the deadline as loop.time() reads it.
+            if first_byte <= idle_by and first_byte <= self._deadline:
+                raise UpstreamTimeoutError(NO_STREAM_DATA) from None
             if idle_by < self._deadline:
                 raise idle_timeout(self._idle) from None
             raise UpstreamTimeoutError("upstream did not finish its answer in time") from None
@@ -178,7 +188,7 @@ class InProcessTransport:
         except BaseException:
             call.close()
             raise
-        return InProcessResponse(call, deadline, timeouts.idle)
+        return InProcessResponse(call, deadline, first_byte, timeouts.idle)
 
     async def close(self) -> None:
         """Cancel every app call still running and wait for them to end."""

@@ -14,6 +14,11 @@ way to the first token; a head whose first event is not sent in the same pass is
 own at the end of it, so a stream's headers still reach the caller before its first event
 exists. The head of a ``HEAD`` answer and of a 204 or 304 is written at once.
 
+It is also the request's ``CallerWatch`` (``scope[CALLER_WATCH]``): a stream's pump has the
+connection's loss call it back (``watch_caller``) instead of keeping a task waiting on
+``receive`` for ``http.disconnect``, which cost a task, two of its steps and an
+``asyncio.Event`` wait per stream.
+
 If the app fails between the two messages, the held head is dropped and uvicorn closes the
 connection, as it does after a begun response: the caller sees the connection close instead
 of a head with a cut body.
@@ -22,9 +27,12 @@ of a head with a cut body.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from relaygate.web.request import CALLER_WATCH
 
 
 class _Combining(asyncio.Transport):
@@ -82,13 +90,36 @@ class _Combining(asyncio.Transport):
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol; a response's head leaves with its (first) body."""
+    """uvicorn's httptools protocol; a response's head leaves with its (first) body, and the
+    running request may watch for its caller leaving (``watch_caller``)."""
 
     _combining: _Combining
+    _on_lost: Callable[[], None] | None
+    _running: RequestResponseCycle | None
+    _lost: bool
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._combining = _Combining(transport, self.loop)
+        self._on_lost = None
+        self._running = None
+        self._lost = False
+
+    def watch_caller(self, on_lost: Callable[[], None] | None) -> None:
+        """``CallerWatch`` for the cycle now running (one runs at a time on a connection)."""
+        if on_lost is not None and self._lost:
+            on_lost()
+            return
+        self._on_lost = on_lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        super().connection_lost(exc)
+        on_lost, self._on_lost = self._on_lost, None
+        # The running cycle, not ``self.cycle``: that may be a pipelined one still queued.
+        running = self._running
+        if on_lost is not None and running is not None and not running.response_complete:
+            on_lost()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         # One cycle runs at a time on a connection (uvicorn queues pipelined ones until the
@@ -96,4 +127,6 @@ class HttpProtocol(HttpToolsProtocol):
         combining = self._combining
         combining.cycle = cycle if cycle.scope["method"] != "HEAD" else None
         cycle.transport = combining
+        cycle.scope[CALLER_WATCH] = self  # type: ignore[typeddict-unknown-key]
+        self._running = cycle
         super()._start_asgi_task(cycle, app)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Final, Protocol
 
 from relaygate.core.errors import PayloadTooLargeError
 
@@ -11,6 +11,18 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+CALLER_WATCH: Final = "relaygate.caller_watch"
+"""The scope key under which a server that can (``web.protocol.HttpProtocol``) offers its
+``CallerWatch``."""
+
+
+class CallerWatch(Protocol):
+    def watch_caller(self, on_lost: Callable[[], None] | None) -> None:
+        """Call ``on_lost`` (at once if already so) when the caller's connection is lost while
+        the response is unfinished; ``None`` stops watching."""
+        ...
 
 
 class Request:
@@ -46,6 +58,12 @@ class Request:
             if not message.get("more_body", False):
                 break
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def caller_watch(self) -> CallerWatch | None:
+        """The server's ``CallerWatch``, when it offers one: a disconnect then needs no task
+        waiting on ``receive`` (``wait_disconnect``)."""
+        watch: CallerWatch | None = self.scope.get(CALLER_WATCH)
+        return watch
 
     async def wait_disconnect(self) -> None:
         """Return once the client has gone away (call only after the body was read)."""

@@ -51,6 +51,9 @@ class Caller:
     async def wait_disconnect(self) -> None:
         await asyncio.Event().wait()
 
+    def caller_watch(self) -> Any:
+        return None  # no server watch: the pump's watcher task waits for the disconnect
+
     def body(self) -> bytes:
         return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
 
@@ -101,7 +104,7 @@ async def pump(
         OpenAIDialect(),
         opened,
         caller,  # type: ignore[arg-type]
-        caller.send,
+        caller.send,  # type: ignore[arg-type]
         redactor,
         on_events=on_events,
     )
@@ -146,6 +149,42 @@ async def test_a_caller_that_leaves_stops_the_relay_and_closes_the_upstream() ->
     assert ctx.outcome == "client_closed" and response.closed
     assert body == chunk("one ")
     assert caller.sent[-1].get("more_body")  # no end of the body: nobody is there to get it
+
+
+class WatchedLeavingCaller(Caller):
+    """Goes away (if ``leaves``) once the pump watches for it, told through the server's
+    ``CallerWatch`` (as ``web.protocol.HttpProtocol`` does on the connection's loss)."""
+
+    def __init__(self, leaves: bool = True) -> None:
+        super().__init__()
+        self.leaves = leaves
+        self.watched: list[bool] = []
+
+    def caller_watch(self) -> Any:
+        return self
+
+    def watch_caller(self, on_lost: Any) -> None:
+        self.watched.append(on_lost is not None)
+        if on_lost is not None and self.leaves:
+            asyncio.get_running_loop().call_soon(on_lost)  # the connection's loss
+
+    async def wait_disconnect(self) -> None:
+        raise AssertionError("a watched caller needs no task waiting for the disconnect")
+
+
+async def test_a_caller_leaving_through_the_servers_watch_stops_the_relay_without_a_task() -> None:
+    caller = WatchedLeavingCaller()
+    ctx, _, response = await pump([chunk("one ")], caller=caller, upstream_hangs=True)
+    assert ctx.outcome == "client_closed" and response.closed
+    assert caller.watched == [True, False]  # watched while pumping, then let go
+    assert caller.sent[-1].get("more_body")
+
+
+async def test_a_stream_that_ends_lets_the_servers_watch_go() -> None:
+    caller = WatchedLeavingCaller(leaves=False)
+    ctx, body, _ = await pump([chunk("one "), chunk("two"), b"data: [DONE]\n\n"], caller=caller)
+    assert ctx.outcome != "client_closed" and caller.watched == [True, False]
+    assert body.endswith(b"data: [DONE]\n\n")
 
 
 async def test_a_relay_cancelled_from_outside_stays_cancelled() -> None:

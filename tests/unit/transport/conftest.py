@@ -122,6 +122,13 @@ async def stalls_after_two_chunks(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def head_then_nothing(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    await asyncio.sleep(30)
+    return response
+
+
 async def hangs(request: web.Request) -> web.Response:
     await asyncio.sleep(30)
     return web.Response()
@@ -158,6 +165,7 @@ async def app_server() -> AsyncIterator[AppServer]:
         "/big": big,
         "/stall": stalls_after_two_chunks,
         "/hang": hangs,
+        "/head-only": head_then_nothing,
     }.items():
         app.router.add_route("*", path, handler)
     runner = web.AppRunner(app, shutdown_timeout=0.1)

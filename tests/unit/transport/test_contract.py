@@ -22,7 +22,7 @@ from tests.unit.transport.conftest import (
 from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
 from relaygate.providers.openai.errors import classify_error
-from relaygate.transport.base import Timeouts, Transport
+from relaygate.transport.base import NO_STREAM_DATA, Timeouts, Transport
 
 QUICK = Timeouts(connect=2, first_byte=2, total=5, idle=2)
 
@@ -177,6 +177,45 @@ async def test_an_upstream_that_never_answers_times_out_at_the_first_byte(
 ) -> None:
     with pytest.raises(UpstreamTimeoutError, match="first-byte timeout"):
         await transport.send(post(f"{app_server.base_url}/hang"), Timeouts(first_byte=0.2))
+
+
+async def test_a_stream_whose_head_came_but_no_data_ends_at_the_first_byte_deadline(
+    transport: Transport, app_server: AppServer
+) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    response = await transport.send(
+        post(f"{app_server.base_url}/head-only"), Timeouts(first_byte=0.3, total=30, idle=10)
+    )
+    assert response.status == 200
+    with pytest.raises(UpstreamTimeoutError) as caught:
+        await anext(response.chunks().__aiter__())
+    assert caught.value.message == NO_STREAM_DATA
+    assert 0.25 <= loop.time() - started < 2.0  # from the send, not from the head
+    response.close()
+
+
+async def test_once_data_came_the_first_byte_deadline_no_longer_ends_a_stream(
+    transport: Transport, app_server: AppServer
+) -> None:
+    response = await transport.send(
+        post(f"{app_server.base_url}/stall"), Timeouts(first_byte=0.2, total=30, idle=0.5)
+    )
+    received: list[bytes] = []
+    with pytest.raises(UpstreamTimeoutError, match="idle timeout"):
+        await collect(response.chunks(), received)
+    assert b"".join(received) == b"data: one\n\ndata: two\n\n"
+    response.close()
+
+
+async def test_a_whole_body_is_bounded_by_the_total_deadline_not_the_first_byte(
+    transport: Transport, app_server: AppServer
+) -> None:
+    response = await transport.send(
+        post(f"{app_server.base_url}/head-only"), Timeouts(first_byte=0.1, total=0.4, idle=10)
+    )
+    with pytest.raises(UpstreamTimeoutError, match="did not finish its answer in time"):
+        await response.read()
 
 
 async def test_the_callers_own_cancellation_stays_a_cancellation(

@@ -178,6 +178,33 @@ async def test_a_stream_whose_parts_keep_coming_outlives_its_idle_bound_with_few
     assert 1 <= timers.armed <= 5
 
 
+async def test_an_exchange_arms_one_timer_for_its_head_first_data_and_parts(
+    h1: H1Transport, raw_server: StartRawServer
+) -> None:
+    async def a_stream_of_five_parts(
+        n: int, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> bool:
+        await asyncio.sleep(0.02)
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(5):
+            await asyncio.sleep(0.02)
+            w.write(b"1\r\n%d\r\n" % i)
+            await w.drain()
+        w.write(b"0\r\n\r\n")
+        return True
+
+    server = await raw_server(a_stream_of_five_parts)
+    await (await h1.send(post(f"{server.base_url}/warm"), QUICK)).read()  # a pooled connection
+    timers = TimerCount(asyncio.get_running_loop())
+    (conn,) = [conn for idle in h1._pool._idle.values() for conn in idle]
+    conn.loop = timers  # type: ignore[assignment]
+    response = await h1.send(post(f"{server.base_url}/x"), QUICK)
+    received = b"".join([chunk async for chunk in response.chunks()])
+    assert received == b"01234"
+    # The head's wait, the first-byte bound of the first data and the idle bound: one timer.
+    assert timers.armed == 1
+
+
 async def test_a_stream_that_stalls_after_parts_ends_at_its_idle_bound(
     h1: H1Transport, raw_server: StartRawServer
 ) -> None:

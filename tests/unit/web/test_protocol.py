@@ -20,7 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from relaygate.web.protocol import HttpProtocol
-from relaygate.web.request import Receive, Scope, Send
+from relaygate.web.request import Receive, Request, Scope, Send
 from relaygate.web.responses import end_stream, send_body, send_chunk, start_stream
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -385,3 +385,43 @@ async def test_a_100_continue_goes_out_at_once_and_the_answer_after_it_in_one_wr
     assert len(transport.writes) == 2
     assert transport.writes[1].startswith(b"HTTP/1.1 200 OK\r\n")
     assert transport.writes[1].endswith(b"content-length: 2\r\n\r\nhi")
+
+
+async def test_the_running_request_hears_of_its_callers_loss_without_a_task() -> None:
+    lost: list[str] = []
+    watching = asyncio.Event()
+    done = asyncio.Event()
+
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+        await start_stream(send, [])
+        await send_chunk(send, b"data: one\n\n")
+        watch = Request(scope, receive).caller_watch()
+        assert watch is not None
+        watch.watch_caller(lambda: lost.append("while streaming"))
+        watching.set()
+        await done.wait()
+        watch.watch_caller(None)
+        watch.watch_caller(lambda: lost.append("already gone"))  # lost before: called at once
+
+    server, _ = connect(stream)
+    server.data_received(GET)
+    await watching.wait()
+    server.connection_lost(None)
+    assert lost == ["while streaming"]
+    done.set()
+    await settle()
+    assert lost == ["while streaming", "already gone"]
+
+
+async def test_a_finished_response_is_not_a_lost_caller() -> None:
+    lost: list[str] = []
+
+    async def whole_then_watch(scope: Scope, receive: Receive, send: Send) -> None:
+        Request(scope, receive).caller_watch().watch_caller(lambda: lost.append("x"))  # type: ignore[union-attr]
+        await send_body(send, 200, b"ok", [])
+
+    server, _ = connect(whole_then_watch)
+    server.data_received(GET)
+    await settle()
+    server.connection_lost(None)
+    assert lost == []
