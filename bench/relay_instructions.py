@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -36,6 +37,13 @@ PATH = "/v1/chat/completions"
 
 def _wrapper(out: Path) -> list[str]:
     return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+
+
+def _keep(out: Path, target: Path) -> None:
+    """Copy the newest dump of ``out`` to ``target`` (for ``callgrind_annotate``)."""
+    newest = max(out.parent.glob(out.name + "*"), key=lambda found: found.stat().st_mtime)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(newest, target)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,6 +95,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         asyncio.run(send(url, key, payload, args.requests, args.clients))
 
                     per_request[name].append(counted(server, out, run) / args.requests)
+                    if args.keep is not None:
+                        _keep(out, args.keep / f"{names.index(name)}-{round_no}")
         finally:
             for server in reversed(started):
                 server.stop(timeout=120)
@@ -95,7 +105,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "instructions_per_request": per_request,
         "min": low,
         "over_floor": {name: low[name] / low["floor"] for name in low if name != "floor"},
-        "args": {**vars(args), "other_src": str(args.other_src)},
+        "args": {**vars(args), "other_src": str(args.other_src), "keep": str(args.keep)},
     }
 
 
@@ -107,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--other-src", type=Path, default=None, help="another tree's src")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="copy each round's dump here (<setup>-<round>)"
+    )
     args = parser.parse_args(argv)
     print(json.dumps(measure(args), indent=2))
     return 0
