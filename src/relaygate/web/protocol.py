@@ -17,14 +17,61 @@ exists. The head of a ``HEAD`` answer and of a 204 or 304 is written at once.
 If the app fails between the two messages, the held head is dropped and uvicorn closes the
 connection, as it does after a begun response: the caller sees the connection close instead
 of a head with a cut body.
+
+Importing this module also makes uvicorn's check of response header *names* remember its
+answers (``remember_header_names``): the module's ``HEADER_RE.search`` ran once per header of
+every response, the name's characters through a regex character set (~1,700 instructions a
+name; a relayed answer carries seven), for names that are the same few on every answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+from types import SimpleNamespace
 
 from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+# Header names whose check is remembered; past it, names are checked as before. A gateway
+# sends a dozen or so; the bound is against an app that makes names up.
+NAMES_KEPT = 256
+
+
+class CheckedNames(dict[bytes, bool]):
+    """Whether uvicorn's header-name pattern finds a forbidden character, per name seen.
+
+    Looked up through ``dict.__getitem__`` (C), so a known name costs a hash lookup; an unknown
+    one is searched with the pattern itself (``__missing__``). The answer is a function of the
+    name's bytes alone, so remembering it changes nothing uvicorn decides.
+    """
+
+    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+        super().__init__()
+        self.pattern = pattern
+
+    def __missing__(self, name: bytes) -> bool:
+        found = self.pattern.search(name) is not None
+        if len(self) < NAMES_KEPT:
+            self[name] = found
+        return found
+
+
+_installed: CheckedNames | None = None
+
+
+def remember_header_names() -> CheckedNames:
+    """Put a remembering stand-in for ``HEADER_RE`` (uvicorn asks it only ``search(name)``) in
+    uvicorn's httptools protocol module, once per process; returns its memory."""
+    global _installed
+    if _installed is None:
+        _installed = CheckedNames(httptools_impl.HEADER_RE)
+        httptools_impl.HEADER_RE = SimpleNamespace(search=_installed.__getitem__)  # type: ignore[assignment]
+    return _installed
+
+
+remember_header_names()
 
 
 class _Combining(asyncio.Transport):
