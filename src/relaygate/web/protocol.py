@@ -34,28 +34,23 @@ from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from relaygate.core.memo import BytesMemo
+
 # Header names whose check is remembered; past it, names are checked as before. A gateway
 # sends a dozen or so; the bound is against an app that makes names up.
 NAMES_KEPT = 256
 
 
-class CheckedNames(dict[bytes, bool]):
-    """Whether uvicorn's header-name pattern finds a forbidden character, per name seen.
+class CheckedNames(BytesMemo[bool]):
+    """Whether uvicorn's header-name pattern finds a forbidden character, per name seen: the
+    answer depends on the name's bytes alone, so remembering it changes nothing uvicorn
+    decides."""
 
-    Looked up through ``dict.__getitem__`` (C), so a known name costs a hash lookup; an unknown
-    one is searched with the pattern itself (``__missing__``). The answer is a function of the
-    name's bytes alone, so remembering it changes nothing uvicorn decides.
-    """
+    __slots__ = ("pattern",)
 
     def __init__(self, pattern: re.Pattern[bytes]) -> None:
-        super().__init__()
+        super().__init__(lambda name: pattern.search(name) is not None, NAMES_KEPT)
         self.pattern = pattern
-
-    def __missing__(self, name: bytes) -> bool:
-        found = self.pattern.search(name) is not None
-        if len(self) < NAMES_KEPT:
-            self[name] = found
-        return found
 
 
 _installed: CheckedNames | None = None
