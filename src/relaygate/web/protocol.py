@@ -21,7 +21,8 @@ of a head with a cut body.
 Importing this module also makes uvicorn's check of response header *names* remember its
 answers (``remember_header_names``): the module's ``HEADER_RE.search`` ran once per header of
 every response, the name's characters through a regex character set (~1,700 instructions a
-name; a relayed answer carries seven), for names that are the same few on every answer.
+name; a relayed answer carries eight, uvicorn's date included), for the same few names on
+every answer.
 """
 
 from __future__ import annotations
