@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import functools
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -79,16 +80,22 @@ def start_setups(
 
 
 def count_rounds(
-    setups: dict[str, Setup], rounds: int, per: int, run: Callable[[Server, str], None]
+    setups: dict[str, Setup],
+    rounds: int,
+    per: int,
+    run: Callable[[Server, str], None],
+    keep: Path | None = None,
 ) -> dict[str, list[float]]:
     """Instructions per unit of work of each setup by round (``run(server, key)`` does ``per``
-    units), the setups in alternating order."""
+    units), the setups in alternating order; each round's dump copied to ``keep`` if given."""
     counts: dict[str, list[float]] = {name: [] for name in setups}
     names = list(setups)
     for round_no in range(rounds):
         for name in names if round_no % 2 == 0 else names[::-1]:
             server, key, out = setups[name]
             counts[name].append(counted(server, out, functools.partial(run, server, key)) / per)
+            if keep is not None:
+                _keep(out, keep / f"{names.index(name)}-{round_no}")
     return counts
 
 
@@ -100,6 +107,13 @@ def summary(counts: dict[str, list[float]], args: argparse.Namespace) -> dict[st
         "over_floor": {name: low[name] / low["floor"] for name in low if name != "floor"},
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
+
+
+def _keep(out: Path, target: Path) -> None:
+    """Copy the newest dump of ``out`` to ``target`` (for ``callgrind_annotate``)."""
+    newest = max(out.parent.glob(out.name + "*"), key=lambda found: found.stat().st_mtime)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(newest, target)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,7 +131,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for server, key, _ in setups.values():
                 run(server, key, WARM_UP)
             time.sleep(SETTLE_SECONDS)
-            per_request = count_rounds(setups, args.rounds, args.requests, run)
+            per_request = count_rounds(setups, args.rounds, args.requests, run, args.keep)
         finally:
             for server in reversed(started):
                 server.stop(timeout=120)
@@ -132,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--other-src", type=Path, default=None, help="another tree's src")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="copy each round's dump here (<setup>-<round>)"
+    )
     args = parser.parse_args(argv)
     print(json.dumps(measure(args), indent=2))
     return 0

@@ -379,6 +379,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "events",
         "frozen",
         "json_depth",
+        "memo",
         "redact",
         "redis_client",
         "request_ids",

@@ -79,8 +79,22 @@ class RequestContext:
 
 def summarize_attempts(attempts: Sequence[AttemptRecord]) -> str:
     """``deployment:outcome:status:milliseconds`` per attempt, comma-separated (for the ledger)."""
-    if not attempts:
-        return ""
-    return ",".join(
-        f"{a.deployment}:{a.outcome}:{a.status}:{a.seconds * 1000:.0f}" for a in attempts
-    )
+    if len(attempts) == 1:  # nearly every request: no generator, no join
+        return _attempt_text(attempts[0])
+    return ",".join(map(_attempt_text, attempts))
+
+
+# "deployment:outcome:status:" per such triple seen: configured deployments, a handful of
+# outcomes and statuses, the same few on every request (bounded against surprises all the same).
+_ATTEMPT_HEADS: dict[tuple[str, str, int], str] = {}
+_ATTEMPT_HEADS_KEPT = 4096
+
+
+def _attempt_text(attempt: AttemptRecord) -> str:
+    key = (attempt.deployment, attempt.outcome, attempt.status)
+    head = _ATTEMPT_HEADS.get(key)
+    if head is None:
+        head = f"{attempt.deployment}:{attempt.outcome}:{attempt.status}:"
+        if len(_ATTEMPT_HEADS) < _ATTEMPT_HEADS_KEPT:
+            _ATTEMPT_HEADS[key] = head
+    return f"{head}{attempt.seconds * 1000:.0f}"

@@ -34,6 +34,14 @@ def check_depth(value: object, path: str = "") -> None:
         ) from None
 
 
+def may_nest_too_deep(text: bytes) -> bool:
+    """Whether the JSON ``text`` could nest more than ``MAX_DEPTH`` levels deep: each level is
+    an opening bracket, so a text with no more brackets than that (strings' ones counted too)
+    cannot, and its parsed value needs no ``check_depth``. Two scans in C, where the check
+    serializes the whole value again."""
+    return text.count(b"{") + text.count(b"[") > MAX_DEPTH
+
+
 def nests_too_deep(value: object) -> bool:
     """Whether ``value`` has containers nested more than ``MAX_DEPTH`` levels deep."""
     wrapped = value

@@ -15,6 +15,8 @@ from typing import Final, cast
 
 import httptools
 
+from relaygate.core.memo import BytesMemo
+
 HIGH_WATER: Final = 256 * 1024
 """Unread body bytes at which the socket stops being read (a consumer that lags)."""
 LOW_WATER: Final = 64 * 1024
@@ -42,6 +44,14 @@ class Headers(dict[str, str]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and dict.__contains__(self, name.lower())
+
+
+def _lower_name(name: bytes) -> str:
+    return name.decode("latin-1").lower()
+
+
+# A header name as Headers keys it, remembered: an upstream sends the same few on every answer.
+_header_key = BytesMemo(_lower_name, 512).__getitem__
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:
@@ -173,7 +183,7 @@ class H1Connection(asyncio.Protocol):
         self.head_bytes += len(name) + len(value)
         if self.head_bytes > MAX_HEAD_BYTES:
             raise HeadTooLarge  # httptools raises it from feed_data as a parser error
-        key = name.decode("latin-1").lower()
+        key = _header_key(name)
         text = value.decode("latin-1")
         headers = self.headers
         previous = dict.get(headers, key)

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, Protocol
 
 from relaygate.core.errors import PayloadTooLargeError
+from relaygate.core.memo import BytesMemo
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,8 +35,9 @@ class Request:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.query: bytes = scope.get("query_string", b"")
+        name_of = _header_name
         self.headers: dict[str, str] = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+            name_of(name): value.decode("latin-1") for name, value in scope["headers"]
         }
 
     async def body(self, max_bytes: int) -> bytes:
@@ -69,6 +71,14 @@ class Request:
         """Return once the client has gone away (call only after the body was read)."""
         while (await self._receive())["type"] != "http.disconnect":
             pass
+
+
+def _decode_name(name: bytes) -> str:
+    return name.decode("latin-1")
+
+
+# A header name's text, remembered: the same few names come with every request.
+_header_name = BytesMemo(_decode_name, 512).__getitem__
 
 
 def _too_large(max_bytes: int) -> str:

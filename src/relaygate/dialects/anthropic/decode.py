@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from relaygate.core.json_depth import check_depth
+from relaygate.core.json_depth import check_depth, may_nest_too_deep
 from relaygate.core.types import (
     ChatRequest,
     JSONObject,
@@ -85,7 +85,8 @@ def _load(body: bytes) -> JSONObject:
         raise invalid("body", "the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise invalid("body", "expected a JSON object")
-    check_depth(data)
+    if may_nest_too_deep(body):
+        check_depth(data)
     return data
 
 

@@ -163,4 +163,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX pipeline_jobs_list ON pipeline_jobs (pipeline, status, id)",
         ),
     ),
+    Migration(
+        7,
+        "the end-user and tag indexes hold only rows that name an end user or carry tags",
+        (
+            # As on SQLite: most rows have neither, and the queries that read these indexes
+            # (``end_user = $n``, ``tags @> $n``: strict operators) imply the conditions.
+            "DROP INDEX usage_ledger_user_created",
+            """
+            CREATE INDEX usage_ledger_user_created ON usage_ledger (end_user, created_at)
+            WHERE end_user IS NOT NULL
+            """,
+            "DROP INDEX usage_ledger_tags",
+            """
+            CREATE INDEX usage_ledger_tags ON usage_ledger USING gin (tags jsonb_path_ops)
+            WHERE tags IS NOT NULL
+            """,
+        ),
+    ),
 )

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiosqlite
@@ -27,15 +27,13 @@ logger = logging.getLogger("relaygate.store")
 _UNAVAILABLE_MARKERS = ("locked", "unable to open", "disk i/o", "readonly", "busy")
 
 
-def _null(value: None) -> None:
-    return None
-
-
 # sqlite3 binds a None only after looking for an adapter: with none registered, that lookup
 # raises and discards an AttributeError (its message formatted) for every None bound, ~0.3 us
 # each; a ledger row binds up to eight (a refusal's model, deployment, ttft, end user, tags...).
-# Registered, it is a dict hit; a None still binds as NULL.
-sqlite3.register_adapter(type(None), _null)
+# Registered, it is a dict hit; a None still binds as NULL. The adapter is a C callable that
+# answers None for anything (an empty dict's ``get``): a Python function cost a frame per None.
+_NOTHING: dict[object, None] = {}
+sqlite3.register_adapter(type(None), _NOTHING.get)
 
 
 @dataclass(eq=False)
@@ -222,10 +220,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# The last second to_text wrote ((second, minute, hour, day, month, year), its text): rows and
-# timestamps come in time order, and the seconds' text is most of isoformat's cost. One tuple,
-# replaced whole, so threads sharing it never see a second with another second's text.
-_last_second: tuple[tuple[int, ...], str] = ((), "")
+# The second to_text wrote last: [start, end) and its text. Rows and timestamps come in time
+# order and the second's text is most of isoformat's cost; two comparisons of UTC datetimes
+# (same tzinfo: compared as bytes) tell a moment of that second cheaper than its six fields.
+# One tuple, replaced whole, so threads sharing it never see a second with another's text.
+_ONE_SECOND = timedelta(seconds=1)
+_last_second: tuple[datetime, datetime, str] = (datetime.max.replace(tzinfo=UTC),) * 2 + ("",)
+# "000" to "999": a microsecond's six digits in two lookups, cheaper than a format spec.
+_DIGITS = tuple(f"{n:03d}" for n in range(1000))
 
 
 def to_text(moment: datetime | None) -> str | None:
@@ -236,12 +238,15 @@ def to_text(moment: datetime | None) -> str | None:
         return None
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    second = (moment.second, moment.minute, moment.hour, moment.day, moment.month, moment.year)
-    known, text = _last_second
-    if second != known:
-        text = moment.replace(microsecond=0, tzinfo=None).isoformat()
-        _last_second = (second, text)
-    return f"{text}.{moment.microsecond:06d}+00:00"
+    start, end, text = _last_second
+    if not start <= moment < end:
+        start = moment.replace(microsecond=0)
+        text = start.replace(tzinfo=None).isoformat()
+        # The last second a datetime holds has no end: its moments are formatted afresh.
+        end = start + _ONE_SECOND if start.year < datetime.max.year else start
+        _last_second = (start, end, text)
+    micro = moment.microsecond
+    return f"{text}.{_DIGITS[micro // 1000]}{_DIGITS[micro % 1000]}+00:00"
 
 
 def from_text(text: str | None) -> datetime | None:

@@ -8,7 +8,6 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import chain
 from typing import Any
 
 from relaygate.store.ledger_records import (
@@ -198,41 +197,42 @@ def statement_sizes(count: int, per: int) -> list[tuple[int, int]]:
 
 def _statement_params(
     rows: Sequence[LedgerRow], start: int, stop: int, size: int
-) -> Iterator[tuple[object, ...]]:
-    """The flat parameters of ``rows[start:stop]``, ``size`` rows per statement."""
+) -> Iterator[list[object]]:
+    """The flat parameters of ``rows[start:stop]``, ``size`` rows per statement, in the order
+    of LEDGER_COLUMNS; inline, not a function call and a tuple per row."""
     for first in range(start, stop, size):
-        yield tuple(chain.from_iterable(map(_row_params, rows[first : first + size])))
-
-
-def _row_params(row: LedgerRow) -> tuple[object, ...]:
-    return (
-        row.id,
-        row.request_id,
-        to_text(row.created_at),
-        row.key_name,
-        row.route,
-        row.model_requested,
-        row.model_used,
-        row.deployment,
-        row.status,
-        row.outcome,
-        row.error_kind,
-        row.attempts,
-        int(row.stream),
-        row.input_tokens,
-        row.output_tokens,
-        row.cache_read_tokens,
-        row.cache_write_tokens,
-        row.cost_usd,
-        row.latency_ms,
-        row.upstream_ms,
-        row.ttft_ms,
-        int(row.cache_hit),
-        row.attempt_log,
-        row.cache_write_1h_tokens,
-        row.end_user,
-        tags_text(row.tags),
-    )
+        params: list[object] = []
+        for row in rows[first : first + size]:
+            tags = row.tags
+            params += (
+                row.id,
+                row.request_id,
+                to_text(row.created_at),
+                row.key_name,
+                row.route,
+                row.model_requested,
+                row.model_used,
+                row.deployment,
+                row.status,
+                row.outcome,
+                row.error_kind,
+                row.attempts,
+                int(row.stream),
+                row.input_tokens,
+                row.output_tokens,
+                row.cache_read_tokens,
+                row.cache_write_tokens,
+                row.cost_usd,
+                row.latency_ms,
+                row.upstream_ms,
+                row.ttft_ms,
+                int(row.cache_hit),
+                row.attempt_log,
+                row.cache_write_1h_tokens,
+                row.end_user,
+                tags_text(tags) if tags else None,
+            )
+        yield params
 
 
 def _time(text: str) -> datetime:
