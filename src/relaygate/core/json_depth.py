@@ -34,6 +34,17 @@ def check_depth(value: object, path: str = "") -> None:
         ) from None
 
 
+def check_body_depth(body: bytes, parsed: object) -> None:
+    """``check_depth(parsed)`` of the whole body ``parsed`` from the JSON ``body``.
+
+    Every container of the parsed value opens with a literal ``[`` or ``{`` byte in the body
+    (an escaped one inside a string is not a bracket), so a body with at most ``MAX_DEPTH`` of
+    them cannot nest deeper: the check is skipped, as for most requests (re-serializing the
+    body cost ~10% of a refusal that read it)."""
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        check_depth(parsed)
+
+
 def nests_too_deep(value: object) -> bool:
     """Whether ``value`` has containers nested more than ``MAX_DEPTH`` levels deep."""
     wrapped = value
