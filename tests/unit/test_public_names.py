@@ -562,6 +562,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "inprocess",
     ),
     "relaygate.web": (
+        "header_checks",
         "protocol",
         "request",
         "responses",

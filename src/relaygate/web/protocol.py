@@ -17,6 +17,9 @@ exists. The head of a ``HEAD`` answer and of a 204 or 304 is written at once.
 If the app fails between the two messages, the held head is dropped and uvicorn closes the
 connection, as it does after a begun response: the caller sees the connection close instead
 of a head with a cut body.
+
+Importing this module also makes uvicorn's per-header checks skip the names and short values
+they found clean before (``relaygate.web.header_checks``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ import asyncio
 
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from relaygate.web.header_checks import install as install_header_checks
+
+install_header_checks()
 
 
 class _Combining(asyncio.Transport):
