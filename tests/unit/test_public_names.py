@@ -563,6 +563,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "inprocess",
     ),
     "relaygate.web": (
+        "header_checks",
         "protocol",
         "request",
         "responses",

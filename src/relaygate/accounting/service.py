@@ -101,8 +101,9 @@ class Accounting:
         )
         return price.estimate(estimate_input_tokens(req), max_tokens)
 
-    def finish(self, ctx: RequestContext) -> None:
-        """Price, settle and queue the ledger row of a finished request; never awaits."""
+    def finish(self, ctx: RequestContext, elapsed: float | None = None) -> None:
+        """Price, settle and queue the ledger row of a finished request; never awaits.
+        ``elapsed``: its ``ctx.elapsed()``, when already read."""
         if ctx.key_name is None:
             return
         usage = billable_usage(ctx.usage, ctx.outcome, ctx.delivered_chars, ctx.chat_request)
@@ -115,7 +116,7 @@ class Accounting:
         hold = ctx.budget_hold if isinstance(ctx.budget_hold, Hold) else None
         self.budgets.settle(ctx.key_name, hold, cost)
         if self.ledger is not None:
-            self.ledger.record(ledger_row(ctx, usage, cost, self._row_ids.next()))
+            self.ledger.record(ledger_row(ctx, usage, cost, self._row_ids.next(), elapsed))
 
     def price_of(self, deployment: str, usage: Usage) -> float:
         """What ``usage`` costs at ``deployment``'s price (0 when it has none)."""
@@ -159,9 +160,16 @@ class RowIds:
 _HEX3 = tuple(f"{n:03x}" for n in range(4096))
 
 
-def ledger_row(ctx: RequestContext, usage: Usage | None, cost: float, row_id: str) -> LedgerRow:
-    """The ledger row of a finished request."""
-    elapsed = ctx.elapsed()
+def ledger_row(
+    ctx: RequestContext,
+    usage: Usage | None,
+    cost: float,
+    row_id: str,
+    elapsed: float | None = None,
+) -> LedgerRow:
+    """The ledger row of a finished request (``elapsed``: its ``ctx.elapsed()``, if read)."""
+    if elapsed is None:
+        elapsed = ctx.elapsed()
     ttft = ctx.ttft_seconds()
     u = usage or _NO_USAGE
     model = ctx.model_requested

@@ -134,7 +134,9 @@ class Admitter:
             clock,
         )
         self._pools: dict[str, Pool | None] = {}
-        self._key_buckets: dict[str, KeyBuckets] = {}
+        # Per key id: the record last seen, its buckets and whether it has limits of its own.
+        self._key_buckets: dict[str, tuple[KeyRecord, KeyBuckets, bool]] = {}
+        self._protected_from = settings.priority_reserve.min_priority
         self._turn = 0
 
     @property
@@ -161,10 +163,14 @@ class Admitter:
         """Raise now the 429 ``admit`` would answer ``key`` for its own quota, before the body
         is read: when even a request of zero tokens would not fit the key's buckets. Only with
         limits counted in this process (a shared store's round trip costs more than it saves)."""
-        if self._local is not None and key_is_limited(key):
-            refused = self._local.would_refuse(self._buckets_of(key).zero_tokens)
-            if refused is not None:
-                raise self._refusal(refused, key.priority)
+        if self._local is not None:
+            known = self._key_buckets.get(key.id)
+            if known is None or known[0] is not key:
+                known = self._know_buckets(key)
+            if known[2]:
+                refused = self._local.would_refuse(known[1].zero_tokens)
+                if refused is not None:
+                    raise self._refusal(refused, key.priority)
 
     def refuse_busy(self, key: KeyRecord, route: ModelRoute, headers: Mapping[str, str]) -> None:
         """Raise now the busy 429 ``admit`` would answer, before the body is decoded: when the
@@ -194,10 +200,19 @@ class Admitter:
         raise self._queue_refusal(refused, key.priority)
 
     def _buckets_of(self, key: KeyRecord) -> KeyBuckets:
-        # Built once per key and its limits (an admin's change makes new ones).
         known = self._key_buckets.get(key.id)
-        if known is None or known.limits != key_limits(key):
-            known = self._key_buckets[key.id] = key_buckets(key)
+        if known is None or known[0] is not key:
+            known = self._know_buckets(key)
+        return known[1]
+
+    def _know_buckets(self, key: KeyRecord) -> tuple[KeyRecord, KeyBuckets, bool]:
+        # Built once per key and its limits (an admin's change makes new ones); a record of the
+        # same limits (the key cache reloaded) keeps the same asks, which the limiter remembers.
+        known = self._key_buckets.get(key.id)
+        buckets = known[1] if known is not None else None
+        if buckets is None or buckets.limits != key_limits(key):
+            buckets = key_buckets(key)
+        known = self._key_buckets[key.id] = (key, buckets, key_is_limited(key))
         return known
 
     async def admit(
@@ -437,8 +452,7 @@ class Admitter:
     def _count(self, result: str, priority: int | None = None) -> None:
         """Count a decision; a refusal's ``priority`` says whether the reserve protects it."""
         if self._metrics is not None:
-            reserve = self._settings.priority_reserve
-            protected = priority is not None and priority >= reserve.min_priority
+            protected = priority is not None and priority >= self._protected_from
             self._metrics.decision(result, protected)
 
     def _gauge_depth(self) -> None:

@@ -29,7 +29,13 @@ def whole_seconds(retry_after: float) -> int:
 
 def busy_message(retry_after: float) -> str:
     """The message of every capacity refusal."""
-    return f"relaygate is busy: retry in {whole_seconds(retry_after)} s"
+    seconds = whole_seconds(retry_after)
+    known = _BUSY_TEXTS.get(seconds)
+    if known is None:
+        if len(_BUSY_TEXTS) >= MAX_REFUSAL_TEXTS:
+            _BUSY_TEXTS.clear()
+        known = _BUSY_TEXTS[seconds] = f"relaygate is busy: retry in {seconds} s"
+    return known
 
 
 def header_number(raw: str | None) -> float | None:
@@ -72,3 +78,4 @@ def refusal_text(refused: str, seconds: int) -> tuple[str, str]:
 # empty key's every request is refused with the same text for seconds on end).
 MAX_REFUSAL_TEXTS = 1024
 _REFUSAL_TEXTS: dict[tuple[str, int], tuple[str, str]] = {}
+_BUSY_TEXTS: dict[int, str] = {}

@@ -5,8 +5,9 @@ For the per-request work on strings that repeat across requests, header names ab
 ``memo.__getitem__`` handed on as the function itself, is one dict lookup in C for a known key,
 where the work it stands for is a few hundred to a few thousand instructions. An unknown key
 is worked out by the function (``__missing__``) and kept while the memo holds fewer than
-``limit`` keys and the key is at most ``MAX_KEY_BYTES`` long, so callers that make names up
-cannot grow it without bound. The function must depend on the key's bytes alone.
+``limit`` keys and the key is at most ``longest`` bytes long (``MAX_KEY_BYTES`` unless told),
+so callers that make names up cannot grow it without bound. The function must depend on the
+key's bytes alone.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ MAX_KEY_BYTES = 64
 class BytesMemo(dict[bytes, V]):
     """``fn``'s answer per byte string seen, up to ``limit`` of them (see the module)."""
 
-    __slots__ = ("_fn", "_limit")
+    __slots__ = ("_fn", "_limit", "_longest")
 
-    def __init__(self, fn: Callable[[bytes], V], limit: int) -> None:
+    def __init__(self, fn: Callable[[bytes], V], limit: int, longest: int = MAX_KEY_BYTES) -> None:
         super().__init__()
         self._fn = fn
         self._limit = limit
+        self._longest = longest
 
     def __missing__(self, key: bytes) -> V:
         value = self._fn(key)
-        if len(self) < self._limit and len(key) <= MAX_KEY_BYTES:
+        if len(self) < self._limit and len(key) <= self._longest:
             self[key] = value
         return value

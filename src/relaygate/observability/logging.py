@@ -94,11 +94,12 @@ def redact_logs(redactor: Redactor) -> None:
         _request_log.redactor = redactor or None
 
 
-def request_fields(ctx: RequestContext) -> dict[str, Any]:
+def request_fields(ctx: RequestContext, elapsed: float | None = None) -> dict[str, Any]:
     # Milliseconds to 2 (3) decimals as ``round`` gives them but for exact ties in the last
     # digit: ``int(x + 0.5) / scale`` of a non-negative time costs a fraction of ``round(x, n)``
     # (three of them were ~4% of a refusal's instructions on the event loop).
-    elapsed = ctx.elapsed()
+    if elapsed is None:
+        elapsed = ctx.elapsed()
     upstream = ctx.upstream_seconds
     overhead = ctx.overhead_seconds(elapsed)
     fields: dict[str, Any] = {
@@ -135,9 +136,10 @@ def request_fields(ctx: RequestContext) -> dict[str, Any]:
     return fields
 
 
-def log_request(logger: logging.Logger, ctx: RequestContext) -> None:
+def log_request(logger: logging.Logger, ctx: RequestContext, elapsed: float | None = None) -> None:
+    """The request's line (``elapsed``: its ``ctx.elapsed()``, when already read)."""
     if logger.isEnabledFor(logging.INFO):
         if _request_log is not None:
-            _request_log.write(request_fields(ctx))
+            _request_log.write(request_fields(ctx, elapsed))
         else:
-            logger.info("request", extra={"fields": request_fields(ctx)})
+            logger.info("request", extra={"fields": request_fields(ctx, elapsed)})

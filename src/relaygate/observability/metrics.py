@@ -148,13 +148,15 @@ class Metrics:
         """Export each deployment's requests in flight and latency EWMA, read at scrape time."""
         self.registry.register(_DeploymentCollector(snapshot))
 
-    def observe(self, ctx: RequestContext) -> None:
-        """Count a finished request (after accounting priced it: ``ctx.cost_usd`` is set)."""
+    def observe(self, ctx: RequestContext, elapsed: float | None = None) -> None:
+        """Count a finished request (after accounting priced it: ``ctx.cost_usd`` is set);
+        ``elapsed``: its ``ctx.elapsed()``, when already read."""
         model = self._model_label(ctx)
         status = _STATUS_LABELS.get(ctx.status, "other")
         requests, latency, overhead, ttft_of = self._per_request(ctx.route, model, status)
         requests.value += 1.0
-        elapsed = ctx.elapsed()
+        if elapsed is None:
+            elapsed = ctx.elapsed()
         latency.observe(elapsed)
         self.window.record(elapsed, ctx.status)
         overhead.observe(ctx.overhead_seconds(elapsed))

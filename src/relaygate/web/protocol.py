@@ -23,58 +23,22 @@ If the app fails between the two messages, the held head is dropped and uvicorn 
 connection, as it does after a begun response: the caller sees the connection close instead
 of a head with a cut body.
 
-Importing this module also makes uvicorn's check of response header *names* remember its
-answers (``remember_header_names``): the module's ``HEADER_RE.search`` ran once per header of
-every response, the name's characters through a regex character set (~1,700 instructions a
-name; a relayed answer carries eight, uvicorn's date included), for the same few names on
-every answer.
+Importing this module also makes uvicorn's per-header checks skip the names and short values
+they found clean before (``relaygate.web.header_checks``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
-from types import SimpleNamespace
 
 from uvicorn._types import ASGI3Application
-from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from relaygate.core.memo import BytesMemo
+from relaygate.web.header_checks import install as install_header_checks
 from relaygate.web.request import CALLER_WATCH
 
-# Header names whose check is remembered; past it, names are checked as before. A gateway
-# sends a dozen or so; the bound is against an app that makes names up.
-NAMES_KEPT = 256
-
-
-class CheckedNames(BytesMemo[bool]):
-    """Whether uvicorn's header-name pattern finds a forbidden character, per name seen: the
-    answer depends on the name's bytes alone, so remembering it changes nothing uvicorn
-    decides."""
-
-    __slots__ = ("pattern",)
-
-    def __init__(self, pattern: re.Pattern[bytes]) -> None:
-        super().__init__(lambda name: pattern.search(name) is not None, NAMES_KEPT)
-        self.pattern = pattern
-
-
-_installed: CheckedNames | None = None
-
-
-def remember_header_names() -> CheckedNames:
-    """Put a remembering stand-in for ``HEADER_RE`` (uvicorn asks it only ``search(name)``) in
-    uvicorn's httptools protocol module, once per process; returns its memory."""
-    global _installed
-    if _installed is None:
-        _installed = CheckedNames(httptools_impl.HEADER_RE)
-        httptools_impl.HEADER_RE = SimpleNamespace(search=_installed.__getitem__)  # type: ignore[assignment]
-    return _installed
-
-
-remember_header_names()
+install_header_checks()
 
 
 class _Combining(asyncio.Transport):

@@ -4,6 +4,7 @@ the same 429 ``admit`` would give, and nothing taken from the buckets while chec
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -97,3 +98,20 @@ async def test_a_change_of_the_keys_limits_takes_effect_at_once(models: Catalog)
     with pytest.raises(RateLimitedError):
         gate.refuse_spent_key(one)
     gate.refuse_spent_key(key(max_concurrent=2))  # the same key, raised by an admin
+
+
+async def test_a_changed_record_of_the_key_is_checked_by_its_own_limits(models: Catalog) -> None:
+    # The admitter remembers a key's buckets by the record it last saw: a record the admin
+    # changed (a new object, same id) must be judged by its own limits at once.
+    gate, _ = admitter(models)
+    limited = key(rps=0.001, burst=1)
+    route = models.resolve("free")
+    await gate.admit(limited, route, request("free"), NO_HEADERS)
+    with pytest.raises(RateLimitedError):
+        gate.refuse_spent_key(limited)
+    unlimited = replace(limited, rps=None, burst=None)
+    gate.refuse_spent_key(unlimited)
+    await gate.admit(unlimited, route, request("free"), NO_HEADERS)
+    same_limits = replace(limited)  # the key cache reloaded: the same (spent) bucket
+    with pytest.raises(RateLimitedError):
+        gate.refuse_spent_key(same_limits)

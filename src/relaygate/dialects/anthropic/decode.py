@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from relaygate.core.json_depth import check_depth, may_nest_too_deep
+from relaygate.core.json_depth import check_body_depth
 from relaygate.core.types import (
     ChatRequest,
     JSONObject,
@@ -85,8 +85,7 @@ def _load(body: bytes) -> JSONObject:
         raise invalid("body", "the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise invalid("body", "expected a JSON object")
-    if may_nest_too_deep(body):
-        check_depth(data)
+    check_body_depth(body, data)
     return data
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from relaygate.core.errors import InvalidRequestError, clip
-from relaygate.core.json_depth import check_depth, may_nest_too_deep
+from relaygate.core.json_depth import check_body_depth
 from relaygate.core.types import ChatRequest, JSONObject, ResponseFormat, Tool, ToolChoice
 from relaygate.dialects.base import RequestHead
 from relaygate.dialects.openai.messages import decode_messages
@@ -32,8 +32,7 @@ def read_head(body: bytes) -> RequestHead:
         raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidRequestError("Request body must be a JSON object")
-    if may_nest_too_deep(body):
-        check_depth(raw)
+    check_body_depth(body, raw)
     model = raw.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("model: required, a non-empty string", param="model")
