@@ -168,9 +168,9 @@ async def test_every_coalesced_caller_is_answered_before_any_does_its_bookkeepin
         answered_at_each_booking: list[int] = []
         finish = gw.services.accounting.finish
 
-        def finish_counting_answers(ctx: Any) -> None:
+        def finish_counting_answers(ctx: Any, elapsed: float | None = None) -> None:
             answered_at_each_booking.append(sum(1 for c in calls_ if c.body))
-            finish(ctx)
+            finish(ctx, elapsed)
 
         gw.services.accounting.finish = finish_counting_answers  # type: ignore[method-assign]
         headers = gw.openai_headers() | {"content-type": "application/json"}
