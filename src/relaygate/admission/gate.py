@@ -33,15 +33,7 @@ from relaygate.core.context import RequestContext
 from relaygate.core.errors import RateLimitedError
 from relaygate.core.estimate import estimate_input_tokens
 from relaygate.core.types import ChatRequest
-from relaygate.limits.asks import (
-    KeyBuckets,
-    global_ask,
-    key_buckets,
-    key_is_limited,
-    key_limits,
-    token_reservation,
-    tpm_true_ups,
-)
+from relaygate.limits.asks import KnownKeyBuckets, global_ask, token_reservation, tpm_true_ups
 from relaygate.limits.limiter import (
     ADMITTED,
     CONCURRENCY_RETRY_SECONDS,
@@ -134,8 +126,8 @@ class Admitter:
             clock,
         )
         self._pools: dict[str, Pool | None] = {}
-        # Per key id: the record last seen, its buckets and whether it has limits of its own.
-        self._key_buckets: dict[str, tuple[KeyRecord, KeyBuckets, bool]] = {}
+        self._key_buckets = KnownKeyBuckets()
+        self._reserve_on = settings.priority_reserve.enabled
         self._protected_from = settings.priority_reserve.min_priority
         self._turn = 0
 
@@ -164,11 +156,9 @@ class Admitter:
         is read: when even a request of zero tokens would not fit the key's buckets. Only with
         limits counted in this process (a shared store's round trip costs more than it saves)."""
         if self._local is not None:
-            known = self._key_buckets.get(key.id)
-            if known is None or known[0] is not key:
-                known = self._know_buckets(key)
-            if known[2]:
-                refused = self._local.would_refuse(known[1].zero_tokens)
+            _, buckets, limited = self._key_buckets.of(key)
+            if limited:
+                refused = self._local.would_refuse(buckets.zero_tokens)
                 if refused is not None:
                     raise self._refusal(refused, key.priority)
 
@@ -189,31 +179,15 @@ class Admitter:
             return
         queue = self._queue(route.name, pool)
         # Judged as after a try that found no room: with room and nobody waiting, admit takes it.
-        budget = self._budget(headers, pool, key.priority)
-        first = self._protects(key.priority)  # the queue's order hands it the next slot
-        refused = queue.refusal_at_once(key.priority, budget, tried=True, first_served=first)
+        protected = self._protects(key.priority)  # first served: the queue's order says so
+        budget = self._budget(headers, pool, protected)
+        refused = queue.refusal_at_once(key.priority, budget, tried=True, first_served=protected)
         if refused is None:
             return
         if not len(queue) and self._slots.has_room(pool, key.priority):
             return
         self._slots.arrive(pool, key.priority)  # as admit would have counted it
         raise self._queue_refusal(refused, key.priority)
-
-    def _buckets_of(self, key: KeyRecord) -> KeyBuckets:
-        known = self._key_buckets.get(key.id)
-        if known is None or known[0] is not key:
-            known = self._know_buckets(key)
-        return known[1]
-
-    def _know_buckets(self, key: KeyRecord) -> tuple[KeyRecord, KeyBuckets, bool]:
-        # Built once per key and its limits (an admin's change makes new ones); a record of the
-        # same limits (the key cache reloaded) keeps the same asks, which the limiter remembers.
-        known = self._key_buckets.get(key.id)
-        buckets = known[1] if known is not None else None
-        if buckets is None or buckets.limits != key_limits(key):
-            buckets = key_buckets(key)
-        known = self._key_buckets[key.id] = (key, buckets, key_is_limited(key))
-        return known
 
     async def admit(
         self, key: KeyRecord, route: ModelRoute, req: ChatRequest, headers: Mapping[str, str]
@@ -223,7 +197,7 @@ class Admitter:
         if self.degrade.enabled:
             route, serve_stale = self._apply_level(key, route)
         pool = self._pool_of(route)
-        if pool is None and not self._global and not key_is_limited(key):
+        if pool is None and not self._global and not self._key_buckets.of(key)[2]:
             return Ticket(route, serve_stale=serve_stale)
         plan = self._plan(key, req, pool)
         if pool is not None:
@@ -303,7 +277,7 @@ class Admitter:
             tokens = token_reservation(
                 estimate, req.max_tokens, self._settings.output_token_reserve
             )
-        limits = self._buckets_of(key).asks(tokens)
+        limits = self._key_buckets.of(key)[1].asks(tokens)
         return _Plan(key, pool, limits.asks, limits.tpm, tokens)
 
     def _queue(self, name: str, pool: Pool | None) -> AdmissionQueue:
@@ -372,8 +346,8 @@ class Admitter:
     ) -> tuple[Admission, Slot | None]:
         outcome: list[Slot | None] = [None]
         priority = plan.key.priority
-        budget = self._budget(headers, plan.pool, priority)
         protected = self._protects(priority)
+        budget = self._budget(headers, plan.pool, protected)
         hand_off, claims = self._slots.claims, None
         if (
             hand_off is not None
@@ -411,12 +385,12 @@ class Admitter:
         self._count(QUEUE_RESULTS.get(refused.reason, "busy"), priority)
         return RateLimitedError(busy_message(refused.retry_after), retry_after=refused.retry_after)
 
-    def _budget(self, headers: Mapping[str, str], pool: Pool | None, priority: int) -> float:
-        """Seconds a request of ``priority`` may wait: the queue's cap, or the reserve's own for
-        a protected one when set."""
+    def _budget(self, headers: Mapping[str, str], pool: Pool | None, protected: bool) -> float:
+        """Seconds a request may wait: the queue's cap, or the reserve's own for a
+        ``protected`` one when set."""
         max_wait = self._settings.queue.max_wait_seconds
         protected_max = self._settings.priority_reserve.max_wait_seconds
-        if protected_max is not None and self._protects(priority):
+        if protected and protected_max is not None:
             max_wait = protected_max
         return wait_budget(max_wait, headers, lambda: self._typical_latency(pool))
 
@@ -446,8 +420,7 @@ class Admitter:
 
     def _protects(self, priority: int) -> bool:
         """Whether the priority reserve protects keys of ``priority``."""
-        reserve = self._settings.priority_reserve
-        return reserve.enabled and priority >= reserve.min_priority
+        return self._reserve_on and priority >= self._protected_from
 
     def _count(self, result: str, priority: int | None = None) -> None:
         """Count a decision; a refusal's ``priority`` says whether the reserve protects it."""

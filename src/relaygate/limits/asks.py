@@ -71,6 +71,28 @@ def key_buckets(key: KeyRecord) -> KeyBuckets:
     return KeyBuckets(key_limits(key), asks[:at], zero.tpm, asks[at + 1 :], asks)
 
 
+class KnownKeyBuckets:
+    """Each key's buckets and whether it has limits of its own, kept with the record they were
+    worked out for: a request checks the record's identity instead of comparing its limits. A
+    reloaded record of the same limits keeps the same buckets (the same asks objects, whose
+    answers the limiter remembers); an admin's change makes new ones."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[KeyRecord, KeyBuckets, bool]] = {}
+
+    def of(self, key: KeyRecord) -> tuple[KeyRecord, KeyBuckets, bool]:
+        """``(key, its buckets, whether it is limited)``, as kept."""
+        known = self._known.get(key.id)
+        if known is None or known[0] is not key:
+            buckets = known[1] if known is not None else None
+            if buckets is None or buckets.limits != key_limits(key):
+                buckets = key_buckets(key)
+            known = self._known[key.id] = (key, buckets, key_is_limited(key))
+        return known
+
+
 def deployment_is_capped(dep: DeploymentSettings) -> bool:
     """True when the deployment has any provider-account cap."""
     return dep.rpm is not None or dep.tpm is not None or dep.max_concurrency is not None
