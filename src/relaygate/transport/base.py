@@ -38,6 +38,23 @@ def idle_timeout(seconds: float) -> UpstreamTimeoutError:
     )
 
 
+STREAM_TOTAL = "upstream stream exceeded the total timeout"
+
+
+def wait_expired(
+    first_byte: float, idle_by: float, deadline: float, idle: float, total: str = STREAM_TOTAL
+) -> UpstreamTimeoutError:
+    """What a body wait bounded by ``min(first_byte, idle_by, deadline)`` raises when it timed
+    out, told by which bound was armed, not by the clock after: uvloop's timers may fire up to a
+    millisecond before their time as ``loop.time()`` reads it. ``total`` is the text when the
+    total deadline came first."""
+    if first_byte <= idle_by and first_byte <= deadline:
+        return UpstreamTimeoutError(NO_STREAM_DATA)
+    if idle_by < deadline:
+        return idle_timeout(idle)
+    return UpstreamTimeoutError(total)
+
+
 def connection_failed(exc: BaseException) -> UpstreamError:
     """What a refused, reset or dropped connection raises: retryable, on another attempt."""
     # The exception text can carry the upstream host but never credentials: headers are not in it.

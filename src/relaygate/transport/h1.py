@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from relaygate.core.errors import UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
-from relaygate.transport.base import NO_STREAM_DATA, Timeouts, connection_failed, idle_timeout
+from relaygate.transport.base import Timeouts, connection_failed, wait_expired
 from relaygate.transport.h1_connection import H1Connection
 from relaygate.transport.h1_pool import ConnectionPool, HostKey
 
@@ -213,14 +213,8 @@ class H1Response:
                 if conn.error is not None:
                     raise connection_failed(conn.error)
                 idle_by = conn.loop.time() + idle
-                # Which bound was armed, not the clock after: uvloop's timers may fire up to a
-                # millisecond before their time as ``loop.time()`` reads it.
                 if not await alarm.wait(min(first_byte, idle_by, deadline)):
-                    if first_byte <= idle_by and first_byte <= deadline:
-                        raise UpstreamTimeoutError(NO_STREAM_DATA)
-                    if idle_by < deadline:
-                        raise idle_timeout(idle)
-                    raise UpstreamTimeoutError("upstream stream exceeded the total timeout")
+                    raise wait_expired(first_byte, idle_by, deadline, idle)
             tail = self._decoder.flush() if self._decoder is not None else b""
             self.close()
             if tail:

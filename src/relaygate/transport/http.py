@@ -13,7 +13,7 @@ import aiohttp
 
 from relaygate.core.errors import UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
-from relaygate.transport.base import NO_STREAM_DATA, Timeouts, connection_failed, idle_timeout
+from relaygate.transport.base import Timeouts, connection_failed, wait_expired
 
 MAX_CACHED_CONNECT_TIMEOUTS = 16
 _NEVER = float("inf")
@@ -58,13 +58,7 @@ class HttpUpstreamResponse:
                 first_byte = _NEVER
                 yield chunk
         except TimeoutError:
-            # Which bound was armed, not the clock after: uvloop's timers may fire up to a
-            # millisecond before the deadline as loop.time() reads it.
-            if first_byte <= idle_by and first_byte <= self._deadline:
-                raise UpstreamTimeoutError(NO_STREAM_DATA) from None
-            if idle_by < self._deadline:
-                raise idle_timeout(self._idle) from None
-            raise UpstreamTimeoutError("upstream stream exceeded the total timeout") from None
+            raise wait_expired(first_byte, idle_by, self._deadline, self._idle) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise connection_failed(exc) from None
 

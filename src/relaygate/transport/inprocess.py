@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from relaygate.core.errors import UpstreamError, UpstreamTimeoutError
 from relaygate.providers.base import UpstreamRequest
-from relaygate.transport.base import NO_STREAM_DATA, Timeouts, idle_timeout
+from relaygate.transport.base import Timeouts, wait_expired
 
 ASGIMessage = MutableMapping[str, Any]
 ASGIApp = Callable[
@@ -148,13 +148,8 @@ class InProcessResponse:
                 return await parts.get()
         except TimeoutError:
             self.close()
-            # Which bound was armed, not the clock after: uvloop's timers may fire up to a
-            # millisecond before the deadline as loop.time() reads it.
-            if first_byte <= idle_by and first_byte <= self._deadline:
-                raise UpstreamTimeoutError(NO_STREAM_DATA) from None
-            if idle_by < self._deadline:
-                raise idle_timeout(self._idle) from None
-            raise UpstreamTimeoutError("upstream did not finish its answer in time") from None
+            total = "upstream did not finish its answer in time"
+            raise wait_expired(first_byte, idle_by, self._deadline, self._idle, total) from None
 
     def close(self) -> None:
         self._call.close()
