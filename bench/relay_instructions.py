@@ -25,7 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,24 +79,46 @@ def start_setups(
     return setups
 
 
-def count_rounds(
-    setups: dict[str, Setup],
+Run = Callable[[Server, str, int], None]
+"""``run(server, key, count)`` does ``count`` units of work (requests, streams) through one."""
+
+
+def count_served(
+    name: str,
+    mock_options: Mapping[str, float],
+    model: str,
+    other_src: Path | None,
     rounds: int,
     per: int,
-    run: Callable[[Server, str], None],
+    warm_up: int,
+    run: Run,
     keep: Path | None = None,
 ) -> dict[str, list[float]]:
-    """Instructions per unit of work of each setup by round (``run(server, key)`` does ``per``
-    units), the setups in alternating order; each round's dump copied to ``keep`` if given."""
-    counts: dict[str, list[float]] = {name: [] for name in setups}
-    names = list(setups)
-    for round_no in range(rounds):
-        for name in names if round_no % 2 == 0 else names[::-1]:
-            server, key, out = setups[name]
-            counts[name].append(counted(server, out, functools.partial(run, server, key)) / per)
-            if keep is not None:
-                _keep(out, keep / f"{names.index(name)}-{round_no}")
-    return counts
+    """Instructions per unit of work of each setup (``start_setups`` against a mock started
+    with ``mock_options``) by round, the setups in alternating order, after ``warm_up`` units
+    each; each round's dump copied to ``keep`` if given."""
+    with tempfile.TemporaryDirectory(prefix=f"relaygate-{name}-") as tmp:
+        started: list[Server] = []
+        try:
+            mock = start_mock("mock", Path(tmp), mock_options)
+            started.append(mock)
+            setups = start_setups(Path(tmp), model, mock, other_src, started)
+            for server, key, _ in setups.values():
+                run(server, key, warm_up)
+            time.sleep(SETTLE_SECONDS)
+            counts: dict[str, list[float]] = {setup: [] for setup in setups}
+            names = list(setups)
+            for round_no in range(rounds):
+                for setup in names if round_no % 2 == 0 else names[::-1]:
+                    server, key, out = setups[setup]
+                    work = functools.partial(run, server, key, per)
+                    counts[setup].append(counted(server, out, work) / per)
+                    if keep is not None:
+                        _keep(out, keep / f"{names.index(setup)}-{round_no}")
+            return counts
+        finally:
+            for server in reversed(started):
+                server.stop(timeout=120)
 
 
 def summary(counts: dict[str, list[float]], args: argparse.Namespace) -> dict[str, Any]:
@@ -117,24 +139,22 @@ def _keep(out: Path, target: Path) -> None:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="relaygate-relay-instructions-") as tmp:
-        started: list[Server] = []
-        try:
-            mock = start_mock("mock", Path(tmp), {})
-            started.append(mock)
-            setups = start_setups(Path(tmp), FAST_MODEL, mock, args.other_src, started)
-            payload = chat_body(FAST_MODEL)
+    payload = chat_body(FAST_MODEL)
 
-            def run(server: Server, key: str, count: int = args.requests) -> None:
-                asyncio.run(send(server.base_url + PATH, key, payload, count, args.clients))
+    def run(server: Server, key: str, count: int) -> None:
+        asyncio.run(send(server.base_url + PATH, key, payload, count, args.clients))
 
-            for server, key, _ in setups.values():
-                run(server, key, WARM_UP)
-            time.sleep(SETTLE_SECONDS)
-            per_request = count_rounds(setups, args.rounds, args.requests, run, args.keep)
-        finally:
-            for server in reversed(started):
-                server.stop(timeout=120)
+    per_request = count_served(
+        "relay-instructions",
+        {},
+        FAST_MODEL,
+        args.other_src,
+        args.rounds,
+        args.requests,
+        WARM_UP,
+        run,
+        args.keep,
+    )
     return {"instructions_per_request": per_request, **summary(per_request, args)}
 
 

@@ -20,18 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from bench.cache_instructions import SETTLE_SECONDS
 from bench.openloop import new_session
-from bench.procs import Server, start_mock
-from bench.relay_instructions import Setup, count_rounds, start_setups, summary
+from bench.procs import Server
+from bench.relay_instructions import count_served, summary
 from bench.rig import STREAM_MOCK, STREAM_MODEL, STREAM_PROMPT, STREAM_SECONDS, chat_body
 from bench.streams import run_streams
 
@@ -51,36 +46,21 @@ async def _streams(url: str, key: str, count: int, concurrency: int) -> None:
         raise RuntimeError(f"{url}: {result.errors} failed streams")
 
 
-def _keep(setups: dict[str, Setup], to: Path) -> None:
-    """Every dump of every setup copied to ``to``, oldest first (for ``callgrind_annotate``:
-    the windows' dumps are the last ``rounds`` of each)."""
-    to.mkdir(parents=True, exist_ok=True)
-    for number, (name, (_, _, out)) in enumerate(setups.items()):
-        dumps = sorted(out.parent.glob(out.name + "*"), key=os.path.getmtime)
-        for index, dump in enumerate(dumps):
-            shutil.copyfile(dump, to / f"{number}-{name.split()[0]}-{index}")
-
-
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="relaygate-stream-instructions-") as tmp:
-        started: list[Server] = []
-        try:
-            mock = start_mock("mock-stream", Path(tmp), STREAM_MOCK)
-            started.append(mock)
-            setups = start_setups(Path(tmp), STREAM_MODEL, mock, args.other_src, started)
+    def run(server: Server, key: str, count: int) -> None:
+        asyncio.run(_streams(server.base_url + PATH, key, count, args.concurrency))
 
-            def run(server: Server, key: str, count: int = args.streams) -> None:
-                asyncio.run(_streams(server.base_url + PATH, key, count, args.concurrency))
-
-            for server, key, _ in setups.values():
-                run(server, key, WARM_UP)
-            time.sleep(SETTLE_SECONDS)
-            per_stream = count_rounds(setups, args.rounds, args.streams, run)
-            if args.keep_dumps is not None:
-                _keep(setups, args.keep_dumps)
-        finally:
-            for server in reversed(started):
-                server.stop(timeout=120)
+    per_stream = count_served(
+        "stream-instructions",
+        STREAM_MOCK,
+        STREAM_MODEL,
+        args.other_src,
+        args.rounds,
+        args.streams,
+        WARM_UP,
+        run,
+        args.keep_dumps,
+    )
     return {"instructions_per_stream": per_stream, **summary(per_stream, args)}
 
 
@@ -93,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--other-src", type=Path, default=None, help="another tree's src")
     parser.add_argument(
-        "--keep-dumps", type=Path, default=None, help="copy each window's dump to this directory"
+        "--keep-dumps",
+        type=Path,
+        default=None,
+        help="copy each round's dump here (<setup>-<round>)",
     )
     args = parser.parse_args(argv)
     print(json.dumps(measure(args), indent=2))
