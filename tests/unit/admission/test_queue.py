@@ -299,3 +299,26 @@ async def test_a_claimant_is_not_refused_on_a_forecast_only_at_its_deadline() ->
     with pytest.raises(QueueRefusedError) as timed_out:
         await asyncio.wait_for(late, 5.0)
     assert timed_out.value.reason == "timeout"
+
+
+async def test_a_newcomer_ahead_of_every_waiter_tries_once_even_with_its_budget_spent() -> None:
+    """A request whose budget was spent before it reached the queue (it counts from arrival)
+    may not wait, but one that outranks every waiter still takes a slot free now; without one
+    it is refused at once, never queued."""
+    queue = AdmissionQueue(Depth(100), poll_seconds=10)
+    slots = Slots()
+    low = asyncio.create_task(queue.wait(0, 5.0, slots.attempt_for("low")))
+    await settle()
+    with pytest.raises(QueueRefusedError) as refused:
+        await queue.wait(5, 0.0, slots.attempt_for("high-1"))
+    assert refused.value.reason == "expected_wait" and len(queue) == 1
+    assert slots.attempts == 2  # the low one's, then the high one's single try
+    slots.free = 1  # freed while the loop was busy: the low head has not tried again yet
+    admitted = await queue.wait(5, 0.0, slots.attempt_for("high-2"))
+    assert admitted.admitted and slots.order == ["high-2"]
+    slots.free = 1
+    with pytest.raises(QueueRefusedError):  # behind the low one: no try, no wait
+        await queue.wait(0, 0.0, slots.attempt_for("late"))
+    assert slots.attempts == 3
+    low.cancel()
+    await asyncio.gather(low, return_exceptions=True)
