@@ -305,6 +305,7 @@ class Admitter:
                 clock=self._clock,
                 forecast=self._forecast_of(pool),
                 reach=self._slots.claims.reach if self._slots.claims is not None else None,
+                lateness=self._loop_lag if self._settings.overload.enabled else None,
             )
             self._queues[name] = queue
         return queue

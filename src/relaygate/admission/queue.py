@@ -15,7 +15,9 @@ process and by its claims across processes) is never refused on a forecast, only
 budget is spent: the forecast is the mean time to its k-th release, and refusing on it gave up
 on slots that come sooner about as often as later. The budget is what is left when the request
 reaches the queue (the gate counts a lower key's from its arrival); one with none left may not
-wait, but if it outranks every waiter it first tries once for a slot free now.
+wait, but if it outranks every waiter it first tries once for a slot free now. A waiter not first
+served ends its wait one loop lag (``lateness``) before its deadline: the timer that would end it
+fires that late, and the refusal is promised by the deadline.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ Attempt = Callable[[], Awaitable[Admission]]
 Forecast = Callable[[int, int], float | None]
 # How many processes' admissions may serve a waiter of a priority
 Reach = Callable[[int], int]
+# Seconds a timer of this loop is expected to fire late (its smoothed lag)
+Lateness = Callable[[], float]
 
 
 class QueueRefusedError(Exception):
@@ -100,8 +104,10 @@ class AdmissionQueue:
         clock: Callable[[], float] = time.monotonic,
         forecast: Forecast | None = None,
         reach: Reach | None = None,
+        lateness: Lateness | None = None,
     ) -> None:
         self._depth = depth
+        self._lateness = lateness
         self._forecast = forecast
         self._reach = reach
         self._poll = poll_seconds
@@ -215,6 +221,10 @@ class AdmissionQueue:
             if waiter.evicted:
                 raise QueueRefusedError("evicted", self.expected_wait(waiter.priority) or 1.0)
             remaining = deadline - self._clock()
+            if not first_served and self._lateness is not None:
+                # Its wake-up would come one loop lag late: end its wait that much earlier, so
+                # that its refusal lands by its deadline rather than a lag after it.
+                remaining -= self._lateness()
             if remaining <= 0:
                 raise QueueRefusedError("timeout", self.expected_wait(waiter.priority) or 1.0)
             if pause < math.inf and not first_served:  # no room: can a slot still come in time?

@@ -28,7 +28,8 @@ class QueueSettings(_Frozen):
 
     To answer refusals within a promised time (the flash-sale surge's 10 ms), set it below that
     time by what the gate's clock does not see: the loop's timers fire up to a millisecond late
-    (uvloop's are in whole milliseconds) and more while the loop lags, and a refusal still passes
+    (uvloop's are in whole milliseconds; a lower key's wait already ends one smoothed loop lag
+    early when ``overload`` is enabled, since its timer fires that late), and a refusal passes
     the protocol before the handler starts and its 429's write after the decision (in the
     surge bench at load 2 on 2 cores: timeouts decided 1.1 ms past their deadline at p50, 0.3 ms
     from the protocol to the handler and 0.1 ms to write at p50, ``bench/README.md``). A cap

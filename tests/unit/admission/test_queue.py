@@ -322,3 +322,30 @@ async def test_a_newcomer_ahead_of_every_waiter_tries_once_even_with_its_budget_
     assert slots.attempts == 3
     low.cancel()
     await asyncio.gather(low, return_exceptions=True)
+
+
+async def test_a_waiter_ends_its_wait_one_loop_lag_before_its_deadline() -> None:
+    """The timer that ends a wait fires as late as the loop lags: a waiter that is not first
+    served ends its wait that much before its deadline, so its refusal lands by the deadline.
+    A first-served one waits to its deadline (its budget is for its success)."""
+    now = [0.0]
+    queue = AdmissionQueue(
+        Depth(100), poll_seconds=10, clock=lambda: now[0], lateness=lambda: 0.004
+    )
+    slots = Slots()
+    plain = asyncio.create_task(queue.wait(0, 0.01, slots.attempt_for("plain"), tried=True))
+    claimant = asyncio.create_task(
+        queue.wait(0, 0.01, slots.attempt_for("claimant"), tried=True, first_served=True)
+    )
+    await settle()
+    assert len(queue) == 2 and slots.attempts == 1
+    now[0] += 0.007  # 3 ms to the deadlines, less than the loop's 4 ms lag
+    queue.notify()
+    with pytest.raises(QueueRefusedError) as refused:
+        await asyncio.wait_for(plain, 5.0)
+    assert refused.value.reason == "timeout"
+    await settle()
+    assert slots.attempts == 3 and not claimant.done()  # tried as the new head, still waits
+    slots.free = 1
+    queue.notify()
+    assert (await asyncio.wait_for(claimant, 5.0)).admitted
