@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,14 @@ import pytest
 from tests.integration.cache_support import CHAT, MESSAGES, Gateway, start_gateway
 from tests.waiting import eventually
 
+from relaygate.admission import Admitter, Ticket
+from relaygate.core.context import RequestContext
+from relaygate.core.types import ChatRequest
 from relaygate.limits import MemoryLimiter
+from relaygate.routing.catalog import ModelRoute
+from relaygate.store.records import KeyRecord
+
+Headers = Mapping[str, str]
 
 CONFIG = """
 limits:
@@ -121,3 +128,39 @@ async def test_a_request_that_may_wait_is_still_decoded_first(gateway: Gateway) 
             CHAT, json={"model": "one", "messages": "not a list"}, headers=gw.openai_headers()
         )
     assert may_wait.status_code == 400
+
+
+async def test_the_handler_hands_the_time_since_arrival_to_the_gate(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue's ``max_wait_seconds`` bounds a lower key's time from its arrival: the handler
+    hands the gate its context's elapsed time, to the check before the full decode and to
+    ``admit``."""
+    gw = gateway
+    seen: list[tuple[str, float]] = []
+    real_busy, real_admit = Admitter.refuse_busy, Admitter.admit
+
+    def refuse_busy(
+        self: Admitter, key: KeyRecord, route: ModelRoute, headers: Headers, spent: float = 0.0
+    ) -> None:
+        seen.append(("refuse_busy", spent))
+        real_busy(self, key, route, headers, spent)
+
+    async def admit(
+        self: Admitter,
+        key: KeyRecord,
+        route: ModelRoute,
+        req: ChatRequest,
+        headers: Headers,
+        spent: float = 0.0,
+    ) -> Ticket:
+        seen.append(("admit", spent))
+        return await real_admit(self, key, route, req, headers, spent)
+
+    monkeypatch.setattr(RequestContext, "elapsed", lambda self: 0.25)
+    monkeypatch.setattr(Admitter, "refuse_busy", refuse_busy)
+    monkeypatch.setattr(Admitter, "admit", admit)
+    body = {"model": "one", "messages": [{"role": "user", "content": "hi"}]}
+    answered = await gw.client.post(CHAT, json=body, headers=gw.openai_headers())
+    assert answered.status_code == 200, answered.text
+    assert seen == [("refuse_busy", 0.25), ("admit", 0.25)]

@@ -162,10 +162,13 @@ class Admitter:
                 if refused is not None:
                     raise self._refusal(refused, key.priority)
 
-    def refuse_busy(self, key: KeyRecord, route: ModelRoute, headers: Mapping[str, str]) -> None:
+    def refuse_busy(
+        self, key: KeyRecord, route: ModelRoute, headers: Mapping[str, str], spent: float = 0.0
+    ) -> None:
         """Raise now the busy 429 ``admit`` would answer, before the body is decoded: when the
-        request may not wait (its wait budget is spent or shorter than the queue's expected wait)
-        and others wait ahead of it or no deployment of its model has room.
+        request may not wait (its wait budget, counted from its arrival ``spent`` seconds ago
+        for a lower key, is spent or shorter than the queue's expected wait) and others wait
+        ahead of it or no deployment of its model has room.
 
         Only where that answer needs nothing from the decoded request: limits counted in this
         process, no degradation actions on the model (they may switch it or serve stale answers)
@@ -180,7 +183,7 @@ class Admitter:
         queue = self._queue(route.name, pool)
         # Judged as after a try that found no room: with room and nobody waiting, admit takes it.
         protected = self._protects(key.priority)  # first served: the queue's order says so
-        budget = self._budget(headers, pool, protected)
+        budget = self._budget(headers, pool, protected, spent)
         refused = queue.refusal_at_once(key.priority, budget, tried=True, first_served=protected)
         if refused is None:
             return
@@ -190,9 +193,21 @@ class Admitter:
         raise self._queue_refusal(refused, key.priority)
 
     async def admit(
-        self, key: KeyRecord, route: ModelRoute, req: ChatRequest, headers: Mapping[str, str]
+        self,
+        key: KeyRecord,
+        route: ModelRoute,
+        req: ChatRequest,
+        headers: Mapping[str, str],
+        spent: float = 0.0,
     ) -> Ticket:
-        """Admit the request or raise ``RateLimitedError`` (429 with Retry-After)."""
+        """Admit the request or raise ``RateLimitedError`` (429 with Retry-After).
+
+        ``spent`` is the seconds since the request arrived (the handler's start): a lower key's
+        wait budget counts from then, so that the queue's ``max_wait_seconds`` bounds the time
+        from arrival to admission or refusal, not from the moment it happens to reach the queue
+        (under a surge, reading, parsing and the first try may take milliseconds of the loop's
+        backlog). A protected key's counts from the queue (``_budget``).
+        """
         serve_stale = False
         if self.degrade.enabled:
             route, serve_stale = self._apply_level(key, route)
@@ -204,12 +219,13 @@ class Admitter:
             self._slots.arrive(pool, key.priority)
         queue = self._queue(route.name, pool)
         started = self._clock()
+        arrived = started - spent
         if len(queue):
-            admission, reserved = await self._wait(plan, queue, headers, tried=False)
+            admission, reserved = await self._wait(plan, queue, headers, arrived, tried=False)
         else:
             admission, reserved = await self._try(plan)
             if not admission.admitted and admission.queueable:
-                admission, reserved = await self._wait(plan, queue, headers, tried=True)
+                admission, reserved = await self._wait(plan, queue, headers, arrived, tried=True)
         if not admission.admitted:
             raise self._refusal(admission, key.priority)
         waited = self._clock() - started
@@ -289,6 +305,7 @@ class Admitter:
                 clock=self._clock,
                 forecast=self._forecast_of(pool),
                 reach=self._slots.claims.reach if self._slots.claims is not None else None,
+                lateness=self._loop_lag if self._settings.overload.enabled else None,
             )
             self._queues[name] = queue
         return queue
@@ -342,17 +359,23 @@ class Admitter:
         return refusal or Admission(False, CONCURRENCY_RETRY_SECONDS, "d:none", queueable=True)
 
     async def _wait(
-        self, plan: _Plan, queue: AdmissionQueue, headers: Mapping[str, str], tried: bool
+        self,
+        plan: _Plan,
+        queue: AdmissionQueue,
+        headers: Mapping[str, str],
+        arrived: float,
+        tried: bool,
     ) -> tuple[Admission, Slot | None]:
         outcome: list[Slot | None] = [None]
         priority = plan.key.priority
         protected = self._protects(priority)
-        budget = self._budget(headers, plan.pool, protected)
+        budget = self._budget(headers, plan.pool, protected, self._clock() - arrived)
         hand_off, claims = self._slots.claims, None
         if (
             hand_off is not None
             and plan.pool is not None
             and protected
+            and budget > 0
             and queue.refusal_at_once(priority, budget, tried, first_served=True) is None
         ):
             # A protected request about to wait claims the next slot freed in any process.
@@ -385,14 +408,23 @@ class Admitter:
         self._count(QUEUE_RESULTS.get(refused.reason, "busy"), priority)
         return RateLimitedError(busy_message(refused.retry_after), retry_after=refused.retry_after)
 
-    def _budget(self, headers: Mapping[str, str], pool: Pool | None, protected: bool) -> float:
-        """Seconds a request may wait: the queue's cap, or the reserve's own for a
-        ``protected`` one when set."""
+    def _budget(
+        self, headers: Mapping[str, str], pool: Pool | None, protected: bool, spent: float
+    ) -> float:
+        """Seconds a request may still wait, ``spent`` seconds after it arrived: the queue's
+        cap counted from its arrival, so that a refusal comes within it however long reading,
+        parsing and the loop's backlog took; for a ``protected`` one, the reserve's own cap
+        when set (else the queue's), counted from now: its budget is for its success (it is
+        handed each slot freed ahead of lower keys), and time lost before the queue would only
+        cost it slots."""
         max_wait = self._settings.queue.max_wait_seconds
-        protected_max = self._settings.priority_reserve.max_wait_seconds
-        if protected and protected_max is not None:
-            max_wait = protected_max
-        return wait_budget(max_wait, headers, lambda: self._typical_latency(pool))
+        if protected:
+            protected_max = self._settings.priority_reserve.max_wait_seconds
+            if protected_max is not None:
+                max_wait = protected_max
+            spent = 0.0
+        budget = wait_budget(max_wait, headers, lambda: self._typical_latency(pool))
+        return max(0.0, budget - spent)
 
     def _typical_latency(self, pool: Pool | None) -> float:
         if not self.adaptive.enabled or pool is None:

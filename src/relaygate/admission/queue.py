@@ -13,7 +13,11 @@ claims on a shared limit is left the next slot freed by any worker). A waiter ``
 (handed each slot freed ahead of lower keys: a protected one, by this queue's order within a
 process and by its claims across processes) is never refused on a forecast, only once its
 budget is spent: the forecast is the mean time to its k-th release, and refusing on it gave up
-on slots that come sooner about as often as later.
+on slots that come sooner about as often as later. The budget is what is left when the request
+reaches the queue (the gate counts a lower key's from its arrival); one with none left may not
+wait, but if it outranks every waiter it first tries once for a slot free now. A waiter not first
+served ends its wait one loop lag (``lateness``) before its deadline: the timer that would end it
+fires that late, and the refusal is promised by the deadline.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ Attempt = Callable[[], Awaitable[Admission]]
 Forecast = Callable[[int, int], float | None]
 # How many processes' admissions may serve a waiter of a priority
 Reach = Callable[[int], int]
+# Seconds a timer of this loop is expected to fire late (its smoothed lag)
+Lateness = Callable[[], float]
 
 
 class QueueRefusedError(Exception):
@@ -98,8 +104,10 @@ class AdmissionQueue:
         clock: Callable[[], float] = time.monotonic,
         forecast: Forecast | None = None,
         reach: Reach | None = None,
+        lateness: Lateness | None = None,
     ) -> None:
         self._depth = depth
+        self._lateness = lateness
         self._forecast = forecast
         self._reach = reach
         self._poll = poll_seconds
@@ -151,11 +159,13 @@ class AdmissionQueue:
     ) -> QueueRefusedError | None:
         """Why ``wait`` refuses a request of ``priority`` with ``budget`` seconds before it even
         queues (no time to wait, or more expected than it has); None when it may wait. A request
-        that outranks every waiter and was not ``tried`` yet, or one ``first_served``, is not
-        refused on a forecast."""
+        that outranks every waiter and was not ``tried`` yet is not refused before that one try,
+        even with its budget spent (it takes a slot free now without waiting); one
+        ``first_served`` is not refused on a forecast."""
         ahead = self._ahead(priority)
-        forecast = (ahead or tried) and not first_served
-        expected = self._wait_of(ahead + 1, priority) if forecast else None
+        if not ahead and not tried:
+            return None
+        expected = self._wait_of(ahead + 1, priority) if not first_served else None
         if budget <= 0 or (expected is not None and expected > budget):
             return QueueRefusedError("expected_wait", expected or self._poll)
         return None
@@ -173,12 +183,19 @@ class AdmissionQueue:
         Returns the admission, or the refusal of ``attempt`` when it is not queueable (the
         caller answers it); raises ``QueueRefusedError`` when the request cannot wait. A request
         that outranks every waiter and was not ``tried`` yet tries once before any forecast:
-        the forecast knows when held slots come back, not whether one is free now. One that
-        is ``first_served`` waits until its deadline, whatever the forecast.
+        the forecast knows when held slots come back, not whether one is free now; it does so
+        even with no ``budget`` left (spent before it reached the queue), and is then refused
+        without waiting. One that is ``first_served`` waits until its deadline, whatever the
+        forecast.
         """
         refused = self.refusal_at_once(priority, budget, tried, first_served)
         if refused is not None:
             raise refused
+        if budget <= 0:  # it outranks every waiter but may not wait: one try, then refused
+            admission = await attempt()
+            if admission.admitted or not admission.queueable:
+                return admission
+            raise QueueRefusedError("expected_wait", self.expected_wait(priority) or self._poll)
         if self._depth.full and not self._evict_below(priority):
             raise QueueRefusedError("full", self.expected_wait(priority) or 1.0)
         waiter = self._push(priority)
@@ -204,6 +221,10 @@ class AdmissionQueue:
             if waiter.evicted:
                 raise QueueRefusedError("evicted", self.expected_wait(waiter.priority) or 1.0)
             remaining = deadline - self._clock()
+            if not first_served and self._lateness is not None:
+                # Its wake-up would come one loop lag late: end its wait that much earlier, so
+                # that its refusal lands by its deadline rather than a lag after it.
+                remaining -= self._lateness()
             if remaining <= 0:
                 raise QueueRefusedError("timeout", self.expected_wait(waiter.priority) or 1.0)
             if pause < math.inf and not first_served:  # no room: can a slot still come in time?

@@ -85,7 +85,7 @@ async def _chat(
     route = services.catalog.resolve(head.model, key.allowed_models)
     services.keys.check_model(key, route.name)
     # A request that may not wait for its busy model is refused before the full decode.
-    services.admission.refuse_busy(key, route, request.headers)
+    services.admission.refuse_busy(key, route, request.headers, ctx.elapsed())
     if known is not None:
         req = known.req
     else:
@@ -102,7 +102,8 @@ async def _chat(
         caller = Caller(ctx, req, route, dialect, request, send, _success_headers)
         if plan is not None and await cache.serve_stale(caller, plan):
             return
-    ticket = await services.admission.admit(key, route, req, request.headers)
+    # The wait budget counts from the request's arrival (its context's start), not the queue's.
+    ticket = await services.admission.admit(key, route, req, request.headers, ctx.elapsed())
     ctx.capacity = ticket.capacity
     ctx.waited_seconds += ticket.queued_seconds
     route = ticket.route

@@ -21,7 +21,20 @@ class QueueSettings(_Frozen):
     """Requests wait here while a deployment is momentarily at capacity.
 
     ``max_depth`` bounds the waiters of the whole process; ``max_wait_seconds`` is the longest any
-    request waits (a request may ask for less with ``x-relaygate-max-wait-ms``).
+    request waits (a request may ask for less with ``x-relaygate-max-wait-ms``), counted for a
+    lower key from its arrival (the handler's start) to its admission or refusal, whatever
+    reading, parsing and the loop's backlog took before it reached the queue (a protected key's
+    budget, ``priority_reserve.max_wait_seconds``, counts from the queue: it is for its success).
+
+    To answer refusals within a promised time (the flash-sale surge's 10 ms), set it below that
+    time by what the gate's clock does not see: the loop's timers fire up to a millisecond late
+    (uvloop's are in whole milliseconds; a lower key's wait already ends one smoothed loop lag
+    early when ``overload`` is enabled, since its timer fires that late), and a refusal passes
+    the protocol before the handler starts and its 429's write after the decision (in the
+    surge bench at load 2 on 2 cores: timeouts decided 1.1 ms past their deadline at p50, 0.3 ms
+    from the protocol to the handler and 0.1 ms to write at p50, ``bench/README.md``). A cap
+    equal to the promise cannot keep it: its timeouts alone land at or past it. The surge bench
+    uses 8 ms for its 10.
     """
 
     max_depth: int = Field(10_000, ge=0)
@@ -149,8 +162,9 @@ class PriorityReserveSettings(_Frozen):
     hold ago, more per hold; per ``window_seconds`` for longer holds), so a step up cannot fill
     the slots before the reserve has grown.
 
-    ``max_wait_seconds`` is the longest a protected request waits in the admission queue (the
-    queue's ``max_wait_seconds`` when unset; ``x-relaygate-max-wait-ms`` may still ask for less).
+    ``max_wait_seconds`` is the longest a protected request waits in the admission queue, from
+    when it reaches it (the queue's ``max_wait_seconds`` when unset, then also from the queue;
+    ``x-relaygate-max-wait-ms`` may still ask for less).
     A protected request that finds every slot held waits for the next one freed in any worker,
     which lower keys leave to it: about one typical hold divided by the deployment's cap. A
     budget of several of those makes its refusal rare even when the queue's own is kept short

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from prometheus_client import CollectorRegistry
+from tests.unit.admission.clock import FakeClock
 from tests.unit.admission.support import WrappedLimiter, catalog, key, model, request
 from tests.waiting import eventually
 
@@ -173,6 +174,40 @@ async def test_a_protected_waiter_is_not_refused_on_the_forecast(models: Catalog
     gate.finish(held[0], context(held[0]))
     ticket = await asyncio.wait_for(waiting, 1.0)
     assert ticket.capacity is not None and ticket.capacity.reserved is not None
+
+
+async def test_the_wait_budget_counts_from_the_requests_arrival(models: Catalog) -> None:
+    """``max_wait_seconds`` bounds the time from a lower key's arrival (``spent`` seconds before
+    the gate: reading, parsing, the loop's backlog) to its admission or refusal, not from when it
+    reached the queue, so its refusal comes within the cap however late it got there. A
+    protected key's budget is for its success: it still counts from the queue."""
+    clock = FakeClock()
+    settings = LimitSettings(queue=QueueSettings(max_wait_seconds=0.05, poll_seconds=0.005))
+    metrics = AdmissionMetrics(CollectorRegistry())
+    gate = Admitter(settings, MemoryLimiter(), lookup=models.get, metrics=metrics, clock=clock)
+    route = models.resolve("capped")
+    held = [await gate.admit(key(), route, request(), NO_HEADERS) for _ in range(2)]
+    clock.advance(100.0)  # the admission rate forgotten: no forecast refuses a lower key here
+    gate.refuse_busy(key(), route, NO_HEADERS, spent=0.04)  # 10 ms left: it may wait
+    with pytest.raises(RateLimitedError):  # its whole budget spent before it got here
+        gate.refuse_busy(key(), route, NO_HEADERS, spent=0.05)
+    with pytest.raises(RateLimitedError):
+        await gate.admit(key(), route, request(), NO_HEADERS, spent=0.05)
+    assert gate.queued == 0
+    late = asyncio.create_task(gate.admit(key(id="late"), route, request(), NO_HEADERS, 0.04))
+    await eventually(lambda: gate.queued == 1)
+    early = asyncio.create_task(gate.admit(key(id="early"), route, request(), NO_HEADERS))
+    high = key(id="high", priority=10)
+    protected = asyncio.create_task(gate.admit(high, route, request(), NO_HEADERS, 0.04))
+    await eventually(lambda: gate.queued == 3)
+    clock.advance(0.02)  # past the late one's deadline (arrival + 50 ms), not the others'
+    with pytest.raises(RateLimitedError):
+        await asyncio.wait_for(late, 5.0)
+    assert not early.done() and not protected.done()
+    for ticket, waiter in zip(held, (protected, early), strict=True):
+        gate.finish(ticket, context(ticket))
+        admitted = await asyncio.wait_for(waiter, 5.0)
+        assert admitted.capacity is not None and admitted.capacity.reserved is not None
 
 
 async def test_busy_refusal_is_immediate_and_says_so(models: Catalog) -> None:

@@ -299,3 +299,53 @@ async def test_a_claimant_is_not_refused_on_a_forecast_only_at_its_deadline() ->
     with pytest.raises(QueueRefusedError) as timed_out:
         await asyncio.wait_for(late, 5.0)
     assert timed_out.value.reason == "timeout"
+
+
+async def test_a_newcomer_ahead_of_every_waiter_tries_once_even_with_its_budget_spent() -> None:
+    """A request whose budget was spent before it reached the queue (it counts from arrival)
+    may not wait, but one that outranks every waiter still takes a slot free now; without one
+    it is refused at once, never queued."""
+    queue = AdmissionQueue(Depth(100), poll_seconds=10)
+    slots = Slots()
+    low = asyncio.create_task(queue.wait(0, 5.0, slots.attempt_for("low")))
+    await settle()
+    with pytest.raises(QueueRefusedError) as refused:
+        await queue.wait(5, 0.0, slots.attempt_for("high-1"))
+    assert refused.value.reason == "expected_wait" and len(queue) == 1
+    assert slots.attempts == 2  # the low one's, then the high one's single try
+    slots.free = 1  # freed while the loop was busy: the low head has not tried again yet
+    admitted = await queue.wait(5, 0.0, slots.attempt_for("high-2"))
+    assert admitted.admitted and slots.order == ["high-2"]
+    slots.free = 1
+    with pytest.raises(QueueRefusedError):  # behind the low one: no try, no wait
+        await queue.wait(0, 0.0, slots.attempt_for("late"))
+    assert slots.attempts == 3
+    low.cancel()
+    await asyncio.gather(low, return_exceptions=True)
+
+
+async def test_a_waiter_ends_its_wait_one_loop_lag_before_its_deadline() -> None:
+    """The timer that ends a wait fires as late as the loop lags: a waiter that is not first
+    served ends its wait that much before its deadline, so its refusal lands by the deadline.
+    A first-served one waits to its deadline (its budget is for its success)."""
+    now = [0.0]
+    queue = AdmissionQueue(
+        Depth(100), poll_seconds=10, clock=lambda: now[0], lateness=lambda: 0.004
+    )
+    slots = Slots()
+    plain = asyncio.create_task(queue.wait(0, 0.01, slots.attempt_for("plain"), tried=True))
+    claimant = asyncio.create_task(
+        queue.wait(0, 0.01, slots.attempt_for("claimant"), tried=True, first_served=True)
+    )
+    await settle()
+    assert len(queue) == 2 and slots.attempts == 1
+    now[0] += 0.007  # 3 ms to the deadlines, less than the loop's 4 ms lag
+    queue.notify()
+    with pytest.raises(QueueRefusedError) as refused:
+        await asyncio.wait_for(plain, 5.0)
+    assert refused.value.reason == "timeout"
+    await settle()
+    assert slots.attempts == 3 and not claimant.done()  # tried as the new head, still waits
+    slots.free = 1
+    queue.notify()
+    assert (await asyncio.wait_for(claimant, 5.0)).admitted
