@@ -194,6 +194,7 @@ async def _unhandled(ctx: RequestContext, send: Send, dialect: Dialect, services
         await send_error(ctx, send, dialect, internal, services.redactor)
 
 
+_CACHE_SKIPPED = (b"x-relaygate-cache", b"skip")  # the cache not asked: every refusal
 # Retry-After headers of the first hour, made once: every 429 carries one.
 _RETRY_AFTERS = tuple((b"retry-after", b"%d" % max(1, seconds)) for seconds in range(3601))
 
@@ -220,10 +221,13 @@ async def send_error(
     ctx.status = err.status
     ctx.outcome = "error"
     ctx.error_kind = err.kind
+    cache_status = ctx.cache_status
     headers: Headers = [
         JSON_CONTENT,
         (b"x-request-id", ctx.request_id.encode()),
-        (b"x-relaygate-cache", _CACHE_STATUS.get(ctx.cache_status, b"skip")),
+        _CACHE_SKIPPED
+        if cache_status is None
+        else (b"x-relaygate-cache", _CACHE_STATUS.get(cache_status, b"skip")),
     ]
     retry = err.retry_after
     if retry is not None:
