@@ -52,7 +52,8 @@ def header_number(raw: str | None) -> float | None:
 def refusal(admission: Admission) -> tuple[str, RateLimitedError]:
     """The admission-decision result to count and the 429 for a refused ``admission``."""
     retry = admission.retry_after
-    said = (admission.refused or "", whole_seconds(retry))
+    # whole_seconds(retry), inlined: every refusal of a spent key comes here.
+    said = (admission.refused or "", math.ceil(retry) if retry > 1.0 else 1)
     known = _REFUSAL_TEXTS.get(said)
     if known is None:
         if len(_REFUSAL_TEXTS) >= MAX_REFUSAL_TEXTS:

@@ -178,7 +178,10 @@ class KeyCache:
             if not self._loaded:
                 raise KeysUnavailableError
             raise AuthenticationError(INVALID_KEY)
-        return self._usable(entry)
+        record, expires_at = entry  # ``_usable``, inlined: every request of a known key
+        if record.disabled or self._clock() >= expires_at:
+            return self._usable(entry)  # raises
+        return record
 
     def by_name(self, name: str) -> KeyRecord:
         """The named key, for work it submitted earlier (a pipeline job): refused like

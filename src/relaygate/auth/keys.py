@@ -72,6 +72,8 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     authorization = headers.get("authorization")
     if not authorization:
         return None
+    if authorization.startswith("Bearer "):  # what every SDK sends: no split, no lower-casing
+        return authorization[7:].strip() or None
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer":
         return None

@@ -50,7 +50,8 @@ def new_request_id(request: Request) -> str:
 
 async def handle_chat(services: Services, request: Request, send: Send, dialect: Dialect) -> None:
     ctx = RequestContext(new_request_id(request), f"{dialect.name}.chat", dialect.name)
-    services.metrics.in_flight.inc()
+    in_flight = services.metrics.in_flight
+    in_flight.value += 1.0
     try:
         await _chat(services, ctx, request, send, dialect)
     except GatewayError as err:
@@ -58,7 +59,7 @@ async def handle_chat(services: Services, request: Request, send: Send, dialect:
     except Exception:
         await _unhandled(ctx, send, dialect, services)
     finally:
-        services.metrics.in_flight.dec()
+        in_flight.value -= 1.0
         _finished(services, ctx)
 
 
@@ -194,6 +195,11 @@ async def _unhandled(ctx: RequestContext, send: Send, dialect: Dialect, services
         await send_error(ctx, send, dialect, internal, services.redactor)
 
 
+_CACHE_SKIPPED = (b"x-relaygate-cache", b"skip")  # the cache not asked: every refusal
+# Retry-After headers of the first hour, made once: every 429 carries one.
+_RETRY_AFTERS = tuple((b"retry-after", b"%d" % max(1, seconds)) for seconds in range(3601))
+
+
 def _success_headers(ctx: RequestContext) -> Headers:
     headers: Headers = [
         (b"x-request-id", ctx.request_id.encode()),
@@ -216,13 +222,19 @@ async def send_error(
     ctx.status = err.status
     ctx.outcome = "error"
     ctx.error_kind = err.kind
+    cache_status = ctx.cache_status
     headers: Headers = [
         JSON_CONTENT,
         (b"x-request-id", ctx.request_id.encode()),
-        (b"x-relaygate-cache", _CACHE_STATUS.get(ctx.cache_status, b"skip")),
+        _CACHE_SKIPPED
+        if cache_status is None
+        else (b"x-relaygate-cache", _CACHE_STATUS.get(cache_status, b"skip")),
     ]
-    if err.retry_after is not None:
-        headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
+    retry = err.retry_after
+    if retry is not None:
+        # Whole seconds, rounded up, at least 1; the first hour's headers made once.
+        whole = math.ceil(retry) if retry > 0.0 else 1
+        headers.append(_RETRY_AFTERS[whole] if whole < 3601 else (b"retry-after", b"%d" % whole))
     if err.kind == "budget_exhausted":
         # Not transient: tell the official SDKs not to retry it.
         headers.append((b"x-should-retry", b"false"))

@@ -7,6 +7,7 @@ Under ``serve --workers N`` a scrape answers with every worker's metrics merged
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -133,7 +134,7 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_RuntimeCollector())
-        self._request_children: dict[tuple[str, str, str], _RequestChildren] = {}
+        self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
 
     def breaker_panicked(self, model: str) -> None:
         self.breaker_panic.labels(model).inc()
@@ -152,19 +153,30 @@ class Metrics:
         """Count a finished request (after accounting priced it: ``ctx.cost_usd`` is set);
         ``elapsed``: its ``ctx.elapsed()``, when already read."""
         model = self._model_label(ctx)
-        status = _STATUS_LABELS.get(ctx.status, "other")
-        requests, latency, overhead, ttft_of = self._per_request(ctx.route, model, status)
+        status = ctx.status
+        # Keyed by the status as a number: its label is looked up only with a new label set.
+        children = self._request_children.get((ctx.route, model, status))
+        if children is None:
+            children = self._new_children(ctx.route, model, status)
+        requests, latency, overhead, ttft_of = children
         requests.value += 1.0
         if elapsed is None:
             elapsed = ctx.elapsed()
-        latency.observe(elapsed)
-        self.window.record(elapsed, ctx.status)
-        overhead.observe(ctx.overhead_seconds(elapsed))
-        ttft = ctx.ttft_seconds()
-        if ttft is not None:
-            ttft_of.observe(ttft)
-        for attempt in ctx.attempts:
-            self.attempts.labels(attempt.deployment, attempt.outcome).value += 1.0
+        # The two histograms' observations inlined (a request's times are never NaN) and its
+        # overhead worked out here: three calls fewer on every request, refusals included.
+        latency.sum += elapsed
+        latency.buckets[bisect_left(latency.bounds, elapsed)] += 1
+        self.window.record(elapsed, status)
+        spent = elapsed - ctx.upstream_seconds - ctx.waited_seconds  # ctx.overhead_seconds
+        if spent < 0.0:
+            spent = 0.0
+        overhead.sum += spent
+        overhead.buckets[bisect_left(overhead.bounds, spent)] += 1
+        if ctx.first_token_at is not None:
+            ttft_of.observe(ctx.first_token_at - ctx.started)
+        if ctx.attempts:
+            for attempt in ctx.attempts:
+                self.attempts.labels(attempt.deployment, attempt.outcome).value += 1.0
         if ctx.cost_usd and ctx.key_name is not None:
             # Key names are the operator's (a bounded set), never the caller's text.
             self.cost.labels(model, ctx.key_name).inc(ctx.cost_usd)
@@ -179,18 +191,15 @@ class Metrics:
                 if count:
                     self.tokens.labels(model, kind).inc(count)
 
-    def _per_request(self, route: str, model: str, status: str) -> _RequestChildren:
-        # One lookup for the four series a request adds to; the label values are bounded
-        # (configuration and code), so this map is too.
-        key = (route, model, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = self._request_children[key] = (
-                self.requests.labels(route, model, status),
-                self.latency.labels(route, model),
-                self.overhead.labels(route),
-                self.ttft.labels(route, model),
-            )
+    def _new_children(self, route: str, model: str, status: int) -> _RequestChildren:
+        # The four series a request adds to, found once per label set; the label values are
+        # bounded (configuration and code), so this map is too.
+        children = self._request_children[(route, model, status)] = (
+            self.requests.labels(route, model, _STATUS_LABELS.get(status, "other")),
+            self.latency.labels(route, model),
+            self.overhead.labels(route),
+            self.ttft.labels(route, model),
+        )
         return children
 
     def _model_label(self, ctx: RequestContext) -> str:

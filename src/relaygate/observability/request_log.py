@@ -41,6 +41,8 @@ _LOGGER = "relaygate.request"
 # The timestamp's milliseconds and zone, looked up: a ``:03d`` format per line cost ~2% of a
 # refusal's instructions on the event loop.
 _MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
+REQUEST_LINE_HEAD = {"level": "info", "logger": _LOGGER, "msg": "request"}
+"""A request line's fields after its ``ts`` and before the request's own."""
 
 
 class RequestLog:
@@ -76,17 +78,23 @@ class RequestLog:
 
     def write(self, fields: dict[str, Any]) -> None:
         """Queue one request line (called on the event loop; never blocks on the sink)."""
+        if self.full():
+            return
+        entry: dict[str, Any] = {"ts": self.timestamp(), **REQUEST_LINE_HEAD}
+        entry.update(fields)
+        self.write_entry(entry)
+
+    def full(self) -> bool:
+        """Whether a line would be refused now (counted as dropped): the caller may skip
+        building it."""
         if len(self._pending) >= self._max_pending:
             self._refused += 1
-            return
-        now = time.time()
-        entry: dict[str, Any] = {
-            "ts": self._timestamp(now),
-            "level": "info",
-            "logger": _LOGGER,
-            "msg": "request",
-        }
-        entry.update(fields)
+            return True
+        return False
+
+    def write_entry(self, entry: dict[str, Any]) -> None:
+        """Queue a whole line: ``ts`` (``timestamp``), then ``REQUEST_LINE_HEAD``'s fields, then
+        the request's (called after ``full`` said there is room)."""
         line = orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE)
         if self.redactor is not None:
             line = self.redactor.raw(line)
@@ -135,7 +143,10 @@ class RequestLog:
             self._start_writer()
             self._wake.set()
 
-    def _timestamp(self, now: float) -> str:
+    def timestamp(self, now: float | None = None) -> str:
+        """``now`` (default: the time now), as a line's ``ts``."""
+        if now is None:
+            now = time.time()
         second = int(now)
         if second != self._second:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))

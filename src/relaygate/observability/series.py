@@ -72,10 +72,10 @@ class GaugeValue:
 class HistogramValue:
     """One label set of a histogram: a count per bucket (not cumulative) and the sum."""
 
-    __slots__ = ("_bounds", "buckets", "created", "sum")
+    __slots__ = ("bounds", "buckets", "created", "sum")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
-        self._bounds = bounds  # finite upper bounds, ascending; +Inf is the last bucket
+        self.bounds = bounds  # finite upper bounds, ascending; +Inf is the last bucket
         self.buckets = [0] * (len(bounds) + 1)
         self.sum = 0.0
         self.created = time.time()
@@ -83,7 +83,7 @@ class HistogramValue:
     def observe(self, amount: float) -> None:
         self.sum += amount
         if amount == amount:  # NaN is in no bucket (it is not <= any bound), only in the sum
-            self.buckets[bisect.bisect_left(self._bounds, amount)] += 1
+            self.buckets[bisect.bisect_left(self.bounds, amount)] += 1
 
 
 class _Family:

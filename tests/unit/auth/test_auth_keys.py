@@ -4,6 +4,8 @@ import hashlib
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relaygate.auth.keys import (
     display_prefix,
@@ -61,3 +63,11 @@ def test_new_api_key_keeps_only_hash_and_prefix() -> None:
 )
 def test_extract_api_key(headers: dict[str, str], expected: str | None) -> None:
     assert extract_api_key(headers) == expected
+
+
+@given(st.text(alphabet=st.sampled_from(" \tBbEeArRx-1"), max_size=14))
+def test_bearer_token_fast_path_agrees_with_the_split(authorization: str) -> None:
+    """``Authorization: Bearer <token>`` read without the split gives what the split gives."""
+    scheme, _, token = authorization.partition(" ")
+    expected = (token.strip() or None) if authorization and scheme.lower() == "bearer" else None
+    assert extract_api_key({"authorization": authorization}) == expected

@@ -15,6 +15,7 @@ from tests.waiting import wait_until
 from relaygate.app import create_app
 from relaygate.core.context import RequestContext
 from relaygate.core.redact import Redactor
+from relaygate.core.types import Usage
 from relaygate.observability.logging import (
     JsonFormatter,
     flush_request_log,
@@ -204,6 +205,39 @@ def test_log_request_goes_to_the_installed_log_and_flushes_on_demand(
     assert [e["request_id"] for e in installed.entries()] == ["req_a", "req_b"]
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_the_installed_logs_line_is_the_formatters_line(installed: MemorySink, full: bool) -> None:
+    """``log_request`` builds the installed log's line as one dict: the same fields in the same
+    order as the stdlib path's ``request_fields`` under ``JsonFormatter``'s head."""
+    ctx = _ctx("req_full")
+    if full:
+        ctx.model_requested = "m" * 500  # clipped
+        ctx.first_token_at = ctx.started + 0.0123
+        ctx.error_kind = "upstream_error"
+        ctx.usage = Usage(input_tokens=3, output_tokens=5, cache_read_tokens=1)
+        ctx.cost_usd = 0.000123456789
+        ctx.cache_status = "coalesced"
+        ctx.coalesced_with = "req_other"
+        ctx.upstream_seconds = 0.5  # more than elapsed: the overhead is 0, not negative
+    logger = logging.getLogger("relaygate.request")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        log_request(logger, ctx, 0.25)
+        flush_request_log()
+    finally:
+        logger.setLevel(level)
+    record = logging.LogRecord("relaygate.request", logging.INFO, __file__, 1, "request", (), None)
+    record.fields = request_fields(ctx, 0.25)
+    expected = json.loads(JsonFormatter().format(record))
+    [written] = installed.entries()
+    assert list(written) == list(expected)
+    assert {k: v for k, v in written.items() if k != "ts"} == {
+        k: v for k, v in expected.items() if k != "ts"
+    }
+    assert written["overhead_ms"] == (0.0 if full else 250.0)
+
+
 def test_log_request_respects_the_loggers_level(installed: MemorySink) -> None:
     logger = logging.getLogger("relaygate.request")
     level = logger.level
@@ -288,7 +322,7 @@ def test_the_timestamp_is_the_json_formatters(now: float) -> None:
     record = logging.LogRecord("relaygate.request", logging.INFO, __file__, 1, "request", (), None)
     record.created, record.msecs = now, (now - int(now)) * 1000
     expected = json.loads(JsonFormatter().format(record))["ts"]
-    assert RequestLog(MemorySink())._timestamp(now) == expected
+    assert RequestLog(MemorySink()).timestamp(now) == expected
 
 
 @pytest.mark.parametrize(
