@@ -67,6 +67,11 @@ class Provider(Protocol):
 
     def parse_response(self, body: bytes) -> ChatResponse: ...
 
+    def answer_usage(self, body: bytes) -> Usage:
+        """``parse_response(body).usage``, raising as it would (a malformed answer is a
+        retryable 502), without building the answer: all a same-dialect relay needs."""
+        ...
+
     def stream_parser(self) -> StreamParser: ...
 
     def classify_error(
