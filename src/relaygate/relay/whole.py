@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from relaygate.core.context import RequestContext
 from relaygate.core.types import ChatRequest, ChatResponse
@@ -16,7 +16,7 @@ from relaygate.transport.base import Timeouts
 T = TypeVar("T")
 
 
-async def relay_whole(
+def relay_whole(
     ctx: RequestContext,
     req: ChatRequest,
     route: ModelRoute,
@@ -24,12 +24,13 @@ async def relay_whole(
     runner: AttemptRunner,
     *,
     on_answer: Callable[[ChatResponse], None] | None = None,
-) -> bytes:
+) -> Coroutine[Any, Any, bytes]:
     """The caller's response body. Same-dialect upstream bytes are returned unchanged.
 
     ``on_answer`` is given the parsed answer of the attempt that succeeded (sessions store it).
     A same-dialect answer nobody needs parsed is only checked and its usage read
-    (``Provider.answer_usage``): its bytes are what the caller gets.
+    (``Provider.answer_usage``): its bytes are what the caller gets. Returns the attempt
+    loop's coroutine itself (one coroutine fewer to resume at each wait of the exchange).
     """
 
     def answer(dep: Deployment, body: bytes) -> bytes:
@@ -45,7 +46,7 @@ async def relay_whole(
             return body
         return dialect.encode_response(parsed)
 
-    return await runner.run(ctx, route, _attempt(ctx, req, answer))
+    return runner.run(ctx, route, _attempt(ctx, req, answer))
 
 
 async def fetch_answer(

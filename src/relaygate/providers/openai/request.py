@@ -31,18 +31,31 @@ def build_request(req: ChatRequest, target: UpstreamTarget, request_id: str) -> 
     headers = {"content-type": "application/json", "x-request-id": request_id}
     if target.api_key:
         headers["authorization"] = f"Bearer {target.api_key}"
-    headers.update(target.headers)
+    if target.headers:
+        headers.update(target.headers)
     if req.dialect == "openai" and req.raw:
         body = _passthrough(req, target.model)
     else:
         body = _translate(req, target)
+    # Positional, in UpstreamRequest's field order (keywords cost more, once per attempt).
     return UpstreamRequest(
-        method="POST",
-        url=target.base_url.rstrip("/") + "/chat/completions",
-        headers=headers,
-        body=orjson.dumps(body),
-        stream=req.stream,
+        "POST", chat_url(target.base_url), headers, orjson.dumps(body), req.stream
     )
+
+
+def chat_url(base_url: str) -> str:
+    """``{base_url}/chat/completions``, worked out once per base URL."""
+    url = _CHAT_URLS.get(base_url)
+    if url is None:
+        url = base_url.rstrip("/") + "/chat/completions"
+        if len(_CHAT_URLS) < _CHAT_URLS_KEPT:
+            _CHAT_URLS[base_url] = url
+    return url
+
+
+# Deployments' base URLs (settings): a handful, bounded all the same.
+_CHAT_URLS: dict[str, str] = {}
+_CHAT_URLS_KEPT = 1024
 
 
 def _passthrough(req: ChatRequest, model: str) -> dict[str, Any]:
