@@ -33,9 +33,10 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 class _Target:
     """What a URL contributes to a request: where to connect and the request line's head."""
 
-    __slots__ = ("head", "key")
+    __slots__ = ("head", "head_only", "key")
 
     def __init__(self, method: str, url: str) -> None:
+        self.head_only = method.upper() == "HEAD"
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS or not parts.hostname:
@@ -257,8 +258,9 @@ class H1Transport:
         first_byte = min(deadline, now + timeouts.first_byte)
         target = self._target(req.method, req.url)
         data = _encode(req, target)
-        head_only = req.method.upper() == "HEAD"
-        await self._slot(first_byte)
+        head_only = target.head_only
+        if not self._pool.take_free_slot():  # a free one taken without a coroutine
+            await self._slot(first_byte)
         bounds = (deadline, first_byte, timeouts.idle)
         conn = self._pool.idle_connection(target.key, now)
         if conn is not None:
@@ -267,7 +269,8 @@ class H1Transport:
             if await self._head(conn, alarm, first_byte):
                 return H1Response(conn, self._pool, alarm, bounds)
             # The keep-alive race: the peer closed it before answering; once more, on a new one.
-            await self._slot(first_byte)
+            if not self._pool.take_free_slot():
+                await self._slot(first_byte)
         conn = await self._new_connection(target.key, timeouts.connect, first_byte)
         conn.start(data, head_only)
         alarm = _Alarm(conn)
@@ -298,8 +301,7 @@ class H1Transport:
         return True
 
     async def _slot(self, first_byte: float) -> None:
-        if self._pool.take_free_slot():
-            return
+        """Wait for a slot of the pool (none is free) until ``first_byte``."""
         try:
             async with asyncio.timeout_at(first_byte):
                 await self._pool.slot()
