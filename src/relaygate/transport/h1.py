@@ -50,25 +50,54 @@ class _Target:
         if parts.port == _DEFAULT_PORTS[scheme]:
             host = host.rpartition(":")[0]
         self.head = f"{method.upper()} {path} HTTP/1.1\r\nHost: {host}\r\n"
+        if self.head.count("\n") != 2 or self.head.count("\r") != 2:
+            raise ValueError("the method or URL holds a line break")
 
 
 def _encode(req: UpstreamRequest, target: _Target) -> bytes:
     lines = [target.head]
     compression_named = False
     for name, value in req.headers.items():
-        lowered = name.lower()
-        if lowered in ("host", "content-length", "transfer-encoding", "connection"):
+        kind = _NAME_KINDS.get(name)
+        if kind is None:
+            kind = _name_kind(name)
+        if kind == _SKIP:
             continue
-        compression_named = compression_named or lowered == "accept-encoding"
+        if "\n" in value or "\r" in value:
+            raise ValueError("a header name or value holds a line break")
+        compression_named = compression_named or kind == _COMPRESSION
         lines.append(f"{name}: {value}\r\n")
     if not compression_named:
         lines.append("Accept-Encoding: gzip, deflate\r\n")
     lines.append(f"Content-Length: {len(req.body)}\r\n\r\n")
-    head = "".join(lines)
-    # Every line ends in one CRLF (the request line and Host are two, the last ends the head).
-    if head.count("\n") != len(lines) + 2 or head.count("\r") != len(lines) + 2:
+    return "".join(lines).encode("utf-8") + req.body
+
+
+# What a request header's name means to ``_encode``: one the client writes itself (skipped),
+# ``accept-encoding`` (the caller chose), or any other; worked out once per name (a
+# provider sends the same few on every request), and a name with a line break refused.
+_SKIP: Final = 0
+_COMPRESSION: Final = 1
+_OTHER: Final = 2
+_OWN_HEADERS: Final = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_NAME_KINDS: dict[str, int] = {}
+_NAME_KINDS_KEPT: Final = 512
+
+
+def _name_kind(name: str) -> int:
+    if "\n" in name or "\r" in name:
         raise ValueError("a header name or value holds a line break")
-    return head.encode("utf-8") + req.body
+    lowered = name.lower()
+    kind = (
+        _SKIP
+        if lowered in _OWN_HEADERS
+        else _COMPRESSION
+        if lowered == "accept-encoding"
+        else _OTHER
+    )
+    if len(_NAME_KINDS) < _NAME_KINDS_KEPT:
+        _NAME_KINDS[name] = kind
+    return kind
 
 
 class _Decoder:
