@@ -209,7 +209,8 @@ class AttemptRunner:
                 walk.throttled(wait)
             else:
                 ready_at[dep.id] = now + wait
-        pending.sort(key=lambda dep: ready_at.get(dep.id, 0.0))
+        if ready_at:  # else every key is 0.0: the stable sort would leave the order as it is
+            pending.sort(key=lambda dep: ready_at.get(dep.id, 0.0))
         return ready_at
 
     async def _wait_turn(self, walk: Walk, dep: Deployment, ready_at: float | None) -> bool:
