@@ -125,8 +125,8 @@ class _Decoder:
         return self._zlib.flush()
 
 
-def _decoder(headers: Mapping[str, str]) -> _Decoder | None:
-    encoding = headers.get("content-encoding", "").strip().lower()
+def _decoder(encoding: str) -> _Decoder | None:
+    encoding = encoding.strip().lower()
     return _Decoder(encoding) if encoding in ("gzip", "deflate") else None
 
 
@@ -205,7 +205,9 @@ class H1Response:
         self._done = False
         self.status = conn.status
         self.headers: Mapping[str, str] = conn.headers
-        self._decoder = _decoder(conn.headers)
+        # The names are lower case already (``Headers``): no case-folding lookup per answer.
+        encoding = dict.get(conn.headers, "content-encoding")
+        self._decoder = None if encoding is None else _decoder(encoding)
 
     async def read(self) -> bytes:
         conn = self._conn
