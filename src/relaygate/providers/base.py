@@ -86,3 +86,24 @@ class Provider(Protocol):
         ...
 
     def parse_count_tokens(self, body: bytes) -> int: ...
+
+
+class UpstreamUrls:
+    """``{base_url}{path}`` (any trailing ``/`` of the base dropped) for one path, worked out
+    once per base URL: a deployment's base URL is settings, and this runs once per attempt."""
+
+    __slots__ = ("_path", "_urls")
+
+    KEPT = 1024
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._urls: dict[str, str] = {}
+
+    def of(self, base_url: str) -> str:
+        url = self._urls.get(base_url)
+        if url is None:
+            url = base_url.rstrip("/") + self._path
+            if len(self._urls) < self.KEPT:
+                self._urls[base_url] = url
+        return url

@@ -23,7 +23,7 @@ from relaygate.core.types import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from relaygate.providers.base import UpstreamRequest, UpstreamTarget
+from relaygate.providers.base import UpstreamRequest, UpstreamTarget, UpstreamUrls
 
 
 def build_request(req: ChatRequest, target: UpstreamTarget, request_id: str) -> UpstreamRequest:
@@ -39,35 +39,29 @@ def build_request(req: ChatRequest, target: UpstreamTarget, request_id: str) -> 
         body = _translate(req, target)
     # Positional, in UpstreamRequest's field order (keywords cost more, once per attempt).
     return UpstreamRequest(
-        "POST", chat_url(target.base_url), headers, orjson.dumps(body), req.stream
+        "POST",
+        _CHAT_URLS.of(target.base_url),
+        headers,
+        orjson.dumps(body),
+        req.stream,
     )
 
 
-def chat_url(base_url: str) -> str:
-    """``{base_url}/chat/completions``, worked out once per base URL."""
-    url = _CHAT_URLS.get(base_url)
-    if url is None:
-        url = base_url.rstrip("/") + "/chat/completions"
-        if len(_CHAT_URLS) < _CHAT_URLS_KEPT:
-            _CHAT_URLS[base_url] = url
-    return url
-
-
-# Deployments' base URLs (settings): a handful, bounded all the same.
-_CHAT_URLS: dict[str, str] = {}
-_CHAT_URLS_KEPT = 1024
+_CHAT_URLS = UpstreamUrls("/chat/completions")
 
 
 def _passthrough(req: ChatRequest, model: str) -> dict[str, Any]:
-    # A shallow copy: ``req.raw`` may be relayed again to another deployment.
-    body = dict(req.raw)
-    body["model"] = model
+    """The caller's body with ``model`` replaced and a stream's usage asked for: ``req.raw``
+    itself when that changes nothing, else a shallow copy (``req.raw`` may be relayed again to
+    another deployment, so it is never changed)."""
+    raw = req.raw
+    body = raw if raw.get("model") == model else {**raw, "model": model}
     if req.stream:
-        options = body.get("stream_options")
+        options = raw.get("stream_options")
         if not isinstance(options, dict):
-            body["stream_options"] = {"include_usage": True}
+            body = {**body, "stream_options": {"include_usage": True}}
         elif options.get("include_usage") is not True:
-            body["stream_options"] = {**options, "include_usage": True}
+            body = {**body, "stream_options": {**options, "include_usage": True}}
     return body
 
 
