@@ -11,7 +11,6 @@ from typing import Protocol
 
 from relaygate.core.errors import UpstreamError
 from relaygate.core.events import StreamEvent
-from relaygate.core.frozen import quick_init
 from relaygate.core.sse import SSEFrame
 from relaygate.core.types import ChatRequest, ChatResponse, DialectName, Usage
 
@@ -29,8 +28,10 @@ class UpstreamTarget:
     flatten_content: bool = False
 
 
-@quick_init
-@dataclass(slots=True, frozen=True)
+# Not frozen: one is built per attempt on the request path, and even ``quick_init``'s frozen
+# construction (two ``__class__`` switches) costs four times a plain slots ``__init__`` of its
+# five fields. Nothing changes one after it is built (a retry builds its own).
+@dataclass(slots=True)
 class UpstreamRequest:
     method: str
     url: str
@@ -67,6 +68,11 @@ class Provider(Protocol):
 
     def parse_response(self, body: bytes) -> ChatResponse: ...
 
+    def answer_usage(self, body: bytes) -> Usage:
+        """``parse_response(body).usage``, raising as it would (a malformed answer is a
+        retryable 502), without building the answer: all a same-dialect relay needs."""
+        ...
+
     def stream_parser(self) -> StreamParser: ...
 
     def classify_error(
@@ -80,3 +86,24 @@ class Provider(Protocol):
         ...
 
     def parse_count_tokens(self, body: bytes) -> int: ...
+
+
+class UpstreamUrls:
+    """``{base_url}{path}`` (any trailing ``/`` of the base dropped) for one path, worked out
+    once per base URL: a deployment's base URL is settings, and this runs once per attempt."""
+
+    __slots__ = ("_path", "_urls")
+
+    KEPT = 1024
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._urls: dict[str, str] = {}
+
+    def of(self, base_url: str) -> str:
+        url = self._urls.get(base_url)
+        if url is None:
+            url = base_url.rstrip("/") + self._path
+            if len(self._urls) < self.KEPT:
+                self._urls[base_url] = url
+        return url

@@ -29,9 +29,9 @@ import asyncio
 import functools
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from relaygate.core.capacity import Capacity, Slot
 from relaygate.core.context import AttemptRecord, RequestContext
@@ -48,6 +48,7 @@ from relaygate.routing.retry import MIN_ATTEMPT_SECONDS
 from relaygate.transport.base import Timeouts
 
 T = TypeVar("T")
+R = TypeVar("R")
 Attempt = Callable[[Deployment, Timeouts], Awaitable[T]]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -83,20 +84,29 @@ class AttemptRunner:
         self._clock = clock
         self._sleep = sleep
 
-    async def run(self, ctx: RequestContext, route: ModelRoute, attempt: Attempt[T]) -> T:
-        """Run ``attempt`` against deployments until one succeeds; raise the most telling error."""
-        held = await self._run(ctx, route, attempt, hold=False)
-        return held.value
-
-    async def run_held(
+    def run(
         self, ctx: RequestContext, route: ModelRoute, attempt: Attempt[T]
-    ) -> Held[T]:
+    ) -> Coroutine[Any, Any, T]:
+        """Run ``attempt`` against deployments until one succeeds; raise the most telling error.
+
+        The loop's own coroutine, not one awaiting it: each coroutine between a request's task
+        and the upstream's socket is resumed again at every wait of the exchange."""
+        return self._run(ctx, route, attempt, False, _held_value)
+
+    def run_held(
+        self, ctx: RequestContext, route: ModelRoute, attempt: Attempt[T]
+    ) -> Coroutine[Any, Any, Held[T]]:
         """Like ``run``, but the deployment counts as busy until the returned lease is closed."""
-        return await self._run(ctx, route, attempt, hold=True)
+        return self._run(ctx, route, attempt, True, _as_held)
 
     async def _run(
-        self, ctx: RequestContext, route: ModelRoute, attempt: Attempt[T], hold: bool
-    ) -> Held[T]:
+        self,
+        ctx: RequestContext,
+        route: ModelRoute,
+        attempt: Attempt[T],
+        hold: bool,
+        answer: Callable[[Held[T]], R],
+    ) -> R:
         policy = route.policy
         walk = Walk(
             ctx, Deadline(self._clock(), policy.deadline_seconds), policy.retry.max_attempts
@@ -109,7 +119,7 @@ class AttemptRunner:
                 for model in model_chain(route, self._lookup):
                     held = await self._model(walk, model, attempt, hold, skipped)
                     if held is not None:
-                        return held
+                        return answer(held)
                     if walk.stopped or len(ctx.attempts) >= walk.max_attempts:
                         break
                 if panic or not walk.blackholed(skipped):
@@ -199,7 +209,8 @@ class AttemptRunner:
                 walk.throttled(wait)
             else:
                 ready_at[dep.id] = now + wait
-        pending.sort(key=lambda dep: ready_at.get(dep.id, 0.0))
+        if ready_at:  # else every key is 0.0: the stable sort would leave the order as it is
+            pending.sort(key=lambda dep: ready_at.get(dep.id, 0.0))
         return ready_at
 
     async def _wait_turn(self, walk: Walk, dep: Deployment, ready_at: float | None) -> bool:
@@ -324,6 +335,14 @@ def _to_front(pending: list[Deployment], deployment: str) -> None:
             if index:
                 pending.insert(0, pending.pop(index))
             return
+
+
+def _held_value(held: Held[T]) -> T:
+    return held.value
+
+
+def _as_held(held: Held[T]) -> Held[T]:
+    return held
 
 
 def _give_back(slot: Slot, ctx: RequestContext) -> None:

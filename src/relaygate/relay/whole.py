@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from relaygate.core.context import RequestContext
 from relaygate.core.types import ChatRequest, ChatResponse
@@ -16,7 +16,7 @@ from relaygate.transport.base import Timeouts
 T = TypeVar("T")
 
 
-async def relay_whole(
+def relay_whole(
     ctx: RequestContext,
     req: ChatRequest,
     route: ModelRoute,
@@ -24,20 +24,29 @@ async def relay_whole(
     runner: AttemptRunner,
     *,
     on_answer: Callable[[ChatResponse], None] | None = None,
-) -> bytes:
+) -> Coroutine[Any, Any, bytes]:
     """The caller's response body. Same-dialect upstream bytes are returned unchanged.
 
     ``on_answer`` is given the parsed answer of the attempt that succeeded (sessions store it).
+    A same-dialect answer nobody needs parsed is only checked and its usage read
+    (``Provider.answer_usage``): its bytes are what the caller gets. Returns the attempt
+    loop's coroutine itself (one coroutine fewer to resume at each wait of the exchange).
     """
 
-    def encode(dep: Deployment, body: bytes, parsed: ChatResponse) -> bytes:
+    def answer(dep: Deployment, body: bytes) -> bytes:
+        provider = dep.provider
+        if on_answer is None and dep.wire == req.dialect:
+            ctx.usage = provider.answer_usage(body)
+            return body
+        parsed = provider.parse_response(body)
+        ctx.usage = parsed.usage
         if on_answer is not None:
             on_answer(parsed)
         if dep.wire == req.dialect:
             return body
         return dialect.encode_response(parsed)
 
-    return await runner.run(ctx, route, _attempt(ctx, req, encode))
+    return runner.run(ctx, route, _attempt(ctx, req, answer))
 
 
 async def fetch_answer(
@@ -46,16 +55,21 @@ async def fetch_answer(
     """The answer in the neutral form: what the response cache stores and replays, and what
     work the gateway does itself (pipeline jobs) reads; the same attempts, failover and fallbacks
     as a caller's request."""
-    return await runner.run(ctx, route, _attempt(ctx, req, _parsed))
 
+    def answer(dep: Deployment, body: bytes) -> ChatResponse:
+        parsed = dep.provider.parse_response(body)
+        ctx.usage = parsed.usage
+        return parsed
 
-def _parsed(dep: Deployment, body: bytes, parsed: ChatResponse) -> ChatResponse:
-    return parsed
+    return await runner.run(ctx, route, _attempt(ctx, req, answer))
 
 
 def _attempt(
-    ctx: RequestContext, req: ChatRequest, finish: Callable[[Deployment, bytes, ChatResponse], T]
+    ctx: RequestContext, req: ChatRequest, finish: Callable[[Deployment, bytes], T]
 ) -> Attempt[T]:
+    """One attempt: the upstream's 2xx body handed to ``finish`` (which sets ``ctx.usage``),
+    an error status raised as the provider classifies it."""
+
     async def attempt(dep: Deployment, timeouts: Timeouts) -> T:
         upstream = dep.provider.build_request(req, dep.target, ctx.request_id)
         started = time.perf_counter()
@@ -66,8 +80,6 @@ def _attempt(
             ctx.upstream_seconds += time.perf_counter() - started
         if response.status >= 400:
             raise dep.provider.classify_error(response.status, response.headers, body)
-        parsed = dep.provider.parse_response(body)
-        ctx.usage = parsed.usage
-        return finish(dep, body, parsed)
+        return finish(dep, body)
 
     return attempt

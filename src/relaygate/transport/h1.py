@@ -33,9 +33,10 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 class _Target:
     """What a URL contributes to a request: where to connect and the request line's head."""
 
-    __slots__ = ("head", "key")
+    __slots__ = ("head", "head_only", "key")
 
     def __init__(self, method: str, url: str) -> None:
+        self.head_only = method.upper() == "HEAD"
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS or not parts.hostname:
@@ -49,25 +50,54 @@ class _Target:
         if parts.port == _DEFAULT_PORTS[scheme]:
             host = host.rpartition(":")[0]
         self.head = f"{method.upper()} {path} HTTP/1.1\r\nHost: {host}\r\n"
+        if self.head.count("\n") != 2 or self.head.count("\r") != 2:
+            raise ValueError("the method or URL holds a line break")
 
 
 def _encode(req: UpstreamRequest, target: _Target) -> bytes:
     lines = [target.head]
     compression_named = False
     for name, value in req.headers.items():
-        lowered = name.lower()
-        if lowered in ("host", "content-length", "transfer-encoding", "connection"):
+        kind = _NAME_KINDS.get(name)
+        if kind is None:
+            kind = _name_kind(name)
+        if kind == _SKIP:
             continue
-        compression_named = compression_named or lowered == "accept-encoding"
+        if "\n" in value or "\r" in value:
+            raise ValueError("a header name or value holds a line break")
+        compression_named = compression_named or kind == _COMPRESSION
         lines.append(f"{name}: {value}\r\n")
     if not compression_named:
         lines.append("Accept-Encoding: gzip, deflate\r\n")
     lines.append(f"Content-Length: {len(req.body)}\r\n\r\n")
-    head = "".join(lines)
-    # Every line ends in one CRLF (the request line and Host are two, the last ends the head).
-    if head.count("\n") != len(lines) + 2 or head.count("\r") != len(lines) + 2:
+    return "".join(lines).encode("utf-8") + req.body
+
+
+# What a request header's name means to ``_encode``: one the client writes itself (skipped),
+# ``accept-encoding`` (the caller chose), or any other; worked out once per name (a
+# provider sends the same few on every request), and a name with a line break refused.
+_SKIP: Final = 0
+_COMPRESSION: Final = 1
+_OTHER: Final = 2
+_OWN_HEADERS: Final = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_NAME_KINDS: dict[str, int] = {}
+_NAME_KINDS_KEPT: Final = 512
+
+
+def _name_kind(name: str) -> int:
+    if "\n" in name or "\r" in name:
         raise ValueError("a header name or value holds a line break")
-    return head.encode("utf-8") + req.body
+    lowered = name.lower()
+    kind = (
+        _SKIP
+        if lowered in _OWN_HEADERS
+        else _COMPRESSION
+        if lowered == "accept-encoding"
+        else _OTHER
+    )
+    if len(_NAME_KINDS) < _NAME_KINDS_KEPT:
+        _NAME_KINDS[name] = kind
+    return kind
 
 
 class _Decoder:
@@ -95,8 +125,8 @@ class _Decoder:
         return self._zlib.flush()
 
 
-def _decoder(headers: Mapping[str, str]) -> _Decoder | None:
-    encoding = headers.get("content-encoding", "").strip().lower()
+def _decoder(encoding: str) -> _Decoder | None:
+    encoding = encoding.strip().lower()
     return _Decoder(encoding) if encoding in ("gzip", "deflate") else None
 
 
@@ -175,7 +205,9 @@ class H1Response:
         self._done = False
         self.status = conn.status
         self.headers: Mapping[str, str] = conn.headers
-        self._decoder = _decoder(conn.headers)
+        # The names are lower case already (``Headers``): no case-folding lookup per answer.
+        encoding = dict.get(conn.headers, "content-encoding")
+        self._decoder = None if encoding is None else _decoder(encoding)
 
     async def read(self) -> bytes:
         conn = self._conn
@@ -186,7 +218,8 @@ class H1Response:
                     raise connection_failed(conn.error)
                 if not await self._alarm.wait(self._deadline):
                     raise UpstreamTimeoutError("upstream did not finish its answer in time")
-            body = b"".join(conn.take_all())
+            # Mostly one part (the answer came in one read): no list, no join.
+            body = conn.take() if len(conn.parts) == 1 else b"".join(conn.take_all())
             if self._decoder is not None:
                 body = self._inflate(body) + self._decoder.flush()
             return body
@@ -257,8 +290,9 @@ class H1Transport:
         first_byte = min(deadline, now + timeouts.first_byte)
         target = self._target(req.method, req.url)
         data = _encode(req, target)
-        head_only = req.method.upper() == "HEAD"
-        await self._slot(first_byte)
+        head_only = target.head_only
+        if not self._pool.take_free_slot():  # a free one taken without a coroutine
+            await self._slot(first_byte)
         bounds = (deadline, first_byte, timeouts.idle)
         conn = self._pool.idle_connection(target.key, now)
         if conn is not None:
@@ -267,7 +301,8 @@ class H1Transport:
             if await self._head(conn, alarm, first_byte):
                 return H1Response(conn, self._pool, alarm, bounds)
             # The keep-alive race: the peer closed it before answering; once more, on a new one.
-            await self._slot(first_byte)
+            if not self._pool.take_free_slot():
+                await self._slot(first_byte)
         conn = await self._new_connection(target.key, timeouts.connect, first_byte)
         conn.start(data, head_only)
         alarm = _Alarm(conn)
@@ -298,8 +333,7 @@ class H1Transport:
         return True
 
     async def _slot(self, first_byte: float) -> None:
-        if self._pool.take_free_slot():
-            return
+        """Wait for a slot of the pool (none is free) until ``first_byte``."""
         try:
             async with asyncio.timeout_at(first_byte):
                 await self._pool.slot()

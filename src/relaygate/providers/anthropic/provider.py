@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from relaygate.core.errors import UpstreamError
-from relaygate.core.types import ChatRequest, ChatResponse, DialectName
+from relaygate.core.types import ChatRequest, ChatResponse, DialectName, Usage
 from relaygate.providers.anthropic import errors, request, response
 from relaygate.providers.anthropic.stream import AnthropicStreamParser
 from relaygate.providers.base import UpstreamRequest, UpstreamTarget
@@ -25,6 +25,10 @@ class AnthropicProvider:
     def parse_response(self, body: bytes) -> ChatResponse:
         """A whole 2xx answer; malformed bodies raise a retryable 502."""
         return response.parse_response(body)
+
+    def answer_usage(self, body: bytes) -> Usage:
+        """``parse_response(body).usage`` without the answer; raises as it would."""
+        return response.answer_usage(body)
 
     def stream_parser(self) -> AnthropicStreamParser:
         """A fresh parser for one upstream stream."""

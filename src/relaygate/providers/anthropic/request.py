@@ -18,9 +18,11 @@ from relaygate.providers.anthropic.translate import (
     tools_wire,
     translate,
 )
-from relaygate.providers.base import UpstreamRequest, UpstreamTarget
+from relaygate.providers.base import UpstreamRequest, UpstreamTarget, UpstreamUrls
 
 DEFAULT_VERSION = "2023-06-01"
+_MESSAGES_URLS = UpstreamUrls("/v1/messages")
+_COUNT_URLS = UpstreamUrls("/v1/messages/count_tokens")
 # Messages-only fields that count_tokens rejects as extra inputs.
 _NOT_COUNTED = frozenset(
     {
@@ -55,10 +57,6 @@ def headers_for(req: ChatRequest, target: UpstreamTarget, request_id: str) -> di
     return headers
 
 
-def _url(target: UpstreamTarget, path: str) -> str:
-    return target.base_url.rstrip("/") + path
-
-
 def _relayed(req: ChatRequest, model: str) -> bytes:
     """The caller's body with ``model`` replaced (key order kept)."""
     raw = req.raw
@@ -72,12 +70,13 @@ def build_request(req: ChatRequest, target: UpstreamTarget, request_id: str) -> 
     else:
         max_tokens = req.max_tokens or target.default_max_tokens
         body = orjson.dumps(translate(req, target.model, max_tokens))
+    # Positional, in UpstreamRequest's field order (keywords cost more, once per attempt).
     return UpstreamRequest(
-        method="POST",
-        url=_url(target, "/v1/messages"),
-        headers=headers_for(req, target, request_id),
-        body=body,
-        stream=req.stream,
+        "POST",
+        _MESSAGES_URLS.of(target.base_url),
+        headers_for(req, target, request_id),
+        body,
+        req.stream,
     )
 
 
@@ -104,7 +103,7 @@ def build_count_tokens(
     """``POST {base_url}/v1/messages/count_tokens``."""
     return UpstreamRequest(
         method="POST",
-        url=_url(target, "/v1/messages/count_tokens"),
+        url=_COUNT_URLS.of(target.base_url),
         headers=headers_for(req, target, request_id),
         body=orjson.dumps(count_tokens_body(req, target.model)),
     )

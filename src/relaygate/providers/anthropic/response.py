@@ -6,6 +6,9 @@ same-dialect caller gets the upstream bytes unchanged anyway.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import orjson
 
 from relaygate.core.errors import UpstreamError
@@ -22,6 +25,8 @@ from relaygate.core.types import (
     ToolUseBlock,
     Usage,
 )
+
+T = TypeVar("T")
 
 FINISH_REASONS: dict[str, FinishReason] = {
     "end_turn": FinishReason.END_TURN,
@@ -118,27 +123,50 @@ def parse_block(block: object) -> ContentBlock | None:
 
 
 def _response(data: object) -> ChatResponse:
+    data, blocks, id_, model, usage = _checked(data)
+    stop_sequence = data.get("stop_sequence")
+    return ChatResponse(
+        id=id_,
+        model=model,
+        content=tuple(blocks),
+        finish_reason=finish_reason(data.get("stop_reason")),
+        usage=usage,
+        stop_sequence=stop_sequence if isinstance(stop_sequence, str) else None,
+    )
+
+
+def _usage(data: object) -> Usage:
+    return _checked(data)[4]
+
+
+def _checked(
+    data: object,
+) -> tuple[JSONObject, list[ContentBlock], str, str, Usage]:
+    """What every answer must have, read and checked (``MalformedError`` otherwise): the
+    object, its content blocks, id, model and usage."""
     if not isinstance(data, dict):
         raise MalformedError("not an object")
     content = data.get("content")
     if not isinstance(content, list):
         raise MalformedError("content")
     blocks = [b for b in map(parse_block, content) if b is not None]
-    stop_sequence = data.get("stop_sequence")
-    return ChatResponse(
-        id=_str(data, "id"),
-        model=_str(data, "model"),
-        content=tuple(blocks),
-        finish_reason=finish_reason(data.get("stop_reason")),
-        usage=parse_usage(data.get("usage")),
-        stop_sequence=stop_sequence if isinstance(stop_sequence, str) else None,
-    )
+    return data, blocks, _str(data, "id"), _str(data, "model"), parse_usage(data.get("usage"))
 
 
 def parse_response(body: bytes) -> ChatResponse:
     """A 2xx body; anything that is not a Messages answer is a retryable 502."""
+    return _read(body, _response)
+
+
+def answer_usage(body: bytes) -> Usage:
+    """``parse_response(body).usage``, raising as it would, without building the answer: what a
+    same-dialect relay, which passes the upstream's bytes on, needs of them."""
+    return _read(body, _usage)
+
+
+def _read(body: bytes, read: Callable[[object], T]) -> T:
     try:
-        return _response(orjson.loads(body))
+        return read(orjson.loads(body))
     except orjson.JSONDecodeError:
         raise malformed("not JSON") from None
     except MalformedError as err:

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Literal
 
 from relaygate.core.errors import InvalidRequestError, UpstreamError
-from relaygate.core.types import ChatRequest, ChatResponse
+from relaygate.core.types import ChatRequest, ChatResponse, Usage
 from relaygate.providers.base import UpstreamRequest, UpstreamTarget
 from relaygate.providers.openai.errors import classify_error
 from relaygate.providers.openai.request import build_request
-from relaygate.providers.openai.response import parse_response
+from relaygate.providers.openai.response import answer_usage, parse_response
 from relaygate.providers.openai.stream import OpenAIStreamParser
 
 
@@ -29,6 +29,10 @@ class OpenAIProvider:
     def parse_response(self, body: bytes) -> ChatResponse:
         """A ``chat.completion`` body as a ``ChatResponse``; malformed: a retryable 502."""
         return parse_response(body)
+
+    def answer_usage(self, body: bytes) -> Usage:
+        """``parse_response(body).usage`` without the answer; raises as it would."""
+        return answer_usage(body)
 
     def stream_parser(self) -> OpenAIStreamParser:
         """A fresh parser for one streamed answer."""

@@ -23,7 +23,7 @@ from relaygate.core.types import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from relaygate.providers.base import UpstreamRequest, UpstreamTarget
+from relaygate.providers.base import UpstreamRequest, UpstreamTarget, UpstreamUrls
 
 
 def build_request(req: ChatRequest, target: UpstreamTarget, request_id: str) -> UpstreamRequest:
@@ -31,30 +31,37 @@ def build_request(req: ChatRequest, target: UpstreamTarget, request_id: str) -> 
     headers = {"content-type": "application/json", "x-request-id": request_id}
     if target.api_key:
         headers["authorization"] = f"Bearer {target.api_key}"
-    headers.update(target.headers)
+    if target.headers:
+        headers.update(target.headers)
     if req.dialect == "openai" and req.raw:
         body = _passthrough(req, target.model)
     else:
         body = _translate(req, target)
+    # Positional, in UpstreamRequest's field order (keywords cost more, once per attempt).
     return UpstreamRequest(
-        method="POST",
-        url=target.base_url.rstrip("/") + "/chat/completions",
-        headers=headers,
-        body=orjson.dumps(body),
-        stream=req.stream,
+        "POST",
+        _CHAT_URLS.of(target.base_url),
+        headers,
+        orjson.dumps(body),
+        req.stream,
     )
 
 
+_CHAT_URLS = UpstreamUrls("/chat/completions")
+
+
 def _passthrough(req: ChatRequest, model: str) -> dict[str, Any]:
-    # A shallow copy: ``req.raw`` may be relayed again to another deployment.
-    body = dict(req.raw)
-    body["model"] = model
+    """The caller's body with ``model`` replaced and a stream's usage asked for: ``req.raw``
+    itself when that changes nothing, else a shallow copy (``req.raw`` may be relayed again to
+    another deployment, so it is never changed)."""
+    raw = req.raw
+    body = raw if raw.get("model") == model else {**raw, "model": model}
     if req.stream:
-        options = body.get("stream_options")
+        options = raw.get("stream_options")
         if not isinstance(options, dict):
-            body["stream_options"] = {"include_usage": True}
+            body = {**body, "stream_options": {"include_usage": True}}
         elif options.get("include_usage") is not True:
-            body["stream_options"] = {**options, "include_usage": True}
+            body = {**body, "stream_options": {**options, "include_usage": True}}
     return body
 
 

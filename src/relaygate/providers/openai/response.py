@@ -37,6 +37,33 @@ _FINISH_REASONS = {
 
 def parse_response(body: bytes) -> ChatResponse:
     """The neutral answer; a body that is not a chat completion raises a retryable 502."""
+    data, choices, message = _answer(body)
+    content = _content(message)
+    has_tools = any(isinstance(b, ToolUseBlock) for b in content)
+    return ChatResponse(
+        id=_str(data.get("id")),
+        model=_str(data.get("model")),
+        content=content,
+        finish_reason=finish_reason(choices[0].get("finish_reason"), has_tools),
+        usage=parse_usage(data.get("usage")),
+    )
+
+
+def answer_usage(body: bytes) -> Usage:
+    """``parse_response(body).usage``, raising as it would, without building the answer: what a
+    same-dialect relay, which passes the upstream's bytes on, needs of them."""
+    data, _, message = _answer(body)
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        # The only content a malformed answer is refused for (``_content``'s other reads
+        # cannot fail).
+        for ordinal, call in enumerate(calls):
+            _tool_call(call, ordinal)
+    return parse_usage(data.get("usage"))
+
+
+def _answer(body: bytes) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
+    """The body, its choices and choice 0's message; a retryable 502 unless it has them."""
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -47,15 +74,7 @@ def parse_response(body: bytes) -> ChatResponse:
     message = choices[0].get("message")
     if not isinstance(message, dict):
         raise malformed_response()
-    content = _content(message)
-    has_tools = any(isinstance(b, ToolUseBlock) for b in content)
-    return ChatResponse(
-        id=_str(data.get("id")),
-        model=_str(data.get("model")),
-        content=content,
-        finish_reason=finish_reason(choices[0].get("finish_reason"), has_tools),
-        usage=parse_usage(data.get("usage")),
-    )
+    return data, choices, message
 
 
 def finish_reason(value: Any, has_tool_calls: bool) -> FinishReason:
@@ -70,20 +89,22 @@ def parse_usage(value: Any) -> Usage:
     """OpenAI usage -> neutral usage (``input_tokens`` excludes cached prompt tokens)."""
     if not isinstance(value, dict):
         return Usage()
-    prompt = _int(value.get("prompt_tokens"))
+    # Once per answer: the two counts every usage has are read inline (``_int``'s rule), the
+    # rest only when their fields are there, and ``Usage`` is built positionally.
+    prompt = value.get("prompt_tokens")
+    prompt = min(prompt, TOKEN_COUNT_LIMIT) if type(prompt) is int and prompt > 0 else 0
+    output = value.get("completion_tokens")
+    output = min(output, TOKEN_COUNT_LIMIT) if type(output) is int and output > 0 else 0
     details = value.get("prompt_tokens_details")
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
-    if not cached:
-        cached = _int(value.get("prompt_cache_hit_tokens"))  # DeepSeek
+    if not cached and "prompt_cache_hit_tokens" in value:
+        cached = _int(value["prompt_cache_hit_tokens"])  # DeepSeek
     completion = value.get("completion_tokens_details")
     reasoning = _int(completion.get("reasoning_tokens")) if isinstance(completion, dict) else 0
-    cached = min(cached, prompt)
-    return Usage(
-        input_tokens=prompt - cached,
-        output_tokens=_int(value.get("completion_tokens")),
-        cache_read_tokens=cached,
-        reasoning_tokens=reasoning,
-    )
+    if cached > prompt:
+        cached = prompt
+    # input, output, cache reads, cache writes, reasoning
+    return Usage(prompt - cached, output, cached, 0, reasoning)
 
 
 def parse_arguments(arguments: Any) -> JSONObject:

@@ -69,21 +69,21 @@ def test_stop_reasons(wire: str, reason: FinishReason) -> None:
     assert resp.usage == Usage(input_tokens=1, output_tokens=2, reasoning_tokens=1)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"not json",
-        b"[]",
-        b'{"id":"msg_1","model":"m"}',
-        b'{"id":"msg_1","model":"m","content":"hi"}',
-        b'{"id":1,"model":"m","content":[]}',
-        b'{"id":"msg_1","model":"m","content":[{"type":"text"}]}',
-        b'{"id":"msg_1","model":"m","content":[{"type":"tool_use","id":"t","name":"n","input":"x"}]}',
-        b'{"id":"msg_1","model":"m","content":[],"usage":{"input_tokens":"3"}}',
-        b'{"id":"msg_1","model":"m","content":[],"usage":[]}',
-        b'{"type":"error","error":{"type":"api_error","message":"x"}}',
-    ],
-)
+MALFORMED_ANSWERS = [
+    b"not json",
+    b"[]",
+    b'{"id":"msg_1","model":"m"}',
+    b'{"id":"msg_1","model":"m","content":"hi"}',
+    b'{"id":1,"model":"m","content":[]}',
+    b'{"id":"msg_1","model":"m","content":[{"type":"text"}]}',
+    b'{"id":"msg_1","model":"m","content":[{"type":"tool_use","id":"t","name":"n","input":"x"}]}',
+    b'{"id":"msg_1","model":"m","content":[],"usage":{"input_tokens":"3"}}',
+    b'{"id":"msg_1","model":"m","content":[],"usage":[]}',
+    b'{"type":"error","error":{"type":"api_error","message":"x"}}',
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED_ANSWERS)
 def test_malformed_answers_are_retryable_502(body: bytes) -> None:
     with pytest.raises(UpstreamError) as caught:
         provider.parse_response(body)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relaygate.core.types import (
     ChatRequest,
@@ -370,3 +372,48 @@ def test_flatten_content_joins_text_blocks_for_servers_that_reject_arrays() -> N
             "content": "<system-reminder>Today is Monday.</system-reminder>\n\nfix it",
         }
     ]
+
+
+def reference_passthrough(req: ChatRequest, model: str) -> dict[str, Any]:
+    """The relayed body as it was built before the copy was skipped when nothing changes."""
+    body = dict(req.raw)
+    body["model"] = model
+    if req.stream:
+        options = body.get("stream_options")
+        if not isinstance(options, dict):
+            body["stream_options"] = {"include_usage": True}
+        elif options.get("include_usage") is not True:
+            body["stream_options"] = {**options, "include_usage": True}
+    return body
+
+
+_OPTIONS = (
+    st.none()
+    | st.integers(-5, 5)
+    | st.fixed_dictionaries(
+        {},
+        optional={"include_usage": st.none() | st.booleans() | st.integers(0, 1), "x": st.just(1)},
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["m", "other"]),
+    st.booleans(),
+    st.fixed_dictionaries(
+        {"messages": st.just([{"role": "user", "content": "x"}])},
+        optional={
+            "model": st.sampled_from(["m", "other"]),
+            "stream_options": _OPTIONS,
+            "seed": st.integers(0, 2**63 - 1),
+        },
+    ),
+)
+def test_passthrough_bytes_as_before(model: str, stream: bool, raw: dict[str, Any]) -> None:
+    kept = orjson.dumps(raw)
+    req = ChatRequest(dialect="openai", model="x", messages=(), stream=stream, raw=raw)
+    target = UpstreamTarget(base_url="http://up/v1", model=model)
+    up = OpenAIProvider().build_request(req, target, "r")
+    assert up.body == orjson.dumps(reference_passthrough(req, model))
+    assert orjson.dumps(raw) == kept  # never changed: another deployment may relay it again

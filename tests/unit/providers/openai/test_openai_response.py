@@ -153,20 +153,20 @@ def test_usage_nulls_and_junk() -> None:
     assert resp.usage == Usage(input_tokens=10)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"",
-        b"not json",
-        b"[]",
-        b'{"choices": []}',
-        b'{"choices": "x"}',
-        b'{"choices": [1]}',
-        b'{"choices": [{"message": null}]}',
-        b'{"error": {"message": "x"}}',
-        b'{"choices": [{"message": {"tool_calls": [{"function": "f"}]}}]}',
-    ],
-)
+MALFORMED_BODIES = [
+    b"",
+    b"not json",
+    b"[]",
+    b'{"choices": []}',
+    b'{"choices": "x"}',
+    b'{"choices": [1]}',
+    b'{"choices": [{"message": null}]}',
+    b'{"error": {"message": "x"}}',
+    b'{"choices": [{"message": {"tool_calls": [{"function": "f"}]}}]}',
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED_BODIES)
 def test_malformed_body(body: bytes) -> None:
     with pytest.raises(UpstreamError) as info:
         parse(body)
