@@ -182,3 +182,50 @@ async def test_a_refusal_waits_for_this_processes_releases_being_written(
         store.proceed.set()
         await settling
         await budgets.stop()
+
+
+class RoomTakenBeforeEachAsk:
+    """The store on a busy key: before each of this process's first ``rounds`` asks, another
+    process's requests hold the whole cap, and they finish (their releases written) right after
+    the refusal, before it is explained."""
+
+    def __init__(self, store: LedgerStore, other: SharedBudgets, rounds: int) -> None:
+        self._store = store
+        self._other = other
+        self.rounds = rounds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def try_reserve(self, ask: ReserveAsk) -> BudgetCounters | None:
+        if self.rounds == 0:
+            return await self._store.try_reserve(ask)
+        self.rounds -= 1
+        holds = [await self._other.reserve(key(), 0.5) for _ in range(2)]
+        counters = await self._store.try_reserve(ask)
+        for hold in holds:
+            self._other.settle("k", hold, 0.0)
+        await self._other.stop()  # writes the releases, as the other process's settler would
+        return counters
+
+
+async def test_a_shared_ask_refused_by_holds_that_keep_finishing_is_never_explained_by_none(
+    ledger: LedgerStore,
+) -> None:
+    other = SharedBudgets(ledger, SETTINGS)
+    # Refused three times in a row, each time by holds gone before the refusal is explained:
+    # asked again while it fits, never refused with "$0.0000 held by requests in flight".
+    busy = SharedBudgets(RoomTakenBeforeEachAsk(ledger, other, rounds=3), SETTINGS)  # type: ignore[arg-type]
+    assert await busy.reserve(key(), 0.3) is not None
+    await busy.stop()
+
+
+async def test_a_shared_ask_refused_every_time_says_so_without_holds_that_are_gone(
+    ledger: LedgerStore,
+) -> None:
+    other = SharedBudgets(ledger, SETTINGS)
+    busy = SharedBudgets(RoomTakenBeforeEachAsk(ledger, other, rounds=100), SETTINGS)  # type: ignore[arg-type]
+    error = await refusal(busy, 0.3)
+    assert isinstance(error, BudgetHeldError) and error.retry_after is not None
+    assert "$0.0000 held" not in error.message and "retry shortly" in error.message
+    await busy.stop()

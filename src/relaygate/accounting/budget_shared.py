@@ -16,6 +16,7 @@ import logging
 import time
 
 from relaygate.accounting.budget import (
+    HELD_RETRY_SECONDS,
     MIN_RESERVATION_USD,
     Counters,
     Hold,
@@ -26,7 +27,7 @@ from relaygate.accounting.budget import (
     refusal,
 )
 from relaygate.accounting.budget_carry import UnwrittenSpend
-from relaygate.core.errors import BudgetExhaustedError
+from relaygate.core.errors import BudgetExhaustedError, BudgetHeldError
 from relaygate.settings.accounting import BudgetSettings
 from relaygate.store.errors import StoreError
 from relaygate.store.ledger_records import BudgetCounters, ReserveAsk
@@ -37,8 +38,10 @@ logger = logging.getLogger("relaygate.budget")
 SETTLE_SECONDS = 0.2
 WARN_EVERY_SECONDS = 30.0
 # How often a reservation is asked: again after writing this process's settled holds, or after a
-# refusal whose holds were settled before it was explained (see reserve).
-_RESERVE_TRIES = 3
+# refusal whose holds were settled before it was explained (see reserve). Each ask again follows
+# holds that other requests took and released meanwhile, so on a busy key (many short requests,
+# its cap a few holds wide) a few asks in a row can lose the room that was freed to another one.
+_RESERVE_TRIES = 8
 
 
 class SharedBudgets:
@@ -96,7 +99,18 @@ class SharedBudgets:
             if seen is None or over_limits(key, seen, amount):
                 raise refusal(key, seen, amount)
         else:
-            raise refusal(key, await self._counters(key.name, ask.month), amount)
+            # Every ask was refused by holds released right after. The counters explain the
+            # refusal only when they show no room: a refusal never reports holds that are gone.
+            await self._settler.flush()
+            seen = await self._counters(key.name, ask.month)
+            if seen is None or over_limits(key, seen, amount):
+                raise refusal(key, seen, amount)
+            raise BudgetHeldError(
+                f"Budget of key '{key.name}' is held by requests in flight: this request's "
+                f"estimated cost ${amount:.4f} was refused {_RESERVE_TRIES} times by holds of "
+                "requests that finished right after; retry shortly.",
+                retry_after=HELD_RETRY_SECONDS,
+            )
         self._remember(counters)
         return Hold(key.name, amount, key.balance_usd is not None, remote=True)
 
