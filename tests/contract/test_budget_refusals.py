@@ -229,3 +229,62 @@ async def test_a_shared_ask_refused_every_time_says_so_without_holds_that_are_go
     assert isinstance(error, BudgetHeldError) and error.retry_after is not None
     assert "$0.0000 held" not in error.message and "retry shortly" in error.message
     await busy.stop()
+
+
+class ReleaseWrittenDuringExplanation:
+    """This process's settler writes a release while a refusal is being explained: the write
+    commits before the counters are read and its task has not resumed yet when they return."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+        self.during_read: Callable[[], Awaitable[None]] | None = None
+        self.writing = False
+        self.committed = asyncio.Event()
+        self.proceed = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def apply_spend(self, month: str, deltas: Any) -> None:
+        self.writing = True
+        await self._store.apply_spend(month, deltas)
+        self.committed.set()
+        await self.proceed.wait()
+
+    async def budget_counters(self, key_name: str, month: str) -> BudgetCounters | None:
+        if self.during_read is not None:
+            during, self.during_read = self.during_read, None
+            await during()
+        row = await self._store.budget_counters(key_name, month)
+        asyncio.get_running_loop().call_soon(self.proceed.set)
+        return row
+
+
+async def test_a_release_written_while_a_refusal_is_explained_is_not_subtracted_twice(
+    ledger: LedgerStore,
+) -> None:
+    other = SharedBudgets(ledger, SETTINGS)
+    other.settle("k", await other.reserve(key(), 0.1), 0.5)
+    await other.stop()
+    held = await other.reserve(key(), 0.3)  # another process's request, in flight
+    store = ReleaseWrittenDuringExplanation(ledger)
+    budgets = SharedBudgets(store, SETTINGS)  # type: ignore[arg-type]
+    mine = await budgets.reserve(key(), 0.2)
+    settling: list[asyncio.Task[bool]] = []
+
+    async def finish_mine_and_write_it() -> None:
+        budgets.settle("k", mine, 0.0)
+        settling.append(asyncio.create_task(budgets._settler.flush()))
+        await asyncio.sleep(0)  # the settler's round starts its write, unless it has to wait
+        if store.writing:
+            await store.committed.wait()
+
+    store.during_read = finish_mine_and_write_it
+    # Refused by spent 0.5 + held 0.3 + mine 0.2; explained while mine's release is written.
+    error = await refusal(budgets, 0.45)
+    assert isinstance(error, BudgetHeldError)
+    assert "spent $0.5000, $0.3000 held" in error.message
+    await asyncio.gather(*settling)
+    other.settle("k", held, 0.0)
+    await other.stop()
+    await budgets.stop()

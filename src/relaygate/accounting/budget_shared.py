@@ -125,18 +125,19 @@ class SharedBudgets:
 
     async def _counters(self, key_name: str, month: str) -> Counters | None:
         """The key's counters for a refusal's message: the store's, plus what this process has
-        settled but not written yet."""
-        try:
-            row = await self._store.budget_counters(key_name, month)
-        except StoreError:
-            row = None
-        if row is not None:
-            self._remember(row)
-        seen = self._seen.get(key_name)
-        if seen is None:
-            return None
-        spent, balance = self._settler.pending(key_name)
-        held = max(0.0, seen.reserved - self._settler.releasing(key_name))
+        settled but not written yet, read between the settler's writes."""
+        async with self._settler.between_writes():
+            try:
+                row = await self._store.budget_counters(key_name, month)
+            except StoreError:
+                row = None
+            if row is not None:
+                self._remember(row)
+            seen = self._seen.get(key_name)
+            if seen is None:
+                return None
+            spent, balance = self._settler.pending(key_name)
+            held = max(0.0, seen.reserved - self._settler.releasing(key_name))
         return Counters(seen.month, seen.month_spent + spent, seen.balance_spent + balance, held)
 
     def _remember(self, row: BudgetCounters) -> None:
