@@ -182,3 +182,109 @@ async def test_a_refusal_waits_for_this_processes_releases_being_written(
         store.proceed.set()
         await settling
         await budgets.stop()
+
+
+class RoomTakenBeforeEachAsk:
+    """The store on a busy key: before each of this process's first ``rounds`` asks, another
+    process's requests hold the whole cap, and they finish (their releases written) right after
+    the refusal, before it is explained."""
+
+    def __init__(self, store: LedgerStore, other: SharedBudgets, rounds: int) -> None:
+        self._store = store
+        self._other = other
+        self.rounds = rounds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def try_reserve(self, ask: ReserveAsk) -> BudgetCounters | None:
+        if self.rounds == 0:
+            return await self._store.try_reserve(ask)
+        self.rounds -= 1
+        holds = [await self._other.reserve(key(), 0.5) for _ in range(2)]
+        counters = await self._store.try_reserve(ask)
+        for hold in holds:
+            self._other.settle("k", hold, 0.0)
+        await self._other.stop()  # writes the releases, as the other process's settler would
+        return counters
+
+
+async def test_a_shared_ask_refused_by_holds_that_keep_finishing_is_never_explained_by_none(
+    ledger: LedgerStore,
+) -> None:
+    other = SharedBudgets(ledger, SETTINGS)
+    # Refused three times in a row, each time by holds gone before the refusal is explained:
+    # asked again while it fits, never refused with "$0.0000 held by requests in flight".
+    busy = SharedBudgets(RoomTakenBeforeEachAsk(ledger, other, rounds=3), SETTINGS)  # type: ignore[arg-type]
+    assert await busy.reserve(key(), 0.3) is not None
+    await busy.stop()
+
+
+async def test_a_shared_ask_refused_every_time_says_so_without_holds_that_are_gone(
+    ledger: LedgerStore,
+) -> None:
+    other = SharedBudgets(ledger, SETTINGS)
+    busy = SharedBudgets(RoomTakenBeforeEachAsk(ledger, other, rounds=100), SETTINGS)  # type: ignore[arg-type]
+    error = await refusal(busy, 0.3)
+    assert isinstance(error, BudgetHeldError) and error.retry_after is not None
+    assert "$0.0000 held" not in error.message and "retry shortly" in error.message
+    await busy.stop()
+
+
+class ReleaseWrittenDuringExplanation:
+    """This process's settler writes a release while a refusal is being explained: the write
+    commits before the counters are read and its task has not resumed yet when they return."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+        self.during_read: Callable[[], Awaitable[None]] | None = None
+        self.writing = False
+        self.committed = asyncio.Event()
+        self.proceed = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def apply_spend(self, month: str, deltas: Any) -> None:
+        self.writing = True
+        await self._store.apply_spend(month, deltas)
+        self.committed.set()
+        await self.proceed.wait()
+
+    async def budget_counters(self, key_name: str, month: str) -> BudgetCounters | None:
+        if self.during_read is not None:
+            during, self.during_read = self.during_read, None
+            await during()
+        row = await self._store.budget_counters(key_name, month)
+        asyncio.get_running_loop().call_soon(self.proceed.set)
+        return row
+
+
+async def test_a_release_written_while_a_refusal_is_explained_is_not_subtracted_twice(
+    ledger: LedgerStore,
+) -> None:
+    other = SharedBudgets(ledger, SETTINGS)
+    other.settle("k", await other.reserve(key(), 0.1), 0.5)
+    await other.stop()
+    held = await other.reserve(key(), 0.3)  # another process's request, in flight
+    store = ReleaseWrittenDuringExplanation(ledger)
+    budgets = SharedBudgets(store, SETTINGS)  # type: ignore[arg-type]
+    mine = await budgets.reserve(key(), 0.2)
+    settling: list[asyncio.Task[bool]] = []
+
+    async def finish_mine_and_write_it() -> None:
+        budgets.settle("k", mine, 0.0)
+        settling.append(asyncio.create_task(budgets._settler.flush()))
+        await asyncio.sleep(0)  # the settler's round starts its write, unless it has to wait
+        if store.writing:
+            await store.committed.wait()
+
+    store.during_read = finish_mine_and_write_it
+    # Refused by spent 0.5 + held 0.3 + mine 0.2; explained while mine's release is written.
+    error = await refusal(budgets, 0.45)
+    assert isinstance(error, BudgetHeldError)
+    assert "spent $0.5000, $0.3000 held" in error.message
+    await asyncio.gather(*settling)
+    other.settle("k", held, 0.0)
+    await other.stop()
+    await budgets.stop()

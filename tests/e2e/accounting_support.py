@@ -29,6 +29,9 @@ def write_config(home: Path, **accounting: Any) -> Path:
     config = {
         **EMBEDDED_DEFAULTS,
         "key_cache_refresh_seconds": 0.1,
+        # No shedding on event-loop lag: on a loaded machine a busy 429 ("relaygate is busy")
+        # would pass for a budget refusal in the tests that count them.
+        "limits": {"overload": {"enabled": False}},
         "accounting": {
             "ledger": {"flush_interval_seconds": 0.1, "retry_seconds": 0.2},
             "budget": {"sync_seconds": 0.1},
@@ -156,7 +159,10 @@ def assert_retryable_held_refusal(reply: httpx.Response) -> None:
     error = reply.json()["error"]
     assert error["type"] == "rate_limit_error", error
     held = re.search(r"\$(\d+\.\d+) held by requests in flight", error["message"])
-    assert held is not None and float(held.group(1)) > 0, error["message"]
+    # Or refused at every ask by holds that finished right after (a busy key): no amounts then,
+    # since the holds that refused it are gone.
+    contended = re.search(r"was refused \d+ times by holds of requests", error["message"])
+    assert contended or (held is not None and float(held.group(1)) > 0), error["message"]
     assert "retry shortly" in error["message"]
     assert reply.headers.get("x-should-retry") != "false"
     assert int(reply.headers["retry-after"]) >= 1

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -203,6 +203,14 @@ class Settler:
         entry = self._pending.get(key_name)
         writing = self._writing.get(key_name)
         return (entry[0] if entry else 0.0) + (writing[0] if writing else 0.0)
+
+    @contextlib.asynccontextmanager
+    async def between_writes(self) -> AsyncIterator[None]:
+        """No write in progress while inside: what the store shows and what ``pending`` and
+        ``releasing`` report are then disjoint (a write that committed but whose task has not
+        resumed yet would otherwise count in both)."""
+        async with self._write_lock:
+            yield
 
     def _roll(self) -> None:
         # Month spend still pending when the month turns belongs to the month that ended; written

@@ -16,6 +16,7 @@ import logging
 import time
 
 from relaygate.accounting.budget import (
+    HELD_RETRY_SECONDS,
     MIN_RESERVATION_USD,
     Counters,
     Hold,
@@ -26,7 +27,7 @@ from relaygate.accounting.budget import (
     refusal,
 )
 from relaygate.accounting.budget_carry import UnwrittenSpend
-from relaygate.core.errors import BudgetExhaustedError
+from relaygate.core.errors import BudgetExhaustedError, BudgetHeldError
 from relaygate.settings.accounting import BudgetSettings
 from relaygate.store.errors import StoreError
 from relaygate.store.ledger_records import BudgetCounters, ReserveAsk
@@ -37,8 +38,10 @@ logger = logging.getLogger("relaygate.budget")
 SETTLE_SECONDS = 0.2
 WARN_EVERY_SECONDS = 30.0
 # How often a reservation is asked: again after writing this process's settled holds, or after a
-# refusal whose holds were settled before it was explained (see reserve).
-_RESERVE_TRIES = 3
+# refusal whose holds were settled before it was explained (see reserve). Each ask again follows
+# holds that other requests took and released meanwhile, so on a busy key (many short requests,
+# its cap a few holds wide) a few asks in a row can lose the room that was freed to another one.
+_RESERVE_TRIES = 8
 
 
 class SharedBudgets:
@@ -96,7 +99,18 @@ class SharedBudgets:
             if seen is None or over_limits(key, seen, amount):
                 raise refusal(key, seen, amount)
         else:
-            raise refusal(key, await self._counters(key.name, ask.month), amount)
+            # Every ask was refused by holds released right after. The counters explain the
+            # refusal only when they show no room: a refusal never reports holds that are gone.
+            await self._settler.flush()
+            seen = await self._counters(key.name, ask.month)
+            if seen is None or over_limits(key, seen, amount):
+                raise refusal(key, seen, amount)
+            raise BudgetHeldError(
+                f"Budget of key '{key.name}' is held by requests in flight: this request's "
+                f"estimated cost ${amount:.4f} was refused {_RESERVE_TRIES} times by holds of "
+                "requests that finished right after; retry shortly.",
+                retry_after=HELD_RETRY_SECONDS,
+            )
         self._remember(counters)
         return Hold(key.name, amount, key.balance_usd is not None, remote=True)
 
@@ -111,18 +125,19 @@ class SharedBudgets:
 
     async def _counters(self, key_name: str, month: str) -> Counters | None:
         """The key's counters for a refusal's message: the store's, plus what this process has
-        settled but not written yet."""
-        try:
-            row = await self._store.budget_counters(key_name, month)
-        except StoreError:
-            row = None
-        if row is not None:
-            self._remember(row)
-        seen = self._seen.get(key_name)
-        if seen is None:
-            return None
-        spent, balance = self._settler.pending(key_name)
-        held = max(0.0, seen.reserved - self._settler.releasing(key_name))
+        settled but not written yet, read between the settler's writes."""
+        async with self._settler.between_writes():
+            try:
+                row = await self._store.budget_counters(key_name, month)
+            except StoreError:
+                row = None
+            if row is not None:
+                self._remember(row)
+            seen = self._seen.get(key_name)
+            if seen is None:
+                return None
+            spent, balance = self._settler.pending(key_name)
+            held = max(0.0, seen.reserved - self._settler.releasing(key_name))
         return Counters(seen.month, seen.month_spent + spent, seen.balance_spent + balance, held)
 
     def _remember(self, row: BudgetCounters) -> None:
