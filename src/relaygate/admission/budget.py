@@ -18,15 +18,18 @@ def wait_budget(
     """Seconds the request may wait; ``typical_latency`` is asked only when a client timeout
     was sent."""
     budget = max_wait_seconds
-    # Each header is parsed only when sent (every request of a capped model asks).
+    # Each header is parsed only when sent (every request of a capped model asks); min and max
+    # are written out as comparisons (the builtins parse their keyword arguments on every call).
     raw = headers.get(MAX_WAIT_HEADER)
     if raw is not None:
         asked = header_number(raw)
-        if asked is not None:
-            budget = min(budget, asked / 1000.0)
+        if asked is not None and asked / 1000.0 < budget:
+            budget = asked / 1000.0
     raw = headers.get(CLIENT_TIMEOUT_HEADER)
     if raw is not None:
         client_timeout = header_number(raw)
         if client_timeout is not None:
-            budget = min(budget, client_timeout - typical_latency())
-    return max(0.0, budget)
+            left = client_timeout - typical_latency()
+            if left < budget:
+                budget = left
+    return budget if budget > 0.0 else 0.0

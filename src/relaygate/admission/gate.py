@@ -48,6 +48,8 @@ from relaygate.settings.limits import LimitSettings
 from relaygate.store.records import KeyRecord
 
 RouteLookup = Callable[[str], ModelRoute | None]
+# How a refusal at once by the queue (its only kind: the expected wait is too long) is counted.
+_EXPECTED_WAIT = QUEUE_RESULTS["expected_wait"]
 
 
 @dataclass(slots=True)
@@ -65,6 +67,16 @@ class Ticket:
     queued_seconds: float = 0.0
     serve_stale: bool = False
     finished: bool = field(default=False)
+
+
+@dataclass(slots=True, frozen=True)
+class _Busy:
+    """What ``refuse_busy`` asks of a model besides the request, looked up once per model: its
+    pool, its queue and its typical upstream latency (asked only for a client timeout)."""
+
+    pool: Pool
+    queue: AdmissionQueue
+    latency: Callable[[], float]
 
 
 @dataclass(slots=True)
@@ -126,9 +138,15 @@ class Admitter:
             clock,
         )
         self._pools: dict[str, Pool | None] = {}
+        self._busy: dict[str, _Busy | None] = {}  # per model: None where refuse_busy never can
         self._key_buckets = KnownKeyBuckets()
         self._reserve_on = settings.priority_reserve.enabled
         self._protected_from = settings.priority_reserve.min_priority
+        # The settings are frozen: read once, not per request (a settings attribute is dearer).
+        self._degrade_on = settings.degrade.enabled
+        self._queue_wait = settings.queue.max_wait_seconds
+        protected_wait = settings.priority_reserve.max_wait_seconds
+        self._protected_wait = self._queue_wait if protected_wait is None else protected_wait
         self._turn = 0
 
     @property
@@ -175,22 +193,28 @@ class Admitter:
         and no deployment TPM cap (its ask needs the token estimate)."""
         if self._local is None:
             return
-        if self.degrade.enabled and self.degrade.get(route.name).actions() is not None:
+        if self._degrade_on and self.degrade.get(route.name).actions() is not None:
             return
-        pool = self._pool_of(route)
-        if pool is None or pool.counts_tokens or pool.open_ended:
+        try:
+            busy = self._busy[route.name]
+        except KeyError:
+            busy = self._busy[route.name] = self._busy_of(route)
+        if busy is None:
             return
-        queue = self._queue(route.name, pool)
+        priority = key.priority
         # Judged as after a try that found no room: with room and nobody waiting, admit takes it.
-        protected = self._protects(key.priority)  # first served: the queue's order says so
-        budget = self._budget(headers, pool, protected, spent)
-        refused = queue.refusal_at_once(key.priority, budget, tried=True, first_served=protected)
-        if refused is None:
+        protected = self._reserve_on and priority >= self._protected_from  # first served
+        budget = self._budget(headers, busy.latency, protected, spent)
+        queue = busy.queue
+        retry_after = queue.refused_after(priority, budget, True, protected)
+        if retry_after is None:
             return
-        if not len(queue) and self._slots.has_room(pool, key.priority):
+        if not queue.waiting and self._slots.has_room(busy.pool, priority):
             return
-        self._slots.arrive(pool, key.priority)  # as admit would have counted it
-        raise self._queue_refusal(refused, key.priority)
+        self._slots.arrive(busy.pool, priority)  # as admit would have counted it
+        if self._metrics is not None:  # self._count(_EXPECTED_WAIT, priority), inlined
+            self._metrics.decision(_EXPECTED_WAIT, priority >= self._protected_from)
+        raise RateLimitedError(busy_message(retry_after), retry_after=retry_after)
 
     async def admit(
         self,
@@ -220,7 +244,7 @@ class Admitter:
         queue = self._queue(route.name, pool)
         started = self._clock()
         arrived = started - spent
-        if len(queue):
+        if queue.waiting:
             admission, reserved = await self._wait(plan, queue, headers, arrived, tried=False)
         else:
             admission, reserved = await self._try(plan)
@@ -277,6 +301,14 @@ class Admitter:
         if target and (not key.allowed_models or target in key.allowed_models):
             route = self._lookup(target) or route
         return route, actions.serve_stale
+
+    def _busy_of(self, route: ModelRoute) -> _Busy | None:
+        """What ``refuse_busy`` needs of ``route``'s model; None when its answer needs the
+        decoded request (no governed deployment, a TPM cap, or one model without caps)."""
+        pool = self._pool_of(route)
+        if pool is None or pool.counts_tokens or pool.open_ended:
+            return None
+        return _Busy(pool, self._queue(route.name, pool), self._latency_of(pool))
 
     def _pool_of(self, route: ModelRoute) -> Pool | None:
         """The governed deployments of the route's chain: None when none has any cap."""
@@ -369,7 +401,8 @@ class Admitter:
         outcome: list[Slot | None] = [None]
         priority = plan.key.priority
         protected = self._protects(priority)
-        budget = self._budget(headers, plan.pool, protected, self._clock() - arrived)
+        latency = self._latency_of(plan.pool)
+        budget = self._budget(headers, latency, protected, self._clock() - arrived)
         hand_off, claims = self._slots.claims, None
         if (
             hand_off is not None
@@ -409,22 +442,26 @@ class Admitter:
         return RateLimitedError(busy_message(refused.retry_after), retry_after=refused.retry_after)
 
     def _budget(
-        self, headers: Mapping[str, str], pool: Pool | None, protected: bool, spent: float
+        self,
+        headers: Mapping[str, str],
+        latency: Callable[[], float],
+        protected: bool,
+        spent: float,
     ) -> float:
         """Seconds a request may still wait, ``spent`` seconds after it arrived: the queue's
         cap counted from its arrival, so that a refusal comes within it however long reading,
         parsing and the loop's backlog took; for a ``protected`` one, the reserve's own cap
         when set (else the queue's), counted from now: its budget is for its success (it is
         handed each slot freed ahead of lower keys), and time lost before the queue would only
-        cost it slots."""
-        max_wait = self._settings.queue.max_wait_seconds
+        cost it slots. ``latency``: the pool's typical latency (``_latency_of``)."""
         if protected:
-            protected_max = self._settings.priority_reserve.max_wait_seconds
-            if protected_max is not None:
-                max_wait = protected_max
-            spent = 0.0
-        budget = wait_budget(max_wait, headers, lambda: self._typical_latency(pool))
-        return max(0.0, budget - spent)
+            return wait_budget(self._protected_wait, headers, latency)  # never below 0
+        budget = wait_budget(self._queue_wait, headers, latency) - spent
+        return budget if budget > 0.0 else 0.0
+
+    def _latency_of(self, pool: Pool | None) -> Callable[[], float]:
+        """The typical latency of ``pool`` (for a client timeout's wait budget), when asked."""
+        return lambda: self._typical_latency(pool)
 
     def _typical_latency(self, pool: Pool | None) -> float:
         if not self.adaptive.enabled or pool is None:
@@ -444,7 +481,7 @@ class Admitter:
     def _notify_all(self) -> None:
         """A deployment slot was freed: every queue whose head may use it tries again."""
         for queue in self._queues.values():
-            if len(queue):
+            if queue.waiting:
                 queue.notify()
 
     def _loop_lag(self) -> float:

@@ -29,7 +29,8 @@ def whole_seconds(retry_after: float) -> int:
 
 def busy_message(retry_after: float) -> str:
     """The message of every capacity refusal."""
-    seconds = whole_seconds(retry_after)
+    # whole_seconds(retry_after), inlined: every busy refusal comes here.
+    seconds = 1 if retry_after <= 1.0 else math.ceil(retry_after)
     known = _BUSY_TEXTS.get(seconds)
     if known is None:
         if len(_BUSY_TEXTS) >= MAX_REFUSAL_TEXTS:
@@ -46,7 +47,7 @@ def header_number(raw: str | None) -> float | None:
         value = float(raw)
     except ValueError:
         return None
-    return value if math.isfinite(value) and value >= 0 else None
+    return value if 0.0 <= value < math.inf else None  # finite, not negative (nor NaN)
 
 
 def refusal(admission: Admission) -> tuple[str, RateLimitedError]:

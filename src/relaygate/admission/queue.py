@@ -114,12 +114,14 @@ class AdmissionQueue:
         self._clock = clock
         self._classes: dict[int, deque[_Waiter]] = {}
         self._live: dict[int, int] = {}
-        self._waiting = 0  # the sum of ``_live``: asked by every request, most often 0
+        # The sum of ``_live`` (read-only to callers, ``len`` without its call): asked by every
+        # request, most often 0.
+        self.waiting = 0
         self._priorities: list[int] = []  # ascending
         self._admissions = RateMeter()
 
     def __len__(self) -> int:
-        return self._waiting
+        return self.waiting
 
     def record_admission(self) -> None:
         """Count one admission into the pool (how fast waiters can expect to move)."""
@@ -137,7 +139,7 @@ class AdmissionQueue:
 
     def _ahead(self, priority: int) -> int:
         """Waiters a newcomer of ``priority`` queues behind."""
-        if not self._waiting:
+        if not self.waiting:
             return 0
         return sum(n for p, n in self._live.items() if p >= priority)
 
@@ -162,12 +164,20 @@ class AdmissionQueue:
         that outranks every waiter and was not ``tried`` yet is not refused before that one try,
         even with its budget spent (it takes a slot free now without waiting); one
         ``first_served`` is not refused on a forecast."""
-        ahead = self._ahead(priority)
+        retry_after = self.refused_after(priority, budget, tried, first_served)
+        return None if retry_after is None else QueueRefusedError("expected_wait", retry_after)
+
+    def refused_after(
+        self, priority: int, budget: float, tried: bool = False, first_served: bool = False
+    ) -> float | None:
+        """The Retry-After of ``refusal_at_once``'s refusal (always an ``expected_wait``), built
+        into no exception; None when the request may wait."""
+        ahead = self._ahead(priority) if self.waiting else 0
         if not ahead and not tried:
             return None
         expected = self._wait_of(ahead + 1, priority) if not first_served else None
         if budget <= 0 or (expected is not None and expected > budget):
-            return QueueRefusedError("expected_wait", expected or self._poll)
+            return expected or self._poll
         return None
 
     async def wait(
@@ -245,7 +255,7 @@ class AdmissionQueue:
             bisect.insort(self._priorities, priority)
         queue.append(waiter)
         self._live[priority] = self._live.get(priority, 0) + 1
-        self._waiting += 1
+        self.waiting += 1
         self._depth.count += 1
         return waiter
 
@@ -254,7 +264,7 @@ class AdmissionQueue:
             return
         waiter.gone = True
         self._live[waiter.priority] -= 1
-        self._waiting -= 1
+        self.waiting -= 1
         self._depth.count -= 1
         queue = self._classes[waiter.priority]
         if len(queue) > 2 * self._live[waiter.priority] + 64:

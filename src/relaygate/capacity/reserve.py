@@ -158,8 +158,9 @@ class ProtectedDemand:
     def arrive(self, protected: bool, weight: float = 1.0) -> None:
         """A request came for this deployment (``weight``: its share, when it may go to any of
         several)."""
-        self._roll()
         now = self._clock()
+        if now - self._started >= self._window:  # as _roll would see it, without a second call
+            self._roll()
         self._all.add(now, weight)
         mine, every = self._mix
         if protected:
@@ -208,6 +209,8 @@ class PriorityReserve:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
+        # The lowest priority protected (the settings' own, read per request: they are frozen).
+        self.min_priority = settings.min_priority
         self._workers = max(1, workers)
         self._clock = clock
         self._demand: dict[str, ProtectedDemand] = {}
@@ -222,7 +225,7 @@ class PriorityReserve:
         return self._workers
 
     def protects(self, priority: int) -> bool:
-        return priority >= self._settings.min_priority
+        return priority >= self.min_priority
 
     def demand(self, deployment: str) -> ProtectedDemand:
         found = self._demand.get(deployment)

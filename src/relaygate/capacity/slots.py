@@ -113,6 +113,7 @@ class SlotSource:
         self._limiter = limiter
         self._local = limiter if isinstance(limiter, MemoryLimiter) else None
         self._adaptive = adaptive
+        self._adaptive_on = adaptive.enabled  # its settings are frozen
         self._releaser = releaser
         self._notify = notify
         self._poll = poll_seconds
@@ -181,7 +182,7 @@ class SlotSource:
         refusal. Below the reserve's priority, the slots it keeps are not free."""
         demand, protected = self._demand(dep, priority)
         gate = None
-        if self._adaptive.enabled:
+        if self._adaptive_on:
             gate = self._adaptive.get(dep.id, dep.settings.max_concurrency)
             if not gate.try_acquire():
                 hint = gate.long_latency or self._poll
@@ -209,18 +210,22 @@ class SlotSource:
         """Whether ``take`` would find a slot now on some deployment of ``pool`` for a request
         of ``priority`` reserving no tokens, taking nothing. Only the in-process limiter can say
         so for free: with a shared one, assume room."""
-        if self._local is None:
+        local = self._local
+        if local is None:
             return True
+        reserve = self._reserve
+        protected = reserve is None or priority >= reserve.min_priority  # reserve.protects
         for deps in pool.models:
             for dep in deps:
-                if self._room_on(dep, priority):
+                if self._room_on(dep, protected, local):
                     return True
         return False
 
-    def _room_on(self, dep: Deployment, priority: int) -> bool:
-        demand, protected = self._demand(dep, priority)
+    def _room_on(self, dep: Deployment, protected: bool, local: MemoryLimiter) -> bool:
+        # As in ``take``: the deployment's demand is looked up (made on first use) either way.
+        demand = self._reserve.demand(dep.id) if self._reserve is not None else None
         gate = None
-        if self._adaptive.enabled:
+        if self._adaptive_on:
             gate = self._adaptive.get(dep.id, dep.settings.max_concurrency)
             if gate.full:
                 return False
@@ -230,7 +235,7 @@ class SlotSource:
             asks = self._asks(dep, 0, demand, protected)
         else:
             asks = self._no_tokens(dep)
-        return self._local is None or self._local.would_refuse(asks) is None
+        return local.would_refuse(asks) is None
 
     def _no_tokens(self, dep: Deployment) -> list[BucketAsk]:
         known = self._no_token_asks.get(dep.id)
@@ -266,12 +271,14 @@ class SlotSource:
         """A request of ``priority`` came for ``pool``: it counts towards the arrival rates
         that size the reserve of each deployment of the first model (a share each, as it takes
         one of them)."""
-        if self._reserve is None or not pool.models:
+        reserve = self._reserve
+        if reserve is None or not pool.models:
             return
-        protected = self._reserve.protects(priority)
+        protected = priority >= reserve.min_priority  # reserve.protects(priority)
         deps = pool.models[0]
+        weight = 1.0 / len(deps)
         for dep in deps:
-            self._reserve.demand(dep.id).arrive(protected, 1.0 / len(deps))
+            reserve.demand(dep.id).arrive(protected, weight)
 
     def _typical_hold(self, deployment: str) -> float | None:
         for protected in (True, False):

@@ -50,7 +50,9 @@ class GatewayError(Exception):
         param: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
+        # What ``Exception.__init__(self, message)`` does, without the call through ``super()``
+        # (a refusal builds one of these per request).
+        self.args = (message,)
         self.message = message
         if status is not None:
             self.status = status

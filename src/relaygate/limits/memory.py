@@ -102,7 +102,8 @@ class MemoryLimiter:
         memo = self._refused.get(id(asks))
         if memo is not None and memo.asks is asks:
             if memo.version == self._version and now < memo.until:
-                return memo.at(now)
+                fixed = memo.fixed  # memo.at(now) without the call: a full deployment's refusal
+                return fixed if fixed is not None else memo.at(now)
             del self._refused[id(asks)]
         refusal = self._refusal(asks, now, [])
         if any(ask.keep_lowest > 0 for ask in asks):
