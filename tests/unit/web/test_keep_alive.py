@@ -78,9 +78,15 @@ def connect(app: Any = answer) -> tuple[HttpProtocol, RecordingTransport, ClockL
     return server, transport, loop
 
 
+async def request(server: HttpProtocol, data: bytes) -> None:
+    """Feed a request and let its task (uvicorn's start) answer it."""
+    server.data_received(data)
+    await asyncio.gather(*server.tasks)
+
+
 async def test_an_idle_connection_is_closed_after_the_timeout() -> None:
     server, transport, loop = connect()
-    server.data_received(GET)
+    await request(server, GET)
     assert len(transport.writes) == 1
     loop.advance(TIMEOUT - 0.1)
     assert not transport.closed
@@ -91,7 +97,7 @@ async def test_an_idle_connection_is_closed_after_the_timeout() -> None:
 async def test_answers_in_a_row_arm_one_timer_and_the_last_answer_starts_the_idle_time() -> None:
     server, transport, loop = connect()
     for _ in range(5):
-        server.data_received(GET)
+        await request(server, GET)
         loop.advance(1.0)
     assert len(transport.writes) == 5
     assert loop.armed() == 1
@@ -128,7 +134,7 @@ async def test_a_request_in_progress_is_not_closed_and_is_timed_from_its_answer(
 
 async def test_a_lost_connection_leaves_no_timer() -> None:
     server, _, loop = connect()
-    server.data_received(GET)
+    await request(server, GET)
     assert loop.armed() == 1
     server.connection_lost(ConnectionResetError())
     assert loop.armed() == 0
