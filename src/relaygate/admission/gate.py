@@ -409,7 +409,7 @@ class Admitter:
             and plan.pool is not None
             and protected
             and budget > 0
-            and queue.refusal_at_once(priority, budget, tried, first_served=True) is None
+            and queue.refused_after(priority, budget, tried, first_served=True) is None
         ):
             # A protected request about to wait claims the next slot freed in any process.
             claims = await hand_off.claim(plan.pool.models, priority)

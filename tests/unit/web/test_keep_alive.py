@@ -84,14 +84,19 @@ async def request(server: HttpProtocol, data: bytes) -> None:
     await asyncio.gather(*server.tasks)
 
 
-async def test_an_idle_connection_is_closed_after_the_timeout() -> None:
-    server, transport, loop = connect()
-    await request(server, GET)
-    assert len(transport.writes) == 1
+def closes_after_the_timeout(loop: ClockLoop, transport: RecordingTransport) -> None:
+    """The connection is open just before the keep-alive timeout and closed at it."""
     loop.advance(TIMEOUT - 0.1)
     assert not transport.closed
     loop.advance(0.1)
     assert transport.closed
+
+
+async def test_an_idle_connection_is_closed_after_the_timeout() -> None:
+    server, transport, loop = connect()
+    await request(server, GET)
+    assert len(transport.writes) == 1
+    closes_after_the_timeout(loop, transport)
 
 
 async def test_answers_in_a_row_arm_one_timer_and_the_last_answer_starts_the_idle_time() -> None:
@@ -126,10 +131,7 @@ async def test_a_request_in_progress_is_not_closed_and_is_timed_from_its_answer(
     go_on.set()
     await asyncio.gather(*server.tasks)
     assert len(transport.writes) == 2
-    loop.advance(TIMEOUT - 0.1)
-    assert not transport.closed
-    loop.advance(0.1)
-    assert transport.closed
+    closes_after_the_timeout(loop, transport)
 
 
 async def test_a_lost_connection_leaves_no_timer() -> None:
